@@ -1,0 +1,60 @@
+package dev.recur.backend;
+
+import dev.recur.backend.reference.ReferenceBackend;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Finds and opens backends. Automatic selection takes the first available in the order
+ * cuda → opencl → cpu → reference, without printing or throwing for the ones it passes over.
+ */
+public final class Backends {
+    private Backends() {}
+
+    /** Every known backend, in preference order. */
+    public static List<BackendProvider> providers() {
+        List<BackendProvider> list = new ArrayList<>();
+        list.add(ReferenceBackend.PROVIDER);
+        return list;
+    }
+
+    public static BackendProvider provider(String name) {
+        String n = name.toLowerCase(Locale.ROOT);
+        List<String> names = new ArrayList<>();
+        for (BackendProvider p : providers()) {
+            if (p.name().equals(n)) return p;
+            names.add(p.name());
+        }
+        throw new IllegalArgumentException("backend: expected one of " + names + ", got '" + name + "'");
+    }
+
+    /** Opens the named backend, or throws {@link BackendUnavailableException} naming why it is unavailable. */
+    public static Backend open(String name) {
+        BackendProvider p = provider(name);
+        BackendProvider.Availability a = p.probe();
+        if (!a.available()) throw new BackendUnavailableException("backend " + p.name() + " is unavailable: " + a.detail());
+        return p.open();
+    }
+
+    /** The name of the backend {@link #openBest()} would open. */
+    public static String bestName() {
+        for (BackendProvider p : providers()) if (p.probe().available()) return p.name();
+        return "reference";
+    }
+
+    /** Opens the first available backend in preference order; falls through on failure to open. */
+    public static Backend openBest() {
+        for (BackendProvider p : providers()) {
+            if (!p.probe().available()) continue;
+            try {
+                return p.open();
+            } catch (RuntimeException e) {
+                // A backend that probed fine but failed to open (a lost device) is passed over,
+                // since the caller asked for automatic selection.
+            }
+        }
+        return ReferenceBackend.PROVIDER.open();
+    }
+}

@@ -1,0 +1,215 @@
+package dev.recur.nn;
+
+import dev.recur.backend.Backend;
+import dev.recur.tensor.Shapes;
+import dev.recur.tensor.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * A recurrent network (stacked, optionally bidirectional) bound to a backend: the entry point of the
+ * model API. Every argument is checked here, before anything runs, with a message naming the argument,
+ * the expected and the actual value; the engine underneath sees only valid, time-major tensors.
+ *
+ * <pre>{@code
+ * RnnConfig cfg = RnnConfig.builder(CellType.LSTM, 32, 64).layers(2).bidirectional(true).build();
+ * try (Backend be = Backends.openBest(); Rnn rnn = Rnn.create(cfg, be, RnnWeights.init(cfg, 42))) {
+ *     try (RnnOutput out = rnn.forwardTraining(RnnInput.of(x), 7)) {
+ *         RnnGradients g = rnn.backward(out, dy, null, null);
+ *     }
+ * }
+ * }</pre>
+ *
+ * <p>Not thread-safe: one thread at a time per {@code Rnn}; an engine keeps per-call workspaces.
+ */
+public final class Rnn implements AutoCloseable {
+    private final RnnConfig config;
+    private final Backend backend;
+    private final RnnEngine engine;
+    private RnnWeights weights;
+    private boolean checkFinite;
+    private boolean closed;
+
+    private Rnn(RnnConfig config, Backend backend, RnnEngine engine, RnnWeights weights) {
+        this.config = config;
+        this.backend = backend;
+        this.engine = engine;
+        this.weights = weights;
+    }
+
+    /** Binds a network to a backend and loads its weights (which must match {@code config}). */
+    public static Rnn create(RnnConfig config, Backend backend, RnnWeights weights) {
+        if (config == null) throw new IllegalArgumentException("config: must not be null");
+        if (backend == null) throw new IllegalArgumentException("backend: must not be null");
+        checkWeights(config, weights);
+        RnnEngine engine = backend.createRnnEngine(config);
+        try {
+            engine.setWeights(weights);
+        } catch (RuntimeException | Error e) {
+            engine.close();
+            throw e;
+        }
+        return new Rnn(config, backend, engine, weights);
+    }
+
+    private static void checkWeights(RnnConfig config, RnnWeights weights) {
+        if (weights == null) throw new IllegalArgumentException("weights: must not be null");
+        if (!weights.config().equals(config)) {
+            // Same names and shapes are what matter; re-validate against this configuration.
+            RnnWeights.of(config, weights.asMap());
+        }
+    }
+
+    public RnnConfig config() {
+        return config;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public RnnWeights weights() {
+        return weights;
+    }
+
+    /** Replaces the weights (e.g. after an optimizer step). */
+    public void setWeights(RnnWeights w) {
+        ensureOpen();
+        checkWeights(config, w);
+        if (checkFinite) w.asMap().forEach(Shapes::requireFinite);
+        engine.setWeights(w);
+        this.weights = w;
+    }
+
+    /** When on, inputs, weights and results are checked for NaN and infinity (naming the tensor and index). */
+    public Rnn checkFinite(boolean on) {
+        this.checkFinite = on;
+        return this;
+    }
+
+    /** Inference: saves nothing, no dropout. */
+    public RnnOutput forward(RnnInput in) {
+        return run(in, false, 0L);
+    }
+
+    /** Training mode: applies dropout from {@code seed} and saves what {@link #backward} needs. */
+    public RnnOutput forwardTraining(RnnInput in, long seed) {
+        return run(in, true, seed);
+    }
+
+    private RnnOutput run(RnnInput in, boolean training, long seed) {
+        ensureOpen();
+        if (in == null) throw new IllegalArgumentException("input: must not be null");
+        Tensor x = in.x();
+        if (x == null) throw new IllegalArgumentException("x: required input is missing");
+        if (x.rank() != 3) {
+            throw new IllegalArgumentException("x: expected rank 3 " + (config.batchFirst() ? "[B, T, I]" : "[T, B, I]")
+                    + ", got shape " + Arrays.toString(x.shape()));
+        }
+        int t = config.batchFirst() ? x.dim(1) : x.dim(0);
+        int b = config.batchFirst() ? x.dim(0) : x.dim(1);
+        if (t <= 0) throw new IllegalArgumentException("x: sequence length T must be > 0, got shape " + Arrays.toString(x.shape()));
+        if (b <= 0) throw new IllegalArgumentException("x: batch B must be > 0, got shape " + Arrays.toString(x.shape()));
+        if (x.dim(2) != config.inputSize()) {
+            throw new IllegalArgumentException("x: expected input size " + config.inputSize() + " in the last dimension, got shape "
+                    + Arrays.toString(x.shape()));
+        }
+        int ld = config.numLayers() * config.directions();
+        Tensor h0 = Shapes.optional("h0", in.h0(), ld, b, config.outSize());
+        Tensor c0 = in.c0();
+        if (config.cell() == CellType.LSTM) {
+            c0 = Shapes.optional("c0", c0, ld, b, config.hiddenSize());
+        } else if (c0 != null) {
+            throw new IllegalArgumentException("c0: only LSTM has a cell state, got c0 for cell " + config.cell());
+        }
+        int[] lengths = checkLengths(in.lengths(), t, b);
+        if (checkFinite) {
+            Shapes.requireFinite("x", x);
+            Shapes.requireFinite("h0", h0);
+            Shapes.requireFinite("c0", c0);
+        }
+        Tensor xt = config.batchFirst() ? x.transpose01() : x;
+        if (h0 == null) h0 = Tensor.zeros(ld, b, config.outSize());
+        if (c0 == null && config.cell() == CellType.LSTM) c0 = Tensor.zeros(ld, b, config.hiddenSize());
+        RnnOutput out = engine.forward(xt, h0, c0, lengths, training, seed);
+        if (checkFinite) {
+            try {
+                Shapes.requireFinite("y (result)", out.y());
+                Shapes.requireFinite("h_n (result)", out.hN());
+                Shapes.requireFinite("c_n (result)", out.cN());
+            } catch (IllegalArgumentException e) {
+                out.close();
+                throw new ArithmeticException(e.getMessage());
+            }
+        }
+        if (config.batchFirst()) return new RnnOutput(out.y().transpose01(), out.hN(), out.cN(), out.trace());
+        return out;
+    }
+
+    static int[] checkLengths(int[] lengths, int t, int b) {
+        if (lengths == null) {
+            int[] all = new int[b];
+            Arrays.fill(all, t);
+            return all;
+        }
+        if (lengths.length != b) {
+            throw new IllegalArgumentException("lengths: expected " + b + " entries (batch size), got " + lengths.length);
+        }
+        for (int i = 0; i < b; i++) {
+            if (lengths[i] < 1 || lengths[i] > t) {
+                throw new IllegalArgumentException("lengths: entry " + i + " must be in [1, " + t + "], got " + lengths[i]);
+            }
+        }
+        return lengths.clone();
+    }
+
+    /**
+     * Backward through time of {@code sum(y*dy) + sum(h_n*dhN) + sum(c_n*dcN)}.
+     *
+     * @param out the result of {@link #forwardTraining} on this network
+     * @param dy  same shape as {@code out.y()}; null = zeros
+     * @param dhN {@code [L*D, B, Hout]}; null = zeros
+     * @param dcN {@code [L*D, B, H]} (LSTM); null = zeros
+     */
+    public RnnGradients backward(RnnOutput out, Tensor dy, Tensor dhN, Tensor dcN) {
+        ensureOpen();
+        if (out == null) throw new IllegalArgumentException("out: must not be null");
+        if (out.trace() == null) {
+            throw new IllegalArgumentException("out: has no saved activations; use forwardTraining, not forward, before backward");
+        }
+        Tensor y = out.y();
+        dy = Shapes.optional("dy", dy, y.shape());
+        int b = out.hN().dim(1);
+        int ld = config.numLayers() * config.directions();
+        dhN = Shapes.optional("dhN", dhN, ld, b, config.outSize());
+        if (config.cell() == CellType.LSTM) {
+            dcN = Shapes.optional("dcN", dcN, ld, b, config.hiddenSize());
+        } else if (dcN != null) {
+            throw new IllegalArgumentException("dcN: only LSTM has a cell state, got dcN for cell " + config.cell());
+        }
+        if (checkFinite) {
+            Shapes.requireFinite("dy", dy);
+            Shapes.requireFinite("dhN", dhN);
+            Shapes.requireFinite("dcN", dcN);
+        }
+        if (dy == null) dy = Tensor.zeros(y.shape());
+        if (config.batchFirst()) dy = dy.transpose01();
+        if (dhN == null) dhN = Tensor.zeros(ld, b, config.outSize());
+        if (dcN == null && config.cell() == CellType.LSTM) dcN = Tensor.zeros(ld, b, config.hiddenSize());
+        RnnGradients g = engine.backward(out.trace(), dy, dhN, dcN);
+        if (config.batchFirst()) g = new RnnGradients(g.dx().transpose01(), g.dh0(), g.dc0(), g.weights());
+        return g;
+    }
+
+    private void ensureOpen() {
+        if (closed) throw new IllegalStateException("Rnn: used after close()");
+    }
+
+    /** Releases the engine's device memory. Closing twice is harmless. */
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        engine.close();
+    }
+}
