@@ -350,6 +350,11 @@ public final class SafeTensors {
             return this;
         }
 
+        /** The names added so far, in order. */
+        public List<String> names() {
+            return List.copyOf(items.keySet());
+        }
+
         /** Adds a {@code __metadata__} entry. */
         public Writer metadata(String key, String value) {
             if (key == null || value == null) throw new IllegalArgumentException("metadata: key and value must not be null");

@@ -71,10 +71,11 @@ class ForwardCommandTest {
         args.addAll(fileArgs(pc.dir().resolve("weights.safetensors"), pc.dir().resolve("inputs.safetensors"), out));
         CliRun r = CliRun.of(args.toArray(String[]::new));
         assertEquals(0, r.code(), r.toString());
+        String best = Backends.bestName();
+        assertEquals("wrote " + out + ": y, h_n, c_n (backend " + best + ", F32)", r.out().strip(), r.toString());
 
         SafeTensors got = SafeTensors.read(out);
         assertEquals(List.of("y", "h_n", "c_n"), new ArrayList<>(got.tensors().keySet()));
-        String best = Backends.bestName();
         assertEquals(best, got.metadata().get("backend"));
         double tol = best.equals("reference") ? 1e-5 : 1e-4;
         for (String name : got.tensors().keySet()) {
