@@ -339,13 +339,12 @@ public final class OpenClBackend implements DeviceBackend {
         java.util.Arrays.fill(local, 1);
         // One fixed work-group shape: PoCL compiles a kernel once per local size, so letting the runtime pick
         // one per grid would recompile for every new shape. Kernels ignore the rounded-up work items.
-        local[0] = LOCAL_X;
-        global[0] = (global[0] + LOCAL_X - 1) / LOCAL_X * LOCAL_X;
+        long lx = device.localX;
+        local[0] = lx;
+        global[0] = (global[0] + lx - 1) / lx * lx;
         clEnqueueNDRangeKernel(queue, k, global.length, null, global, local, 0, null, null);
     }
 
-    /** Work-group width in dimension 0 for every launch (a multiple of the CPU's 8 float lanes). */
-    static final int LOCAL_X = 16;
 
     private static IllegalArgumentException badArg(String kernel, int i, String expected, Object got) {
         return new IllegalArgumentException("kernel " + kernel + ": argument " + i + " must be " + expected + ", got "
