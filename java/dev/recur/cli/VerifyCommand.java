@@ -106,7 +106,7 @@ final class VerifyCommand implements Callable<Integer> {
         for (Case c : cases) caseWidth = Math.max(caseWidth, c.name().length());
         int backendWidth = "backend".length();
         for (BackendProvider p : targets) backendWidth = Math.max(backendWidth, p.name().length());
-        String fmt = "%-" + caseWidth + "s  %-" + backendWidth + "s  %-22s  %12s  %12s  %s%n";
+        String fmt = "%-" + caseWidth + "s  %-" + backendWidth + "s  %-24s  %12s  %12s  %s%n";
         for (String s : skipped) out.println("verify: not verified: " + s);
         out.printf(fmt, "configuration", "backend", "tensor", "max abs err", "max rel err", "result");
         out.flush();
