@@ -90,7 +90,14 @@ public final class OpenClBackend implements DeviceBackend {
         try {
             this.gemm = switch (gemmName) {
                 case "hand" -> new HandGemm(device);
-                case "clblast" -> new ClBlastGemm();
+                case "clblast" -> {
+                    try {
+                        yield new ClBlastGemm();
+                    } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
+                        throw new BackendUnavailableException("opencl with recur.opencl.gemm=clblast: the CLBlast "
+                                + "native library could not be loaded (" + e.getMessage() + ")", e);
+                    }
+                }
                 default -> throw new IllegalArgumentException("recur.opencl.gemm: expected hand or clblast, got '"
                         + gemmName + "'");
             };
