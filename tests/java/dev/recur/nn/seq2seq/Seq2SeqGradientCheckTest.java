@@ -112,4 +112,32 @@ class Seq2SeqGradientCheckTest {
         check(Seq2SeqConfig.builder(V, V).embedding(3).encoder(CellType.RNN_TANH, 3, 1, false).decoder(CellType.RNN_TANH, 4, 1)
                 .attention(AttentionStyle.NONE, null).bridge(Bridge.ZERO).tokens(PAD, BOS, EOS).build(), 1.0);
     }
+
+    /**
+     * Luong with teacher forcing runs the decoder over all steps in one call; with a teacher-forcing probability
+     * just below 1 (every coin still picks the true token here) it runs the per-step loop. Same loss and gradients.
+     */
+    @Test
+    void luongOneCallAndPerStepLoopAgree() {
+        Seq2SeqConfig cfg = Seq2SeqConfig.builder(V, V).embedding(3).encoder(CellType.LSTM, 3, 2, true).decoder(CellType.LSTM, 4, 2)
+                .attention(AttentionStyle.LUONG, AttentionScore.GENERAL).tokens(PAD, BOS, EOS).build();
+        try (Backend be = new ReferenceBackend(); Seq2Seq m = Seq2Seq.create(cfg, be, 11)) {
+            Parameters p = m.parameters();
+            p.zeroGrad();
+            double one = m.forwardBackward(batch(), 1.0, 3).loss();
+            java.util.Map<String, Tensor> g1 = new java.util.LinkedHashMap<>();
+            p.grads().forEach((k, v) -> g1.put(k, v.copy()));
+            p.zeroGrad();
+            double loop = m.forwardBackward(batch(), 1 - 1e-12, 3).loss();
+            if (Math.abs(one - loop) > 1e-13) throw new AssertionError("loss: one call " + one + ", per-step loop " + loop);
+            for (String n : p.names()) {
+                double[] a = g1.get(n).data(), b = p.grad(n).data();
+                for (int i = 0; i < a.length; i++) {
+                    if (Math.abs(a[i] - b[i]) > 1e-13) {
+                        throw new AssertionError("gradient of " + n + " at flat index " + i + ": one call " + a[i] + ", per-step loop " + b[i]);
+                    }
+                }
+            }
+        }
+    }
 }
