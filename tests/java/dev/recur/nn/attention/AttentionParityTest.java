@@ -5,6 +5,7 @@ import dev.recur.backend.BackendProvider;
 import dev.recur.backend.Backends;
 import dev.recur.io.SafeTensors;
 import dev.recur.tensor.Tensor;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -37,6 +38,14 @@ import static org.junit.jupiter.api.Assertions.fail;
 class AttentionParityTest {
     static final double REFERENCE_TOLERANCE = 1e-9;
     static final double FLOAT32_TOLERANCE = 1e-4;
+    /** One backend per name for the class: opening OpenCL creates a queue and kernel objects each time. */
+    private static final Map<String, Backend> OPEN = new java.util.HashMap<>();
+
+    @AfterAll
+    static void closeBackends() {
+        OPEN.values().forEach(Backend::close);
+        OPEN.clear();
+    }
 
     static List<String> caseNames() {
         try (InputStream in = AttentionParityTest.class.getClassLoader().getResourceAsStream("fixtures/attention/cases.txt")) {
@@ -94,7 +103,8 @@ class AttentionParityTest {
         AttentionWeights w = AttentionWeights.of(cfg, SafeTensors.load(dir.resolve("weights.safetensors")));
         Tensor dec = in.tensor("dec"), enc = in.tensor("enc"), mask = in.tensor("mask"), dctx = in.tensor("dcontext");
         String what = backendName + " " + caseName;
-        try (Backend be = p.open(); Attention att = Attention.create(cfg, be, w)) {
+        Backend be = OPEN.computeIfAbsent(backendName, n -> p.open());
+        try (Attention att = Attention.create(cfg, be, w)) {
             AttentionOutput o = att.forward(dec, enc, mask);
             AttentionGradients g = att.backward(dec, enc, mask, dctx);
             assertClose(what, "scores", expected.tensor("scores"), o.scores(), tol);
