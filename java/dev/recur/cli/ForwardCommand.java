@@ -145,11 +145,10 @@ final class ForwardCommand implements Callable<Integer> {
                 .metadata("bidirectional", String.valueOf(bidirectional))
                 .metadata("proj_size", String.valueOf(projSize));
         result.save(out);
-        if (verbose.verbose) {
-            PrintWriter err = spec.commandLine().getErr();
-            err.println("recur forward: wrote " + out + " (backend " + backendName + ")");
-            err.flush();
-        }
+        PrintWriter stdout = spec.commandLine().getOut();
+        stdout.println("wrote " + out + ": " + String.join(", ", result.names()) + " (backend " + backendName + ", "
+                + dtype + ")");
+        stdout.flush();
         return 0;
     }
 

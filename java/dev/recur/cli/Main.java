@@ -9,8 +9,10 @@ import picocli.CommandLine.ParseResult;
 import picocli.CommandLine.Spec;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.util.Properties;
 import java.util.concurrent.Callable;
 
 /**
@@ -113,11 +115,21 @@ public final class Main implements Callable<Integer> {
         boolean verbose;
     }
 
-    /** The version from the jar manifest, or "development" when run from classes. */
+    /** The project version recorded in the jar, or "development build" when run from classes. */
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
-            String v = Main.class.getPackage().getImplementationVersion();
+            String v = null;
+            // Maven's jar plugin stores the project version here; run from classes/ there is none.
+            try (InputStream in = Main.class.getResourceAsStream("/META-INF/maven/dev.recur/recur/pom.properties")) {
+                if (in != null) {
+                    Properties p = new Properties();
+                    p.load(in);
+                    v = p.getProperty("version");
+                }
+            } catch (IOException e) {
+                v = null;
+            }
             return new String[] {"recur " + (v != null ? v : "(development build)") + ", Java " + Runtime.version()};
         }
     }

@@ -10,10 +10,12 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -56,6 +58,7 @@ public final class SafeTensors {
 
     private static final String METADATA_KEY = "__metadata__";
     private static final int CHUNK_BYTES = 1 << 20;
+    private static final SecureRandom TEMP_NAMES = new SecureRandom();
 
     private final Path file;
     private final Map<String, Tensor> tensors;
@@ -350,6 +353,11 @@ public final class SafeTensors {
             return this;
         }
 
+        /** The names added so far, in order. */
+        public List<String> names() {
+            return List.copyOf(items.keySet());
+        }
+
         /** Adds a {@code __metadata__} entry. */
         public Writer metadata(String key, String value) {
             if (key == null || value == null) throw new IllegalArgumentException("metadata: key and value must not be null");
@@ -365,10 +373,21 @@ public final class SafeTensors {
             byte[] header = header();
             Path target = file.toAbsolutePath();
             Path dir = target.getParent();
-            Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+            Path tmp = null;
+            FileChannel opened = null;
+            // Not Files.createTempFile: it makes the file owner-only (0600), and the rename would carry that over
+            // to the checkpoint; a plain create gets the permissions any new file in the folder gets.
+            for (int attempt = 0; opened == null; attempt++) {
+                tmp = dir.resolve("." + target.getFileName() + "." + Long.toHexString(TEMP_NAMES.nextLong()) + ".tmp");
+                try {
+                    opened = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+                } catch (FileAlreadyExistsException e) {
+                    if (attempt == 10) throw e;
+                }
+            }
             boolean moved = false;
             try {
-                try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                try (FileChannel ch = opened) {
                     ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
                     writeFully(ch, len);
                     writeFully(ch, ByteBuffer.wrap(header));
@@ -381,8 +400,18 @@ public final class SafeTensors {
                 }
                 Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 moved = true;
+                syncFolder(dir);
             } finally {
                 if (!moved) Files.deleteIfExists(tmp);
+            }
+        }
+
+        /** Makes the rename itself durable where the platform allows syncing a folder (Linux does); best effort. */
+        private static void syncFolder(Path dir) {
+            try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+                d.force(true);
+            } catch (IOException | UnsupportedOperationException e) {
+                // The new file is complete either way; only the rename's durability across a crash is at stake.
             }
         }
 

@@ -47,6 +47,11 @@ class DevicesCommandTest {
         assertEquals(1, none.errLines().length, none.toString());
         assertTrue(none.err().contains("missing command"), none.toString());
 
+        CliRun version = CliRun.of("--version");
+        assertEquals(0, version.code(), version.toString());
+        assertTrue(version.out().startsWith("recur ") && version.out().contains("Java " + Runtime.version().feature()),
+                version.toString());
+
         CliRun unknown = CliRun.of("frobnicate");
         assertEquals(2, unknown.code(), unknown.toString());
         assertEquals(1, unknown.errLines().length, unknown.toString());

@@ -1,8 +1,15 @@
 package dev.recur.cli;
 
+import dev.recur.backend.Backend;
 import dev.recur.backend.Backends;
 import dev.recur.io.DType;
 import dev.recur.io.SafeTensors;
+import dev.recur.nn.GruReset;
+import dev.recur.nn.Rnn;
+import dev.recur.nn.RnnConfig;
+import dev.recur.nn.RnnGradients;
+import dev.recur.nn.RnnOutput;
+import dev.recur.nn.RnnWeights;
 import dev.recur.parity.ParityCase;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Test;
@@ -71,10 +78,11 @@ class ForwardCommandTest {
         args.addAll(fileArgs(pc.dir().resolve("weights.safetensors"), pc.dir().resolve("inputs.safetensors"), out));
         CliRun r = CliRun.of(args.toArray(String[]::new));
         assertEquals(0, r.code(), r.toString());
+        String best = Backends.bestName();
+        assertEquals("wrote " + out + ": y, h_n, c_n (backend " + best + ", F32)", r.out().strip(), r.toString());
 
         SafeTensors got = SafeTensors.read(out);
         assertEquals(List.of("y", "h_n", "c_n"), new ArrayList<>(got.tensors().keySet()));
-        String best = Backends.bestName();
         assertEquals(best, got.metadata().get("backend"));
         double tol = best.equals("reference") ? 1e-5 : 1e-4;
         for (String name : got.tensors().keySet()) {
@@ -82,6 +90,33 @@ class ForwardCommandTest {
             String failure = ParityCase.compare(name, pc.expected().tensor(name), got.tensor(name), tol);
             assertEquals(null, failure, name);
         }
+    }
+
+    @Test
+    void gruResetBeforeIsPassedThrough() throws IOException {
+        // PyTorch has only reset-after; the CLI must run the other convention, as the in-process API does.
+        ParityCase pc = ParityCase.load("gru_odd");
+        Path out = dir.resolve("before.safetensors");
+        List<String> args = new ArrayList<>(configArgs(pc));
+        args.addAll(fileArgs(pc.dir().resolve("weights.safetensors"), pc.dir().resolve("inputs.safetensors"), out));
+        args.addAll(List.of("--gru-reset", "before", "--backward", "--backend", "reference", "--dtype", "f64"));
+        CliRun r = CliRun.of(args.toArray(String[]::new));
+        assertEquals(0, r.code(), r.toString());
+        SafeTensors got = SafeTensors.read(out);
+
+        RnnConfig before = pc.config().toBuilder().gruReset(GruReset.BEFORE).build();
+        try (Backend be = Backends.open("reference");
+             Rnn rnn = Rnn.create(before, be, RnnWeights.of(before, pc.weights().asMap()));
+             RnnOutput o = rnn.forwardTraining(pc.rnnInput(), 0L)) {
+            RnnGradients g = rnn.backward(o, pc.input("dy"), pc.input("dhn"), null);
+            assertEquals(null, ParityCase.compare("y", o.y(), got.tensor("y"), 0));
+            assertEquals(null, ParityCase.compare("h_n", o.hN(), got.tensor("h_n"), 0));
+            assertEquals(null, ParityCase.compare("dx", g.dx(), got.tensor("dx"), 0));
+            assertEquals(null, ParityCase.compare("dweight_hh_l0", g.weight("weight_hh_l0"), got.tensor("dweight_hh_l0"), 0));
+        }
+        // And it is not PyTorch's convention.
+        assertTrue(ParityCase.compare("y", pc.expected().tensor("y"), got.tensor("y"), 1e-3) != null,
+                "reset-before should differ from PyTorch's reset-after");
     }
 
     // ---------------------------------------------------------------- bad input: exit 2, one line naming it

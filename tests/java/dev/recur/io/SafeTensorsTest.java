@@ -1,6 +1,7 @@
 package dev.recur.io;
 
 import dev.recur.tensor.Tensor;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -392,6 +393,15 @@ class SafeTensorsTest {
         SafeTensors.writer().put("w", Tensor.full(3.0, 2)).save(file);
         assertEquals(3.0, SafeTensors.load(file).get("w").data()[1]);
         assertOnlyFile(file);
+    }
+
+    @Test
+    void savedFileGetsTheFolderDefaultPermissionsNotTempFilePermissions() throws IOException {
+        Assumptions.assumeTrue(dir.getFileSystem().supportedFileAttributeViews().contains("posix"), "POSIX permissions");
+        Path plain = Files.createFile(dir.resolve("plain.bin"));
+        Path saved = dir.resolve("saved.safetensors");
+        SafeTensors.save(saved, Map.of("a", Tensor.zeros(2)));
+        assertEquals(Files.getPosixFilePermissions(plain), Files.getPosixFilePermissions(saved));
     }
 
     @Test
