@@ -15,7 +15,8 @@ import java.util.Map;
  */
 public record AttentionGradients(Tensor dscores, Tensor ddec, Tensor denc, Map<String, Tensor> dweights) {
     public AttentionGradients {
-        dweights = Map.copyOf(dweights);
+        // Kept in the parameters' order (W1, W2, v), unmodifiable.
+        dweights = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(dweights));
     }
 
     /** The gradient of the named parameter; throws naming the valid names for an unknown one. */

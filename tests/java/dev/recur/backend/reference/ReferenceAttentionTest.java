@@ -178,7 +178,6 @@ class ReferenceAttentionTest {
                 }
             for (int u = 0; u < 2; u++)
                 for (int h = 0; h < 3; h++) assertEquals(0.0, o.context().get(u, 2, h), 0.0, "context of a fully masked row");
-            // Scaled equals dot / sqrt(He); general with W_a = I equals dot.
         }
     }
 
