@@ -24,6 +24,10 @@ import dev.recur.nn.layers.RecurrentLayer;
 import dev.recur.nn.layers.SoftmaxCrossEntropy;
 import dev.recur.tensor.Tensor;
 
+import dev.recur.io.DType;
+
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -166,6 +170,19 @@ public final class Seq2Seq implements AutoCloseable {
     /** The same loss as {@link #forwardBackward} without the backward pass (nothing accumulated). */
     public Loss loss(Seq2SeqBatch batch, double teacherForcing, long seed) {
         return run(batch, teacherForcing, seed, false);
+    }
+
+    /**
+     * Writes every parameter to a safetensors checkpoint ({@link DType#F64}: reloads bit-exactly), with the
+     * configuration as metadata {@code "config"} for people reading the file.
+     */
+    public void save(Path file) throws IOException {
+        params.save(file, DType.F64, Map.of("format", "recur-seq2seq", "config", config.toString()));
+    }
+
+    /** Loads a checkpoint of a model of the same configuration (names and shapes checked before anything changes). */
+    public void load(Path file) throws IOException {
+        params.load(file);
     }
 
     // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ import dev.recur.nn.decode.Sampler;
 import dev.recur.nn.layers.Parameters;
 import dev.recur.nn.train.Adam;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -127,6 +130,30 @@ class Seq2SeqDecodingTest {
             Seq2SeqBatch b = Seq2SeqBatch.of(List.of(new int[] {3}), List.of(new int[] {4}), PAD, EOS);
             e = assertThrows(IllegalArgumentException.class, () -> m.forwardBackward(b, 1.5, 0));
             assertTrue(e.getMessage().startsWith("teacherForcing: expected a probability in [0, 1], got 1.5"), e.getMessage());
+        }
+    }
+
+    @Test
+    void checkpointRoundTripRestoresTheSameDecoding(@TempDir Path dir) throws Exception {
+        try (Backend be = new ReferenceBackend(); Seq2Seq m = model(be, AttentionStyle.BAHDANAU)) {
+            Decoded before = m.beamSearch(SOURCES, new BeamSearch(3, 0.6, 8));
+            Path f = dir.resolve("s2s.safetensors");
+            m.save(f);
+            try (Seq2Seq fresh = Seq2Seq.create(config(AttentionStyle.BAHDANAU), be, 999)) {
+                fresh.load(f);
+                for (String n : m.parameters().names()) {
+                    assertArrayEquals(m.parameters().value(n).data(), fresh.parameters().value(n).data(), 0.0, "parameter " + n + " after load");
+                }
+                Decoded after = fresh.beamSearch(SOURCES, new BeamSearch(3, 0.6, 8));
+                for (int i = 0; i < SOURCES.size(); i++) {
+                    assertArrayEquals(before.tokens().get(i), after.tokens().get(i), "item " + i + " tokens after reload");
+                    assertEquals(before.score()[i], after.score()[i], 0.0, "item " + i + " score after reload");
+                }
+            }
+            try (Seq2Seq other = Seq2Seq.create(config(AttentionStyle.LUONG), be, 1)) {
+                var e = assertThrows(IllegalArgumentException.class, () -> other.load(f));
+                assertTrue(e.getMessage().startsWith("source:"), e.getMessage());
+            }
         }
     }
 }
