@@ -353,6 +353,8 @@ public final class Seq2Seq implements AutoCloseable {
         if (!(teacherForcing >= 0 && teacherForcing <= 1)) {
             throw new IllegalArgumentException("teacherForcing: expected a probability in [0, 1], got " + teacherForcing);
         }
+        checkIds("batch.source", batch.source(), config.sourceVocab());
+        checkIds("batch.target", batch.target(), config.targetVocab());
         syncAttention();
         int t = batch.sourceSteps(), b = batch.batch(), u = batch.targetSteps(), v = config.targetVocab();
         Tensor xs = sourceEmbedding.forward(batch.source(), t, b);
@@ -417,6 +419,12 @@ public final class Seq2Seq implements AutoCloseable {
         }
     }
 
+    private static void checkIds(String name, int[] ids, int vocab) {
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= vocab) throw new IllegalArgumentException(name + ": entry " + i + " must be in [0, " + vocab + "), got " + ids[i]);
+        }
+    }
+
     // ---------------------------------------------------------------------------------------------
     // Inference
 
@@ -427,7 +435,9 @@ public final class Seq2Seq implements AutoCloseable {
      */
     public StepModel stepModel(List<int[]> sources) {
         syncAttention();
+        if (sources == null) throw new IllegalArgumentException("sources: must not be null");
         Seq2SeqBatch batch = Seq2SeqBatch.of(sources, sources.stream().map(s -> new int[0]).toList(), config.padId(), config.eosId());
+        checkIds("sources", batch.source(), config.sourceVocab());
         int t = batch.sourceSteps(), b = batch.batch();
         Tensor xs = sourceEmbedding.forward(batch.source(), t, b);
         try (RnnOutput enc = encoder.forward(new RnnInput(xs, null, null, batch.sourceLengths()))) {

@@ -14,7 +14,11 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 
+import dev.recur.tensor.Tensor;
+
 import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.Map;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -34,12 +38,19 @@ class Seq2SeqDecodingTest {
                 .tokens(PAD, BOS, EOS).build();
     }
 
+    private static final Map<AttentionStyle, Map<String, Tensor>> TRAINED = new EnumMap<>(AttentionStyle.class);
+
     /**
      * A model trained briefly (60 steps) to reverse strings: good enough that its outputs vary in content and
      * length, poor enough that greedy and beam search differ.
      */
     static Seq2Seq model(Backend be, AttentionStyle style) {
         Seq2Seq m = Seq2Seq.create(config(style), be, 21);
+        Map<String, Tensor> trained = TRAINED.get(style);
+        if (trained != null) {
+            m.parameters().copyFrom(trained);
+            return m;
+        }
         Parameters p = m.parameters();
         Adam adam = new Adam(0.02);
         SplittableRandom rnd = new SplittableRandom(4);
@@ -56,6 +67,7 @@ class Seq2SeqDecodingTest {
             m.forwardBackward(Seq2SeqBatch.of(src, tgt, PAD, EOS), 1.0, step);
             adam.step(p);
         }
+        TRAINED.put(style, p.snapshot());
         return m;
     }
 
@@ -130,6 +142,11 @@ class Seq2SeqDecodingTest {
             Seq2SeqBatch b = Seq2SeqBatch.of(List.of(new int[] {3}), List.of(new int[] {4}), PAD, EOS);
             e = assertThrows(IllegalArgumentException.class, () -> m.forwardBackward(b, 1.5, 0));
             assertTrue(e.getMessage().startsWith("teacherForcing: expected a probability in [0, 1], got 1.5"), e.getMessage());
+            Seq2SeqBatch bad = Seq2SeqBatch.of(List.of(new int[] {3, V}), List.of(new int[] {4}), PAD, EOS);
+            e = assertThrows(IllegalArgumentException.class, () -> m.forwardBackward(bad, 1.0, 0));
+            assertTrue(e.getMessage().startsWith("batch.source: entry 1 must be in [0, 9), got 9"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> m.greedy(List.of(new int[] {-1}), 5));
+            assertTrue(e.getMessage().startsWith("sources: entry 0 must be in [0, 9), got -1"), e.getMessage());
         }
     }
 
