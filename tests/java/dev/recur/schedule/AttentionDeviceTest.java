@@ -94,6 +94,8 @@ class AttentionDeviceTest {
             list.add(new Case(c, 1, 1, 1, null));
         }
         list.add(new Case(AttentionConfig.additive(33, 40, 37), 19, 3, 31, new int[] {31, 17, 2}));
+        // Whole chunks of 8 along t (forward) and a (backward), no tails.
+        list.add(new Case(AttentionConfig.additive(8, 6, 16), 4, 2, 16, new int[] {16, 8}));
         list.add(new Case(AttentionConfig.dot(64), 20, 8, 50, new int[] {50, 49, 1, 25, 50, 7, 33, 0}));
         return list;
     }
