@@ -118,6 +118,8 @@ public final class AttentionSchedule implements AttentionEngine {
         need("scores", scores, DeviceBuffer.Type.F32, (long) u * b * t);
         need("weights", weights, DeviceBuffer.Type.F32, (long) u * b * t);
         need("context", context, DeviceBuffer.Type.F32, (long) u * b * he);
+        distinctOutputs(new String[] {"scores", "weights", "context"}, new DeviceBuffer[] {scores, weights, context},
+                dec, enc, mask);
         switch (cfg.score()) {
             case DOT, SCALED -> dotScores(u, b, t, alpha(), dec, enc, scores);
             case GENERAL -> {
@@ -159,6 +161,8 @@ public final class AttentionSchedule implements AttentionEngine {
         need("dscores", dscores, DeviceBuffer.Type.F32, (long) u * b * t);
         need("ddec", ddec, DeviceBuffer.Type.F32, (long) u * b * hd);
         need("denc", denc, DeviceBuffer.Type.F32, (long) t * b * he);
+        distinctOutputs(new String[] {"dscores", "ddec", "denc"}, new DeviceBuffer[] {dscores, ddec, denc},
+                dec, enc, mask, weights, dcontext);
 
         DeviceBuffer dw = ws.f32("dw", (long) u * b * t);
         dotScores(u, b, t, 1f, dcontext, enc, dw);
@@ -232,6 +236,20 @@ public final class AttentionSchedule implements AttentionEngine {
         if (rows * widest > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("U, B, T: a tensor of " + rows * widest + " elements exceeds the kernels' "
                     + "int32 indexing (" + Integer.MAX_VALUE + "); got U=" + u + ", B=" + b + ", T=" + t);
+        }
+    }
+
+    /** Each output is its own buffer: an output sharing a buffer with an input or another output would be overwritten while read. */
+    private static void distinctOutputs(String[] names, DeviceBuffer[] outputs, DeviceBuffer... inputs) {
+        for (int i = 0; i < outputs.length; i++) {
+            for (int j = 0; j < i; j++) {
+                if (outputs[i] == outputs[j]) {
+                    throw new IllegalArgumentException(names[i] + ": expected a buffer of its own, got the same buffer as " + names[j]);
+                }
+            }
+            for (DeviceBuffer in : inputs) {
+                if (outputs[i] == in) throw new IllegalArgumentException(names[i] + ": expected a buffer of its own, got an input buffer");
+            }
         }
     }
 

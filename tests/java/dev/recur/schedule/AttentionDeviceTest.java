@@ -171,6 +171,11 @@ class AttentionDeviceTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> s.forward(2, 3, 4, small, small, small, small, small, small));
             assertTrue(e.getMessage().startsWith("dec: expected at least 36 elements, got a buffer of 3"), e.getMessage());
+            try (DeviceBuffer d = be.allocate(DeviceBuffer.Type.F32, 36); DeviceBuffer en = be.allocate(DeviceBuffer.Type.F32, 60);
+                 DeviceBuffer m = be.allocate(DeviceBuffer.Type.I32, 12); DeviceBuffer sc = be.allocate(DeviceBuffer.Type.F32, 60)) {
+                e = assertThrows(IllegalArgumentException.class, () -> s.forward(2, 3, 4, d, en, m, sc, sc, en));
+                assertEquals("weights: expected a buffer of its own, got the same buffer as scores", e.getMessage());
+            }
         }
         assertEquals(start, be.memoryInUse(), backendName + ": device memory after a rejected call");
     }
