@@ -26,7 +26,12 @@ public final class SequenceClassifier implements AutoCloseable {
         this.pooling = pooling;
         this.rnn = new RecurrentLayer(params, prefix + ".rnn", config, backend, seed);
         this.width = pooling == Pooling.LAST ? config.directions() * config.outSize() : config.outputWidth();
-        this.out = new Linear(params, prefix + ".out", width, classes, true, seed + 1);
+        try {
+            this.out = new Linear(params, prefix + ".out", width, classes, true, seed + 1);
+        } catch (RuntimeException | Error e) {
+            rnn.close();
+            throw e;
+        }
     }
 
     /** A forward pass kept for {@link #backward}; close it to release the saved activations. */

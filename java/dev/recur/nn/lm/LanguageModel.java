@@ -2,6 +2,7 @@ package dev.recur.nn.lm;
 
 import dev.recur.backend.Backend;
 import dev.recur.io.DType;
+import dev.recur.io.SafeTensors;
 import dev.recur.nn.CellType;
 import dev.recur.nn.RnnConfig;
 import dev.recur.nn.RnnGradients;
@@ -9,6 +10,7 @@ import dev.recur.nn.RnnInput;
 import dev.recur.nn.RnnOutput;
 import dev.recur.nn.decode.DecoderState;
 import dev.recur.nn.decode.StepModel;
+import dev.recur.nn.layers.ConfigMetadata;
 import dev.recur.nn.layers.Embedding;
 import dev.recur.nn.layers.Linear;
 import dev.recur.nn.layers.Parameters;
@@ -18,6 +20,7 @@ import dev.recur.tensor.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -245,9 +248,51 @@ public final class LanguageModel implements AutoCloseable {
 
     /** Writes the parameters (F64, bit-exact on reload) with the configuration as metadata. */
     public void save(Path file) throws IOException {
-        params.save(file, DType.F64, Map.of("format", "recur-language-model", "vocab", Integer.toString(vocab),
-                "padId", Integer.toString(padId), "rnn", rnnConfig.toString()));
+        save(file, Map.of());
     }
+
+    /**
+     * As {@link #save(Path)} with extra metadata entries (e.g. the vocabulary of the caller's tokenizer); keys
+     * starting with {@code lm.} or {@code rnn.} are reserved.
+     */
+    public void save(Path file, Map<String, String> extra) throws IOException {
+        if (extra == null) throw new IllegalArgumentException("extra: must not be null");
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("format", FORMAT);
+        m.put("lm.vocab", Integer.toString(vocab));
+        m.put("lm.embeddingSize", Integer.toString(embedding.dim()));
+        m.put("lm.padId", Integer.toString(padId));
+        m.putAll(ConfigMetadata.encode("rnn", rnnConfig));
+        for (Map.Entry<String, String> e : extra.entrySet()) {
+            if (m.containsKey(e.getKey()) || e.getKey().startsWith("lm.") || e.getKey().startsWith("rnn.")) {
+                throw new IllegalArgumentException("extra: key '" + e.getKey() + "' is reserved");
+            }
+            m.put(e.getKey(), e.getValue());
+        }
+        params.save(file, DType.F64, m);
+    }
+
+    /** Rebuilds a model from a checkpoint written by {@link #save} (configuration from its metadata) on {@code backend}. */
+    public static LanguageModel open(Path file, Backend backend) throws IOException {
+        if (file == null) throw new IllegalArgumentException("file: must not be null");
+        SafeTensors st = SafeTensors.read(file);
+        Map<String, String> m = st.metadata();
+        if (!FORMAT.equals(m.get("format"))) {
+            throw new IllegalArgumentException(file + ": expected a checkpoint with metadata format '" + FORMAT + "', got '" + m.get("format") + "'");
+        }
+        LanguageModel lm = create(ConfigMetadata.integer(m, "lm.vocab"), ConfigMetadata.integer(m, "lm.embeddingSize"),
+                ConfigMetadata.decode("rnn", m), ConfigMetadata.integer(m, "lm.padId"), backend, 0);
+        try {
+            lm.params.copyFrom(st.tensors());
+        } catch (RuntimeException e) {
+            lm.close();
+            throw e;
+        }
+        return lm;
+    }
+
+    /** The metadata format tag of language-model checkpoints. */
+    public static final String FORMAT = "recur-language-model";
 
     /** Loads a checkpoint of a model of the same shape. */
     public void load(Path file) throws IOException {

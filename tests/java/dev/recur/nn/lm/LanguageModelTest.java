@@ -2,6 +2,7 @@ package dev.recur.nn.lm;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.reference.ReferenceBackend;
+import dev.recur.io.SafeTensors;
 import dev.recur.nn.CellType;
 import dev.recur.nn.RnnConfig;
 import dev.recur.nn.decode.Decoded;
@@ -15,10 +16,12 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class LanguageModelTest {
@@ -135,7 +138,15 @@ class LanguageModelTest {
             SplittableRandom rnd = new SplittableRandom(1);
             int[] in = ids(rnd, 10), tg = ids(rnd, 10);
             assertEquals(m.loss(in, tg, 5, 2, null, null, 0).loss(), fresh.loss(in, tg, 5, 2, null, null, 0).loss(), 0.0, "loss after reload");
-            assertTrue(m.parameters().count() > 0, "parameters exist");
+            Path g = dir.resolve("lm2.safetensors");
+            m.save(g, Map.of("vocabulary", "abcdefg"));
+            try (LanguageModel opened = LanguageModel.open(g, be)) {
+                assertEquals(m.rnnConfig(), opened.rnnConfig(), "configuration rebuilt from the checkpoint's metadata");
+                assertEquals(m.loss(in, tg, 5, 2, null, null, 0).loss(), opened.loss(in, tg, 5, 2, null, null, 0).loss(), 0.0, "loss after open");
+            }
+            assertEquals("abcdefg", SafeTensors.read(g).metadata().get("vocabulary"), "extra metadata");
+            var e = assertThrows(IllegalArgumentException.class, () -> m.save(g, Map.of("lm.vocab", "3")));
+            assertTrue(e.getMessage().startsWith("extra: key 'lm.vocab' is reserved"), e.getMessage());
         }
     }
 }

@@ -167,6 +167,13 @@ class Seq2SeqDecodingTest {
                     assertEquals(before.score()[i], after.score()[i], 0.0, "item " + i + " score after reload");
                 }
             }
+            try (Seq2Seq opened = Seq2Seq.open(f, be)) {
+                assertEquals(m.config(), opened.config(), "configuration rebuilt from the checkpoint's metadata");
+                Decoded after = opened.beamSearch(SOURCES, new BeamSearch(3, 0.6, 8));
+                for (int i = 0; i < SOURCES.size(); i++) {
+                    assertArrayEquals(before.tokens().get(i), after.tokens().get(i), "item " + i + " tokens after open");
+                }
+            }
             try (Seq2Seq other = Seq2Seq.create(config(AttentionStyle.LUONG), be, 1)) {
                 var e = assertThrows(IllegalArgumentException.class, () -> other.load(f));
                 assertTrue(e.getMessage().startsWith("source:"), e.getMessage());
