@@ -57,6 +57,18 @@ import java.util.SplittableRandom;
  * {@code bridge_c_l{k}.weight/bias}, {@code attention.<W_a | W1, W2, v>}, {@code combine.weight/bias},
  * {@code output.weight/bias}.
  *
+ * <pre>{@code
+ * Seq2SeqConfig cfg = Seq2SeqConfig.builder(srcVocab, tgtVocab).embedding(16)
+ *         .encoder(CellType.GRU, 32, 1, true).decoder(CellType.GRU, 64, 1)
+ *         .attention(AttentionStyle.LUONG, AttentionScore.DOT).tokens(PAD, BOS, EOS).build();
+ * try (Backend be = Backends.openBest(); Seq2Seq model = Seq2Seq.create(cfg, be, 42)) {
+ *     Seq2SeqTrainer trainer = new Seq2SeqTrainer(model, new Adam(0.01), SamplingSchedule.constant(1), 5.0, 42);
+ *     for (int step = 0; step < 600; step++) trainer.step(Seq2SeqBatch.of(sources(step), targets(step), PAD, EOS));
+ *     Decoded out = model.beamSearch(testSources, new BeamSearch(4, 0.6, 20));
+ *     model.save(Path.of("model.safetensors"));      // Seq2Seq.open(path, backend) rebuilds it
+ * }
+ * }</pre>
+ *
  * <p>Not thread-safe. Close to release the networks' device memory.
  */
 public final class Seq2Seq implements AutoCloseable {
