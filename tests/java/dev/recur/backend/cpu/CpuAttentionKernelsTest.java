@@ -41,6 +41,19 @@ class CpuAttentionKernelsTest {
     }
 
     @Test
+    void tanhIsWithinFourTenthsOfAMillionthEverywhere() {
+        double worst = 0;
+        for (int i = -2_000_000; i <= 2_000_000; i++) {
+            float x = i * 1e-5f;
+            worst = Math.max(worst, Math.abs(CpuAttentionKernels.tanh(x) - Math.tanh(x)));
+        }
+        for (float x : new float[] {-1e30f, -50f, 50f, 1e30f, Float.MIN_VALUE, -0f}) {
+            worst = Math.max(worst, Math.abs(CpuAttentionKernels.tanh(x) - Math.tanh(x)));
+        }
+        assertEquals(0.0, worst, 4e-7, "max |tanh error| on [-20, 20] and extremes");
+    }
+
+    @Test
     void additiveForwardAndBackward() {
         int U = 3, B = 2, T = 11, A = 13;
         SplittableRandom r = new SplittableRandom(4);
