@@ -103,6 +103,7 @@ public final class OpenClBackend implements DeviceBackend {
                         + gemmName + "'");
             };
             for (String name : Kernels.ALL) kernels.put(name, kernelInfo(name));
+            for (String name : Kernels.SINGLE_GROUP) kernels.put(name, kernelInfo(name));
             for (String name : dev.recur.schedule.AttentionKernels.ALL) kernels.put(name, kernelInfo(name));
         } catch (RuntimeException | Error e) {
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
@@ -324,6 +325,11 @@ public final class OpenClBackend implements DeviceBackend {
                 throw new IllegalArgumentException("kernel " + name + ": globalSize[" + i + "] must be >= 1, got " + globalSize[i]);
             }
         }
+        boolean singleGroup = Kernels.SINGLE_GROUP.contains(name);
+        if (singleGroup && (globalSize.length != 1 || globalSize[0] > device.maxWorkGroup)) {
+            throw new IllegalArgumentException("kernel " + name + ": a single work-group kernel needs a 1-D grid of at "
+                    + "most " + device.maxWorkGroup + " work items, got " + java.util.Arrays.toString(globalSize));
+        }
         if (args.length != ki.kinds.length) {
             throw new IllegalArgumentException("kernel " + name + ": expected " + ki.kinds.length + " arguments, got " + args.length);
         }
@@ -352,6 +358,10 @@ public final class OpenClBackend implements DeviceBackend {
             ki.last[i] = a;
         }
         long[] global = globalSize.clone();
+        if (singleGroup) {
+            clEnqueueNDRangeKernel(queue, k, 1, null, global, global.clone(), 0, null, null);
+            return;
+        }
         long[] local = new long[global.length];
         java.util.Arrays.fill(local, 1);
         // One fixed work-group shape: PoCL compiles a kernel once per local size, so letting the runtime pick
@@ -367,6 +377,15 @@ public final class OpenClBackend implements DeviceBackend {
         return new IllegalArgumentException("kernel " + kernel + ": argument " + i + " must be " + expected + ", got "
                 + (got == null ? "null" : got.getClass().getSimpleName() + " " + got));
     }
+
+    /** The single-work-group kernels run here (PoCL and GPUs alike run one work-group with barriers). */
+    @Override
+    public boolean supports(String kernel) {
+        return Kernels.SINGLE_GROUP.contains(kernel) && device.maxWorkGroup >= PERSIST_MIN_GROUP;
+    }
+
+    /** The work-group size the schedule asks of single-group kernels; a device below it gets the per-step path. */
+    private static final long PERSIST_MIN_GROUP = 256;
 
     @Override
     public void finish() {
