@@ -1,8 +1,8 @@
 /* Persistent (whole-sequence) forward of one layer in ONE work-group: the latency case (small batch), where
  * the per-step GEMM and pointwise launches cost more than their arithmetic. For s = 0..T-1:
  *   hw[d,b,:] = hsrc[d,b,:] W_hh[d]^T     (hsrc = h, or hin = h * recurrent mask when thresh != 0)
- *   then the cell's own step body (lstm.h / gru.h / rnn.h, the same code as the per-step kernels) for every
- *   (j, b, d), both directions, with variable lengths,
+ *   then the cell's own step body (lstm.h / gru.h / rnn.h, the same code as the per-step kernels, 8 units at a
+ *   time) for every (j, b, d), both directions, with variable lengths,
  * separated by work-group barriers. Only one work-group exists, so the barrier is a device-wide step barrier:
  * no inter-work-group synchronisation is needed (OpenCL, PoCL included, guarantees none).
  * The recurrent weights are streamed from global memory every step rather than copied to local memory: on a
@@ -101,10 +101,11 @@ FN void lstm_seq_fwd_body(int lid, int L, int T, int B, int H, int D, int peep, 
     for (int s = 0; s < T; s++) {
         recur_persist_gemm(lid, L, B, D, H, GH, hsrc, whhT, hw);
         BARRIER_ALL();
-        for (int e = lid; e < D * B * H; e += L) {
-            int j = e % H, bd = e / H;
+        int HC = (H + 7) / 8;
+        for (int e = lid; e < D * B * HC; e += L) {
+            int j = e % HC, bd = e / HC;
             /* no projection here: mout/msave are never touched (proj = 0), csave stands in for both */
-            lstm_step_fwd_body(j, bd % B, bd / B, s, T, B, H, D, H, 0, peep, coupled, training, lengths, xw, hw, bih,
+            lstm_step_fwd8_body(j, bd % B, bd / B, s, T, B, H, D, H, 0, peep, coupled, training, lengths, xw, hw, bih,
                                bhh, peepw, c, h, hin, y, gsave, csave, csave, csave, seed_lo, seed_hi, layer, thresh,
                                scale);
         }
@@ -121,9 +122,10 @@ FN void gru_seq_fwd_body(int lid, int L, int T, int B, int H, int D, int trainin
     for (int s = 0; s < T; s++) {
         recur_persist_gemm(lid, L, B, D, H, 3 * H, hsrc, whhT, hw);
         BARRIER_ALL();
-        for (int e = lid; e < D * B * H; e += L) {
-            int j = e % H, bd = e / H;
-            gru_step_fwd_body(j, bd % B, bd / B, s, T, B, H, D, training, lengths, xw, hw, bih, bhh, h, hin, y, gsave,
+        int HC = (H + 7) / 8;
+        for (int e = lid; e < D * B * HC; e += L) {
+            int j = e % HC, bd = e / HC;
+            gru_step_fwd8_body(j, bd % B, bd / B, s, T, B, H, D, training, lengths, xw, hw, bih, bhh, h, hin, y, gsave,
                               seed_lo, seed_hi, layer, thresh, scale);
         }
         BARRIER_ALL();
@@ -137,9 +139,10 @@ FN void rnn_seq_fwd_body(int lid, int L, int T, int B, int H, int D, int act,
     for (int s = 0; s < T; s++) {
         recur_persist_gemm(lid, L, B, D, H, H, h, whhT, hw);
         BARRIER_ALL();
-        for (int e = lid; e < D * B * H; e += L) {
-            int j = e % H, bd = e / H;
-            rnn_step_fwd_body(j, bd % B, bd / B, s, T, B, H, D, act, lengths, xw, hw, bih, bhh, h, y);
+        int HC = (H + 7) / 8;
+        for (int e = lid; e < D * B * HC; e += L) {
+            int j = e % HC, bd = e / HC;
+            rnn_step_fwd8_body(j, bd % B, bd / B, s, T, B, H, D, act, lengths, xw, hw, bih, bhh, h, y);
         }
         BARRIER_ALL();
     }

@@ -447,6 +447,9 @@ public final class ScheduledRnn implements RnnEngine {
         DeviceBuffer peep = w.peep != null ? w.peep : dummy;
         long[] grid = {H, B, D};
         String seq = persistentKernel(cfg, B, persistence, be::supports);
+        // The 8-units-per-work-item step kernels where the backend has them (same arguments, grid8).
+        boolean fwd8 = be.supports(lstm ? Kernels.LSTM_STEP_FWD8 : gru ? Kernels.GRU_STEP_FWD8 : Kernels.RNN_STEP_FWD8);
+        long[] grid8 = {(H + 7) / 8, B, D};
         if (seq != null) {
             long[] one = {PERSIST_GROUP};
             switch (cell) {
@@ -486,14 +489,16 @@ public final class ScheduledRnn implements RnnEngine {
                         training ? 1 : 0, lenBuf, hw, w.lnHhW, w.lnHhB, xhatHh, rstdHh);
             }
             switch (cell) {
-                case RNN_TANH, RNN_RELU -> be.launch(Kernels.RNN_STEP_FWD, grid, s, T, B, H, D,
-                        cell == CellType.RNN_TANH ? 0 : 1, lenBuf, xw, hw, w.bih, w.bhh, h, ls.y);
-                case LSTM -> be.launch(Kernels.LSTM_STEP_FWD, grid, s, T, B, H, D, P, proj ? 1 : 0,
+                case RNN_TANH, RNN_RELU -> be.launch(fwd8 ? Kernels.RNN_STEP_FWD8 : Kernels.RNN_STEP_FWD,
+                        fwd8 ? grid8 : grid, s, T, B, H, D, cell == CellType.RNN_TANH ? 0 : 1, lenBuf, xw, hw, w.bih,
+                        w.bhh, h, ls.y);
+                case LSTM -> be.launch(fwd8 ? Kernels.LSTM_STEP_FWD8 : Kernels.LSTM_STEP_FWD, fwd8 ? grid8 : grid, s,
+                        T, B, H, D, P, proj ? 1 : 0,
                         cfg.peephole() ? 1 : 0, cfg.coupledGate() ? 1 : 0, training ? 1 : 0, lenBuf, xw, hw, w.bih,
                         w.bhh, peep, c, h, hin, ls.y, gsave, csave, mout, msave, drop.seedLo, drop.seedHi, k,
                         drop.recThresh, drop.recScale);
-                case GRU -> be.launch(Kernels.GRU_STEP_FWD, grid, s, T, B, H, D, training ? 1 : 0, lenBuf, xw, hw,
-                        w.bih, w.bhh, h, hin, ls.y, gsave, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+                case GRU -> be.launch(fwd8 ? Kernels.GRU_STEP_FWD8 : Kernels.GRU_STEP_FWD, fwd8 ? grid8 : grid, s, T,
+                        B, H, D, training ? 1 : 0, lenBuf, xw, hw, w.bih, w.bhh, h, hin, ls.y, gsave, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
             }
             if (proj) {
                 be.gemmStridedBatched(false, false, B, P, H, 1f, mout, 0, H, (long) B * H, w.whrT, 0, P, (long) P * H,

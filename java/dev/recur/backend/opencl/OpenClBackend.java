@@ -103,7 +103,7 @@ public final class OpenClBackend implements DeviceBackend {
                         + gemmName + "'");
             };
             for (String name : Kernels.ALL) kernels.put(name, kernelInfo(name));
-            for (String name : Kernels.SINGLE_GROUP) kernels.put(name, kernelInfo(name));
+            for (String name : Kernels.OPTIONAL) kernels.put(name, kernelInfo(name));
             for (String name : dev.recur.schedule.AttentionKernels.ALL) kernels.put(name, kernelInfo(name));
         } catch (RuntimeException | Error e) {
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
@@ -378,10 +378,11 @@ public final class OpenClBackend implements DeviceBackend {
                 + (got == null ? "null" : got.getClass().getSimpleName() + " " + got));
     }
 
-    /** The single-work-group kernels run here (PoCL and GPUs alike run one work-group with barriers). */
+    /** Every optional kernel runs here (PoCL and GPUs alike run one work-group with barriers). */
     @Override
     public boolean supports(String kernel) {
-        return Kernels.SINGLE_GROUP.contains(kernel) && device.maxWorkGroup >= PERSIST_MIN_GROUP;
+        if (Kernels.SINGLE_GROUP.contains(kernel)) return device.maxWorkGroup >= PERSIST_MIN_GROUP;
+        return Kernels.OPTIONAL.contains(kernel);
     }
 
     /** The work-group size the schedule asks of single-group kernels; a device below it gets the per-step path. */

@@ -240,6 +240,10 @@ class DeviceParityTest {
                 .build(), 5, 6, true, seed++));
         list.add(new Case("persistent lstm dropouts peephole", b(lstm, 4, 6).peephole(true).recurrentDropout(0.3)
                 .inputDropout(0.2).build(), 6, 2, true, seed++));
+        list.add(new Case("persistent lstm H=20 bi peephole recurrent dropout", b(lstm, 5, 20).bidirectional(true)
+                .peephole(true).recurrentDropout(0.3).build(), 5, 3, true, seed++));
+        list.add(new Case("persistent rnn_relu H=24 bi lengths", b(CellType.RNN_RELU, 5, 24).bidirectional(true)
+                .build(), 5, 3, true, seed++));
         list.add(new Case("persistent gru bi lengths recurrent dropout", b(gru, 5, 90).bidirectional(true)
                 .recurrentDropout(0.25).build(), 5, 4, true, seed++));
         list.add(new Case("persistent gru 2 layers", b(gru, 3, 11).layers(2).build(), 6, 5, true, seed++));
