@@ -157,17 +157,19 @@ public final class Kernels {
     public static final java.util.List<String> SINGLE_GROUP = java.util.List.of(LSTM_SEQ_FWD, GRU_SEQ_FWD, RNN_SEQ_FWD);
 
     public static final String LSTM_STEP_FWD8 = "lstm_step_fwd8";
+    public static final String LSTM_STEP_BWD8 = "lstm_step_bwd8";
     public static final String GRU_STEP_FWD8 = "gru_step_fwd8";
     public static final String RNN_STEP_FWD8 = "rnn_step_fwd8";
 
     /**
      * Optional kernels: launched only where {@link dev.recur.backend.DeviceBackend#supports} says so; the schedule
-     * otherwise uses the kernels of {@link #ALL}. {@code lstm_step_fwd8}, {@code gru_step_fwd8}, {@code rnn_step_fwd8}
-     * are {@code lstm_step_fwd}, {@code gru_step_fwd}, {@code rnn_step_fwd} (same arguments) over the grid
+     * otherwise uses the kernels of {@link #ALL}. {@code lstm_step_fwd8}, {@code lstm_step_bwd8},
+     * {@code gru_step_fwd8}, {@code rnn_step_fwd8} are {@code lstm_step_fwd}, {@code lstm_step_bwd},
+     * {@code gru_step_fwd}, {@code rnn_step_fwd} (same arguments) over the grid
      * {@code {ceil(H/8), B, D}}, 8 units per work item.
      */
     public static final java.util.List<String> OPTIONAL = java.util.List.of(LSTM_SEQ_FWD, GRU_SEQ_FWD, RNN_SEQ_FWD,
-            LSTM_STEP_FWD8, GRU_STEP_FWD8, RNN_STEP_FWD8);
+            LSTM_STEP_FWD8, LSTM_STEP_BWD8, GRU_STEP_FWD8, RNN_STEP_FWD8);
 
     /** Every kernel the schedule may launch on any backend (the optional ones are in {@link #OPTIONAL}). */
     public static final java.util.List<String> ALL = java.util.List.of(

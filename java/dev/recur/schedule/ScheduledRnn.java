@@ -599,6 +599,8 @@ public final class ScheduledRnn implements RnnEngine {
             DeviceBuffer dm = proj ? ws.f32("dm", (long) D * B * H) : dummy;
             DeviceBuffer peep = w.peep != null ? w.peep : dummy;
             long[] grid = {H, B, D};
+            boolean bwd8 = lstm && be.supports(Kernels.LSTM_STEP_BWD8);
+            long[] grid8 = {(H + 7) / 8, B, D};
             for (int s = T - 1; s >= 0; s--) {
                 if (before) {
                     be.launch(Kernels.GRU_BEFORE_STEP_BWD, grid, s, T, B, H, D, lenBuf, dy, dhN, dhrec, ddir, ls.gsave,
@@ -628,7 +630,8 @@ public final class ScheduledRnn implements RnnEngine {
                 switch (cell) {
                     case RNN_TANH, RNN_RELU -> be.launch(Kernels.RNN_STEP_BWD, grid, s, T, B, H, D,
                             cell == CellType.RNN_TANH ? 0 : 1, lenBuf, dy, dhN, dhrec, ls.y, dgs, dgall);
-                    case LSTM -> be.launch(Kernels.LSTM_STEP_BWD, grid, s, T, B, H, D, P, proj ? 1 : 0,
+                    case LSTM -> be.launch(bwd8 ? Kernels.LSTM_STEP_BWD8 : Kernels.LSTM_STEP_BWD, bwd8 ? grid8 : grid,
+                            s, T, B, H, D, P, proj ? 1 : 0,
                             cfg.peephole() ? 1 : 0, cfg.coupledGate() ? 1 : 0, lenBuf, dy, dhN, dhrec, dm, dcN, dc,
                             ls.gsave, ls.csave, c0l, peep, dgs, dgall, drop.seedLo, drop.seedHi, k, drop.recThresh,
                             drop.recScale);
