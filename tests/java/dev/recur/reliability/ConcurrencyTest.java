@@ -5,11 +5,20 @@ import dev.recur.nn.CellType;
 import dev.recur.nn.Rnn;
 import dev.recur.nn.RnnConfig;
 import dev.recur.nn.RnnWeights;
+import dev.recur.nn.attention.Attention;
+import dev.recur.nn.attention.AttentionConfig;
+import dev.recur.nn.attention.AttentionGradients;
+import dev.recur.nn.attention.AttentionOutput;
+import dev.recur.nn.attention.AttentionWeights;
+import dev.recur.tensor.Tensor;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -60,6 +69,53 @@ class ConcurrencyTest {
                 runConcurrently(name + ", one shared Rnn", expected, i -> shared);
             }
         }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void eightThreadsOnOneSharedAttentionMatchSingleThreadedRuns(String name) throws Exception {
+        AttentionConfig cfg = AttentionConfig.additive(6, 7, 5);
+        try (Backend be = Runs.open(name); Attention att = Attention.create(cfg, be, AttentionWeights.init(cfg, 3))) {
+            Runs.Result[] expected = new Runs.Result[THREADS];
+            for (int i = 0; i < THREADS; i++) expected[i] = attentionStep(att, i);
+            ExecutorService pool = Executors.newFixedThreadPool(THREADS);
+            try {
+                CountDownLatch start = new CountDownLatch(1);
+                List<Future<?>> futures = new ArrayList<>();
+                for (int i = 0; i < THREADS; i++) {
+                    int id = i;
+                    futures.add(pool.submit(() -> {
+                        start.await();
+                        for (int rep = 0; rep < REPEATS; rep++) {
+                            attentionStep(att, id).assertBitIdentical(name + ", shared Attention, thread " + id
+                                    + ", repeat " + rep, expected[id]);
+                        }
+                        return null;
+                    }));
+                }
+                start.countDown();
+                for (Future<?> f : futures) f.get(5, TimeUnit.MINUTES);
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+    }
+
+    private static Runs.Result attentionStep(Attention att, int i) {
+        SplittableRandom r = new SplittableRandom(500 + i);
+        Tensor dec = Runs.random(r, 3, 2, 6), enc = Runs.random(r, 5, 2, 7), dctx = Runs.random(r, 3, 2, 7);
+        Tensor mask = Attention.maskFromLengths(new int[] {5, 1 + i % 5}, 5);
+        Map<String, Tensor> m = new LinkedHashMap<>();
+        AttentionOutput out = att.forward(dec, enc, mask);
+        m.put("scores", out.scores());
+        m.put("weights", out.weights());
+        m.put("context", out.context());
+        AttentionGradients g = att.backward(dec, enc, mask, dctx);
+        m.put("dscores", g.dscores());
+        m.put("ddec", g.ddec());
+        m.put("denc", g.denc());
+        g.dweights().forEach((k, v) -> m.put("d" + k, v));
+        return new Runs.Result(m);
     }
 
     private static Runs.Result[] singleThreaded(Backend be, RnnWeights w) {
