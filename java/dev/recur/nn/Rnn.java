@@ -266,7 +266,8 @@ public final class Rnn implements AutoCloseable {
         RnnTrace trace = out.trace();
         if (trace instanceof LockedTrace lt) {
             if (lt.engine != engine) {
-                throw new IllegalArgumentException("out: made by another Rnn; pass an output of this network's forwardTraining");
+                throw new IllegalArgumentException("out: its trace was made by another Rnn; pass an output of this "
+                        + "network's forwardTraining");
             }
             trace = lt.inner;
         }
@@ -275,8 +276,8 @@ public final class Rnn implements AutoCloseable {
         try {
             ensureOpen();
             if (out.trace() instanceof LockedTrace lt && lt.isClosed()) {
-                throw new IllegalStateException("out: its trace was closed; backward needs the saved activations of an "
-                        + "open output");
+                throw new IllegalStateException("out: its trace was used after close(); backward needs the saved "
+                        + "activations of an open output");
             }
             g = engine.backward(trace, dy, dhN, dcN);
         } finally {

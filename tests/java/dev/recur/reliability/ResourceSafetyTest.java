@@ -148,7 +148,7 @@ class ResourceSafetyTest {
             RnnOutput out = rnn.forwardTraining(RnnInput.of(x), 1);
             out.close();
             assertMessage(assertThrows(IllegalStateException.class, () -> rnn.backward(out, null, null, null)),
-                    "trace was closed");
+                    "trace was used after close()");
             RnnOutput open = rnn.forwardTraining(RnnInput.of(x), 1);
             rnn.close();
             assertMessage(assertThrows(IllegalStateException.class, () -> rnn.forward(RnnInput.of(x))),
