@@ -22,7 +22,7 @@ import java.util.SplittableRandom;
 /**
  * Soak test (run by {@code bench/soak}, not by CI): many training steps (forward, backward, an SGD update
  * uploaded with {@code setWeights}) on one network, sampling the device memory in use and the JVM heap (after
- * a GC) every {@code --every} steps. Both must stay flat: a leak of a buffer, a trace or a host array per step
+ * a GC) and the process's resident set every {@code --every} steps. Both must stay flat: a leak of a buffer, a trace or a host array per step
  * shows as a column that grows. Exits with status 1 if device memory at the end differs from the first sample,
  * a result is not finite, or anything was freed by the GC safety net instead of closed.
  *
@@ -65,8 +65,8 @@ public final class Soak {
             System.out.printf(Locale.ROOT, "soak: %s on %s (%s), LSTM T=%d B=%d I=%d H=%d layers=%d %s, %d steps%n",
                     be.name(), be.deviceName(), Runtime.version(), t, b, in, h, layers, bi ? "bidirectional" : "unidirectional",
                     steps);
-            System.out.printf(Locale.ROOT, "%8s %9s %10s %16s %14s %14s%n", "step", "time s", "steps/s", "device bytes",
-                    "heap MiB (GC)", "loss");
+            System.out.printf(Locale.ROOT, "%8s %9s %10s %16s %14s %12s %14s%n", "step", "time s", "steps/s", "device bytes",
+                    "heap MiB (GC)", "RSS MiB", "loss");
             SplittableRandom rnd = new SplittableRandom(1);
             RnnWeights w = RnnWeights.init(cfg, 7);
             Tensor target = random(rnd, t, b, cfg.outputWidth());
@@ -107,8 +107,8 @@ public final class Soak {
                         if (firstDevice < 0) firstDevice = dev;
                         lastDevice = dev;
                         double rate = step == 1 ? 1e9 / (now - t0) : every * 1e9 / (now - tLast);
-                        System.out.printf(Locale.ROOT, "%8d %9.1f %10.1f %16d %14.1f %14.4f%n", step, (now - t0) / 1e9, rate,
-                                dev, heap / 1048576.0, loss / (t * b));
+                        System.out.printf(Locale.ROOT, "%8d %9.1f %10.1f %16d %14.1f %12s %14.4f%n", step, (now - t0) / 1e9,
+                                rate, dev, heap / 1048576.0, rssMiB(), loss / (t * b));
                         tLast = System.nanoTime();
                     }
                 }
@@ -128,6 +128,24 @@ public final class Soak {
         }
         System.out.println(ok ? "soak: OK" : "soak: FAILED");
         System.exit(ok ? 0 : 1);
+    }
+
+    /**
+     * The process's resident set (Linux {@code /proc/self/status}), which also shows native memory the driver
+     * holds outside the device account; "n/a" elsewhere.
+     */
+    private static String rssMiB() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmRSS:")) {
+                    long kb = Long.parseLong(line.substring(6).replace("kB", "").strip());
+                    return String.format(Locale.ROOT, "%.1f", kb / 1024.0);
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // Not Linux, or an unexpected format: the column is informative only.
+        }
+        return "n/a";
     }
 
     private static Tensor random(SplittableRandom r, int... shape) {

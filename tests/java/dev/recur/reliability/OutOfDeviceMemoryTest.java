@@ -89,6 +89,41 @@ class OutOfDeviceMemoryTest {
     }
 
     @Test
+    void creatingANetworkOrRunningABackwardThatDoesNotFitFailsCleanly() {
+        RnnWeights w = RnnWeights.init(CFG, 6);
+        Tensor x = Runs.random(new SplittableRandom(4), 300, 8, 8);
+        try (OpenClBackend be = (OpenClBackend) ResourceSafetyTest.openCl()) {
+            be.setMemoryLimit(8 << 10);
+            OutOfDeviceMemoryException e = assertThrows(OutOfDeviceMemoryException.class, () -> Rnn.create(CFG, be, w));
+            assertTrue(e.availableBytes() < e.requestedBytes(), e.getMessage());
+            assertEquals(0, be.memoryInUse(), "memory in use after a failed create");
+            be.setMemoryLimit(Long.MAX_VALUE);
+            Runs.Result expected;
+            try (Rnn rnn = Rnn.create(CFG, be, w)) {
+                expected = Runs.step(rnn, x, null, null, 2);
+            }
+            try (Rnn rnn = Rnn.create(CFG, be, w); RnnOutput out = rnn.forwardTraining(RnnInput.of(x), 2)) {
+                // Room for the trace, not for backward's workspace.
+                long held = be.memoryInUse();
+                be.setMemoryLimit(held + (16 << 10));
+                assertThrows(OutOfDeviceMemoryException.class, () -> rnn.backward(out, null, null, null));
+                assertTrue(be.memoryInUse() <= held, "memory in use after the failed backward: " + be.memoryInUse()
+                        + " bytes, more than the " + held + " held before it");
+                be.setMemoryLimit(Long.MAX_VALUE);
+                // The trace survived the failure: the same backward now runs and gives the undisturbed result.
+                var g = rnn.backward(out, null, null, null);
+                Runs.assertBits("backward retried after the failure", "dx", expected.tensors().get("dx"), g.dx());
+                Runs.assertBits("backward retried after the failure", "dweight_hh_l1_reverse",
+                        expected.tensors().get("dweight_hh_l1_reverse"), g.weight("weight_hh_l1_reverse"));
+            }
+            try (Rnn rnn = Rnn.create(CFG, be, w)) {
+                Runs.step(rnn, x, null, null, 2).assertBitIdentical("after the failed backward", expected);
+            }
+            assertEquals(0, be.memoryInUse());
+        }
+    }
+
+    @Test
     void theSystemPropertySetsTheLimitOfNewBackends() {
         String old = System.getProperty(OpenClBackend.MEMORY_LIMIT_PROPERTY);
         System.setProperty(OpenClBackend.MEMORY_LIMIT_PROPERTY, "4096");
