@@ -93,45 +93,70 @@ public final class CpuGemm implements AutoCloseable {
      * @param b      B's memory, likewise
      * @param c      C's memory, likewise; must not overlap A or B
      */
-    public synchronized void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
-                                  MemorySegment a, long aOffset, int lda,
-                                  MemorySegment b, long bOffset, int ldb,
-                                  float beta, MemorySegment c, long cOffset, int ldc) {
+    public void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                     MemorySegment a, long aOffset, int lda,
+                     MemorySegment b, long bOffset, int ldb,
+                     float beta, MemorySegment c, long cOffset, int ldc) {
+        gemmStridedBatched(transA, transB, m, n, k, alpha, a, aOffset, lda, 0, b, bOffset, ldb, 0,
+                beta, c, cOffset, ldc, 0, 1);
+    }
+
+    /**
+     * {@code batch} independent products as {@link #gemm}, product {@code q} at offsets
+     * {@code aOffset + q*strideA}, {@code bOffset + q*strideB}, {@code cOffset + q*strideC} (floats). A or B
+     * may repeat (stride 0); the C matrices must not share elements (they may interleave, as the column blocks
+     * of the two directions of an RNN layer do). Small products of all batches are spread over
+     * the threads together, so the two directions of an RNN step share one hand-off to the pool.
+     */
+    public synchronized void gemmStridedBatched(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                                                MemorySegment a, long aOffset, int lda, long strideA,
+                                                MemorySegment b, long bOffset, int ldb, long strideB,
+                                                float beta, MemorySegment c, long cOffset, int ldc, long strideC,
+                                                int batch) {
         if (m < 0) throw new IllegalArgumentException("m: expected >= 0, got " + m);
         if (n < 0) throw new IllegalArgumentException("n: expected >= 0, got " + n);
         if (k < 0) throw new IllegalArgumentException("k: expected >= 0, got " + k);
+        if (batch < 1) throw new IllegalArgumentException("batch: expected >= 1, got " + batch);
+        if (strideA < 0) throw new IllegalArgumentException("strideA: expected >= 0, got " + strideA);
+        if (strideB < 0) throw new IllegalArgumentException("strideB: expected >= 0, got " + strideB);
+        if (strideC < 0) throw new IllegalArgumentException("strideC: expected >= 0, got " + strideC);
+        long last = batch - 1L;
         if (m > 0 && n > 0 && k > 0) {
-            checkOperand("a", a, aOffset, lda, transA ? k : m, transA ? m : k);
-            checkOperand("b", b, bOffset, ldb, transB ? n : k, transB ? k : n);
+            checkOperand("a", a, aOffset, aOffset + last * strideA, lda, transA ? k : m, transA ? m : k);
+            checkOperand("b", b, bOffset, bOffset + last * strideB, ldb, transB ? n : k, transB ? k : n);
         }
-        checkOperand("c", c, cOffset, ldc, m, n);
+        checkOperand("c", c, cOffset, cOffset + last * strideC, ldc, m, n);
         if (m == 0 || n == 0) return;
         if (k == 0 || alpha == 0f) {
-            scale(m, n, beta, c, cOffset, ldc);
+            for (int q = 0; q < batch; q++) scale(m, n, beta, c, cOffset + q * strideC, ldc);
             return;
         }
-        boolean par = pool.threads() > 1 && (long) m * n * k >= parallelMinFmas
+        boolean par = pool.threads() > 1 && (long) m * n * k * batch >= parallelMinFmas
                 && pool.shareable(a) && pool.shareable(b) && pool.shareable(c);
         if (!transA && m <= SMALL_M) {
-            if (transB) direct(par, true, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc);
-            else direct(par, false, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc);
+            direct(par, transB, m, n, k, alpha, a, aOffset, lda, strideA, b, bOffset, ldb, strideB,
+                    beta, c, cOffset, ldc, strideC, batch);
             return;
         }
-        packed(par, transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc);
+        for (int q = 0; q < batch; q++) {
+            packed(par, transA, transB, m, n, k, alpha, a, aOffset + q * strideA, lda, b, bOffset + q * strideB, ldb,
+                    beta, c, cOffset + q * strideC, ldc);
+        }
     }
 
-    private static void checkOperand(String name, MemorySegment s, long offset, int ld, int rows, int cols) {
+    private static void checkOperand(String name, MemorySegment s, long offset, long lastOffset, int ld, int rows,
+                                     int cols) {
         if (s == null) throw new IllegalArgumentException(name + ": must not be null");
         if (offset < 0) throw new IllegalArgumentException(name + "Offset: expected >= 0, got " + offset);
         if (ld < Math.max(1, cols)) {
             throw new IllegalArgumentException("ld" + name + ": expected >= " + Math.max(1, cols) + " (columns), got " + ld);
         }
         if (rows == 0 || cols == 0) return;
-        long last = offset + (long) (rows - 1) * ld + cols;
+        long end = lastOffset + (long) (rows - 1) * ld + cols;
         long have = s.byteSize() / Float.BYTES;
-        if (last > have) {
-            throw new IllegalArgumentException(name + ": a " + rows + "x" + cols + " matrix at offset " + offset
-                    + " with leading dimension " + ld + " needs " + last + " floats, the segment holds " + have);
+        if (end > have) {
+            throw new IllegalArgumentException(name + ": a " + rows + "x" + cols + " matrix at offset " + lastOffset
+                    + " with leading dimension " + ld + " needs " + end + " floats, the segment holds " + have);
         }
     }
 
@@ -347,22 +372,27 @@ public final class CpuGemm implements AutoCloseable {
     // ---------------------------------------------------------------------------------------------------------
     // Direct (unpacked) path for small M with an untransposed A
 
-    private void direct(boolean par, boolean transB, int m, int n, int k, float alpha, MemorySegment a, long aOff, int lda,
-                        MemorySegment b, long bOff, int ldb, float beta, MemorySegment c, long cOff, int ldc) {
-        // Column chunks: whole register blocks, a few per thread so uneven finishing evens out.
+    private void direct(boolean par, boolean transB, int m, int n, int k, float alpha,
+                        MemorySegment a, long aOff, int lda, long strideA, MemorySegment b, long bOff, int ldb, long strideB,
+                        float beta, MemorySegment c, long cOff, int ldc, long strideC, int batch) {
+        // Column chunks of whole register blocks, a few per thread so uneven finishing evens out; a task never
+        // spans two products of the batch.
         int unit = transB ? DOT_NB : 2 * L;
         int units = ceilDiv(n, unit);
-        int tasks = par ? Math.min(units, 2 * pool.threads()) : 1;
-        int perTask = ceilDiv(units, tasks);
+        int perBatch = par ? Math.min(units, Math.max(1, ceilDiv(2 * pool.threads(), batch))) : 1;
+        int perTask = ceilDiv(units, perBatch);
         CpuPool.Task body = (t, th) -> {
-            int j0 = t * perTask * unit;
+            int q = t / perBatch, chunk = t % perBatch;
+            int j0 = chunk * perTask * unit;
             int j1 = Math.min(n, j0 + perTask * unit);
             if (j0 >= j1) return;
-            if (transB) dotRange(m, j0, j1, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
-            else axpyRange(m, j0, j1, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc, edge[th]);
+            long ao = aOff + q * strideA, bo = bOff + q * strideB, co = cOff + q * strideC;
+            if (transB) dotRange(m, j0, j1, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);
+            else axpyRange(m, j0, j1, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc, edge[th]);
         };
-        if (tasks > 1) pool.run(tasks, body);
-        else body.run(0, 0);
+        int tasks = batch * perBatch;
+        if (par && tasks > 1) pool.run(tasks, body);
+        else for (int t = 0; t < tasks; t++) body.run(t, 0);
     }
 
     /** Rows of A per dot-product register block. */
