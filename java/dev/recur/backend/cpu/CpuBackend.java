@@ -76,7 +76,7 @@ public final class CpuBackend implements DeviceBackend {
     /** A cpu backend with {@code threads} threads (the caller's included). */
     public static CpuBackend open(int threads) {
         if (threads < 1) throw new IllegalArgumentException("threads: expected >= 1, got " + threads);
-        return new CpuBackend(threads);
+        return new CpuBackend(threads, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS);
     }
 
     private final CpuPool pool;
@@ -86,10 +86,11 @@ public final class CpuBackend implements DeviceBackend {
     private final AtomicLong inUse = new AtomicLong();
     private volatile boolean closed;
 
-    private CpuBackend(int threads) {
+    /** Tests lower the thresholds to send small launches through the multi-threaded paths. */
+    CpuBackend(int threads, long gemmParallelMinFmas, long kernelParallelMinElements) {
         this.pool = new CpuPool(threads);
-        this.gemm = new CpuGemm(pool);
-        this.kernels = new CpuKernels(pool);
+        this.gemm = new CpuGemm(pool, false, gemmParallelMinFmas);
+        this.kernels = new CpuKernels(pool, kernelParallelMinElements);
     }
 
     @Override

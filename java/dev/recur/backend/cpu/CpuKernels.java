@@ -130,9 +130,11 @@ final class CpuKernels {
     }
 
     private final CpuPool pool;
+    private final long parallelMinElements;
 
-    CpuKernels(CpuPool pool) {
+    CpuKernels(CpuPool pool, long parallelMinElements) {
         this.pool = pool;
+        this.parallelMinElements = parallelMinElements;
     }
 
     // ------------------------------------------------------------------------------------------------------
@@ -146,7 +148,7 @@ final class CpuKernels {
     /** Runs rows [0, n) of {@code width} elements each, over the pool when the launch is large. */
     private void rows(int n, long width, Row body) {
         if (n <= 0) return;
-        if (pool.threads() > 1 && n > 1 && (long) n * width >= PARALLEL_MIN_ELEMENTS) {
+        if (pool.threads() > 1 && n > 1 && (long) n * width >= parallelMinElements) {
             int tasks = Math.min(n, 4 * pool.threads());
             int per = (n + tasks - 1) / tasks;
             pool.run(tasks, (t, th) -> {
