@@ -82,6 +82,7 @@ public final class CpuBackend implements DeviceBackend {
     private final CpuPool pool;
     private final CpuGemm gemm;
     private final CpuKernels kernels;
+    private final PackCache packs = new PackCache();
     private final Set<CpuBuffer> live = Collections.synchronizedSet(Collections.newSetFromMap(new IdentityHashMap<>()));
     private final AtomicLong inUse = new AtomicLong();
     private volatile boolean closed;
@@ -145,6 +146,7 @@ public final class CpuBackend implements DeviceBackend {
 
     void released(CpuBuffer b) {
         if (live.remove(b)) inUse.addAndGet(-b.bytes());
+        packs.forget(b);
     }
 
     private CpuBuffer check(String arg, DeviceBuffer buf, DeviceBuffer.Type type, long off, long count) {
@@ -176,6 +178,7 @@ public final class CpuBackend implements DeviceBackend {
         ensureOpen();
         checkArray("src", src, src == null ? 0 : src.length, srcOff, count);
         CpuBuffer d = check("dst", dst, DeviceBuffer.Type.F32, dstOff, count);
+        d.version++;
         MemorySegment.copy(src, srcOff, d.segment(), ValueLayout.JAVA_FLOAT, dstOff * 4, count);
     }
 
@@ -184,6 +187,7 @@ public final class CpuBackend implements DeviceBackend {
         ensureOpen();
         checkArray("src", src, src == null ? 0 : src.length, srcOff, count);
         CpuBuffer d = check("dst", dst, DeviceBuffer.Type.I32, dstOff, count);
+        d.version++;
         MemorySegment.copy(src, srcOff, d.segment(), ValueLayout.JAVA_INT, dstOff * 4, count);
     }
 
@@ -207,6 +211,7 @@ public final class CpuBackend implements DeviceBackend {
     public void fill(DeviceBuffer dst, long off, long count, double value) {
         ensureOpen();
         CpuBuffer d = check("dst", dst, null, off, count);
+        d.version++;
         if (count == 0) return;
         MemorySegment s = d.segment().asSlice(off * 4, count * 4);
         int bits = d.type() == DeviceBuffer.Type.F32 ? Float.floatToRawIntBits((float) value) : (int) value;
@@ -222,6 +227,7 @@ public final class CpuBackend implements DeviceBackend {
         ensureOpen();
         CpuBuffer s = check("src", src, null, srcOff, count);
         CpuBuffer d = check("dst", dst, s.type(), dstOff, count);
+        d.version++;
         if (count == 0) return;
         if (s == d && srcOff < dstOff + count && dstOff < srcOff + count) {
             throw new IllegalArgumentException("copy: overlapping ranges in one buffer (src " + srcOff + ", dst " + dstOff
@@ -248,9 +254,77 @@ public final class CpuBackend implements DeviceBackend {
         CpuBuffer ab = check("a", a, DeviceBuffer.Type.F32, 0, 0);
         CpuBuffer bb = check("b", b, DeviceBuffer.Type.F32, 0, 0);
         CpuBuffer cb = check("c", c, DeviceBuffer.Type.F32, 0, 0);
+        cb.version++;
+        // The per-step recurrent products (small M, B a weight matrix stored [n, k]) reuse B packed once.
+        if (!transA && transB && m > 0 && m <= CpuGemm.SMALL_M && n > 0 && k > 0 && bb != cb) {
+            CpuGemm.PackedB[] packed = packs.lookup(bb, offB, ldb, strideB, k, n, batch);
+            if (packed != null) {
+                gemm.gemmPrepacked(false, m, alpha, ab.segment(), offA, lda, strideA, packed, beta, cb.segment(), offC,
+                        ldc, strideC);
+                return;
+            }
+        }
         // CpuGemm checks dimensions, leading dimensions and ranges against the segments, naming the argument.
         gemm.gemmStridedBatched(transA, transB, m, n, k, alpha, ab.segment(), offA, lda, strideA,
                 bb.segment(), offB, ldb, strideB, beta, cb.segment(), offC, ldc, strideC, batch);
+    }
+
+    /**
+     * Packed copies of weight matrices for the per-step GEMMs, keyed by buffer and layout. A copy is made the
+     * second time the same unchanged B is seen (once could be a one-off product), used while the buffer's
+     * version stays the same, and dropped when the buffer is closed or the cache outgrows its budget.
+     */
+    private final class PackCache {
+        private record Key(CpuBuffer buffer, long off, int ld, long stride, int k, int n, int batch) {}
+
+        private record Entry(long version, CpuGemm.PackedB[] packed) {}
+
+        private static final long BUDGET_BYTES = 512L << 20;
+        private final java.util.Map<Key, Entry> entries = new java.util.HashMap<>();
+        private final java.util.Map<Key, Long> seen = new java.util.HashMap<>();
+        private long bytes;
+
+        CpuGemm.PackedB[] lookup(CpuBuffer b, long off, int ld, long stride, int k, int n, int batch) {
+            Key key = new Key(b, off, ld, stride, k, n, batch);
+            Entry e = entries.get(key);
+            if (e != null && e.version == b.version) return e.packed;
+            Long v = seen.put(key, b.version);
+            if (v == null || v != b.version) return null;
+            // Out-of-range layouts are left to the plain GEMM, which reports them by name.
+            long need = off + (batch - 1L) * stride + (long) (n - 1) * ld + k;
+            if (off < 0 || stride < 0 || ld < k || need > b.size()) return null;
+            if (e != null) drop(key, e);
+            CpuGemm.PackedB[] packed = new CpuGemm.PackedB[batch];
+            long size = 0;
+            for (int q = 0; q < batch; q++) {
+                packed[q] = gemm.pack(true, k, n, b.segment(), off + q * stride, ld);
+                size += packed[q].bytes();
+            }
+            if (bytes + size > BUDGET_BYTES) clear();
+            entries.put(key, new Entry(b.version, packed));
+            bytes += size;
+            return packed;
+        }
+
+        private void drop(Key key, Entry e) {
+            entries.remove(key);
+            for (CpuGemm.PackedB p : e.packed) bytes -= p.bytes();
+        }
+
+        void forget(CpuBuffer b) {
+            entries.entrySet().removeIf(en -> {
+                if (en.getKey().buffer != b) return false;
+                for (CpuGemm.PackedB p : en.getValue().packed) bytes -= p.bytes();
+                return true;
+            });
+            seen.keySet().removeIf(k -> k.buffer == b);
+        }
+
+        void clear() {
+            entries.clear();
+            seen.clear();
+            bytes = 0;
+        }
     }
 
     // ------------------------------------------------------------------------------------------------------
@@ -293,7 +367,10 @@ public final class CpuBackend implements DeviceBackend {
                 case 'F', 'I' -> {
                     if (!(v instanceof DeviceBuffer db)) throw badArg(name, i, p, "a DeviceBuffer", v);
                     DeviceBuffer.Type want = p.kind() == 'F' ? DeviceBuffer.Type.F32 : DeviceBuffer.Type.I32;
-                    bound.segs[i] = check("kernel " + name + " argument " + i + " (" + p.name() + ")", db, want, 0, 0).segment();
+                    CpuBuffer cb = check("kernel " + name + " argument " + i + " (" + p.name() + ")", db, want, 0, 0);
+                    // Kernels do not declare which arguments they write: count every one as written.
+                    cb.version++;
+                    bound.segs[i] = cb.segment();
                 }
                 default -> throw new IllegalStateException("kernel " + name + ": parameter kind " + p.kind());
             }

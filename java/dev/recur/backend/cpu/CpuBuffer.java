@@ -15,6 +15,8 @@ final class CpuBuffer implements DeviceBuffer {
     private final long size;
     private final Arena arena;
     private MemorySegment segment;
+    /** Bumped by every backend operation that may write this buffer; packed copies record the value they saw. */
+    long version;
 
     CpuBuffer(CpuBackend owner, Type type, long size, Arena arena, MemorySegment segment) {
         this.owner = owner;

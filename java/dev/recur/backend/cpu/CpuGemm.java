@@ -144,6 +144,128 @@ public final class CpuGemm implements AutoCloseable {
         }
     }
 
+    /**
+     * {@code op(B)} packed once into the micro-kernel's panel layout, for a matrix multiplied many times (an RNN's
+     * recurrent weights, at every step): re-packing a 1024 x 256 weight matrix costs as much as the
+     * {@code [32 x 256] x [256 x 1024]} product it feeds. Depth slices of {@code kcStep} rows follow each other;
+     * inside a slice of {@code kc} rows, panel {@code p} (columns {@code p*NR ..}) starts at {@code p*kc*NR}.
+     * Holds a copy: it does not see later changes to B.
+     */
+    public static final class PackedB {
+        final int k, n, kcStep, panels;
+        final float[] data;
+
+        private PackedB(int k, int n, int kcStep, int panels, float[] data) {
+            this.k = k;
+            this.n = n;
+            this.kcStep = kcStep;
+            this.panels = panels;
+            this.data = data;
+        }
+
+        /** Depth of op(B). */
+        public int k() {
+            return k;
+        }
+
+        /** Columns of op(B). */
+        public int n() {
+            return n;
+        }
+
+        /** Heap bytes held. */
+        public long bytes() {
+            return (long) data.length * Float.BYTES;
+        }
+
+        private int sliceBase(int pc) {
+            return pc * panels * NR;
+        }
+    }
+
+    /** Packs {@code op(B)} ({@code k x n}, stored as for {@link #gemm}) for {@link #gemmPrepacked}. */
+    public synchronized PackedB pack(boolean transB, int k, int n, MemorySegment b, long bOffset, int ldb) {
+        if (k < 1) throw new IllegalArgumentException("k: expected >= 1, got " + k);
+        if (n < 1) throw new IllegalArgumentException("n: expected >= 1, got " + n);
+        checkOperand("b", b, bOffset, bOffset, ldb, transB ? n : k, transB ? k : n);
+        int kBlocks = ceilDiv(k, KC);
+        int kcStep = ceilDiv(k, kBlocks);
+        int panels = ceilDiv(n, NR);
+        long size = (long) k * panels * NR;
+        if (size > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("b: " + k + "x" + n + " is too large to pack (" + size + " floats)");
+        }
+        float[] data = new float[(int) size];
+        PackedB pb = new PackedB(k, n, kcStep, panels, data);
+        boolean par = pool.threads() > 1 && size >= parallelMinFmas / 16 && pool.shareable(b);
+        int slices = ceilDiv(k, kcStep);
+        int tasks = slices * panels;
+        CpuPool.Task body = (t, th) -> {
+            int slice = t / panels, p = t % panels;
+            int pc = slice * kcStep, kc = Math.min(kcStep, k - pc);
+            packBPanel(transB, b, bOffset, ldb, pc, kc, 0, n, p, data, pb.sliceBase(pc) + p * kc * NR);
+        };
+        if (par) pool.run(tasks, body);
+        else for (int t = 0; t < tasks; t++) body.run(t, 0);
+        return pb;
+    }
+
+    /**
+     * {@code C_q = alpha * op(A_q) * B_q + beta * C_q} for q in [0, batch) with each {@code B_q} prepacked by
+     * {@link #pack}; A and C as in {@link #gemmStridedBatched}. All products and depth slices go to the pool in
+     * one hand-off: with B packed there is nothing to wait for between slices.
+     */
+    public synchronized void gemmPrepacked(boolean transA, int m, float alpha, MemorySegment a, long aOffset, int lda,
+                                           long strideA, PackedB[] bs, float beta, MemorySegment c, long cOffset,
+                                           int ldc, long strideC) {
+        if (bs == null || bs.length == 0) throw new IllegalArgumentException("bs: expected at least one packed B");
+        int batch = bs.length, n = bs[0].n, k = bs[0].k;
+        for (int q = 1; q < batch; q++) {
+            if (bs[q].n != n || bs[q].k != k) {
+                throw new IllegalArgumentException("bs[" + q + "]: expected " + k + "x" + n + ", got " + bs[q].k + "x" + bs[q].n);
+            }
+        }
+        if (m < 0) throw new IllegalArgumentException("m: expected >= 0, got " + m);
+        if (strideA < 0) throw new IllegalArgumentException("strideA: expected >= 0, got " + strideA);
+        if (strideC < 0) throw new IllegalArgumentException("strideC: expected >= 0, got " + strideC);
+        long last = batch - 1L;
+        if (m > 0) checkOperand("a", a, aOffset, aOffset + last * strideA, lda, transA ? k : m, transA ? m : k);
+        checkOperand("c", c, cOffset, cOffset + last * strideC, ldc, m, n);
+        if (m == 0) return;
+        if (alpha == 0f) {
+            for (int q = 0; q < batch; q++) scale(m, n, beta, c, cOffset + q * strideC, ldc);
+            return;
+        }
+        boolean par = pool.threads() > 1 && (long) m * n * k * batch >= parallelMinFmas
+                && pool.shareable(a) && pool.shareable(c);
+        int kcStep = bs[0].kcStep, panels = bs[0].panels;
+        int mBlocks = ceilDiv(m, MC);
+        int mcStep = roundUp(ceilDiv(m, mBlocks), MR);
+        mBlocks = ceilDiv(m, mcStep);
+        int nSplit = par ? Math.max(1, Math.min(panels, ceilDiv(2 * pool.threads(), mBlocks * batch))) : 1;
+        int perSplit = ceilDiv(panels, nSplit);
+        int fmBlocks = mBlocks;
+        CpuPool.Task body = (t, th) -> {
+            int q = t / (fmBlocks * nSplit), rest = t % (fmBlocks * nSplit);
+            int ib = rest % fmBlocks, js = rest / fmBlocks;
+            int ic = ib * mcStep, mc = Math.min(mcStep, m - ic);
+            int p0 = js * perSplit, p1 = Math.min(panels, p0 + perSplit);
+            if (p0 >= p1) return;
+            PackedB pb = bs[q];
+            long ao = aOffset + q * strideA, co = cOffset + q * strideC + (long) ic * ldc;
+            float[] ap = aPack[th];
+            if (ap == null || ap.length < mcStep * kcStep) ap = aPack[th] = new float[Math.max(mcStep, MC) * Math.max(kcStep, KC)];
+            for (int pc = 0; pc < k; pc += kcStep) {
+                int kc = Math.min(kcStep, k - pc);
+                packA(transA, a, ao, lda, ic, mc, pc, kc, ap);
+                macro(ap, mc, kc, pb.data, pb.sliceBase(pc), p0, p1, 0, n, alpha, pc == 0 ? beta : 1f, c, co, ldc, edge[th]);
+            }
+        };
+        int tasks = batch * mBlocks * nSplit;
+        if (par && tasks > 1) pool.run(tasks, body);
+        else for (int t = 0; t < tasks; t++) body.run(t, 0);
+    }
+
     private static void checkOperand(String name, MemorySegment s, long offset, long lastOffset, int ld, int rows,
                                      int cols) {
         if (s == null) throw new IllegalArgumentException(name + ": must not be null");
@@ -196,10 +318,10 @@ public final class CpuGemm implements AutoCloseable {
                 if (par) {
                     pool.run(packTasks, (t, th) -> {
                         int p0 = t * perPack, p1 = Math.min(panels, p0 + perPack);
-                        for (int p = p0; p < p1; p++) packBPanel(transB, b, bOff, ldb, fpc, kc, fjc, nc, p, bPack);
+                        for (int p = p0; p < p1; p++) packBPanel(transB, b, bOff, ldb, fpc, kc, fjc, nc, p, bPack, p * kc * NR);
                     });
                 } else {
-                    for (int p = 0; p < panels; p++) packBPanel(transB, b, bOff, ldb, fpc, kc, fjc, nc, p, bPack);
+                    for (int p = 0; p < panels; p++) packBPanel(transB, b, bOff, ldb, fpc, kc, fjc, nc, p, bPack, p * kc * NR);
                 }
                 int tasks = mBlocks * nSplit;
                 int fmBlocks = mBlocks;
@@ -213,7 +335,7 @@ public final class CpuGemm implements AutoCloseable {
                     int need = roundUp(mc, MR) * kc;
                     if (ap == null || ap.length < need) ap = aPack[th] = new float[roundUp(mcStep, MR) * kcStep];
                     packA(transA, a, aOff, lda, ic, mc, fpc, kc, ap);
-                    macro(ap, mc, kc, p0, p1, fjc, nc, alpha, betaHere, c, cOff + (long) ic * ldc, ldc, edge[th]);
+                    macro(ap, mc, kc, bPack, 0, p0, p1, fjc, nc, alpha, betaHere, c, cOff + (long) ic * ldc, ldc, edge[th]);
                 };
                 if (par) pool.run(tasks, body);
                 else for (int t = 0; t < tasks; t++) body.run(t, 0);
@@ -222,16 +344,17 @@ public final class CpuGemm implements AutoCloseable {
     }
 
     /** Runs the micro-kernel over B panels [p0, p1) (outer, so each stays in L1) and the block's A panels. */
-    private void macro(float[] ap, int mc, int kc, int p0, int p1, int jc, int nc, float alpha, float beta,
-                       MemorySegment c, long cOff, int ldc, float[] tile) {
+    private static void macro(float[] ap, int mc, int kc, float[] bp, int bBase, int p0, int p1, int jc, int nc,
+                              float alpha, float beta, MemorySegment c, long cOff, int ldc, float[] tile) {
         for (int p = p0; p < p1; p++) {
             int j = p * NR;
             int nr = Math.min(NR, nc - j);
-            int bo = p * kc * NR;
+            int bo = bBase + p * kc * NR;
             for (int i = 0; i < mc; i += MR) {
                 int mr = Math.min(MR, mc - i);
                 long cIdx = cOff + (long) i * ldc + jc + j;
-                kernel(kc, ap, i * kc, bPack, bo, tile);
+                if (mr > 2) kernel(kc, ap, i * kc, bp, bo, tile);
+                else kernel2(kc, ap, i * kc, bp, bo, tile);
                 if (mr == MR && nr == NR) storeTile(tile, c, cIdx, ldc, alpha, beta);
                 else storeEdge(tile, mr, nr, c, cIdx, ldc, alpha, beta);
             }
@@ -267,10 +390,9 @@ public final class CpuGemm implements AutoCloseable {
 
     /** Packs columns [jc + panel*NR, +NR) x depth [p0, p0+kc) of op(B), k-major, zero-padded. */
     private static void packBPanel(boolean transB, MemorySegment b, long bOff, int ldb, int p0, int kc,
-                                   int jc, int nc, int panel, float[] bp) {
+                                   int jc, int nc, int panel, float[] bp, int base) {
         int j0 = panel * NR;
         int cols = Math.min(NR, nc - j0);
-        int base = panel * kc * NR;
         if (transB) {
             // op(B)[p][j] = B[j][p]: read each stored row along k, scatter with stride NR.
             for (int j = 0; j < NR; j++) {
@@ -342,6 +464,51 @@ public final class CpuGemm implements AutoCloseable {
         c41.intoArray(tile, 4 * NR + L);
         c50.intoArray(tile, 5 * NR);
         c51.intoArray(tile, 5 * NR + L);
+    }
+
+    /**
+     * The first two rows of a tile cut by C's bottom edge (M = 32 leaves two), cheaper than the full kernel on
+     * four rows of zero padding. Depth is unrolled by two into separate accumulators: eight independent FMA
+     * chains cover the FMA latency as the full kernel's twelve do.
+     */
+    private static void kernel2(int kc, float[] ap, int ao, float[] bp, int bo, float[] tile) {
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00;
+        FloatVector d00 = c00, d01 = c00, d10 = c00, d11 = c00;
+        int p = 0;
+        for (; p + 1 < kc; p += 2) {
+            int bi = bo + p * NR, ai = ao + p * MR;
+            FloatVector b0 = FloatVector.fromArray(S, bp, bi);
+            FloatVector b1 = FloatVector.fromArray(S, bp, bi + L);
+            FloatVector b2 = FloatVector.fromArray(S, bp, bi + NR);
+            FloatVector b3 = FloatVector.fromArray(S, bp, bi + NR + L);
+            FloatVector x = FloatVector.broadcast(S, ap[ai]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, ap[ai + 1]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(S, ap[ai + MR]);
+            d00 = x.fma(b2, d00);
+            d01 = x.fma(b3, d01);
+            x = FloatVector.broadcast(S, ap[ai + MR + 1]);
+            d10 = x.fma(b2, d10);
+            d11 = x.fma(b3, d11);
+        }
+        if (p < kc) {
+            int bi = bo + p * NR, ai = ao + p * MR;
+            FloatVector b0 = FloatVector.fromArray(S, bp, bi);
+            FloatVector b1 = FloatVector.fromArray(S, bp, bi + L);
+            FloatVector x = FloatVector.broadcast(S, ap[ai]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, ap[ai + 1]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+        }
+        c00.add(d00).intoArray(tile, 0);
+        c01.add(d01).intoArray(tile, L);
+        c10.add(d10).intoArray(tile, NR);
+        c11.add(d11).intoArray(tile, NR + L);
     }
 
     /** C[r][0:NR] = alpha * tile[r] + beta * C[r] for the MR rows of a whole tile. */

@@ -146,6 +146,52 @@ class CpuBackendTest {
         }
     }
 
+    /**
+     * The per-step products reuse a packed copy of B; every way of writing B (upload, fill, copy, being a GEMM's
+     * C, being a kernel argument) must retire the copy. Each round checks the product against the values B
+     * holds at that moment, three calls per state so that the packed copy is made and used.
+     */
+    @Test
+    void packedWeightCopiesFollowEveryWriteToB() {
+        int m = 3, n = 20, k = 9;
+        try (DeviceBuffer a = be.allocate(DeviceBuffer.Type.F32, m * k); DeviceBuffer b = be.allocate(DeviceBuffer.Type.F32, n * k);
+             DeviceBuffer c = be.allocate(DeviceBuffer.Type.F32, m * n); DeviceBuffer tmp = be.allocate(DeviceBuffer.Type.F32, n * k)) {
+            float[] av = new float[m * k], bv = new float[n * k];
+            for (int i = 0; i < av.length; i++) av[i] = (i % 7) - 3;
+            be.upload(av, 0, a, 0, av.length);
+            java.util.function.IntConsumer round = r -> {
+                be.download(b, 0, bv, 0, bv.length);
+                for (int call = 0; call < 3; call++) {
+                    be.gemm(false, true, m, n, k, 1f, a, 0, k, b, 0, k, 0f, c, 0, n);
+                    float[] out = new float[m * n];
+                    be.download(c, 0, out, 0, out.length);
+                    for (int i = 0; i < m; i++) {
+                        for (int j = 0; j < n; j++) {
+                            float want = 0;
+                            for (int p = 0; p < k; p++) want += av[i * k + p] * bv[j * k + p];
+                            assertEquals(want, out[i * n + j], 1e-4, "round " + r + " call " + call + ": C[" + i + "][" + j + "]");
+                        }
+                    }
+                }
+            };
+            for (int i = 0; i < bv.length; i++) bv[i] = i % 5;
+            be.upload(bv, 0, b, 0, bv.length);
+            round.accept(0);
+            be.upload(new float[] {100}, 0, b, 7, 1);
+            round.accept(1);
+            be.fill(b, 3, 20, 2.5);
+            round.accept(2);
+            be.fill(tmp, 0, n * k, -1);
+            be.copy(tmp, 0, b, 40, 10);
+            round.accept(3);
+            // b as a GEMM output: b[0:9] = a[0:1] * ones... (a 1 x 9 row of C overwriting B's first row).
+            be.gemm(false, false, 1, k, 1, 1f, a, 0, 1, tmp, 0, k, 0f, b, 0, k);
+            round.accept(4);
+            be.launch(Kernels.COL_SUM, new long[] {k}, 2, k, a, b, 1f);
+            round.accept(5);
+        }
+    }
+
     @Test
     void launchesAreCheckedByNameCountAndKind() {
         try (DeviceBuffer f = be.allocate(DeviceBuffer.Type.F32, 4); DeviceBuffer n = be.allocate(DeviceBuffer.Type.I32, 4)) {
