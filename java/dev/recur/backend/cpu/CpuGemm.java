@@ -254,7 +254,9 @@ public final class CpuGemm implements AutoCloseable {
             PackedB pb = bs[q];
             long ao = aOffset + q * strideA, co = cOffset + q * strideC + (long) ic * ldc;
             float[] ap = aPack[th];
-            if (ap == null || ap.length < mcStep * kcStep) ap = aPack[th] = new float[Math.max(mcStep, MC) * Math.max(kcStep, KC)];
+            if (ap == null || ap.length < mcStep * kcStep + L) {
+                ap = aPack[th] = new float[Math.max(mcStep, roundUp(MC, MR)) * Math.max(kcStep, KC) + L];
+            }
             for (int pc = 0; pc < k; pc += kcStep) {
                 int kc = Math.min(kcStep, k - pc);
                 packA(transA, a, ao, lda, ic, mc, pc, kc, ap);
@@ -333,7 +335,7 @@ public final class CpuGemm implements AutoCloseable {
                     if (p0 >= p1) return;
                     float[] ap = aPack[th];
                     int need = roundUp(mc, MR) * kc;
-                    if (ap == null || ap.length < need) ap = aPack[th] = new float[roundUp(mcStep, MR) * kcStep];
+                    if (ap == null || ap.length < need + L) ap = aPack[th] = new float[roundUp(mcStep, MR) * kcStep + L];
                     packA(transA, a, aOff, lda, ic, mc, fpc, kc, ap);
                     macro(ap, mc, kc, bPack, 0, p0, p1, fjc, nc, alpha, betaHere, c, cOff + (long) ic * ldc, ldc, edge[th]);
                 };
@@ -369,11 +371,18 @@ public final class CpuGemm implements AutoCloseable {
             int base = ip * kc;
             if (transA) {
                 // op(A)[i][p] = A[p][i]: each depth step is a run of `rows` consecutive floats.
+                long floats = a.byteSize() / Float.BYTES;
                 for (int p = 0; p < kc; p++) {
                     long src = aOff + (long) (p0 + p) * lda + i0 + ip;
                     int dst = base + p * MR;
-                    for (int r = 0; r < rows; r++) ap[dst + r] = a.getAtIndex(F32, src + r);
-                    for (int r = rows; r < MR; r++) ap[dst + r] = 0f;
+                    if (rows == MR && src + L <= floats) {
+                        // A whole vector from the row: its lanes past MR land in the next depth step's slot (or the
+                        // next panel's, or the array's padding) and are overwritten in turn.
+                        FloatVector.fromMemorySegment(S, a, src * Float.BYTES, NATIVE).intoArray(ap, dst);
+                    } else {
+                        for (int r = 0; r < rows; r++) ap[dst + r] = a.getAtIndex(F32, src + r);
+                        for (int r = rows; r < MR; r++) ap[dst + r] = 0f;
+                    }
                 }
             } else {
                 for (int r = 0; r < MR; r++) {
@@ -513,8 +522,13 @@ public final class CpuGemm implements AutoCloseable {
 
     /** C[r][0:NR] = alpha * tile[r] + beta * C[r] for the MR rows of a whole tile. */
     private static void storeTile(float[] tile, MemorySegment c, long cIdx, int ldc, float alpha, float beta) {
+        storeRows(tile, MR, c, cIdx, ldc, alpha, beta);
+    }
+
+    /** C[r][0:NR] = alpha * tile[r] + beta * C[r] for the first {@code rows} rows of a tile. */
+    private static void storeRows(float[] tile, int rows, MemorySegment c, long cIdx, int ldc, float alpha, float beta) {
         FloatVector va = FloatVector.broadcast(S, alpha);
-        for (int r = 0; r < MR; r++) {
+        for (int r = 0; r < rows; r++) {
             long off = (cIdx + (long) r * ldc) * Float.BYTES;
             for (int h = 0; h < NR; h += L) {
                 FloatVector v = FloatVector.fromArray(S, tile, r * NR + h).mul(va);
@@ -660,9 +674,11 @@ public final class CpuGemm implements AutoCloseable {
                 axpy6(i, j, k, a, aOff, lda, b, bOff, ldb, tile);
                 storeTile(tile, c, cOff + (long) i * ldc + j, ldc, alpha, beta);
             }
-            for (; i < m; i++) {
-                axpy1(i, j, 2 * L, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+            for (; i + 2 <= m; i += 2) {
+                axpy2(i, j, k, a, aOff, lda, b, bOff, ldb, tile);
+                storeRows(tile, 2, c, cOff + (long) i * ldc + j, ldc, alpha, beta);
             }
+            if (i < m) axpy1(i, j, 2 * L, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
         }
         if (j < j1) {
             for (int i = 0; i < m; i++) axpy1(i, j, j1 - j, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
@@ -711,6 +727,50 @@ public final class CpuGemm implements AutoCloseable {
         c41.intoArray(tile, 4 * NR + L);
         c50.intoArray(tile, 5 * NR);
         c51.intoArray(tile, 5 * NR + L);
+    }
+
+    /** Two rows of C over 2L columns; depth unrolled by two so that eight FMA chains hide the FMA latency. */
+    private static void axpy2(int i, int j, int k, MemorySegment a, long aOff, int lda,
+                              MemorySegment b, long bOff, int ldb, float[] tile) {
+        long a0 = aOff + (long) i * lda, a1 = a0 + lda;
+        long bRow = (bOff + j) * Float.BYTES, lb = (long) ldb * Float.BYTES, half = (long) L * Float.BYTES;
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00;
+        FloatVector d00 = c00, d01 = c00, d10 = c00, d11 = c00;
+        int p = 0;
+        for (; p + 1 < k; p += 2) {
+            long bo = bRow + p * lb;
+            FloatVector b0 = FloatVector.fromMemorySegment(S, b, bo, NATIVE);
+            FloatVector b1 = FloatVector.fromMemorySegment(S, b, bo + half, NATIVE);
+            FloatVector b2 = FloatVector.fromMemorySegment(S, b, bo + lb, NATIVE);
+            FloatVector b3 = FloatVector.fromMemorySegment(S, b, bo + lb + half, NATIVE);
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F32, a0 + p));
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a1 + p));
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a0 + p + 1));
+            d00 = x.fma(b2, d00);
+            d01 = x.fma(b3, d01);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a1 + p + 1));
+            d10 = x.fma(b2, d10);
+            d11 = x.fma(b3, d11);
+        }
+        if (p < k) {
+            long bo = bRow + p * lb;
+            FloatVector b0 = FloatVector.fromMemorySegment(S, b, bo, NATIVE);
+            FloatVector b1 = FloatVector.fromMemorySegment(S, b, bo + half, NATIVE);
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F32, a0 + p));
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a1 + p));
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+        }
+        c00.add(d00).intoArray(tile, 0);
+        c01.add(d01).intoArray(tile, L);
+        c10.add(d10).intoArray(tile, NR);
+        c11.add(d11).intoArray(tile, NR + L);
     }
 
     /** One row of C over columns [j, j+w), w <= 2L: vectors where whole, scalars at the tail. */

@@ -135,6 +135,7 @@ final class CpuKernels {
     CpuKernels(CpuPool pool, long parallelMinElements) {
         this.pool = pool;
         this.parallelMinElements = parallelMinElements;
+        this.scratch = new float[pool.threads()][12][];
     }
 
     // ------------------------------------------------------------------------------------------------------
@@ -142,7 +143,17 @@ final class CpuKernels {
 
     @FunctionalInterface
     private interface Row {
-        void run(int row);
+        void run(int row, int thread);
+    }
+
+    /** Per-thread scratch rows, grown on demand and kept (a launch per step must not allocate). */
+    private final float[][][] scratch;
+
+    private float[] buf(int thread, int slot, int size) {
+        float[][] mine = scratch[thread];
+        float[] b = mine[slot];
+        if (b == null || b.length < size) b = mine[slot] = new float[Math.max(size, 64)];
+        return b;
     }
 
     /** Runs rows [0, n) of {@code width} elements each, over the pool when the launch is large. */
@@ -153,10 +164,10 @@ final class CpuKernels {
             int per = (n + tasks - 1) / tasks;
             pool.run(tasks, (t, th) -> {
                 int r1 = Math.min(n, (t + 1) * per);
-                for (int r = t * per; r < r1; r++) body.run(r);
+                for (int r = t * per; r < r1; r++) body.run(r, th);
             });
         } else {
-            for (int r = 0; r < n; r++) body.run(r);
+            for (int r = 0; r < n; r++) body.run(r, 0);
         }
     }
 
@@ -194,25 +205,12 @@ final class CpuKernels {
         return (long) (d * B + b) * W + j;
     }
 
-    /** The part of a dropout hash that depends only on seed and stream (see {@link DropoutMask#bits}). */
-    static int maskPrefix(int seedLo, int seedHi, int stream) {
-        int h = DropoutMask.mix(seedLo ^ DropoutMask.mix(seedHi));
-        return DropoutMask.mix(h ^ stream);
+    private static int maskPrefix(int seedLo, int seedHi, int stream) {
+        return CpuRows.maskPrefix(seedLo, seedHi, stream);
     }
 
-    static float mask(int prefix, int index, int thresh, float scale) {
-        if (thresh == 0) return 1f;
-        return (DropoutMask.mix(prefix ^ index) >>> 8) >= thresh ? scale : 0f;
-    }
-
-    /** Masks of indexes {@code index0 .. index0+L-1}; only called with {@code thresh != 0}. */
-    static FloatVector maskVec(int prefix, int index0, int thresh, float scale) {
-        IntVector x = IntVector.fromArray(SI, IOTA, 0).add(index0).lanewise(VectorOperators.XOR, prefix);
-        x = x.lanewise(VectorOperators.XOR, x.lanewise(VectorOperators.LSHR, 16)).mul(0x7feb352d);
-        x = x.lanewise(VectorOperators.XOR, x.lanewise(VectorOperators.LSHR, 15)).mul(0x846ca68b);
-        x = x.lanewise(VectorOperators.XOR, x.lanewise(VectorOperators.LSHR, 16));
-        var keep = x.lanewise(VectorOperators.LSHR, 8).compare(VectorOperators.GE, thresh).cast(S);
-        return FloatVector.zero(S).blend(scale, keep);
+    private static float mask(int prefix, int index, int thresh, float scale) {
+        return CpuRows.mask(prefix, index, thresh, scale);
     }
 
     private static int recStream(int layer, int d) {
@@ -223,10 +221,11 @@ final class CpuKernels {
     // Plain RNN (kernels/common/rnn.h)
 
     private static void rnnStepFwd(CpuKernels k, Args a) {
-        int s = a.i(0), B = a.i(2), H = a.i(3), D = a.i(4), act = a.i(5);
+        int s = a.i(0), B = a.i(2), H = a.i(3), D = a.i(4);
+        boolean relu = a.i(5) != 0;
         MemorySegment lengths = a.m(6), xw = a.m(7), hw = a.m(8), bih = a.m(9), bhh = a.m(10), h = a.m(11), y = a.m(12);
         int nj = a.ext(0, H), nb = a.ext(1, B), nd = a.ext(2, D);
-        k.rows(nd * nb, nj, r -> {
+        k.rows(nd * nb, nj, (r, th) -> {
             int d = r / nb, b = r % nb;
             int len = len(lengths, b);
             if (s >= len) {
@@ -235,28 +234,28 @@ final class CpuKernels {
             }
             int t = d == 0 ? s : len - 1 - s;
             long xo = tbd(t, b, d, B, D, H, 0), ho = dbw(d, b, B, H, 0), bo = (long) d * H;
-            int j = 0;
-            for (; j <= nj - L; j += L) {
-                FloatVector pre = vld(xw, xo + j).add(vld(hw, ho + j)).add(vld(bih, bo + j)).add(vld(bhh, bo + j));
-                FloatVector v = act == 0 ? CpuMath.tanh(pre) : pre.max(0f);
-                vst(h, ho + j, v);
-                vst(y, xo + j, v);
-            }
-            for (; j < nj; j++) {
-                float pre = ld(xw, xo + j) + ld(hw, ho + j) + ld(bih, bo + j) + ld(bhh, bo + j);
-                float v = act == 0 ? CpuMath.tanh(pre) : (pre > 0f ? pre : 0f);
-                st(h, ho + j, v);
-                st(y, xo + j, v);
-            }
+            float[] pre = k.buf(th, 0, nj), tmp = k.buf(th, 1, nj);
+            CpuRows.load(xw, xo, pre, 0, nj);
+            CpuRows.load(hw, ho, tmp, 0, nj);
+            CpuRows.add(pre, 0, tmp, 0, nj);
+            CpuRows.load(bih, bo, tmp, 0, nj);
+            CpuRows.add(pre, 0, tmp, 0, nj);
+            CpuRows.load(bhh, bo, tmp, 0, nj);
+            CpuRows.add(pre, 0, tmp, 0, nj);
+            if (relu) CpuRows.relu(pre, 0, nj);
+            else CpuRows.tanh(pre, 0, nj);
+            CpuRows.store(pre, 0, h, ho, nj);
+            CpuRows.store(pre, 0, y, xo, nj);
         });
     }
 
     private static void rnnStepBwd(CpuKernels k, Args a) {
-        int s = a.i(0), B = a.i(2), H = a.i(3), D = a.i(4), act = a.i(5);
+        int s = a.i(0), B = a.i(2), H = a.i(3), D = a.i(4);
+        boolean relu = a.i(5) != 0;
         MemorySegment lengths = a.m(6), dy = a.m(7), dhN = a.m(8), dhrec = a.m(9), y = a.m(10), dgs = a.m(11),
                 dgall = a.m(12);
         int nj = a.ext(0, H), nb = a.ext(1, B), nd = a.ext(2, D);
-        k.rows(nd * nb, nj, r -> {
+        k.rows(nd * nb, nj, (r, th) -> {
             int d = r / nb, b = r % nb;
             int len = len(lengths, b);
             long sd = dbw(d, b, B, H, 0);
@@ -267,23 +266,14 @@ final class CpuKernels {
             }
             int t = d == 0 ? s : len - 1 - s;
             long td = tbd(t, b, d, B, D, H, 0);
-            MemorySegment dhIn = s == len - 1 ? dhN : dhrec;
-            int j = 0;
-            for (; j <= nj - L; j += L) {
-                FloatVector dh = vld(dhIn, sd + j).add(vld(dy, td + j));
-                FloatVector v = vld(y, td + j);
-                FloatVector dpre = act == 0 ? dh.mul(v.mul(v).neg().add(1f))
-                        : FloatVector.zero(S).blend(dh, v.compare(VectorOperators.GT, 0f));
-                vst(dgs, sd + j, dpre);
-                vst(dgall, td + j, dpre);
-            }
-            for (; j < nj; j++) {
-                float dh = ld(dhIn, sd + j) + ld(dy, td + j);
-                float v = ld(y, td + j);
-                float dpre = act == 0 ? dh * (1f - v * v) : (v > 0f ? dh : 0f);
-                st(dgs, sd + j, dpre);
-                st(dgall, td + j, dpre);
-            }
+            float[] dh = k.buf(th, 0, nj), tmp = k.buf(th, 1, nj);
+            CpuRows.load(s == len - 1 ? dhN : dhrec, sd, dh, 0, nj);
+            CpuRows.load(dy, td, tmp, 0, nj);
+            CpuRows.add(dh, 0, tmp, 0, nj);
+            CpuRows.load(y, td, tmp, 0, nj);
+            CpuRows.rnnBackward(dh, tmp, relu, nj);
+            CpuRows.store(dh, 0, dgs, sd, nj);
+            CpuRows.store(dh, 0, dgall, td, nj);
         });
     }
 
@@ -302,7 +292,7 @@ final class CpuKernels {
         int GH = G * H;
         int nj = a.ext(0, H), nb = a.ext(1, B), nd = a.ext(2, D);
         int bi = 0, bf = H, bg = coupled ? H : 2 * H, bo = coupled ? 2 * H : 3 * H;
-        k.rows(nd * nb, (long) nj * G, r -> {
+        k.rows(nd * nb, (long) nj * G, (r, th) -> {
             int d = r / nb, b = r % nb;
             int len = len(lengths, b);
             if (s >= len) {
@@ -318,74 +308,50 @@ final class CpuKernels {
             long xo = tbd(t, b, d, B, D, GH, 0), ho = dbw(d, b, B, GH, 0), bb = (long) d * GH;
             long ch = dbw(d, b, B, H, 0), cs = tbd(t, b, d, B, D, H, 0);
             long hh = dbw(d, b, B, P, 0), yo = tbd(t, b, d, B, D, P, 0);
-            long pi = (long) (d * 3) * H, pf = pi + H, po = pf + H;
-            int prefix = maskPrefix(seedLo, seedHi, recStream(layer, d));
-            int j = 0;
-            for (; j <= nj - L; j += L) {
-                FloatVector cp = vld(c, ch + j);
-                FloatVector preI = vld(xw, xo + bi + j).add(vld(hw, ho + bi + j)).add(vld(bih, bb + bi + j)).add(vld(bhh, bb + bi + j));
-                FloatVector preG = vld(xw, xo + bg + j).add(vld(hw, ho + bg + j)).add(vld(bih, bb + bg + j)).add(vld(bhh, bb + bg + j));
-                FloatVector preO = vld(xw, xo + bo + j).add(vld(hw, ho + bo + j)).add(vld(bih, bb + bo + j)).add(vld(bhh, bb + bo + j));
-                if (peep) preI = vld(peepw, pi + j).fma(cp, preI);
-                FloatVector ig = CpuMath.sigmoid(preI);
-                FloatVector fg;
-                if (coupled) {
-                    fg = ig.neg().add(1f);
-                } else {
-                    FloatVector preF = vld(xw, xo + bf + j).add(vld(hw, ho + bf + j)).add(vld(bih, bb + bf + j)).add(vld(bhh, bb + bf + j));
-                    if (peep) preF = vld(peepw, pf + j).fma(cp, preF);
-                    fg = CpuMath.sigmoid(preF);
-                }
-                FloatVector gg = CpuMath.tanh(preG);
-                FloatVector cn = fg.fma(cp, ig.mul(gg));
-                if (peep) preO = vld(peepw, po + j).fma(cn, preO);
-                FloatVector og = CpuMath.sigmoid(preO);
-                FloatVector m = og.mul(CpuMath.tanh(cn));
-                vst(c, ch + j, cn);
-                if (training) {
-                    vst(gsave, xo + bi + j, ig);
-                    if (!coupled) vst(gsave, xo + bf + j, fg);
-                    vst(gsave, xo + bg + j, gg);
-                    vst(gsave, xo + bo + j, og);
-                    vst(csave, cs + j, cn);
-                }
-                if (proj) {
-                    vst(mout, ch + j, m);
-                    if (training) vst(msave, cs + j, m);
-                } else {
-                    vst(h, hh + j, m);
-                    vst(y, yo + j, m);
-                    if (thresh != 0) vst(hin, hh + j, m.mul(maskVec(prefix, b * H + j, thresh, scale)));
-                }
+            float[] pre = k.buf(th, 0, GH), tmp = k.buf(th, 1, GH), cp = k.buf(th, 2, nj), cn = k.buf(th, 3, nj);
+            float[] m = k.buf(th, 4, nj);
+            // Pre-activations of all gates: the gate blocks are whole rows of H, loaded in one piece.
+            CpuRows.load(xw, xo, pre, 0, GH);
+            CpuRows.load(hw, ho, tmp, 0, GH);
+            CpuRows.add(pre, 0, tmp, 0, GH);
+            CpuRows.load(bih, bb, tmp, 0, GH);
+            CpuRows.add(pre, 0, tmp, 0, GH);
+            CpuRows.load(bhh, bb, tmp, 0, GH);
+            CpuRows.add(pre, 0, tmp, 0, GH);
+            CpuRows.load(c, ch, cp, 0, nj);
+            float[] pw = null;
+            if (peep) {
+                pw = k.buf(th, 5, 3 * H);
+                CpuRows.load(peepw, (long) d * 3 * H, pw, 0, 3 * H);
+                CpuRows.fma(pre, bi, pw, 0, cp, 0, nj);
+                if (!coupled) CpuRows.fma(pre, bf, pw, H, cp, 0, nj);
             }
-            for (; j < nj; j++) {
-                float cp = ld(c, ch + j);
-                float wci = peep ? ld(peepw, pi + j) : 0f, wcf = peep ? ld(peepw, pf + j) : 0f;
-                float wco = peep ? ld(peepw, po + j) : 0f;
-                float ig = CpuMath.sigmoid(ld(xw, xo + bi + j) + ld(hw, ho + bi + j) + ld(bih, bb + bi + j)
-                        + ld(bhh, bb + bi + j) + wci * cp);
-                float fg = coupled ? 1f - ig : CpuMath.sigmoid(ld(xw, xo + bf + j) + ld(hw, ho + bf + j)
-                        + ld(bih, bb + bf + j) + ld(bhh, bb + bf + j) + wcf * cp);
-                float gg = CpuMath.tanh(ld(xw, xo + bg + j) + ld(hw, ho + bg + j) + ld(bih, bb + bg + j) + ld(bhh, bb + bg + j));
-                float cn = fg * cp + ig * gg;
-                float og = CpuMath.sigmoid(ld(xw, xo + bo + j) + ld(hw, ho + bo + j) + ld(bih, bb + bo + j)
-                        + ld(bhh, bb + bo + j) + wco * cn);
-                float m = og * CpuMath.tanh(cn);
-                st(c, ch + j, cn);
-                if (training) {
-                    st(gsave, xo + bi + j, ig);
-                    if (!coupled) st(gsave, xo + bf + j, fg);
-                    st(gsave, xo + bg + j, gg);
-                    st(gsave, xo + bo + j, og);
-                    st(csave, cs + j, cn);
-                }
-                if (proj) {
-                    st(mout, ch + j, m);
-                    if (training) st(msave, cs + j, m);
+            CpuRows.sigmoid(pre, bi, nj);
+            if (!coupled) CpuRows.sigmoid(pre, bf, nj);
+            CpuRows.tanh(pre, bg, nj);
+            CpuRows.lstmCell(pre, bi, bf, bg, coupled, cp, cn, nj);
+            if (peep) CpuRows.fma(pre, bo, pw, 2 * H, cn, 0, nj);
+            CpuRows.sigmoid(pre, bo, nj);
+            CpuRows.store(cn, 0, c, ch, nj);
+            if (training) {
+                if (nj == H) {
+                    CpuRows.store(pre, 0, gsave, xo, GH);
                 } else {
-                    st(h, hh + j, m);
-                    st(y, yo + j, m);
-                    if (thresh != 0) st(hin, hh + j, m * mask(prefix, b * H + j, thresh, scale));
+                    for (int q = 0; q < G; q++) CpuRows.store(pre, q * H, gsave, xo + (long) q * H, nj);
+                }
+                CpuRows.store(cn, 0, csave, cs, nj);
+            }
+            CpuRows.tanh(cn, 0, m, 0, nj);
+            CpuRows.mul(m, 0, pre, bo, nj);
+            if (proj) {
+                CpuRows.store(m, 0, mout, ch, nj);
+                if (training) CpuRows.store(m, 0, msave, cs, nj);
+            } else {
+                CpuRows.store(m, 0, h, hh, nj);
+                CpuRows.store(m, 0, y, yo, nj);
+                if (thresh != 0) {
+                    CpuRows.mask(m, 0, nj, maskPrefix(seedLo, seedHi, recStream(layer, d)), b * H, thresh, scale);
+                    CpuRows.store(m, 0, hin, hh, nj);
                 }
             }
         });
@@ -402,8 +368,7 @@ final class CpuKernels {
         int G = coupled ? 3 : 4;
         int GH = G * H;
         int nj = a.ext(0, H), nb = a.ext(1, B), nd = a.ext(2, D);
-        int bi = 0, bf = H, bg = coupled ? H : 2 * H, bo = coupled ? 2 * H : 3 * H;
-        k.rows(nd * nb, (long) nj * G, r -> {
+        k.rows(nd * nb, (long) nj * G, (r, th) -> {
             int d = r / nb, b = r % nb;
             int len = len(lengths, b);
             long so = dbw(d, b, B, GH, 0);
@@ -418,89 +383,42 @@ final class CpuKernels {
             boolean last = s == len - 1;
             long sh = dbw(d, b, B, H, 0), sp = dbw(d, b, B, P, 0), yo = tbd(t, b, d, B, D, P, 0);
             boolean first = d == 0 ? t == 0 : t == len - 1;
-            MemorySegment cpSeg = first ? c0 : csave;
             long cpo = first ? sh : tbd(d == 0 ? t - 1 : t + 1, b, d, B, D, H, 0);
-            long cno = tbd(t, b, d, B, D, H, 0);
             long go = tbd(t, b, d, B, D, GH, 0);
-            MemorySegment dcIn = last ? dcN : dc;
-            long pi = (long) (d * 3) * H, pf = pi + H, po = pf + H;
-            int prefix = maskPrefix(seedLo, seedHi, recStream(layer, d));
-            boolean masked = !proj && !last && thresh != 0;
-            int j = 0;
-            for (; j <= nj - L; j += L) {
-                FloatVector dh;
-                if (proj) {
-                    dh = vld(dm, sh + j);
+            float[] dh = k.buf(th, 0, nj), tmp = k.buf(th, 1, nj), dcin = k.buf(th, 2, nj), cp = k.buf(th, 3, nj);
+            float[] tc = k.buf(th, 4, nj), gates = k.buf(th, 5, GH), dg = k.buf(th, 6, GH), dcPrev = k.buf(th, 7, nj);
+            if (proj) {
+                CpuRows.load(dm, sh, dh, 0, nj);
+            } else {
+                if (last) {
+                    CpuRows.load(dhN, sp, dh, 0, nj);
                 } else {
-                    dh = last ? vld(dhN, sp + j) : vld(dhrec, sp + j);
-                    if (masked) dh = dh.mul(maskVec(prefix, b * P + j, thresh, scale));
-                    dh = dh.add(vld(dy, yo + j));
+                    CpuRows.load(dhrec, sp, dh, 0, nj);
+                    CpuRows.mask(dh, 0, nj, maskPrefix(seedLo, seedHi, recStream(layer, d)), b * P, thresh, scale);
                 }
-                FloatVector dcin = vld(dcIn, sh + j);
-                FloatVector cp = vld(cpSeg, cpo + j);
-                FloatVector cn = vld(csave, cno + j);
-                FloatVector ig = vld(gsave, go + bi + j);
-                FloatVector fg = coupled ? ig.neg().add(1f) : vld(gsave, go + bf + j);
-                FloatVector gg = vld(gsave, go + bg + j);
-                FloatVector og = vld(gsave, go + bo + j);
-                FloatVector tc = CpuMath.tanh(cn);
-                FloatVector doPre = dh.mul(tc).mul(og).mul(og.neg().add(1f));
-                FloatVector dcn = dcin.add(dh.mul(og).mul(tc.mul(tc).neg().add(1f)));
-                if (peep) dcn = vld(peepw, po + j).fma(doPre, dcn);
-                FloatVector di = coupled ? dcn.mul(gg.sub(cp)) : dcn.mul(gg);
-                FloatVector diPre = di.mul(ig).mul(ig.neg().add(1f));
-                FloatVector dgPre = dcn.mul(ig).mul(gg.mul(gg).neg().add(1f));
-                FloatVector dcPrev = dcn.mul(fg);
-                if (!coupled) {
-                    FloatVector dfPre = dcn.mul(cp).mul(fg).mul(fg.neg().add(1f));
-                    if (peep) dcPrev = vld(peepw, pf + j).fma(dfPre, dcPrev);
-                    vst(dgs, so + bf + j, dfPre);
-                    vst(dgall, go + bf + j, dfPre);
-                }
-                if (peep) dcPrev = vld(peepw, pi + j).fma(diPre, dcPrev);
-                vst(dc, sh + j, dcPrev);
-                vst(dgs, so + bi + j, diPre);
-                vst(dgall, go + bi + j, diPre);
-                vst(dgs, so + bg + j, dgPre);
-                vst(dgall, go + bg + j, dgPre);
-                vst(dgs, so + bo + j, doPre);
-                vst(dgall, go + bo + j, doPre);
+                CpuRows.load(dy, yo, tmp, 0, nj);
+                CpuRows.add(dh, 0, tmp, 0, nj);
             }
-            for (; j < nj; j++) {
-                float dh;
-                if (proj) {
-                    dh = ld(dm, sh + j);
-                } else {
-                    dh = last ? ld(dhN, sp + j) : ld(dhrec, sp + j) * mask(prefix, b * P + j, thresh, scale);
-                    dh += ld(dy, yo + j);
+            CpuRows.load(last ? dcN : dc, sh, dcin, 0, nj);
+            CpuRows.load(first ? c0 : csave, cpo, cp, 0, nj);
+            CpuRows.load(csave, tbd(t, b, d, B, D, H, 0), tc, 0, nj);
+            CpuRows.tanh(tc, 0, nj);
+            CpuRows.load(gsave, go, gates, 0, GH);
+            float[] pw = null;
+            if (peep) {
+                pw = k.buf(th, 8, 3 * H);
+                CpuRows.load(peepw, (long) d * 3 * H, pw, 0, 3 * H);
+            }
+            CpuRows.lstmBackward(dh, dcin, cp, tc, gates, H, coupled, pw, dg, dcPrev, nj);
+            CpuRows.store(dcPrev, 0, dc, sh, nj);
+            if (nj == H) {
+                CpuRows.store(dg, 0, dgs, so, GH);
+                CpuRows.store(dg, 0, dgall, go, GH);
+            } else {
+                for (int q = 0; q < G; q++) {
+                    CpuRows.store(dg, q * H, dgs, so + (long) q * H, nj);
+                    CpuRows.store(dg, q * H, dgall, go + (long) q * H, nj);
                 }
-                float dcin = ld(dcIn, sh + j);
-                float cp = ld(cpSeg, cpo + j);
-                float cn = ld(csave, cno + j);
-                float ig = ld(gsave, go + bi + j);
-                float fg = coupled ? 1f - ig : ld(gsave, go + bf + j);
-                float gg = ld(gsave, go + bg + j);
-                float og = ld(gsave, go + bo + j);
-                float wci = peep ? ld(peepw, pi + j) : 0f, wcf = peep ? ld(peepw, pf + j) : 0f;
-                float wco = peep ? ld(peepw, po + j) : 0f;
-                float tc = CpuMath.tanh(cn);
-                float doPre = dh * tc * og * (1f - og);
-                float dcn = dcin + dh * og * (1f - tc * tc) + wco * doPre;
-                float di = coupled ? dcn * (gg - cp) : dcn * gg;
-                float diPre = di * ig * (1f - ig);
-                float dfPre = coupled ? 0f : dcn * cp * fg * (1f - fg);
-                float dgPre = dcn * ig * (1f - gg * gg);
-                st(dc, sh + j, dcn * fg + wci * diPre + wcf * dfPre);
-                st(dgs, so + bi + j, diPre);
-                st(dgall, go + bi + j, diPre);
-                if (!coupled) {
-                    st(dgs, so + bf + j, dfPre);
-                    st(dgall, go + bf + j, dfPre);
-                }
-                st(dgs, so + bg + j, dgPre);
-                st(dgall, go + bg + j, dgPre);
-                st(dgs, so + bo + j, doPre);
-                st(dgall, go + bo + j, doPre);
             }
         });
     }
@@ -511,7 +429,7 @@ final class CpuKernels {
         int seedLo = a.i(10), seedHi = a.i(11), layer = a.i(12), thresh = a.i(13);
         float scale = a.f(14);
         int nj = a.ext(0, P), nb = a.ext(1, B), nd = a.ext(2, D);
-        k.rows(nd * nb, nj, r -> {
+        k.rows(nd * nb, nj, (r, th) -> {
             int d = r / nb, b = r % nb;
             int len = len(lengths, b);
             if (s >= len) {
@@ -536,7 +454,7 @@ final class CpuKernels {
         int seedLo = a.i(11), seedHi = a.i(12), layer = a.i(13), thresh = a.i(14);
         float scale = a.f(15);
         int nj = a.ext(0, P), nb = a.ext(1, B), nd = a.ext(2, D);
-        k.rows(nd * nb, nj, r -> {
+        k.rows(nd * nb, nj, (r, th) -> {
             int d = r / nb, b = r % nb;
             int len = len(lengths, b);
             long sp = dbw(d, b, B, P, 0);
@@ -604,7 +522,7 @@ final class CpuKernels {
         float scale = a.f(19);
         int GH = 3 * H;
         int nj = a.ext(0, H), nb = a.ext(1, B), nd = a.ext(2, D);
-        k.rows(nd * nb, 3L * nj, r -> {
+        k.rows(nd * nb, 3L * nj, (r, th) -> {
             int d = r / nb, b = r % nb;
             int len = len(lengths, b);
             if (s >= len) {
@@ -615,43 +533,29 @@ final class CpuKernels {
             int t = d == 0 ? s : len - 1 - s;
             long xo = tbd(t, b, d, B, D, GH, 0), ho = dbw(d, b, B, GH, 0), bb = (long) d * GH;
             long sh = dbw(d, b, B, H, 0), yo = tbd(t, b, d, B, D, H, 0), so = tbd(t, b, d, B, D, 4 * H, 0);
-            int prefix = maskPrefix(seedLo, seedHi, recStream(layer, d));
-            int j = 0;
-            for (; j <= nj - L; j += L) {
-                FloatVector rg = CpuMath.sigmoid(vld(xw, xo + j).add(vld(hw, ho + j)).add(vld(bih, bb + j)).add(vld(bhh, bb + j)));
-                FloatVector zg = CpuMath.sigmoid(vld(xw, xo + H + j).add(vld(hw, ho + H + j)).add(vld(bih, bb + H + j))
-                        .add(vld(bhh, bb + H + j)));
-                FloatVector hn = vld(hw, ho + 2 * H + j).add(vld(bhh, bb + 2 * H + j));
-                FloatVector n = CpuMath.tanh(rg.fma(hn, vld(xw, xo + 2 * H + j).add(vld(bih, bb + 2 * H + j))));
-                FloatVector hp = vld(h, sh + j);
-                // (1-z)*n + z*h_{t-1} = n + z*(h_{t-1} - n)
-                FloatVector v = zg.fma(hp.sub(n), n);
-                vst(h, sh + j, v);
-                vst(y, yo + j, v);
-                if (thresh != 0) vst(hin, sh + j, v.mul(maskVec(prefix, b * H + j, thresh, scale)));
-                if (training) {
-                    vst(gsave, so + j, rg);
-                    vst(gsave, so + H + j, zg);
-                    vst(gsave, so + 2 * H + j, n);
-                    vst(gsave, so + 3 * H + j, hn);
-                }
+            float[] pre = k.buf(th, 0, GH), tmp = k.buf(th, 1, GH), hh = k.buf(th, 2, GH), hp = k.buf(th, 3, nj);
+            CpuRows.load(xw, xo, pre, 0, GH);
+            CpuRows.load(bih, bb, tmp, 0, GH);
+            CpuRows.add(pre, 0, tmp, 0, GH);
+            CpuRows.load(hw, ho, hh, 0, GH);
+            CpuRows.load(bhh, bb, tmp, 0, GH);
+            CpuRows.add(hh, 0, tmp, 0, GH);
+            // r and z take both projections; n takes r * (W_hn h + b_hn), hh's third block (hn, saved).
+            CpuRows.add(pre, 0, hh, 0, 2 * H);
+            CpuRows.sigmoid(pre, 0, 2 * H);
+            CpuRows.fma(pre, 2 * H, pre, 0, hh, 2 * H, nj);
+            CpuRows.tanh(pre, 2 * H, nj);
+            CpuRows.load(h, sh, hp, 0, nj);
+            CpuRows.gruUpdate(pre, H, 2 * H, hp, nj);
+            CpuRows.store(hp, 0, h, sh, nj);
+            CpuRows.store(hp, 0, y, yo, nj);
+            if (training) {
+                for (int q = 0; q < 3; q++) CpuRows.store(pre, q * H, gsave, so + (long) q * H, nj);
+                CpuRows.store(hh, 2 * H, gsave, so + 3L * H, nj);
             }
-            for (; j < nj; j++) {
-                float rg = CpuMath.sigmoid(ld(xw, xo + j) + ld(hw, ho + j) + ld(bih, bb + j) + ld(bhh, bb + j));
-                float zg = CpuMath.sigmoid(ld(xw, xo + H + j) + ld(hw, ho + H + j) + ld(bih, bb + H + j) + ld(bhh, bb + H + j));
-                float hn = ld(hw, ho + 2 * H + j) + ld(bhh, bb + 2 * H + j);
-                float n = CpuMath.tanh(ld(xw, xo + 2 * H + j) + ld(bih, bb + 2 * H + j) + rg * hn);
-                float hp = ld(h, sh + j);
-                float v = (1f - zg) * n + zg * hp;
-                st(h, sh + j, v);
-                st(y, yo + j, v);
-                if (thresh != 0) st(hin, sh + j, v * mask(prefix, b * H + j, thresh, scale));
-                if (training) {
-                    st(gsave, so + j, rg);
-                    st(gsave, so + H + j, zg);
-                    st(gsave, so + 2 * H + j, n);
-                    st(gsave, so + 3 * H + j, hn);
-                }
+            if (thresh != 0) {
+                CpuRows.mask(hp, 0, nj, maskPrefix(seedLo, seedHi, recStream(layer, d)), b * H, thresh, scale);
+                CpuRows.store(hp, 0, hin, sh, nj);
             }
         });
     }
@@ -664,7 +568,7 @@ final class CpuKernels {
         float scale = a.f(20);
         int GH = 3 * H;
         int nj = a.ext(0, H), nb = a.ext(1, B), nd = a.ext(2, D);
-        k.rows(nd * nb, 3L * nj, r -> {
+        k.rows(nd * nb, 3L * nj, (r, th) -> {
             int d = r / nb, b = r % nb;
             int len = len(lengths, b);
             long so = dbw(d, b, B, GH, 0);
@@ -679,61 +583,30 @@ final class CpuKernels {
             }
             int t = d == 0 ? s : len - 1 - s;
             boolean last = s == len - 1;
-            long sh = dbw(d, b, B, H, 0), th = tbd(t, b, d, B, D, H, 0), go = tbd(t, b, d, B, D, 4 * H, 0);
+            long sh = dbw(d, b, B, H, 0), th2 = tbd(t, b, d, B, D, H, 0), go = tbd(t, b, d, B, D, 4 * H, 0);
             boolean first = d == 0 ? t == 0 : t == len - 1;
-            MemorySegment hpSeg = first ? h0 : y;
             long hpo = first ? sh : tbd(d == 0 ? t - 1 : t + 1, b, d, B, D, H, 0);
             long ao = tbd(t, b, d, B, D, GH, 0);
-            int prefix = maskPrefix(seedLo, seedHi, recStream(layer, d));
-            int j = 0;
-            for (; j <= nj - L; j += L) {
-                FloatVector dh;
-                if (last) {
-                    dh = vld(dhN, sh + j);
-                } else {
-                    dh = vld(dhrec, sh + j);
-                    if (thresh != 0) dh = dh.mul(maskVec(prefix, b * H + j, thresh, scale));
-                    dh = dh.add(vld(ddir, sh + j));
-                }
-                dh = dh.add(vld(dy, th + j));
-                FloatVector rg = vld(gsave, go + j), zg = vld(gsave, go + H + j);
-                FloatVector n = vld(gsave, go + 2 * H + j), hn = vld(gsave, go + 3 * H + j);
-                FloatVector hp = vld(hpSeg, hpo + j);
-                FloatVector dnPre = dh.mul(zg.neg().add(1f)).mul(n.mul(n).neg().add(1f));
-                FloatVector dzPre = dh.mul(hp.sub(n)).mul(zg).mul(zg.neg().add(1f));
-                FloatVector drPre = dnPre.mul(hn).mul(rg).mul(rg.neg().add(1f));
-                FloatVector dnr = dnPre.mul(rg);
-                vst(ddir, sh + j, dh.mul(zg));
-                vst(dgs, so + j, drPre);
-                vst(dgs, so + H + j, dzPre);
-                vst(dgs, so + 2 * H + j, dnr);
-                vst(dgall, ao + j, drPre);
-                vst(dgall, ao + H + j, dzPre);
-                vst(dgall, ao + 2 * H + j, dnPre);
-                vst(dgallh, ao + j, drPre);
-                vst(dgallh, ao + H + j, dzPre);
-                vst(dgallh, ao + 2 * H + j, dnr);
+            float[] dh = k.buf(th, 0, nj), tmp = k.buf(th, 1, nj), g = k.buf(th, 2, 4 * H), hp = k.buf(th, 3, nj);
+            float[] dgi = k.buf(th, 4, GH), dgh = k.buf(th, 5, GH), dd = k.buf(th, 6, nj);
+            if (last) {
+                CpuRows.load(dhN, sh, dh, 0, nj);
+            } else {
+                CpuRows.load(dhrec, sh, dh, 0, nj);
+                CpuRows.mask(dh, 0, nj, maskPrefix(seedLo, seedHi, recStream(layer, d)), b * H, thresh, scale);
+                CpuRows.load(ddir, sh, tmp, 0, nj);
+                CpuRows.add(dh, 0, tmp, 0, nj);
             }
-            for (; j < nj; j++) {
-                float dh = (last ? ld(dhN, sh + j)
-                        : ld(dhrec, sh + j) * mask(prefix, b * H + j, thresh, scale) + ld(ddir, sh + j))
-                        + ld(dy, th + j);
-                float rg = ld(gsave, go + j), zg = ld(gsave, go + H + j);
-                float n = ld(gsave, go + 2 * H + j), hn = ld(gsave, go + 3 * H + j);
-                float hp = ld(hpSeg, hpo + j);
-                float dnPre = dh * (1f - zg) * (1f - n * n);
-                float dzPre = dh * (hp - n) * zg * (1f - zg);
-                float drPre = dnPre * hn * rg * (1f - rg);
-                st(ddir, sh + j, dh * zg);
-                st(dgs, so + j, drPre);
-                st(dgs, so + H + j, dzPre);
-                st(dgs, so + 2 * H + j, dnPre * rg);
-                st(dgall, ao + j, drPre);
-                st(dgall, ao + H + j, dzPre);
-                st(dgall, ao + 2 * H + j, dnPre);
-                st(dgallh, ao + j, drPre);
-                st(dgallh, ao + H + j, dzPre);
-                st(dgallh, ao + 2 * H + j, dnPre * rg);
+            CpuRows.load(dy, th2, tmp, 0, nj);
+            CpuRows.add(dh, 0, tmp, 0, nj);
+            CpuRows.load(gsave, go, g, 0, 4 * H);
+            CpuRows.load(first ? h0 : y, hpo, hp, 0, nj);
+            CpuRows.gruBackward(dh, g, hp, H, dgi, dgh, dd, nj);
+            CpuRows.store(dd, 0, ddir, sh, nj);
+            for (int q = 0; q < 3; q++) {
+                CpuRows.store(dgh, q * H, dgs, so + (long) q * H, nj);
+                CpuRows.store(dgi, q * H, dgall, ao + (long) q * H, nj);
+                CpuRows.store(dgh, q * H, dgallh, ao + (long) q * H, nj);
             }
         });
     }
@@ -782,7 +655,7 @@ final class CpuKernels {
         int seedLo = a.i(8), seedHi = a.i(9), layer = a.i(10), thresh = a.i(11);
         float scale = a.f(12);
         int nj = a.ext(0, P), nb = a.ext(1, B), ntd = a.ext(2, (long) T * D);
-        k.rows(ntd * nb, nj, r -> {
+        k.rows(ntd * nb, nj, (r, th) -> {
             int td = r / nb, b = r % nb;
             int t = td / D, d = td - t * D;
             int len = len(lengths, b);
@@ -809,7 +682,7 @@ final class CpuKernels {
         int seedLo = a.i(6), seedHi = a.i(7), layer = a.i(8), thresh = a.i(9);
         float scale = a.f(10);
         int nj = a.ext(0, In), nb = a.ext(1, B), ntd = a.ext(2, (long) T * D);
-        k.rows(ntd * nb, nj, r -> {
+        k.rows(ntd * nb, nj, (r, th) -> {
             int td = r / nb, b = r % nb;
             int t = td / D, d = td - t * D;
             long xo = (long) (t * B + b) * In;
@@ -827,7 +700,7 @@ final class CpuKernels {
         int nj = a.ext(0, In), nb = a.ext(1, B), nt = a.ext(2, T);
         int[] prefix = new int[D];
         for (int d = 0; d < D; d++) prefix[d] = maskPrefix(seedLo, seedHi, DropoutMask.stream(layer, d, DropoutMask.INPUT));
-        k.rows(nt * nb, (long) nj * D, r -> {
+        k.rows(nt * nb, (long) nj * D, (r, th) -> {
             int t = r / nb, b = r % nb;
             long xo = (long) (t * B + b) * In;
             for (int j = 0; j < nj; j++) {
@@ -848,7 +721,7 @@ final class CpuKernels {
         float scale = a.f(15);
         int nj = a.ext(0, W), nb = a.ext(1, B), nt = a.ext(2, T);
         int prefix = maskPrefix(seedLo, seedHi, DropoutMask.stream(layer, 0, DropoutMask.BETWEEN_LAYERS));
-        k.rows(nt * nb, nj, r -> {
+        k.rows(nt * nb, nj, (r, th) -> {
             int t = r / nb, b = r % nb;
             long o = (long) (t * B + b) * W;
             if (t >= len(lengths, b)) {
@@ -875,7 +748,7 @@ final class CpuKernels {
         int T = a.i(0), B = a.i(1), P = a.i(2), D = a.i(3), W = a.i(4), mode = a.i(5);
         MemorySegment lengths = a.m(6), dout = a.m(7), y = a.m(8), dy = a.m(9);
         int nj = a.ext(0, P), nb = a.ext(1, B), ntd = a.ext(2, (long) T * D);
-        k.rows(ntd * nb, nj, r -> {
+        k.rows(ntd * nb, nj, (r, th) -> {
             int td = r / nb, b = r % nb;
             int t = td / D, d = td - t * D;
             long o = tbd(t, b, d, B, D, P, 0);
@@ -906,7 +779,7 @@ final class CpuKernels {
         float scale = a.f(12);
         int nj = a.ext(0, W), nb = a.ext(1, B), nt = a.ext(2, T);
         int prefix = maskPrefix(seedLo, seedHi, DropoutMask.stream(layer, 0, DropoutMask.BETWEEN_LAYERS));
-        k.rows(nt * nb, nj, r -> {
+        k.rows(nt * nb, nj, (r, th) -> {
             int t = r / nb, b = r % nb;
             long o = (long) (t * B + b) * W;
             boolean add = residual && t < len(lengths, b);
@@ -927,7 +800,7 @@ final class CpuKernels {
         // column) with vectors across the columns.
         int chunk = Math.max(4 * L, (nj + 4 * k.pool.threads() - 1) / (4 * k.pool.threads()) / L * L);
         int chunks = (nj + chunk - 1) / chunk;
-        k.rows(chunks, (long) M * chunk, c -> {
+        k.rows(chunks, (long) M * chunk, (c, th) -> {
             int j0 = c * chunk, j1 = Math.min(nj, j0 + chunk);
             float[] acc = new float[j1 - j0];
             int w = j1 - j0, wv = w - w % L;

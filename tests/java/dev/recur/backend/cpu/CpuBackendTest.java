@@ -227,18 +227,18 @@ class CpuBackendTest {
         int stream = DropoutMask.stream(2, 1, DropoutMask.RECURRENT);
         int thresh = DropoutMask.threshold(0.37);
         float scale = (float) (1 / (1 - 0.37));
-        int prefix = CpuKernels.maskPrefix(lo, hi, stream);
+        int prefix = CpuRows.maskPrefix(lo, hi, stream);
         int lanes = CpuMath.S.length();
         float[] v = new float[lanes];
         for (int base = 0; base < 4096; base += lanes) {
-            CpuKernels.maskVec(prefix, base, thresh, scale).intoArray(v, 0);
+            CpuRows.maskVec(prefix, base, thresh, scale).intoArray(v, 0);
             for (int i = 0; i < lanes; i++) {
                 float want = (float) DropoutMask.value(seed, stream, base + i, 0.37) == 0f ? 0f : scale;
                 assertEquals(want, v[i], "vector mask at index " + (base + i));
-                assertEquals(want, CpuKernels.mask(prefix, base + i, thresh, scale), "scalar mask at index " + (base + i));
+                assertEquals(want, CpuRows.mask(prefix, base + i, thresh, scale), "scalar mask at index " + (base + i));
             }
         }
-        assertEquals(1f, CpuKernels.mask(prefix, 5, 0, scale), "no dropout: mask 1");
+        assertEquals(1f, CpuRows.mask(prefix, 5, 0, scale), "no dropout: mask 1");
     }
 
     private static void assertMessage(Executable call, String expected) {
