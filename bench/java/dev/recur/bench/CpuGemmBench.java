@@ -28,7 +28,8 @@ import java.util.concurrent.TimeUnit;
  * and reports operations per microsecond.
  * <ul>
  *   <li>{@code input}: the input projection of all steps, {@code X[T*B, I] * W_ihᵀ}: M=1600, N=1024, K=256 (NT)</li>
- *   <li>{@code step}: one step's recurrent projection {@code h[B, H] * W_hhᵀ}: M=32, N=1024, K=256 (NT)</li>
+ *   <li>{@code step}: one step's recurrent projection {@code h[B, H] * W_hhᵀ}: M=32, N=1024, K=256 (NT), read in place</li>
+ *   <li>{@code stepPrepacked}: the same with W_hh packed once, as the cpu backend runs it at every step</li>
  *   <li>{@code stepBackward}: one backward step's {@code dG[B, 4H] * W_hh}: M=32, N=256, K=1024 (NN)</li>
  *   <li>{@code weightGradient}: {@code dW_hh = dGᵀ * Hprev}: M=1024, N=256, K=1600 (TN)</li>
  * </ul>
@@ -48,6 +49,7 @@ public class CpuGemmBench {
     private Arena arena;
     private CpuGemm gemm;
     private MemorySegment x, w, out, h, g, hprev;
+    private CpuGemm.PackedB[] whh;
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -60,6 +62,7 @@ public class CpuGemmBench {
         h = random(32L * 256, r);        // [B, H]
         g = random(1600L * 1024, r);     // [T*B, 4H] gate gradients
         hprev = random(1600L * 256, r);  // [T*B, H]
+        whh = new CpuGemm.PackedB[] {gemm.pack(true, 256, 1024, w, 0, 256)};
     }
 
     private MemorySegment random(long n, SplittableRandom r) {
@@ -84,6 +87,12 @@ public class CpuGemmBench {
     @OperationsPerInvocation(16_777) // 2*32*1024*256 / 1000
     public void step() {
         gemm.gemm(false, true, 32, 1024, 256, 1f, h, 0, 256, w, 0, 256, 0f, out, 0, 1024);
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(16_777) // 2*32*1024*256 / 1000
+    public void stepPrepacked() {
+        gemm.gemmPrepacked(false, 32, 1f, h, 0, 256, 0, whh, 0f, out, 0, 1024, 0);
     }
 
     @Benchmark

@@ -255,8 +255,9 @@ public final class CpuBackend implements DeviceBackend {
         CpuBuffer bb = check("b", b, DeviceBuffer.Type.F32, 0, 0);
         CpuBuffer cb = check("c", c, DeviceBuffer.Type.F32, 0, 0);
         cb.version++;
-        // The per-step recurrent products (small M, B a weight matrix stored [n, k]) reuse B packed once.
-        if (!transA && transB && m > 0 && m <= CpuGemm.SMALL_M && n > 0 && k > 0 && bb != cb) {
+        // Products with a weight matrix stored [n, k] as B (the per-step recurrent projections, the input
+        // projection) reuse B packed once for as long as the buffer is unchanged.
+        if (!transA && transB && m > 0 && n > 0 && k > 0 && bb != cb) {
             CpuGemm.PackedB[] packed = packs.lookup(bb, offB, ldb, strideB, k, n, batch);
             if (packed != null) {
                 gemm.gemmPrepacked(false, m, alpha, ab.segment(), offA, lda, strideA, packed, beta, cb.segment(), offC,

@@ -107,6 +107,14 @@ final class CpuKernels {
                 + "gsave:F" + DROP, CpuKernels::gruStepFwd);
         spec(Kernels.GRU_STEP_BWD, "s:i T:i B:i H:i D:i lengths:I dy:F dhN:F dhrec:F ddir:F gsave:F y:F h0:F dgs:F "
                 + "dgall:F dgallh:F" + DROP, CpuKernels::gruStepBwd);
+        spec(Kernels.GRU_BEFORE_GATE_FWD, "s:i T:i B:i H:i D:i lengths:I xw:F hw:F bih:F bhh:F hsrc:F rz:F rh:F",
+                CpuKernels::gruBeforeGateFwd);
+        spec(Kernels.GRU_BEFORE_STEP_FWD, "s:i T:i B:i H:i D:i training:i lengths:I xw:F hw:F bih:F bhh:F rz:F rh:F h:F "
+                + "hin:F y:F gsave:F" + DROP, CpuKernels::gruBeforeStepFwd);
+        spec(Kernels.GRU_BEFORE_STEP_BWD, "s:i T:i B:i H:i D:i lengths:I dy:F dhN:F dhrec:F ddir:F gsave:F y:F h0:F "
+                + "dgs:F dgall:F" + DROP, CpuKernels::gruBeforeStepBwd);
+        spec(Kernels.GRU_BEFORE_RESET_BWD, "s:i T:i B:i H:i D:i lengths:I drh:F gsave:F y:F h0:F dgs:F dgall:F dhrec:F"
+                + DROP, CpuKernels::gruBeforeResetBwd);
         spec(Kernels.RNN_DH0, "B:i P:i D:i hasDdir:i dhrec:F ddir:F dh0:F" + DROP, CpuKernels::rnnDh0);
         spec(Kernels.MASK_STATE, "B:i P:i D:i src:F dst:F" + DROP, CpuKernels::maskState);
         spec(Kernels.GATHER_HPREV, "T:i B:i P:i D:i lengths:I y:F h0:F dst:F" + DROP, CpuKernels::gatherHprev);
@@ -118,6 +126,13 @@ final class CpuKernels {
         spec(Kernels.LAYER_INPUT_BWD, "T:i B:i W:i residual:i lengths:I dx:F dout:F dst:F" + DROP,
                 CpuKernels::layerInputBwd);
         spec(Kernels.COL_SUM, "M:i N:i src:F dst:F beta:f", CpuKernels::colSum);
+        spec(Kernels.COL_DOT, "M:i N:i a:F b:F dst:F beta:f", CpuKernels::colDot);
+        spec(Kernels.LN_ROWS_FWD, "rows:i H:i G:i D:i training:i v:F gain:F shift:F xhat:F rstd:F", CpuKernels::lnRowsFwd);
+        spec(Kernels.LN_ROWS_BWD, "rows:i H:i G:i D:i da:F gain:F xhat:F rstd:F dv:F", CpuKernels::lnRowsBwd);
+        spec(Kernels.LN_STEP_FWD, "s:i T:i B:i H:i D:i G:i g0:i nblk:i training:i lengths:I v:F gain:F shift:F xhat:F "
+                + "rstd:F", CpuKernels::lnStepFwd);
+        spec(Kernels.LN_STEP_BWD, "s:i T:i B:i H:i D:i G:i g0:i nblk:i lengths:I dg:F gain:F xhat:F rstd:F dvall:F",
+                CpuKernels::lnStepBwd);
     }
 
     private static void spec(String name, String signature, Body body) {
@@ -612,6 +627,266 @@ final class CpuKernels {
     }
 
     // ------------------------------------------------------------------------------------------------------
+    // GRU, reset gate before the recurrent matmul (kernels/common/gru.h): two GEMMs per step around these
+
+    private static void gruBeforeGateFwd(CpuKernels k, Args a) {
+        int s = a.i(0), B = a.i(2), H = a.i(3), D = a.i(4);
+        MemorySegment lengths = a.m(5), xw = a.m(6), hw = a.m(7), bih = a.m(8), bhh = a.m(9), hsrc = a.m(10),
+                rz = a.m(11), rh = a.m(12);
+        int GH = 3 * H;
+        int nj = a.ext(0, H), nb = a.ext(1, B), nd = a.ext(2, D);
+        k.rows(nd * nb, 2L * nj, (r, th) -> {
+            int d = r / nb, b = r % nb;
+            int len = len(lengths, b);
+            long sh = dbw(d, b, B, H, 0);
+            if (s >= len) {
+                zero(rh, sh, nj);
+                return;
+            }
+            int t = d == 0 ? s : len - 1 - s;
+            long xo = tbd(t, b, d, B, D, GH, 0), ho = dbw(d, b, B, GH, 0), bb = (long) d * GH;
+            long so = dbw(d, b, B, 2 * H, 0);
+            float[] pre = k.buf(th, 0, 2 * H), tmp = k.buf(th, 1, 2 * H), hs = k.buf(th, 2, nj);
+            CpuRows.load(xw, xo, pre, 0, 2 * H);
+            CpuRows.load(hw, ho, tmp, 0, 2 * H);
+            CpuRows.add(pre, 0, tmp, 0, 2 * H);
+            CpuRows.load(bih, bb, tmp, 0, 2 * H);
+            CpuRows.add(pre, 0, tmp, 0, 2 * H);
+            CpuRows.load(bhh, bb, tmp, 0, 2 * H);
+            CpuRows.add(pre, 0, tmp, 0, 2 * H);
+            CpuRows.sigmoid(pre, 0, 2 * H);
+            CpuRows.store(pre, 0, rz, so, nj);
+            CpuRows.store(pre, H, rz, so + H, nj);
+            CpuRows.load(hsrc, sh, hs, 0, nj);
+            CpuRows.mul(hs, 0, pre, 0, nj);
+            CpuRows.store(hs, 0, rh, sh, nj);
+        });
+    }
+
+    private static void gruBeforeStepFwd(CpuKernels k, Args a) {
+        int s = a.i(0), B = a.i(2), H = a.i(3), D = a.i(4);
+        boolean training = a.i(5) != 0;
+        MemorySegment lengths = a.m(6), xw = a.m(7), hw = a.m(8), bih = a.m(9), bhh = a.m(10), rz = a.m(11),
+                rh = a.m(12), h = a.m(13), hin = a.m(14), y = a.m(15), gsave = a.m(16);
+        int seedLo = a.i(17), seedHi = a.i(18), layer = a.i(19), thresh = a.i(20);
+        float scale = a.f(21);
+        int GH = 3 * H;
+        int nj = a.ext(0, H), nb = a.ext(1, B), nd = a.ext(2, D);
+        k.rows(nd * nb, 2L * nj, (r, th) -> {
+            int d = r / nb, b = r % nb;
+            int len = len(lengths, b);
+            if (s >= len) {
+                zero(y, tbd(s, b, d, B, D, H, 0), nj);
+                if (training) for (int q = 0; q < 4; q++) zero(gsave, tbd(s, b, d, B, D, 4 * H, q * H), nj);
+                return;
+            }
+            int t = d == 0 ? s : len - 1 - s;
+            long sh = dbw(d, b, B, H, 0), so = dbw(d, b, B, 2 * H, 0);
+            // Gates laid out as the saved row: r, z, n, rh.
+            float[] g = k.buf(th, 0, 4 * H), tmp = k.buf(th, 1, nj), hp = k.buf(th, 2, nj);
+            CpuRows.load(rz, so, g, 0, nj);
+            CpuRows.load(rz, so + H, g, H, nj);
+            CpuRows.load(xw, tbd(t, b, d, B, D, GH, 2 * H), g, 2 * H, nj);
+            CpuRows.load(bih, (long) d * GH + 2 * H, tmp, 0, nj);
+            CpuRows.add(g, 2 * H, tmp, 0, nj);
+            CpuRows.load(hw, dbw(d, b, B, GH, 2 * H), tmp, 0, nj);
+            CpuRows.add(g, 2 * H, tmp, 0, nj);
+            CpuRows.load(bhh, (long) d * GH + 2 * H, tmp, 0, nj);
+            CpuRows.add(g, 2 * H, tmp, 0, nj);
+            CpuRows.tanh(g, 2 * H, nj);
+            CpuRows.load(h, sh, hp, 0, nj);
+            CpuRows.gruUpdate(g, H, 2 * H, hp, nj);
+            CpuRows.store(hp, 0, h, sh, nj);
+            CpuRows.store(hp, 0, y, tbd(t, b, d, B, D, H, 0), nj);
+            if (training) {
+                CpuRows.load(rh, sh, g, 3 * H, nj);
+                long go = tbd(t, b, d, B, D, 4 * H, 0);
+                for (int q = 0; q < 4; q++) CpuRows.store(g, q * H, gsave, go + (long) q * H, nj);
+            }
+            if (thresh != 0) {
+                CpuRows.mask(hp, 0, nj, maskPrefix(seedLo, seedHi, recStream(layer, d)), b * H, thresh, scale);
+                CpuRows.store(hp, 0, hin, sh, nj);
+            }
+        });
+    }
+
+    private static void gruBeforeStepBwd(CpuKernels k, Args a) {
+        int s = a.i(0), B = a.i(2), H = a.i(3), D = a.i(4);
+        MemorySegment lengths = a.m(5), dy = a.m(6), dhN = a.m(7), dhrec = a.m(8), ddir = a.m(9), gsave = a.m(10),
+                y = a.m(11), h0 = a.m(12), dgs = a.m(13), dgall = a.m(14);
+        int seedLo = a.i(15), seedHi = a.i(16), layer = a.i(17), thresh = a.i(18);
+        float scale = a.f(19);
+        int GH = 3 * H;
+        int nj = a.ext(0, H), nb = a.ext(1, B), nd = a.ext(2, D);
+        k.rows(nd * nb, 2L * nj, (r, th) -> {
+            int d = r / nb, b = r % nb;
+            int len = len(lengths, b);
+            long so = dbw(d, b, B, GH, 0);
+            if (s >= len) {
+                for (int q = 0; q < 3; q++) {
+                    zero(dgs, so + (long) q * H, nj);
+                    zero(dgall, tbd(s, b, d, B, D, GH, q * H), nj);
+                }
+                return;
+            }
+            int t = d == 0 ? s : len - 1 - s;
+            boolean last = s == len - 1;
+            long sh = dbw(d, b, B, H, 0), go = tbd(t, b, d, B, D, 4 * H, 0), ao = tbd(t, b, d, B, D, GH, 0);
+            boolean first = d == 0 ? t == 0 : t == len - 1;
+            MemorySegment hpSeg = first ? h0 : y;
+            long hpo = first ? sh : tbd(d == 0 ? t - 1 : t + 1, b, d, B, D, H, 0);
+            int prefix = maskPrefix(seedLo, seedHi, recStream(layer, d));
+            long yo = tbd(t, b, d, B, D, H, 0);
+            for (int j = 0; j < nj; j++) {
+                float dh = (last ? ld(dhN, sh + j)
+                        : ld(dhrec, sh + j) * mask(prefix, b * H + j, thresh, scale) + ld(ddir, sh + j))
+                        + ld(dy, yo + j);
+                float z = ld(gsave, go + H + j), n = ld(gsave, go + 2L * H + j);
+                float hp = ld(hpSeg, hpo + j);
+                float dnPre = dh * (1f - z) * (1f - n * n);
+                float dzPre = dh * (hp - n) * z * (1f - z);
+                st(ddir, sh + j, dh * z);
+                st(dgs, so + H + j, dzPre);
+                st(dgs, so + 2L * H + j, dnPre);
+                st(dgall, ao + H + j, dzPre);
+                st(dgall, ao + 2L * H + j, dnPre);
+            }
+        });
+    }
+
+    private static void gruBeforeResetBwd(CpuKernels k, Args a) {
+        int s = a.i(0), B = a.i(2), H = a.i(3), D = a.i(4);
+        MemorySegment lengths = a.m(5), drh = a.m(6), gsave = a.m(7), y = a.m(8), h0 = a.m(9), dgs = a.m(10),
+                dgall = a.m(11), dhrec = a.m(12);
+        int seedLo = a.i(13), seedHi = a.i(14), layer = a.i(15), thresh = a.i(16);
+        float scale = a.f(17);
+        int GH = 3 * H;
+        int nj = a.ext(0, H), nb = a.ext(1, B), nd = a.ext(2, D);
+        k.rows(nd * nb, nj, (r, th) -> {
+            int d = r / nb, b = r % nb;
+            int len = len(lengths, b);
+            long sh = dbw(d, b, B, H, 0), so = dbw(d, b, B, GH, 0);
+            if (s >= len) {
+                zero(dgs, so, nj);
+                zero(dhrec, sh, nj);
+                return;
+            }
+            int t = d == 0 ? s : len - 1 - s;
+            long go = tbd(t, b, d, B, D, 4 * H, 0), ao = tbd(t, b, d, B, D, GH, 0);
+            boolean first = d == 0 ? t == 0 : t == len - 1;
+            MemorySegment hpSeg = first ? h0 : y;
+            long hpo = first ? sh : tbd(d == 0 ? t - 1 : t + 1, b, d, B, D, H, 0);
+            int prefix = maskPrefix(seedLo, seedHi, recStream(layer, d));
+            for (int j = 0; j < nj; j++) {
+                float rg = ld(gsave, go + j);
+                float hm = ld(hpSeg, hpo + j) * mask(prefix, b * H + j, thresh, scale);
+                float g = ld(drh, sh + j);
+                float drPre = g * hm * rg * (1f - rg);
+                st(dgs, so + j, drPre);
+                st(dgall, ao + j, drPre);
+                st(dhrec, sh + j, g * rg);
+            }
+        });
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Layer normalisation of gate blocks (kernels/common/layernorm.h)
+
+    private static void lnRowsFwd(CpuKernels k, Args a) {
+        int rows = a.i(0), H = a.i(1), G = a.i(2), D = a.i(3);
+        boolean training = a.i(4) != 0;
+        MemorySegment v = a.m(5), gain = a.m(6), shift = a.m(7), xhat = a.m(8), rstd = a.m(9);
+        int n = a.ext(0, rows);
+        k.rows(n, 3L * H, (row, th) -> {
+            int g = row % G, d = (row / G) % D;
+            long go = (long) d * G * H + (long) g * H, vo = (long) row * H;
+            float[] x = k.buf(th, 0, H), gn = k.buf(th, 1, H), sf = k.buf(th, 2, H), xh = k.buf(th, 3, H);
+            CpuRows.load(v, vo, x, 0, H);
+            CpuRows.load(gain, go, gn, 0, H);
+            CpuRows.load(shift, go, sf, 0, H);
+            float r = CpuRows.lnForward(x, H, gn, sf, training ? xh : null);
+            CpuRows.store(x, 0, v, vo, H);
+            if (training) {
+                CpuRows.store(xh, 0, xhat, vo, H);
+                st(rstd, row, r);
+            }
+        });
+    }
+
+    private static void lnRowsBwd(CpuKernels k, Args a) {
+        int rows = a.i(0), H = a.i(1), G = a.i(2), D = a.i(3);
+        MemorySegment da = a.m(4), gain = a.m(5), xhat = a.m(6), rstd = a.m(7), dv = a.m(8);
+        int n = a.ext(0, rows);
+        k.rows(n, 3L * H, (row, th) -> {
+            int g = row % G, d = (row / G) % D;
+            long go = (long) d * G * H + (long) g * H, vo = (long) row * H;
+            float[] x = k.buf(th, 0, H), gn = k.buf(th, 1, H), xh = k.buf(th, 2, H);
+            CpuRows.load(da, vo, x, 0, H);
+            CpuRows.load(gain, go, gn, 0, H);
+            CpuRows.load(xhat, vo, xh, 0, H);
+            CpuRows.lnBackward(x, H, gn, xh, ld(rstd, row), x);
+            CpuRows.store(x, 0, dv, vo, H);
+        });
+    }
+
+    private static void lnStepFwd(CpuKernels k, Args a) {
+        int s = a.i(0), B = a.i(2), H = a.i(3), D = a.i(4), G = a.i(5), g0 = a.i(6), nblk = a.i(7);
+        boolean training = a.i(8) != 0;
+        MemorySegment lengths = a.m(9), v = a.m(10), gain = a.m(11), shift = a.m(12), xhat = a.m(13), rstd = a.m(14);
+        int GH = G * H;
+        int ng = a.ext(0, nblk), nb = a.ext(1, B), nd = a.ext(2, D);
+        k.rows(nd * nb * ng, 3L * H, (r, th) -> {
+            int gi = r % ng, b = (r / ng) % nb, d = r / (ng * nb);
+            int g = g0 + gi;
+            int len = len(lengths, b);
+            if (s >= len) {
+                if (training) {
+                    zero(xhat, tbd(s, b, d, B, D, GH, g * H), H);
+                    st(rstd, tbd(s, b, d, B, D, G, g), 0f);
+                }
+                return;
+            }
+            int t = d == 0 ? s : len - 1 - s;
+            long vo = dbw(d, b, B, GH, g * H), go = (long) d * GH + (long) g * H;
+            float[] x = k.buf(th, 0, H), gn = k.buf(th, 1, H), sf = k.buf(th, 2, H), xh = k.buf(th, 3, H);
+            CpuRows.load(v, vo, x, 0, H);
+            CpuRows.load(gain, go, gn, 0, H);
+            CpuRows.load(shift, go, sf, 0, H);
+            float rs = CpuRows.lnForward(x, H, gn, sf, training ? xh : null);
+            CpuRows.store(x, 0, v, vo, H);
+            if (training) {
+                CpuRows.store(xh, 0, xhat, tbd(t, b, d, B, D, GH, g * H), H);
+                st(rstd, tbd(t, b, d, B, D, G, g), rs);
+            }
+        });
+    }
+
+    private static void lnStepBwd(CpuKernels k, Args a) {
+        int s = a.i(0), B = a.i(2), H = a.i(3), D = a.i(4), G = a.i(5), g0 = a.i(6), nblk = a.i(7);
+        MemorySegment lengths = a.m(8), dg = a.m(9), gain = a.m(10), xhat = a.m(11), rstd = a.m(12), dvall = a.m(13);
+        int GH = G * H;
+        int ng = a.ext(0, nblk), nb = a.ext(1, B), nd = a.ext(2, D);
+        k.rows(nd * nb * ng, 3L * H, (r, th) -> {
+            int gi = r % ng, b = (r / ng) % nb, d = r / (ng * nb);
+            int g = g0 + gi;
+            int len = len(lengths, b);
+            if (s >= len) {
+                zero(dvall, tbd(s, b, d, B, D, GH, g * H), H);
+                return;
+            }
+            int t = d == 0 ? s : len - 1 - s;
+            long ro = dbw(d, b, B, GH, g * H), to = tbd(t, b, d, B, D, GH, g * H), go = (long) d * GH + (long) g * H;
+            float[] x = k.buf(th, 0, H), gn = k.buf(th, 1, H), xh = k.buf(th, 2, H);
+            CpuRows.load(dg, ro, x, 0, H);
+            CpuRows.load(gain, go, gn, 0, H);
+            CpuRows.load(xhat, to, xh, 0, H);
+            CpuRows.lnBackward(x, H, gn, xh, ld(rstd, tbd(t, b, d, B, D, G, g)), x);
+            CpuRows.store(x, 0, dg, ro, H);
+            CpuRows.store(x, 0, dvall, to, H);
+        });
+    }
+
+    // ------------------------------------------------------------------------------------------------------
     // Layer-level kernels (kernels/common/layer.h)
 
     private static void rnnDh0(CpuKernels k, Args a) {
@@ -808,6 +1083,28 @@ final class CpuKernels {
                 long row = (long) i * N + j0;
                 for (int j = 0; j < wv; j += L) FloatVector.fromArray(S, acc, j).add(vld(src, row + j)).intoArray(acc, j);
                 for (int j = wv; j < w; j++) acc[j] += ld(src, row + j);
+            }
+            for (int j = 0; j < w; j++) st(dst, j0 + j, (beta == 0f ? 0f : beta * ld(dst, j0 + j)) + acc[j]);
+        });
+    }
+
+    private static void colDot(CpuKernels k, Args a) {
+        int M = a.i(0), N = a.i(1);
+        MemorySegment x = a.m(2), y = a.m(3), dst = a.m(4);
+        float beta = a.f(5);
+        int nj = a.ext(0, N);
+        int chunk = Math.max(4 * L, (nj + 4 * k.pool.threads() - 1) / (4 * k.pool.threads()) / L * L);
+        int chunks = (nj + chunk - 1) / chunk;
+        k.rows(chunks, (long) M * chunk, (c, th) -> {
+            int j0 = c * chunk, j1 = Math.min(nj, j0 + chunk);
+            float[] acc = new float[j1 - j0];
+            int w = j1 - j0, wv = w - w % L;
+            for (int i = 0; i < M; i++) {
+                long row = (long) i * N + j0;
+                for (int j = 0; j < wv; j += L) {
+                    vld(x, row + j).fma(vld(y, row + j), FloatVector.fromArray(S, acc, j)).intoArray(acc, j);
+                }
+                for (int j = wv; j < w; j++) acc[j] += ld(x, row + j) * ld(y, row + j);
             }
             for (int j = 0; j < w; j++) st(dst, j0 + j, (beta == 0f ? 0f : beta * ld(dst, j0 + j)) + acc[j]);
         });

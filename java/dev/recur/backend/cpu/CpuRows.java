@@ -246,6 +246,43 @@ final class CpuRows {
         }
     }
 
+    /**
+     * Layer normalisation of v[0..H) in place: (v - mean) / sqrt(var + 1e-5) * gain + shift with the biased
+     * variance, the normalised values into {@code xh} when it is not null; returns 1/sqrt(var + 1e-5). Sums run
+     * in order, as in the device kernel.
+     */
+    static float lnForward(float[] v, int H, float[] gain, float[] shift, float[] xh) {
+        float mean = 0f;
+        for (int j = 0; j < H; j++) mean += v[j];
+        mean /= H;
+        float var = 0f;
+        for (int j = 0; j < H; j++) {
+            float c = v[j] - mean;
+            var += c * c;
+        }
+        var /= H;
+        float r = (float) (1.0 / Math.sqrt(var + 1e-5f));
+        for (int j = 0; j < H; j++) {
+            float x = (v[j] - mean) * r;
+            if (xh != null) xh[j] = x;
+            v[j] = x * gain[j] + shift[j];
+        }
+        return r;
+    }
+
+    /** Layer-norm backward: dv = r * (da*gain - mean(da*gain) - xh * mean(da*gain*xh)); dv may be da. */
+    static void lnBackward(float[] da, int H, float[] gain, float[] xh, float r, float[] dv) {
+        float m1 = 0f, m2 = 0f;
+        for (int j = 0; j < H; j++) {
+            float g = da[j] * gain[j];
+            m1 += g;
+            m2 += g * xh[j];
+        }
+        m1 /= H;
+        m2 /= H;
+        for (int j = 0; j < H; j++) dv[j] = r * (da[j] * gain[j] - m1 - xh[j] * m2);
+    }
+
     /** RNN backward: dpre = dh * act'(y) with tanh' = 1 - y^2 and relu' = (y > 0), written over {@code dh}. */
     static void rnnBackward(float[] dh, float[] y, boolean relu, int n) {
         int j = 0;

@@ -82,6 +82,14 @@ class CpuBackendParityTest {
                 .merge(MergeMode.AVE).build(), 5, 4));
         list.add(new Case("gru all dropouts bi mul", RnnConfig.builder(gru, 7, H).bidirectional(true).merge(MergeMode.MUL)
                 .inputDropout(0.2).recurrentDropout(0.3).build(), 5, 4));
+        list.add(new Case("lstm layer norm bi peephole", RnnConfig.builder(lstm, 13, H).layerNorm(true).peephole(true)
+                .bidirectional(true).build(), 5, 4));
+        list.add(new Case("gru layer norm dropouts", RnnConfig.builder(gru, 13, H).layerNorm(true).inputDropout(0.2)
+                .recurrentDropout(0.3).build(), 5, 4));
+        list.add(new Case("gru reset-before bi recurrent dropout", RnnConfig.builder(gru, 13, H)
+                .gruReset(dev.recur.nn.GruReset.BEFORE).bidirectional(true).recurrentDropout(0.3).build(), 5, 4));
+        list.add(new Case("gru reset-before layer norm", RnnConfig.builder(gru, 13, H)
+                .gruReset(dev.recur.nn.GruReset.BEFORE).layerNorm(true).build(), 5, 4));
         list.add(new Case("rnn_tanh bi", RnnConfig.builder(CellType.RNN_TANH, 13, H).bidirectional(true).build(), 6, 4));
         list.add(new Case("rnn_relu 2 layers dropout", RnnConfig.builder(CellType.RNN_RELU, 13, H).layers(2).dropout(0.3)
                 .build(), 6, 4));
