@@ -52,6 +52,7 @@ public final class CpuGemm implements AutoCloseable {
     private final long parallelMinFmas;
     private final float[][] aPack;
     private final float[][] edge;
+    private final float[][] rowBufs;
     private final float[] bPack = new float[KC * NC];
 
     /** A GEMM with its own pool of {@code threads} threads (the caller included). */
@@ -73,7 +74,14 @@ public final class CpuGemm implements AutoCloseable {
         int t = pool.threads();
         aPack = new float[t][];
         edge = new float[t][];
+        rowBufs = new float[t][];
         for (int i = 0; i < t; i++) edge[i] = new float[MR * NR];
+    }
+
+    private float[] rowBuf(int thread, int size) {
+        float[] b = rowBufs[thread];
+        if (b == null || b.length < size) b = rowBufs[thread] = new float[Math.max(size, MC + MR)];
+        return b;
     }
 
     /** Threads a product may use. */
@@ -259,7 +267,7 @@ public final class CpuGemm implements AutoCloseable {
             }
             for (int pc = 0; pc < k; pc += kcStep) {
                 int kc = Math.min(kcStep, k - pc);
-                packA(transA, a, ao, lda, ic, mc, pc, kc, ap);
+                packA(transA, a, ao, lda, ic, mc, pc, kc, ap, rowBuf(th, mc));
                 macro(ap, mc, kc, pb.data, pb.sliceBase(pc), p0, p1, 0, n, alpha, pc == 0 ? beta : 1f, c, co, ldc, edge[th]);
             }
         };
@@ -336,7 +344,7 @@ public final class CpuGemm implements AutoCloseable {
                     float[] ap = aPack[th];
                     int need = roundUp(mc, MR) * kc;
                     if (ap == null || ap.length < need + L) ap = aPack[th] = new float[roundUp(mcStep, MR) * kcStep + L];
-                    packA(transA, a, aOff, lda, ic, mc, fpc, kc, ap);
+                    packA(transA, a, aOff, lda, ic, mc, fpc, kc, ap, rowBuf(th, mc));
                     macro(ap, mc, kc, bPack, 0, p0, p1, fjc, nc, alpha, betaHere, c, cOff + (long) ic * ldc, ldc, edge[th]);
                 };
                 if (par) pool.run(tasks, body);
@@ -365,33 +373,31 @@ public final class CpuGemm implements AutoCloseable {
 
     /** Packs rows [i0, i0+mc) x depth [p0, p0+kc) of op(A) as MR-row panels, k-major, zero-padded. */
     private static void packA(boolean transA, MemorySegment a, long aOff, int lda, int i0, int mc, int p0, int kc,
-                              float[] ap) {
+                              float[] ap, float[] rowBuf) {
+        if (transA) {
+            // op(A)[i][p] = A[p][i]: read each stored row p in one contiguous copy and deal it out over the panels.
+            // (Reading a few floats from each of kc rows instead strides by lda, often a multiple of 4 KiB, which
+            // maps every row to the same L1 set.)
+            for (int p = 0; p < kc; p++) {
+                MemorySegment.copy(a, F32, (aOff + (long) (p0 + p) * lda + i0) * Float.BYTES, rowBuf, 0, mc);
+                for (int ip = 0; ip < mc; ip += MR) {
+                    int dst = ip * kc + p * MR;
+                    int rows = Math.min(MR, mc - ip);
+                    for (int r = 0; r < rows; r++) ap[dst + r] = rowBuf[ip + r];
+                    for (int r = rows; r < MR; r++) ap[dst + r] = 0f;
+                }
+            }
+            return;
+        }
         for (int ip = 0; ip < mc; ip += MR) {
             int rows = Math.min(MR, mc - ip);
             int base = ip * kc;
-            if (transA) {
-                // op(A)[i][p] = A[p][i]: each depth step is a run of `rows` consecutive floats.
-                long floats = a.byteSize() / Float.BYTES;
-                for (int p = 0; p < kc; p++) {
-                    long src = aOff + (long) (p0 + p) * lda + i0 + ip;
-                    int dst = base + p * MR;
-                    if (rows == MR && src + L <= floats) {
-                        // A whole vector from the row: its lanes past MR land in the next depth step's slot (or the
-                        // next panel's, or the array's padding) and are overwritten in turn.
-                        FloatVector.fromMemorySegment(S, a, src * Float.BYTES, NATIVE).intoArray(ap, dst);
-                    } else {
-                        for (int r = 0; r < rows; r++) ap[dst + r] = a.getAtIndex(F32, src + r);
-                        for (int r = rows; r < MR; r++) ap[dst + r] = 0f;
-                    }
-                }
-            } else {
-                for (int r = 0; r < MR; r++) {
-                    if (r < rows) {
-                        long src = aOff + (long) (i0 + ip + r) * lda + p0;
-                        for (int p = 0; p < kc; p++) ap[base + p * MR + r] = a.getAtIndex(F32, src + p);
-                    } else {
-                        for (int p = 0; p < kc; p++) ap[base + p * MR + r] = 0f;
-                    }
+            for (int r = 0; r < MR; r++) {
+                if (r < rows) {
+                    long src = aOff + (long) (i0 + ip + r) * lda + p0;
+                    for (int p = 0; p < kc; p++) ap[base + p * MR + r] = a.getAtIndex(F32, src + p);
+                } else {
+                    for (int p = 0; p < kc; p++) ap[base + p * MR + r] = 0f;
                 }
             }
         }

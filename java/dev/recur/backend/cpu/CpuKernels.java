@@ -3,8 +3,6 @@ package dev.recur.backend.cpu;
 import dev.recur.nn.DropoutMask;
 import dev.recur.schedule.Kernels;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -18,9 +16,9 @@ import java.util.Map;
  * The named kernels of {@link Kernels} as Java code, each with the argument list and the semantics of its
  * {@code kernels/common/*.h} body (the comments there hold the equations; the Java follows them line by line).
  * Where the OpenCL version runs one work item per element, these run one row of a grid's dimension 0 at a
- * time: the per-step cell kernels vectorise along the hidden units with {@link CpuMath}'s exp/sigmoid/tanh and
- * hand rows to the backend's thread pool when a launch is large enough to pay for it; loop tails and the
- * small layer-level kernels run the same formulas on scalars.
+ * time: the per-step cell kernels copy a row's operands into scratch arrays and run {@link CpuRows}' small
+ * vector loops over them (with {@link CpuMath}'s exp/sigmoid/tanh), and rows go to the backend's thread pool
+ * when a launch is large enough to pay for it; the small layer-level kernels run the formulas on scalars.
  *
  * <p>Like the device kernels, a launch covers the work items inside both its grid and the extents given as
  * arguments; anything indexed outside a buffer throws {@link IndexOutOfBoundsException} instead of
@@ -28,16 +26,10 @@ import java.util.Map;
  */
 final class CpuKernels {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Integer> SI = IntVector.SPECIES_PREFERRED;
     private static final int L = S.length();
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
-    private static final int[] IOTA = new int[L];
-
-    static {
-        for (int i = 0; i < L; i++) IOTA[i] = i;
-    }
 
     /** Below this many elements a launch runs on the calling thread (a hand-off costs a few microseconds). */
     static final long PARALLEL_MIN_ELEMENTS = 16_384;
@@ -196,10 +188,6 @@ final class CpuKernels {
 
     private static FloatVector vld(MemorySegment s, long i) {
         return FloatVector.fromMemorySegment(S, s, i * Float.BYTES, NATIVE);
-    }
-
-    private static void vst(MemorySegment s, long i, FloatVector v) {
-        v.intoMemorySegment(s, i * Float.BYTES, NATIVE);
     }
 
     private static void zero(MemorySegment s, long from, int count) {
