@@ -11,8 +11,8 @@ import java.util.concurrent.locks.LockSupport;
  * instead spin briefly on a generation counter after each batch (the next step's GEMM usually follows within
  * microseconds) and only then park.
  *
- * <p>One batch runs at a time ({@link #run} is synchronized); a batch started from inside a task runs
- * inline on the calling worker, so nested use cannot deadlock.
+ * <p>One batch runs at a time (callers take a lock); a batch started from inside a task runs inline on the
+ * thread running that task, so nested use cannot deadlock.
  */
 public final class CpuPool implements AutoCloseable {
     /** A batch body: called once per task index, with the index of the thread running it (0 = caller). */
@@ -34,6 +34,8 @@ public final class CpuPool implements AutoCloseable {
     private Task task;
     private int taskCount;
     private volatile Throwable failure;
+    /** A batch is in progress (only the thread holding the lock can see this true at entry: re-entry). */
+    private boolean running;
 
     /**
      * @param threads total threads taking part in a batch, including the caller; at least 1
@@ -65,13 +67,33 @@ public final class CpuPool implements AutoCloseable {
      * Runs {@code body} for every task index in [0, tasks), spread over the pool, and returns when all have
      * finished. The first exception thrown by any task is rethrown here after the batch has drained.
      */
-    public synchronized void run(int tasks, Task body) {
+    public void run(int tasks, Task body) {
         if (closed) throw new IllegalStateException("CpuPool: already closed");
         if (tasks <= 0) return;
-        if (tasks == 1 || workers.length == 0 || Thread.currentThread() instanceof Worker) {
+        // A worker must not wait for the lock: the caller holding it is waiting for this worker.
+        if (Thread.currentThread() instanceof Worker w) {
+            for (int t = 0; t < tasks; t++) body.run(t, w.index);
+            return;
+        }
+        runLocked(tasks, body);
+    }
+
+    private synchronized void runLocked(int tasks, Task body) {
+        if (closed) throw new IllegalStateException("CpuPool: already closed");
+        if (tasks == 1 || workers.length == 0 || running) {
+            // One task, no workers, or a batch started from inside a task on the caller's thread: run here.
             for (int t = 0; t < tasks; t++) body.run(t, 0);
             return;
         }
+        running = true;
+        try {
+            runBatch(tasks, body);
+        } finally {
+            running = false;
+        }
+    }
+
+    private void runBatch(int tasks, Task body) {
         task = body;
         taskCount = tasks;
         failure = null;
