@@ -150,17 +150,22 @@ public final class CpuPool implements AutoCloseable {
 
     private final class Worker extends Thread {
         private final int index;
+        private final int startGeneration;
         volatile boolean sleeping;
 
         Worker(int index) {
             super("recur-cpu-" + index);
             this.index = index;
+            this.startGeneration = generation;
             setDaemon(true);
         }
 
         @Override
         public void run() {
-            int seen = generation;
+            // Start from the generation the pool had when this worker was made, not when the thread got going:
+            // a batch posted in between would otherwise be taken as already seen, and its caller would wait
+            // forever for this worker.
+            int seen = startGeneration;
             while (true) {
                 int g = awaitNewGeneration(seen);
                 if (closed) return;

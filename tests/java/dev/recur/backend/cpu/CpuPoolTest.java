@@ -2,6 +2,7 @@ package dev.recur.backend.cpu;
 
 import org.junit.jupiter.api.Test;
 
+import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicIntegerArray;
@@ -9,6 +10,7 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** {@link CpuPool}: every task exactly once, failures reported to the caller, nesting, reuse and close. */
@@ -28,6 +30,20 @@ class CpuPoolTest {
                 for (int th : threads) assertTrue(th >= 0 && th < 3, "thread index " + th);
             }
         }
+    }
+
+    @Test
+    void aBatchPostedBeforeTheWorkersStartIsNotLost() {
+        // A worker that read the generation only once running would take this first batch as already seen.
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            for (int i = 0; i < 200; i++) {
+                try (CpuPool pool = new CpuPool(3)) {
+                    AtomicIntegerArray hits = new AtomicIntegerArray(6);
+                    pool.run(6, (t, th) -> hits.incrementAndGet(t));
+                    for (int t = 0; t < 6; t++) assertEquals(1, hits.get(t), "pool " + i + ": runs of task " + t);
+                }
+            }
+        });
     }
 
     @Test
