@@ -6,19 +6,34 @@ import org.jocl.cl_command_queue;
 import org.jocl.cl_kernel;
 import org.jocl.cl_mem;
 
+import static org.jocl.CL.CL_MEM_READ_WRITE;
+import static org.jocl.CL.clCreateBuffer;
 import static org.jocl.CL.clCreateKernel;
+import static org.jocl.CL.clReleaseMemObject;
 import static org.jocl.CL.clEnqueueNDRangeKernel;
 import static org.jocl.CL.clReleaseKernel;
 import static org.jocl.CL.clSetKernelArg;
 
-/** The register-blocked kernels of {@code kernels/common/gemm.h} (8 x 4 block of C per work item). */
+/**
+ * The register-blocked kernels of {@code kernels/common/gemm.h}: a 4 x 16 block of C per work item in float8
+ * vectors when B is not transposed (the schedule's every GEMM), a scalar 8 x 4 block otherwise.
+ */
 final class HandGemm implements ClGemm {
     private static final int TM = 8, TN = 4;
-    private static final int WIDE_TN = 8;
-    private final cl_kernel[] kernels = new cl_kernel[6];
+    private final long localX;
+    private final cl_kernel[] kernels = new cl_kernel[7];
+
+    /** Below this many multiply-adds a transposed A is read in place rather than packed first. */
+    private static final long PACK_MIN_WORK = 1L << 22;
+    private final OpenClDevice device;
+    /** Scratch for packing a transposed A; the backend's own, not counted in memoryInUse. */
+    private cl_mem packed;
+    private long packedFloats;
 
     HandGemm(OpenClDevice device) {
-        String[] names = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt", "gemm_wide_nn", "gemm_wide_tn"};
+        this.device = device;
+        this.localX = device.localX;
+        String[] names = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt", "gemm_v4_nn", "gemm_v4_tn", "gemm_transpose"};
         try {
             for (int i = 0; i < names.length; i++) kernels[i] = clCreateKernel(device.program(), names[i], null);
         } catch (RuntimeException e) {
@@ -29,16 +44,37 @@ final class HandGemm implements ClGemm {
 
     @Override
     public String name() {
-        return "hand-written register-blocked (8x8 blocks; 8x4 when B is transposed)";
+        return "hand-written register-blocked (4x16 float8 blocks; scalar 8x4 when B is transposed)";
     }
 
     @Override
     public void gemm(cl_command_queue queue, boolean transA, boolean transB, int m, int n, int k, float alpha,
                      cl_mem a, long offA, int lda, long strideA, cl_mem b, long offB, int ldb, long strideB,
                      float beta, cl_mem c, long offC, int ldc, long strideC, int batch) {
-        // B not transposed: 8x8 blocks with contiguous B-row loads; else 8x4 blocks.
-        boolean wide = !transB;
-        cl_kernel kr = wide ? kernels[transA ? 5 : 4] : kernels[(transA ? 2 : 0) + (transB ? 1 : 0)];
+        if (transA && !transB && (long) m * n * k >= PACK_MIN_WORK) {
+            // Big A^T B (the weight gradients): pack A^T row-major once, then the NN kernel (3x faster than TN).
+            long need = (long) batch * m * k;
+            cl_mem at = scratch(need);
+            cl_kernel tr = kernels[6];
+            int j = 0;
+            setInt(tr, j++, k);
+            setInt(tr, j++, m);
+            setMem(tr, j++, a);
+            setInt(tr, j++, Math.toIntExact(offA));
+            setInt(tr, j++, lda);
+            setInt(tr, j++, Math.toIntExact(strideA));
+            setMem(tr, j, at);
+            long[] tg = {(m + localX - 1) / localX * localX, k, batch};
+            clEnqueueNDRangeKernel(queue, tr, 3, null, tg, new long[] {localX, 1, 1}, 0, null, null);
+            a = at;
+            offA = 0;
+            lda = k;
+            strideA = (long) m * k;
+            transA = false;
+        }
+        // B not transposed (every GEMM of the schedule): 4x16 float8 blocks; else scalar 8x4 blocks.
+        boolean v4 = !transB;
+        cl_kernel kr = v4 ? kernels[4 + (transA ? 1 : 0)] : kernels[(transA ? 2 : 0) + (transB ? 1 : 0)];
         int i = 0;
         setInt(kr, i++, m);
         setInt(kr, i++, n);
@@ -57,11 +93,21 @@ final class HandGemm implements ClGemm {
         setInt(kr, i++, Math.toIntExact(offC));
         setInt(kr, i++, ldc);
         setInt(kr, i, Math.toIntExact(strideC));
-        long gx = wide ? (n + WIDE_TN - 1) / WIDE_TN : (n + TN - 1) / TN;
-        long[] global = {(gx + OpenClBackend.LOCAL_X - 1) / OpenClBackend.LOCAL_X * OpenClBackend.LOCAL_X,
-                (m + TM - 1) / TM, batch};
-        long[] local = {OpenClBackend.LOCAL_X, 1, 1};
+        long gx = v4 ? (n + 15) / 16 : (n + TN - 1) / TN;
+        long[] global = {(gx + localX - 1) / localX * localX,
+                v4 ? (m + 3) / 4 : (m + TM - 1) / TM, batch};
+        long[] local = {localX, 1, 1};
         clEnqueueNDRangeKernel(queue, kr, 3, null, global, local, 0, null, null);
+    }
+
+    private cl_mem scratch(long floats) {
+        if (packed == null || packedFloats < floats) {
+            if (packed != null) clReleaseMemObject(packed);
+            packed = null;
+            packed = clCreateBuffer(device.context, CL_MEM_READ_WRITE, floats * 4, null, null);
+            packedFloats = floats;
+        }
+        return packed;
     }
 
     private static void setInt(cl_kernel k, int i, int v) {
@@ -78,6 +124,8 @@ final class HandGemm implements ClGemm {
 
     @Override
     public void close() {
+        if (packed != null) clReleaseMemObject(packed);
+        packed = null;
         for (int i = 0; i < kernels.length; i++) {
             if (kernels[i] != null) clReleaseKernel(kernels[i]);
             kernels[i] = null;

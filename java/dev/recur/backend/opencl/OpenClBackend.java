@@ -31,10 +31,11 @@ import static org.jocl.CL.*;
  * memory account, and frees whatever buffers are still open when it is closed.
  *
  * <p>GEMM: {@link HandGemm} by default; {@code -Drecur.opencl.gemm=clblast} selects CLBlast. Measured with
- * {@code OpenClGemmBench} on PoCL (2-core EPYC, shared and busy machine, so the absolute numbers are low):
- * hand-written 5.4 GFLOP/s at m=1600 n=1024 k=256 (NN) and 19.7 at the per-step m=32 n=1024 k=256, CLBlast
- * 1.25 and 3.0 at the same shapes; the hand-written kernel was 2-6x faster at every schedule shape (the
- * schedule keeps transposed weight copies so its forward GEMMs are NN, the hand kernel's fast case).
+ * {@code OpenClGemmBench} on PoCL (2-core EPYC shared with other jobs, load 5-9, so absolute numbers are noisy;
+ * JMH averages, GFLOP/s hand / CLBlast): input projection m=1600 n=1024 k=256 NN 23.5 / 2.6, per step m=32
+ * n=1024 k=256 NN 29.1 / 3.0, dx 1600x256x1024 NN 26.9 / 4.1, dW 1024x256x1600 TN 15.0 / 1.7, and NT (not used
+ * by the schedule) 3.0 / 1.9. The hand-written kernel wins at every shape; the schedule keeps transposed weight
+ * copies so that all its GEMMs have a non-transposed B, the hand kernel's vector case.
  */
 public final class OpenClBackend implements DeviceBackend {
     public static final BackendProvider PROVIDER = new BackendProvider() {
@@ -69,8 +70,12 @@ public final class OpenClBackend implements DeviceBackend {
     private final AtomicLong inUse = new AtomicLong();
     private boolean closed;
 
-    /** A kernel object with the kind of each parameter (buffer, int or float). */
-    private record KernelInfo(cl_kernel kernel, char[] kinds) {}
+    /**
+     * A kernel object with the kind of each parameter (buffer, int or float) and the argument values last set on
+     * it: OpenCL keeps arguments on the kernel object, so a launch sets only those that changed (in the time
+     * loop usually just the step index).
+     */
+    private record KernelInfo(cl_kernel kernel, char[] kinds, Object[] last) {}
 
     /** Opens a backend with the named GEMM ({@code hand} or {@code clblast}). */
     public static OpenClBackend open(String gemmName) {
@@ -86,11 +91,19 @@ public final class OpenClBackend implements DeviceBackend {
         try {
             this.gemm = switch (gemmName) {
                 case "hand" -> new HandGemm(device);
-                case "clblast" -> new ClBlastGemm();
+                case "clblast" -> {
+                    try {
+                        yield new ClBlastGemm();
+                    } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
+                        throw new BackendUnavailableException("opencl with recur.opencl.gemm=clblast: the CLBlast "
+                                + "native library could not be loaded (" + e.getMessage() + ")", e);
+                    }
+                }
                 default -> throw new IllegalArgumentException("recur.opencl.gemm: expected hand or clblast, got '"
                         + gemmName + "'");
             };
             for (String name : Kernels.ALL) kernels.put(name, kernelInfo(name));
+            for (String name : dev.recur.schedule.AttentionKernels.ALL) kernels.put(name, kernelInfo(name));
         } catch (RuntimeException | Error e) {
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
             clReleaseCommandQueue(queue);
@@ -115,7 +128,7 @@ public final class OpenClBackend implements DeviceBackend {
                 throw new IllegalStateException("kernel " + name + ": parameter " + i + " has unsupported type " + type);
             }
         }
-        return new KernelInfo(k, kinds);
+        return new KernelInfo(k, kinds, new Object[kinds.length]);
     }
 
     /** The GEMM implementation in use. */
@@ -317,6 +330,9 @@ public final class OpenClBackend implements DeviceBackend {
         cl_kernel k = ki.kernel;
         for (int i = 0; i < args.length; i++) {
             Object a = args[i];
+            // Buffers compare by identity (a ClBuffer's cl_mem never changes), numbers by value.
+            if (a != null && a.equals(ki.last[i]) && !(a instanceof ClBuffer cb0 && cb0.isClosed())) continue;
+            ki.last[i] = null;
             switch (ki.kinds[i]) {
                 case 'b' -> {
                     if (!(a instanceof DeviceBuffer db)) throw badArg(name, i, "a DeviceBuffer", a);
@@ -333,19 +349,19 @@ public final class OpenClBackend implements DeviceBackend {
                 }
                 default -> throw new IllegalStateException("kernel " + name + ": parameter kind " + ki.kinds[i]);
             }
+            ki.last[i] = a;
         }
         long[] global = globalSize.clone();
         long[] local = new long[global.length];
         java.util.Arrays.fill(local, 1);
         // One fixed work-group shape: PoCL compiles a kernel once per local size, so letting the runtime pick
         // one per grid would recompile for every new shape. Kernels ignore the rounded-up work items.
-        local[0] = LOCAL_X;
-        global[0] = (global[0] + LOCAL_X - 1) / LOCAL_X * LOCAL_X;
+        long lx = device.localX;
+        local[0] = lx;
+        global[0] = (global[0] + lx - 1) / lx * lx;
         clEnqueueNDRangeKernel(queue, k, global.length, null, global, local, 0, null, null);
     }
 
-    /** Work-group width in dimension 0 for every launch (a multiple of the CPU's 8 float lanes). */
-    static final int LOCAL_X = 16;
 
     private static IllegalArgumentException badArg(String kernel, int i, String expected, Object got) {
         return new IllegalArgumentException("kernel " + kernel + ": argument " + i + " must be " + expected + ", got "
