@@ -4,7 +4,6 @@ import dev.recur.backend.Backend;
 import dev.recur.backend.BackendProvider;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
-import dev.recur.schedule.Kernels;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -335,7 +334,9 @@ public final class CpuBackend implements DeviceBackend {
     public void launch(String name, long[] globalSize, Object... args) {
         ensureOpen();
         CpuKernels.Spec spec = name == null ? null : CpuKernels.SPECS.get(name);
-        if (spec == null) throw new IllegalArgumentException("kernel: no kernel named '" + name + "' in " + Kernels.ALL);
+        if (spec == null) {
+            throw new IllegalArgumentException("kernel: no kernel named '" + name + "' in " + CpuKernels.SPECS.keySet());
+        }
         if (globalSize == null || globalSize.length < 1 || globalSize.length > 3) {
             throw new IllegalArgumentException("kernel " + name + ": globalSize must have 1 to 3 extents, got "
                     + (globalSize == null ? "null" : globalSize.length));

@@ -1,6 +1,7 @@
 package dev.recur.backend.cpu;
 
 import dev.recur.nn.DropoutMask;
+import dev.recur.schedule.AttentionKernels;
 import dev.recur.schedule.Kernels;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
@@ -118,6 +119,17 @@ final class CpuKernels {
         spec(Kernels.LAYER_INPUT_BWD, "T:i B:i W:i residual:i lengths:I dx:F dout:F dst:F" + DROP,
                 CpuKernels::layerInputBwd);
         spec(Kernels.COL_SUM, "M:i N:i src:F dst:F beta:f", CpuKernels::colSum);
+        // Attention (dev.recur.schedule.AttentionSchedule); bodies in CpuAttentionKernels.
+        spec(AttentionKernels.ATTN_SCORES_ADDITIVE_FWD, "U:i B:i T:i A:i ekt:F dk:F v:F scores:F",
+                (k, a) -> CpuAttentionKernels.additiveFwd(a.grid, a.i(0), a.i(1), a.i(2), a.i(3), a.m(4), a.m(5), a.m(6), a.m(7)));
+        spec(AttentionKernels.ATTN_SCORES_ADDITIVE_BWD, "U:i B:i T:i A:i ek:F dk:F v:F ds:F ddk:F dek:F dvpart:F",
+                (k, a) -> CpuAttentionKernels.additiveBwd(a.grid, a.i(0), a.i(1), a.i(2), a.i(3), a.m(4), a.m(5), a.m(6),
+                        a.m(7), a.m(8), a.m(9), a.m(10)));
+        spec(AttentionKernels.MASKED_SOFTMAX_FWD, "U:i B:i T:i mask:I scores:F weights:F",
+                (k, a) -> CpuAttentionKernels.maskedSoftmaxFwd(a.grid, a.i(0), a.i(1), a.i(2), a.m(3), a.m(4), a.m(5)));
+        spec(AttentionKernels.MASKED_SOFTMAX_BWD, "U:i B:i T:i mask:I weights:F dw:F ds:F",
+                (k, a) -> CpuAttentionKernels.maskedSoftmaxBwd(a.grid, a.i(0), a.i(1), a.i(2), a.m(3), a.m(4), a.m(5),
+                        a.m(6)));
         spec(Kernels.COL_DOT, "M:i N:i a:F b:F dst:F beta:f", CpuKernels::colDot);
         spec(Kernels.LN_ROWS_FWD, "rows:i H:i G:i D:i training:i v:F gain:F shift:F xhat:F rstd:F", CpuKernels::lnRowsFwd);
         spec(Kernels.LN_ROWS_BWD, "rows:i H:i G:i D:i da:F gain:F xhat:F rstd:F dv:F", CpuKernels::lnRowsBwd);

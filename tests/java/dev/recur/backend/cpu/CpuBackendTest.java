@@ -203,8 +203,12 @@ class CpuBackendTest {
                     "argument 2 (src): expected a F32 buffer, got I32");
             assertMessage(() -> be.launch(Kernels.COL_SUM, new long[] {0}, 1, 1, f, f, 0f), "globalSize[0] must be >= 1");
         }
-        assertEquals(Kernels.ALL.size(), CpuKernels.SPECS.size(), "every schedule kernel has a Java body");
         for (String k : Kernels.ALL) assertTrue(CpuKernels.SPECS.containsKey(k), "kernel " + k + " implemented");
+        for (String k : dev.recur.schedule.AttentionKernels.ALL) {
+            assertTrue(CpuKernels.SPECS.containsKey(k), "attention kernel " + k + " implemented");
+        }
+        assertEquals(Kernels.ALL.size() + dev.recur.schedule.AttentionKernels.ALL.size(), CpuKernels.SPECS.size(),
+                "no kernel the schedules do not launch");
     }
 
     @Test
