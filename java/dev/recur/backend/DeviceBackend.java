@@ -1,0 +1,136 @@
+package dev.recur.backend;
+
+import dev.recur.nn.RnnConfig;
+import dev.recur.nn.RnnEngine;
+import dev.recur.schedule.ScheduledRnn;
+
+/**
+ * The contract of a device backend ({@code opencl}, {@code cuda}, {@code cpu}): it supplies memory, GEMM
+ * and named kernel launches, and nothing else. Everything an RNN is made of (the loop over time, directions,
+ * layers, lengths, what training saves, the backward pass) lives once in {@link ScheduledRnn}, written
+ * against this interface only, and every device backend runs it unchanged.
+ *
+ * <h2>Ordering</h2>
+ * Every operation is issued to one in-order stream: an operation sees the results of every operation issued
+ * before it. {@code upload*} may return before the copy has happened only if it has taken its own copy of
+ * the host data (the caller may overwrite the array on return); {@code download*} returns when the host
+ * array holds the data (it waits for all earlier work). {@link #finish()} waits for everything issued.
+ * A backend is used by one thread at a time.
+ *
+ * <h2>Argument checks</h2>
+ * Implementations throw {@link IllegalArgumentException} naming the argument for a buffer of the wrong
+ * type, a buffer of another backend, or an element range outside a buffer, before anything is issued;
+ * {@link IllegalStateException} for a closed buffer or backend.
+ *
+ * <h2>Kernels</h2>
+ * {@link #launch(String, long[], Object...)} runs the named kernel over a 1–3 dimensional grid of work
+ * items. The names, argument lists and launch shapes are listed in {@link dev.recur.schedule.Kernels};
+ * their bodies are written once in {@code kernels/common/*.h} and wrapped by {@code kernels/opencl/*.cl}
+ * and {@code kernels/cuda/*.cu}; a backend without a compiler (the {@code cpu} backend) implements each name
+ * as Java code computing the same thing from the same argument list. A backend may run a grid rounded up in
+ * any dimension: every kernel ignores work items whose index is outside the extents it is given as
+ * arguments. Work items of one launch are independent (no kernel relies on a work-group size or on
+ * synchronisation between work items), so any order or parallel split is correct.
+ *
+ * <h2>Memory</h2>
+ * {@link #memoryInUse()} counts the bytes of the live buffers this backend allocated through
+ * {@link #allocate} (not its own internal scratch); tests use it to show that nothing leaks. An allocation
+ * that does not fit throws {@link OutOfDeviceMemoryException} naming requested and available bytes.
+ */
+public interface DeviceBackend extends Backend {
+
+    /** A new buffer of {@code elements} elements (at least 1) with unspecified contents. */
+    DeviceBuffer allocate(DeviceBuffer.Type type, long elements);
+
+    /** Copies {@code count} floats from {@code src[srcOff..]} to {@code dst[dstOff..]} (an F32 buffer). */
+    void upload(float[] src, int srcOff, DeviceBuffer dst, long dstOff, int count);
+
+    /** Copies {@code count} ints from {@code src[srcOff..]} to {@code dst[dstOff..]} (an I32 buffer). */
+    void upload(int[] src, int srcOff, DeviceBuffer dst, long dstOff, int count);
+
+    /** Copies {@code count} floats from the F32 buffer {@code src[srcOff..]} into {@code dst[dstOff..]}. */
+    void download(DeviceBuffer src, long srcOff, float[] dst, int dstOff, int count);
+
+    /** Copies {@code count} ints from the I32 buffer {@code src[srcOff..]} into {@code dst[dstOff..]}. */
+    void download(DeviceBuffer src, long srcOff, int[] dst, int dstOff, int count);
+
+    /**
+     * Sets {@code count} elements from {@code off} to {@code value} (converted to the buffer's type: F32 takes
+     * {@code (float) value}, I32 takes {@code (int) value}).
+     */
+    void fill(DeviceBuffer dst, long off, long count, double value);
+
+    /** Copies {@code count} elements between buffers of the same type; the ranges must not overlap if same buffer. */
+    void copy(DeviceBuffer src, long srcOff, DeviceBuffer dst, long dstOff, long count);
+
+    /**
+     * Row-major single-precision GEMM: {@code C = alpha * op(A) * op(B) + beta * C}, with {@code C} an
+     * {@code m x n} matrix whose element (i, j) is {@code c[offC + i*ldc + j]}.
+     * <ul>
+     *   <li>{@code op(A)} is {@code m x k}: without {@code transA} its (i, p) is {@code a[offA + i*lda + p]}
+     *       ({@code lda >= k}); with {@code transA} it is {@code a[offA + p*lda + i]} ({@code lda >= m}).</li>
+     *   <li>{@code op(B)} is {@code k x n}: without {@code transB} its (p, j) is {@code b[offB + p*ldb + j]}
+     *       ({@code ldb >= n}); with {@code transB} it is {@code b[offB + j*ldb + p]} ({@code ldb >= k}).</li>
+     *   <li>{@code beta == 0} overwrites C without reading it (NaN or garbage in C does not propagate).
+     *       {@code k == 0} gives {@code C = beta*C}. {@code m == 0} or {@code n == 0} does nothing.</li>
+     * </ul>
+     * All three buffers are F32; C must not overlap A or B.
+     */
+    void gemm(boolean transA, boolean transB, int m, int n, int k,
+              float alpha, DeviceBuffer a, long offA, int lda,
+              DeviceBuffer b, long offB, int ldb,
+              float beta, DeviceBuffer c, long offC, int ldc);
+
+    /**
+     * {@code batch} independent {@link #gemm}s: GEMM number {@code q} uses offsets {@code offA + q*strideA},
+     * {@code offB + q*strideB}, {@code offC + q*strideC}. A stride may be 0 for A or B (the same matrix in
+     * every GEMM) but the C matrices must not overlap each other.
+     */
+    void gemmStridedBatched(boolean transA, boolean transB, int m, int n, int k,
+                            float alpha, DeviceBuffer a, long offA, int lda, long strideA,
+                            DeviceBuffer b, long offB, int ldb, long strideB,
+                            float beta, DeviceBuffer c, long offC, int ldc, long strideC,
+                            int batch);
+
+    /**
+     * Runs kernel {@code name} over the grid {@code globalSize} (1 to 3 extents, each >= 1; dimension 0 is
+     * the fastest-varying work-item index). Each argument is a {@link DeviceBuffer}, an {@link Integer}
+     * (int32) or a {@link Float} (float32), in the kernel's parameter order. Throws
+     * {@link IllegalArgumentException} for an unknown name, a wrong argument count, or an argument of the
+     * wrong kind, naming the kernel and the argument position.
+     */
+    void launch(String name, long[] globalSize, Object... args);
+
+    /** Waits until every issued operation has completed; reports asynchronous failures. */
+    void finish();
+
+    /** Bytes held by live buffers from {@link #allocate}. */
+    long memoryInUse();
+
+    /** Runs networks through the shared schedule on this backend. */
+    @Override
+    default RnnEngine createRnnEngine(RnnConfig config) {
+        return new ScheduledRnn(this, config);
+    }
+
+    /** An allocation that does not fit on the device; names what was asked for and what was left. */
+    final class OutOfDeviceMemoryException extends RuntimeException {
+        private final long requestedBytes;
+        private final long availableBytes;
+
+        public OutOfDeviceMemoryException(String backend, long requestedBytes, long availableBytes, String detail) {
+            super(backend + ": cannot allocate " + requestedBytes + " bytes of device memory, " + availableBytes
+                    + " bytes available" + (detail == null || detail.isEmpty() ? "" : " (" + detail + ")"));
+            this.requestedBytes = requestedBytes;
+            this.availableBytes = availableBytes;
+        }
+
+        public long requestedBytes() {
+            return requestedBytes;
+        }
+
+        public long availableBytes() {
+            return availableBytes;
+        }
+    }
+}

@@ -1,0 +1,109 @@
+package dev.recur.schedule;
+
+/**
+ * The catalogue of named kernels the shared schedule launches through
+ * {@link dev.recur.backend.DeviceBackend#launch}. The bodies are written once in {@code kernels/common/*.h}
+ * and wrapped under the same names in {@code kernels/opencl/*.cl} (and {@code kernels/cuda/*.cu}); a backend
+ * without a kernel compiler implements each name in Java from this list. Each {@code .cl} file opens with the
+ * equations; this page is the argument contract.
+ *
+ * <h2>Conventions</h2>
+ * All per-layer tensors are row-major. {@code D} directions, {@code B} batch, {@code H} hidden,
+ * {@code P} = Hout (the projection size, or H), {@code G} gate blocks, {@code GH = G*H},
+ * {@code W} = the width of the layer's merged output, {@code I} = the layer's input width.
+ * <ul>
+ *   <li>{@code xw [T,B,D,GH]} the input projection {@code x W_ih^T} of every step (no bias);
+ *       {@code hw [D,B,GH]} the recurrent projection of the current step (no bias);
+ *       {@code bih, bhh [D,GH]}; {@code y [T,B,D,P]} a layer's per-direction outputs (for concat the
+ *       merged output has the same layout); {@code h, hin [D,B,P]}, {@code c [D,B,H]} states.</li>
+ *   <li>Step {@code s} of direction {@code d} for sequence {@code b} with length {@code len = lengths[b]}
+ *       is active iff {@code s < len}; it processes time {@code t = s} (d = 0) or {@code t = len-1-s}
+ *       (d = 1). The first step of a direction is {@code t = 0} (d = 0) or {@code t = len-1} (d = 1); the
+ *       previous time is {@code t-1} (d = 0) or {@code t+1} (d = 1). An inactive step writes zeros at time
+ *       position {@code s} of its per-time outputs (so padded positions are exactly 0 once the loop is done)
+ *       and leaves the states unchanged.</li>
+ *   <li>Dropout masks are computed inside the kernels with {@code DropoutMask}'s function
+ *       ({@code kernels/common/random.h}) from {@code seedLo = (int) seed}, {@code seedHi = (int)(seed >>> 32)},
+ *       {@code layer}, {@code thresh = DropoutMask.threshold(p)} and {@code scale = (float)(1/(1-p))}:
+ *       {@code mask = thresh == 0 ? 1 : (bits(seed, stream, index) >= thresh ? scale : 0)}. Recurrent masks use
+ *       {@code stream(layer, d, RECURRENT)} and index {@code b*P + j}.</li>
+ *   <li>Saved gates ({@code gsave [T,B,D,SG]}): LSTM the activated gates in weight order (i,f,g,o, or i,g,o
+ *       when coupled; SG = GH); GRU {@code r, z, n, hn} with {@code hn = (W_hn h~ + b_hn)} (SG = 4H).
+ *       {@code csave [T,B,D,H]} the cell state c_t. RNN saves nothing (its {@code y} is h_t).</li>
+ *   <li>Backward: {@code dy [T,B,D,P]} is the gradient on the layer's per-direction outputs;
+ *       {@code dhN [D,B,P]}, {@code dcN [D,B,H]} the gradients on this layer's final states;
+ *       {@code dhrec [D,B,P]} the result of the previous backward step's recurrent GEMM
+ *       ({@code dgs · W_hh}, before the recurrent dropout mask); {@code dgs [D,B,GH]} this step's
+ *       pre-activation gradients for that GEMM; {@code dgall [T,B,D,GH]} the same, stored by time, for the
+ *       weight-gradient GEMMs after the loop. The incoming dh of an active step is
+ *       {@code (s == len-1 ? dhN : dhrec*mask [+ ddir]) + dy[t]}.</li>
+ *   <li>Grids are {@code {x, y, z}} with x fastest. Booleans are ints (0/1).</li>
+ * </ul>
+ *
+ * <h2>Kernels</h2>
+ * <pre>
+ * rnn_step_fwd     grid {H,B,D}: s,T,B,H,D,act(0 tanh,1 relu), lengths, xw, hw, bih, bhh, h, y
+ * rnn_step_bwd     grid {H,B,D}: s,T,B,H,D,act, lengths, dy, dhN, dhrec, y, dgs, dgall
+ * lstm_step_fwd    grid {H,B,D}: s,T,B,H,D,P, proj,peep,coupled,training, lengths, xw, hw, bih, bhh, peepw,
+ *                                c, h, hin, y, gsave, csave, mout, msave, seedLo,seedHi,layer,thresh,scale
+ *                  (peepw [D,3,H] = w_ci,w_cf,w_co; with proj, h/hin/y are not written: m = o*tanh(c) goes to
+ *                   mout [D,B,H] and msave [T,B,D,H], and lstm_proj_fwd finishes the step)
+ * lstm_step_bwd    grid {H,B,D}: s,T,B,H,D,P, proj,peep,coupled, lengths, dy, dhN, dhrec, dm, dcN, dc,
+ *                                gsave, csave, c0, peepw, dgs, dgall, seedLo,seedHi,layer,thresh,scale
+ *                  (with proj the incoming dh is dm [D,B,H] = d(o*tanh c); dc [D,B,H] holds dc_t in, dc_{t-1} out)
+ * lstm_proj_fwd    grid {P,B,D}: s,T,B,P,D, lengths, hp, h, hin, y, seedLo,seedHi,layer,thresh,scale
+ *                  (hp [D,B,P] = m W_hr^T of this step)
+ * lstm_proj_bwd    grid {P,B,D}: s,T,B,P,D, lengths, dy, dhN, dhrec, dht, dhtall, seedLo,seedHi,layer,thresh,scale
+ *                  (dht [D,B,P] the total dh_t of this step, dhtall [T,B,D,P] the same by time)
+ * lstm_peephole_grad grid {H,D}: T,B,H,D,G,coupled, lengths, dgall, csave, c0, dst [D,3,H] (overwritten)
+ * gru_step_fwd     grid {H,B,D}: s,T,B,H,D,training, lengths, xw, hw, bih, bhh, h, hin, y, gsave,
+ *                                seedLo,seedHi,layer,thresh,scale        (reset after)
+ * gru_step_bwd     grid {H,B,D}: s,T,B,H,D, lengths, dy, dhN, dhrec, ddir, gsave, y, h0, dgs, dgall, dgallh,
+ *                                seedLo,seedHi,layer,thresh,scale
+ *                  (ddir [D,B,H]: z*dh, the direct path to h_{t-1}, in/out; dgs and dgallh hold the
+ *                   recurrent-side gradients (n block times r), dgall the input-side ones)
+ * rnn_dh0          grid {P,B,D}: B,P,D,hasDdir, dhrec, ddir, dh0, seedLo,seedHi,layer,thresh,scale
+ *                  (dh0 = dhrec*mask + ddir after the last backward step)
+ * mask_state       grid {P,B,D}: B,P,D, src, dst, seedLo,seedHi,layer,thresh,scale   (dst = src*recurrent mask)
+ * gather_hprev     grid {P,B,T*D}: T,B,P,D, lengths, y, h0, dst, seedLo,seedHi,layer,thresh,scale
+ *                  (dst [T,B,D,P] = h~_{t-1} masked, 0 at padded t)
+ * input_dropout_fwd grid {I,B,T*D}: T,B,I,D, x, dst, seedLo,seedHi,layer,thresh,scale
+ *                  (dst [D,T,B,I] = x * mask(stream(layer,d,INPUT), b*I+j))
+ * input_dropout_bwd grid {I,B,T}: T,B,I,D, dxd, dx, seedLo,seedHi,layer,thresh,scale   (dx = sum_d dxd*mask_d)
+ * merge_fwd        grid {W,B,T}: T,B,P,D,W,mode,residual, lengths, y, in, dst, seedLo,seedHi,layer,thresh,scale
+ *                  (mode = MergeMode ordinal; dst = (merge(y) + [in]) * between-layer mask of stream
+ *                   (layer,0,BETWEEN_LAYERS) index (t*B+b)*W+j; 0 at padded t)
+ * merge_bwd        grid {P,B,T*D}: T,B,P,D,W,mode, lengths, dout, y, dy   (dy [T,B,D,P]; 0 at padded t)
+ * layer_input_bwd  grid {W,B,T}: T,B,W,residual, lengths, dx, dout, dst, seedLo,seedHi,layer,thresh,scale
+ *                  (dst = (dx + [dout at t &lt; len]) * between-layer mask of layer {@code layer})
+ * col_sum          grid {N}: M,N, src, dst, beta      (dst[j] = beta*dst[j] + sum_i src[i*N + j])
+ * </pre>
+ */
+public final class Kernels {
+    private Kernels() {}
+
+    public static final String RNN_STEP_FWD = "rnn_step_fwd";
+    public static final String RNN_STEP_BWD = "rnn_step_bwd";
+    public static final String LSTM_STEP_FWD = "lstm_step_fwd";
+    public static final String LSTM_STEP_BWD = "lstm_step_bwd";
+    public static final String LSTM_PROJ_FWD = "lstm_proj_fwd";
+    public static final String LSTM_PROJ_BWD = "lstm_proj_bwd";
+    public static final String LSTM_PEEPHOLE_GRAD = "lstm_peephole_grad";
+    public static final String GRU_STEP_FWD = "gru_step_fwd";
+    public static final String GRU_STEP_BWD = "gru_step_bwd";
+    public static final String RNN_DH0 = "rnn_dh0";
+    public static final String MASK_STATE = "mask_state";
+    public static final String GATHER_HPREV = "gather_hprev";
+    public static final String INPUT_DROPOUT_FWD = "input_dropout_fwd";
+    public static final String INPUT_DROPOUT_BWD = "input_dropout_bwd";
+    public static final String MERGE_FWD = "merge_fwd";
+    public static final String MERGE_BWD = "merge_bwd";
+    public static final String LAYER_INPUT_BWD = "layer_input_bwd";
+    public static final String COL_SUM = "col_sum";
+
+    /** Every kernel the schedule may launch. */
+    public static final java.util.List<String> ALL = java.util.List.of(
+            RNN_STEP_FWD, RNN_STEP_BWD, LSTM_STEP_FWD, LSTM_STEP_BWD, LSTM_PROJ_FWD, LSTM_PROJ_BWD,
+            LSTM_PEEPHOLE_GRAD, GRU_STEP_FWD, GRU_STEP_BWD, RNN_DH0, MASK_STATE, GATHER_HPREV,
+            INPUT_DROPOUT_FWD, INPUT_DROPOUT_BWD, MERGE_FWD, MERGE_BWD, LAYER_INPUT_BWD, COL_SUM);
+}
