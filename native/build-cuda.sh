@@ -7,15 +7,15 @@
 # so the CUDA backend compiles the same sources with NVRTC on the user's machine instead.
 #
 # Usage: native/build-cuda.sh [--src DIR] [--out DIR] [--arch "75 80 90"] [--maxrregcount N]
-#   --src DIR         folder of .cu entry points (default kernels/cuda); kernels/common is always on the
-#                     include path, and so is the --src folder itself
+#   --src DIR         folder of .cu entry points (default kernels/cuda); kernels/ and kernels/common are
+#                     always on the include path, and so is the --src folder itself
 #   --out DIR         where PTX, cubins, logs and the report go (default target/cuda)
 #   --arch LIST       SM architectures (default "75 80 90")
 #   --maxrregcount N  cap registers per thread (only to prove that a spill is caught)
 # Environment: CUDA_HOME (default: the folder above nvcc on PATH, else /usr/local/cuda-13.0, /usr/local/cuda).
 #
 # Exit status: 0 when everything compiled without a warning or a spill; 1 on any compile error, warning,
-# spill or NVRTC-incompatible include; 2 on bad usage; 3 when nvcc or ptxas is absent (the caller may skip).
+# spill, double-precision instruction or NVRTC-incompatible include; 2 on bad usage; 3 when nvcc or ptxas is absent (the caller may skip).
 # The report ($out/cuda-report.txt) is written in every case except 2 and 3.
 set -uo pipefail
 
@@ -87,7 +87,7 @@ done
 rm -f "$out/include-check.txt"
 
 # Flags shared with the NVRTC compile in CudaBackend (CudaKernels.NVRTC_OPTIONS): keep them in step.
-nvcc_flags=(-std=c++17 -Werror all-warnings --Wreorder -I "$common" -I "$src")
+nvcc_flags=(-std=c++17 -Werror all-warnings --Wreorder -I "$here/kernels" -I "$common" -I "$src")
 
 for arch in $archs; do
     mkdir -p "$out/sm_$arch"
@@ -99,7 +99,8 @@ for arch in $archs; do
             failures+=("$name.cu sm_$arch: nvcc failed: $(tr '\n' ' ' <"$log")")
             continue
         fi
-        ptxas_flags=(-arch="sm_$arch" -v --warn-on-spills --warning-as-error)
+        # Doubles in a float32 kernel are a silent 2-64x slowdown on GPUs (a literal missing its f suffix).
+        ptxas_flags=(-arch="sm_$arch" -v --warn-on-spills --warn-on-double-precision-use --warning-as-error)
         if [ -n "$maxrreg" ]; then ptxas_flags+=(-maxrregcount "$maxrreg"); fi
         status=0
         "$ptxas" "${ptxas_flags[@]}" -o "$out/sm_$arch/$name.cubin" "$ptx" >>"$log" 2>&1 || status=$?
@@ -149,7 +150,7 @@ done <"$rows"
 
 {
     echo "# CUDA kernel build report: $("$nvcc" --version | grep -m1 release)"
-    echo "# nvcc -ptx ${nvcc_flags[*]}; ptxas -v --warn-on-spills --warning-as-error${maxrreg:+ -maxrregcount $maxrreg}"
+    echo "# nvcc -ptx ${nvcc_flags[*]}; ptxas -v --warn-on-spills --warn-on-double-precision-use --warning-as-error${maxrreg:+ -maxrregcount $maxrreg}"
     echo "# registers per thread; static shared memory per block (dynamic shared memory is set at launch)"
     printf '%-22s %-32s %-6s %5s %10s %10s %12s %11s %8s\n' \
         file kernel arch regs smem_bytes stack_bytes spill_stores spill_loads barriers

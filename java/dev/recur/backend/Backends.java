@@ -1,5 +1,6 @@
 package dev.recur.backend;
 
+import dev.recur.backend.cuda.CudaBackend;
 import dev.recur.backend.reference.ReferenceBackend;
 
 import java.util.ArrayList;
@@ -16,6 +17,7 @@ public final class Backends {
     /** Every known backend, in preference order. */
     public static List<BackendProvider> providers() {
         List<BackendProvider> list = new ArrayList<>();
+        list.add(CudaBackend.PROVIDER);
         list.add(ReferenceBackend.PROVIDER);
         return list;
     }
