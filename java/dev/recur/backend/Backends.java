@@ -1,6 +1,7 @@
 package dev.recur.backend;
 
 import dev.recur.backend.cuda.CudaBackend;
+import dev.recur.backend.opencl.OpenClBackend;
 import dev.recur.backend.reference.ReferenceBackend;
 
 import java.util.ArrayList;
@@ -18,6 +19,7 @@ public final class Backends {
     public static List<BackendProvider> providers() {
         List<BackendProvider> list = new ArrayList<>();
         list.add(CudaBackend.PROVIDER);
+        list.add(OpenClBackend.PROVIDER);
         list.add(ReferenceBackend.PROVIDER);
         return list;
     }

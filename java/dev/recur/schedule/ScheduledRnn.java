@@ -1,6 +1,11 @@
 package dev.recur.schedule;
 
 import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceBuffer;
+import dev.recur.nn.CellType;
+import dev.recur.nn.DropoutMask;
+import dev.recur.nn.GruReset;
+import dev.recur.nn.MergeMode;
 import dev.recur.nn.RnnConfig;
 import dev.recur.nn.RnnEngine;
 import dev.recur.nn.RnnGradients;
@@ -9,32 +14,543 @@ import dev.recur.nn.RnnTrace;
 import dev.recur.nn.RnnWeights;
 import dev.recur.tensor.Tensor;
 
-/** The shared schedule over a {@link DeviceBackend} (being written: this commit fixes the contract only). */
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The shared schedule: runs a stacked, optionally bidirectional RNN on any {@link DeviceBackend} using only
+ * its buffers, GEMMs and the named kernels of {@link Kernels}.
+ *
+ * <p>Per layer, forward: the input projection of every step is one GEMM ({@code [T*B, I] x [I, D*G*H]},
+ * both directions at once); then per step one recurrent GEMM for all gates of both directions (strided-
+ * batched over directions) and one fused pointwise kernel that advances both directions, with variable
+ * lengths handled inside the kernel. Training keeps the activated gates and {@code c} per layer in a
+ * {@link RnnTrace}. Backward: per step (last to first) one fused pointwise kernel giving the gate gradients
+ * and {@code dc_{t-1}}, and one recurrent GEMM for {@code dh_{t-1}}; after the loop, the weight gradients,
+ * {@code dx} and the bias gradients as single large GEMMs and column sums.
+ *
+ * <p>Supported: every cell (GRU with the reset gate after the matmul), layers, both directions with every
+ * merge mode, lengths, initial states, LSTM projection, peepholes, the coupled gate, all three dropouts
+ * (masks generated on the device), residual connections. Not supported (refused at construction with
+ * {@link UnsupportedOperationException} naming the option): layer normalisation and GRU reset-before.
+ *
+ * <p>Scratch buffers live in a {@link Workspace} reused across steps and calls; a training trace owns the
+ * buffers it saves and frees them on close. Indexes in the kernels are int32: a tensor of more than
+ * 2^31-1 elements is refused.
+ */
 public final class ScheduledRnn implements RnnEngine {
-    private final DeviceBackend backend;
-    private final RnnConfig config;
+    private final DeviceBackend be;
+    private final RnnConfig cfg;
+    private final int layers, dirs, hidden, out, gates, gh, sg;
+    private final Layer[] weights;
+    private final Workspace ws;
+    private final DeviceBuffer dummy;
+    private final List<Trace> liveTraces = new ArrayList<>();
+    private boolean closed;
+
+    /** Device copies of one layer's parameters, both directions stacked ({@code [D, ...]}). */
+    private static final class Layer {
+        DeviceBuffer wih, whh, bih, bhh, whr, peep;
+        int in;
+    }
 
     public ScheduledRnn(DeviceBackend backend, RnnConfig config) {
-        this.backend = backend;
-        this.config = config;
+        if (backend == null) throw new IllegalArgumentException("backend: must not be null");
+        if (config == null) throw new IllegalArgumentException("config: must not be null");
+        if (config.layerNorm()) {
+            throw new UnsupportedOperationException("layerNorm: not supported by the " + backend.name()
+                    + " backend's schedule yet (use the reference backend)");
+        }
+        if (config.cell() == CellType.GRU && config.gruReset() == GruReset.BEFORE) {
+            throw new UnsupportedOperationException("gruReset=BEFORE: not supported by the " + backend.name()
+                    + " backend's schedule yet (use gruReset=AFTER or the reference backend)");
+        }
+        this.be = backend;
+        this.cfg = config;
+        this.layers = config.numLayers();
+        this.dirs = config.directions();
+        this.hidden = config.hiddenSize();
+        this.out = config.outSize();
+        this.gates = config.gates();
+        this.gh = gates * hidden;
+        this.sg = config.cell() == CellType.GRU ? 4 * hidden : gh;
+        this.ws = new Workspace(backend);
+        this.weights = new Layer[layers];
+        DeviceBuffer dm = null;
+        try {
+            dm = backend.allocate(DeviceBuffer.Type.F32, 1);
+            for (int k = 0; k < layers; k++) {
+                Layer l = new Layer();
+                weights[k] = l;
+                l.in = config.layerInputSize(k);
+                l.wih = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh * l.in);
+                l.whh = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh * out);
+                l.bih = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh);
+                l.bhh = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh);
+                backend.fill(l.bih, 0, l.bih.size(), 0);
+                backend.fill(l.bhh, 0, l.bhh.size(), 0);
+                if (config.projSize() > 0) l.whr = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * out * hidden);
+                if (config.peephole()) {
+                    l.peep = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * 3 * hidden);
+                    backend.fill(l.peep, 0, l.peep.size(), 0);
+                }
+            }
+        } catch (RuntimeException | Error e) {
+            if (dm != null) dm.close();
+            freeWeights();
+            ws.close();
+            throw e;
+        }
+        this.dummy = dm;
+    }
+
+    private void freeWeights() {
+        for (Layer l : weights) {
+            if (l == null) continue;
+            for (DeviceBuffer b : new DeviceBuffer[] {l.wih, l.whh, l.bih, l.bhh, l.whr, l.peep}) if (b != null) b.close();
+        }
     }
 
     @Override
-    public void setWeights(RnnWeights weights) {
-        throw new UnsupportedOperationException("ScheduledRnn on " + backend.name() + ": not implemented yet for " + config);
+    public void setWeights(RnnWeights w) {
+        ensureOpen();
+        for (int k = 0; k < layers; k++) {
+            Layer l = weights[k];
+            for (int d = 0; d < dirs; d++) {
+                upload(w.get("weight_ih", k, d), l.wih, (long) d * gh * l.in);
+                upload(w.get("weight_hh", k, d), l.whh, (long) d * gh * out);
+                if (cfg.bias()) {
+                    upload(w.get("bias_ih", k, d), l.bih, (long) d * gh);
+                    upload(w.get("bias_hh", k, d), l.bhh, (long) d * gh);
+                }
+                if (cfg.projSize() > 0) upload(w.get("weight_hr", k, d), l.whr, (long) d * out * hidden);
+                if (cfg.peephole()) {
+                    upload(w.get("weight_ci", k, d), l.peep, (long) (d * 3) * hidden);
+                    if (!cfg.coupledGate()) upload(w.get("weight_cf", k, d), l.peep, (long) (d * 3 + 1) * hidden);
+                    upload(w.get("weight_co", k, d), l.peep, (long) (d * 3 + 2) * hidden);
+                }
+            }
+        }
+    }
+
+    private void upload(Tensor t, DeviceBuffer dst, long off) {
+        float[] f = t.toFloatArray();
+        be.upload(f, 0, dst, off, f.length);
+    }
+
+    /** Dropout parameters of one call, as the kernels take them. */
+    private record Drop(int seedLo, int seedHi, int inThresh, float inScale, int recThresh, float recScale,
+                        int betweenThresh, float betweenScale) {
+        static Drop of(RnnConfig c, boolean training, long seed) {
+            return new Drop((int) seed, (int) (seed >>> 32),
+                    training ? DropoutMask.threshold(c.inputDropout()) : 0, (float) (1.0 / (1.0 - c.inputDropout())),
+                    training ? DropoutMask.threshold(c.recurrentDropout()) : 0, (float) (1.0 / (1.0 - c.recurrentDropout())),
+                    training ? DropoutMask.threshold(c.dropout()) : 0, (float) (1.0 / (1.0 - c.dropout())));
+        }
+    }
+
+    /** What one layer's forward kept (all owned by the trace in training mode). */
+    private static final class LayerSave {
+        DeviceBuffer in;     // [T,B,I] the layer's input (after between-layer dropout)
+        DeviceBuffer xd;     // [D,T,B,I] input after variational input dropout (or null)
+        DeviceBuffer y;      // [T,B,D,P] per-direction outputs
+        DeviceBuffer gsave;  // [T,B,D,SG]
+        DeviceBuffer csave;  // [T,B,D,H] (LSTM)
+        DeviceBuffer msave;  // [T,B,D,H] (LSTM projection)
+    }
+
+    /** A training forward's saved state: device buffers owned here, freed by {@link #close()}. */
+    private final class Trace implements RnnTrace {
+        final int steps, batch;
+        final Drop drop;
+        final LayerSave[] saved = new LayerSave[layers];
+        final List<DeviceBuffer> owned = new ArrayList<>();
+        DeviceBuffer lengths, h0, c0;
+        boolean traceClosed;
+
+        Trace(int steps, int batch, Drop drop) {
+            this.steps = steps;
+            this.batch = batch;
+            this.drop = drop;
+        }
+
+        DeviceBuffer alloc(DeviceBuffer.Type type, long n) {
+            DeviceBuffer b = be.allocate(type, Math.max(1, n));
+            owned.add(b);
+            return b;
+        }
+
+        @Override
+        public long savedBytes() {
+            long s = 0;
+            for (DeviceBuffer b : owned) s += b.bytes();
+            return s;
+        }
+
+        @Override
+        public void close() {
+            if (traceClosed) return;
+            traceClosed = true;
+            liveTraces.remove(this);
+            for (DeviceBuffer b : owned) b.close();
+            owned.clear();
+        }
+    }
+
+    private static void checkIndexable(String what, long elements) {
+        if (elements > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(what + ": " + elements + " elements exceed the device kernels' int32 "
+                    + "index range (" + Integer.MAX_VALUE + ")");
+        }
     }
 
     @Override
     public RnnOutput forward(Tensor x, Tensor h0, Tensor c0, int[] lengths, boolean training, long seed) {
-        throw new UnsupportedOperationException("ScheduledRnn: not implemented yet");
+        ensureOpen();
+        final int T = x.dim(0), B = x.dim(1);
+        int maxIn = cfg.inputSize();
+        for (int k = 0; k < layers; k++) maxIn = Math.max(maxIn, weights[k].in);
+        checkIndexable("x/xw", (long) T * B * Math.max(dirs * (long) Math.max(sg, gh), (long) dirs * maxIn));
+        Drop drop = Drop.of(cfg, training, seed);
+        boolean lstm = cfg.cell() == CellType.LSTM;
+        Trace trace = training ? new Trace(T, B, drop) : null;
+        if (trace != null) liveTraces.add(trace);
+        try {
+            DeviceBuffer lenBuf = trace != null ? trace.alloc(DeviceBuffer.Type.I32, B) : ws.get("lengths", DeviceBuffer.Type.I32, B);
+            be.upload(lengths, 0, lenBuf, 0, B);
+            long stateP = (long) layers * dirs * B * out, stateH = (long) layers * dirs * B * hidden;
+            DeviceBuffer h0Buf = trace != null ? trace.alloc(DeviceBuffer.Type.F32, stateP) : ws.f32("h0", stateP);
+            upload(h0, h0Buf, 0);
+            DeviceBuffer c0Buf = null;
+            if (lstm) {
+                c0Buf = trace != null ? trace.alloc(DeviceBuffer.Type.F32, stateH) : ws.f32("c0", stateH);
+                upload(c0, c0Buf, 0);
+            }
+            DeviceBuffer xBuf = trace != null ? trace.alloc(DeviceBuffer.Type.F32, (long) T * B * cfg.inputSize())
+                    : ws.f32("x", (long) T * B * cfg.inputSize());
+            upload(x, xBuf, 0);
+            if (trace != null) {
+                trace.lengths = lenBuf;
+                trace.h0 = h0Buf;
+                trace.c0 = c0Buf;
+            }
+            float[] hN = new float[(int) stateP];
+            float[] cN = lstm ? new float[(int) stateH] : null;
+            DeviceBuffer in = xBuf;
+            DeviceBuffer result = null;
+            int width = cfg.outputWidth();
+            for (int k = 0; k < layers; k++) {
+                LayerSave ls = forwardLayer(k, T, B, in, lenBuf, h0Buf, c0Buf, hN, cN, drop, trace);
+                boolean last = k == layers - 1;
+                boolean direct = (dirs == 1 || cfg.merge() == MergeMode.CONCAT) && !cfg.residualAt(k)
+                        && (last || drop.betweenThresh == 0);
+                DeviceBuffer merged;
+                if (direct) {
+                    merged = ls.y;
+                } else {
+                    long n = (long) T * B * width;
+                    merged = trace != null ? trace.alloc(DeviceBuffer.Type.F32, n) : ws.f32("merged" + (k & 1), n);
+                    be.launch(Kernels.MERGE_FWD, new long[] {width, B, T}, T, B, out, dirs, width, cfg.merge().ordinal(),
+                            cfg.residualAt(k) ? 1 : 0, lenBuf, ls.y, in, merged, drop.seedLo, drop.seedHi, k,
+                            last ? 0 : drop.betweenThresh, drop.betweenScale);
+                }
+                if (trace != null) trace.saved[k] = ls;
+                in = merged;
+                result = merged;
+            }
+            float[] yf = new float[T * B * width];
+            be.download(result, 0, yf, 0, yf.length);
+            Tensor y = Tensor.ofFloats(yf, T, B, width);
+            Tensor hNt = Tensor.ofFloats(hN, layers * dirs, B, out);
+            Tensor cNt = lstm ? Tensor.ofFloats(cN, layers * dirs, B, hidden) : null;
+            return new RnnOutput(y, hNt, cNt, trace);
+        } catch (RuntimeException | Error e) {
+            if (trace != null) trace.close();
+            throw e;
+        }
+    }
+
+    private LayerSave forwardLayer(int k, int T, int B, DeviceBuffer in, DeviceBuffer lenBuf, DeviceBuffer h0Buf,
+                                   DeviceBuffer c0Buf, float[] hN, float[] cN, Drop drop, Trace trace) {
+        Layer w = weights[k];
+        boolean training = trace != null;
+        CellType cell = cfg.cell();
+        boolean lstm = cell == CellType.LSTM, gru = cell == CellType.GRU, proj = cfg.projSize() > 0;
+        int D = dirs, H = hidden, P = out, I = w.in;
+        long tb = (long) T * B;
+        LayerSave ls = new LayerSave();
+        ls.in = in;
+        ls.y = training ? trace.alloc(DeviceBuffer.Type.F32, tb * D * P) : ws.f32("y" + (k & 1), tb * D * P);
+        if (training && (lstm || gru)) ls.gsave = trace.alloc(DeviceBuffer.Type.F32, tb * D * sg);
+        if (training && lstm) ls.csave = trace.alloc(DeviceBuffer.Type.F32, tb * D * H);
+        if (training && proj) ls.msave = trace.alloc(DeviceBuffer.Type.F32, tb * D * H);
+
+        // Input projection of every step, both directions.
+        DeviceBuffer xw = ws.f32("xw", tb * D * gh);
+        if (drop.inThresh != 0) {
+            ls.xd = trace.alloc(DeviceBuffer.Type.F32, D * tb * I);
+            be.launch(Kernels.INPUT_DROPOUT_FWD, new long[] {I, B, (long) T * D}, T, B, I, D, in, ls.xd,
+                    drop.seedLo, drop.seedHi, k, drop.inThresh, drop.inScale);
+            be.gemmStridedBatched(false, true, (int) tb, gh, I, 1f, ls.xd, 0, I, tb * I, w.wih, 0, I, (long) gh * I,
+                    0f, xw, 0, D * gh, gh, D);
+        } else {
+            be.gemm(false, true, (int) tb, D * gh, I, 1f, in, 0, I, w.wih, 0, I, 0f, xw, 0, D * gh);
+        }
+
+        DeviceBuffer h = ws.f32("h", (long) D * B * P);
+        DeviceBuffer hin = ws.f32("hin", (long) D * B * P);
+        DeviceBuffer hw = ws.f32("hw", (long) D * B * gh);
+        DeviceBuffer c = lstm ? ws.f32("c", (long) D * B * H) : dummy;
+        DeviceBuffer mout = proj ? ws.f32("mout", (long) D * B * H) : dummy;
+        DeviceBuffer hp = proj ? ws.f32("hp", (long) D * B * P) : dummy;
+        be.copy(h0Buf, (long) k * D * B * P, h, 0, (long) D * B * P);
+        if (lstm) be.copy(c0Buf, (long) k * D * B * H, c, 0, (long) D * B * H);
+        boolean rdrop = drop.recThresh != 0;
+        if (rdrop) {
+            be.launch(Kernels.MASK_STATE, new long[] {P, B, D}, B, P, D, h, hin, drop.seedLo, drop.seedHi, k,
+                    drop.recThresh, drop.recScale);
+        }
+        DeviceBuffer hsrc = rdrop ? hin : h;
+        DeviceBuffer gsave = ls.gsave != null ? ls.gsave : dummy;
+        DeviceBuffer csave = ls.csave != null ? ls.csave : dummy;
+        DeviceBuffer msave = ls.msave != null ? ls.msave : dummy;
+        DeviceBuffer peep = w.peep != null ? w.peep : dummy;
+        long[] grid = {H, B, D};
+        for (int s = 0; s < T; s++) {
+            be.gemmStridedBatched(false, true, B, gh, P, 1f, hsrc, 0, P, (long) B * P, w.whh, 0, P, (long) gh * P,
+                    0f, hw, 0, gh, (long) B * gh, D);
+            switch (cell) {
+                case RNN_TANH, RNN_RELU -> be.launch(Kernels.RNN_STEP_FWD, grid, s, T, B, H, D,
+                        cell == CellType.RNN_TANH ? 0 : 1, lenBuf, xw, hw, w.bih, w.bhh, h, ls.y);
+                case LSTM -> be.launch(Kernels.LSTM_STEP_FWD, grid, s, T, B, H, D, P, proj ? 1 : 0,
+                        cfg.peephole() ? 1 : 0, cfg.coupledGate() ? 1 : 0, training ? 1 : 0, lenBuf, xw, hw, w.bih,
+                        w.bhh, peep, c, h, hin, ls.y, gsave, csave, mout, msave, drop.seedLo, drop.seedHi, k,
+                        drop.recThresh, drop.recScale);
+                case GRU -> be.launch(Kernels.GRU_STEP_FWD, grid, s, T, B, H, D, training ? 1 : 0, lenBuf, xw, hw,
+                        w.bih, w.bhh, h, hin, ls.y, gsave, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+            }
+            if (proj) {
+                be.gemmStridedBatched(false, true, B, P, H, 1f, mout, 0, H, (long) B * H, w.whr, 0, H, (long) P * H,
+                        0f, hp, 0, P, (long) B * P, D);
+                be.launch(Kernels.LSTM_PROJ_FWD, new long[] {P, B, D}, s, T, B, P, D, lenBuf, hp, h, hin, ls.y,
+                        drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+            }
+        }
+        be.download(h, 0, hN, k * D * B * P, D * B * P);
+        if (lstm) be.download(c, 0, cN, k * D * B * H, D * B * H);
+        return ls;
     }
 
     @Override
-    public RnnGradients backward(RnnTrace trace, Tensor dy, Tensor dhN, Tensor dcN) {
-        throw new UnsupportedOperationException("ScheduledRnn: not implemented yet");
+    public RnnGradients backward(RnnTrace rnnTrace, Tensor dyT, Tensor dhNT, Tensor dcNT) {
+        ensureOpen();
+        if (!(rnnTrace instanceof Trace trace) || !liveTraces.contains(trace)) {
+            throw new IllegalArgumentException("trace: not a live trace of this engine (closed, or made by another "
+                    + "network or backend)");
+        }
+        final int T = trace.steps, B = trace.batch, D = dirs, H = hidden, P = out;
+        if (dyT.dim(0) != T || dyT.dim(1) != B) {
+            throw new IllegalArgumentException("dy: expected [" + T + ", " + B + ", " + cfg.outputWidth() + "], got "
+                    + java.util.Arrays.toString(dyT.shape()));
+        }
+        CellType cell = cfg.cell();
+        boolean lstm = cell == CellType.LSTM, gru = cell == CellType.GRU, proj = cfg.projSize() > 0;
+        Drop drop = trace.drop;
+        long tb = (long) T * B;
+        int width = cfg.outputWidth();
+        DeviceBuffer lenBuf = trace.lengths;
+
+        DeviceBuffer dout = ws.f32("dout", tb * width);
+        upload(dyT, dout, 0);
+        long stateP = (long) layers * D * B * P, stateH = (long) layers * D * B * H;
+        DeviceBuffer dhNAll = ws.f32("dhNAll", stateP);
+        upload(dhNT, dhNAll, 0);
+        DeviceBuffer dcNAll = dummy;
+        if (lstm) {
+            dcNAll = ws.f32("dcNAll", stateH);
+            upload(dcNT, dcNAll, 0);
+        }
+        float[] dh0 = new float[(int) stateP];
+        float[] dc0 = lstm ? new float[(int) stateH] : null;
+        Map<String, Tensor> grads = new LinkedHashMap<>();
+        Tensor dx = null;
+
+        for (int k = layers - 1; k >= 0; k--) {
+            Layer w = weights[k];
+            LayerSave ls = trace.saved[k];
+            int I = w.in;
+            // Gradient on this layer's per-direction outputs.
+            DeviceBuffer dy;
+            if (dirs == 1 || cfg.merge() == MergeMode.CONCAT) {
+                dy = dout;
+            } else {
+                dy = ws.f32("dylayer", tb * D * P);
+                be.launch(Kernels.MERGE_BWD, new long[] {P, B, (long) T * D}, T, B, P, D, width, cfg.merge().ordinal(),
+                        lenBuf, dout, ls.y, dy);
+            }
+            DeviceBuffer dhN = ws.f32("dhN", (long) D * B * P);
+            be.copy(dhNAll, (long) k * D * B * P, dhN, 0, (long) D * B * P);
+            DeviceBuffer h0l = ws.f32("h0l", (long) D * B * P);
+            be.copy(trace.h0, (long) k * D * B * P, h0l, 0, (long) D * B * P);
+            DeviceBuffer dcN = dummy, c0l = dummy, dc = dummy;
+            if (lstm) {
+                dcN = ws.f32("dcN", (long) D * B * H);
+                be.copy(dcNAll, (long) k * D * B * H, dcN, 0, (long) D * B * H);
+                c0l = ws.f32("c0l", (long) D * B * H);
+                be.copy(trace.c0, (long) k * D * B * H, c0l, 0, (long) D * B * H);
+                dc = ws.f32("dc", (long) D * B * H);
+                be.fill(dc, 0, (long) D * B * H, 0);
+            }
+            DeviceBuffer dhrec = ws.f32("dhrec", (long) D * B * P);
+            be.fill(dhrec, 0, (long) D * B * P, 0);
+            DeviceBuffer ddir = gru ? ws.f32("ddir", (long) D * B * H) : dummy;
+            if (gru) be.fill(ddir, 0, (long) D * B * H, 0);
+            DeviceBuffer dgs = ws.f32("dgs", (long) D * B * gh);
+            DeviceBuffer dgall = ws.f32("dgall", tb * D * gh);
+            DeviceBuffer dgallh = gru ? ws.f32("dgallh", tb * D * gh) : dgall;
+            DeviceBuffer dht = proj ? ws.f32("dht", (long) D * B * P) : dummy;
+            DeviceBuffer dhtall = proj ? ws.f32("dhtall", tb * D * P) : dummy;
+            DeviceBuffer dm = proj ? ws.f32("dm", (long) D * B * H) : dummy;
+            DeviceBuffer peep = w.peep != null ? w.peep : dummy;
+            long[] grid = {H, B, D};
+            for (int s = T - 1; s >= 0; s--) {
+                if (proj) {
+                    be.launch(Kernels.LSTM_PROJ_BWD, new long[] {P, B, D}, s, T, B, P, D, lenBuf, dy, dhN, dhrec, dht,
+                            dhtall, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+                    be.gemmStridedBatched(false, false, B, H, P, 1f, dht, 0, P, (long) B * P, w.whr, 0, H, (long) P * H,
+                            0f, dm, 0, H, (long) B * H, D);
+                }
+                switch (cell) {
+                    case RNN_TANH, RNN_RELU -> be.launch(Kernels.RNN_STEP_BWD, grid, s, T, B, H, D,
+                            cell == CellType.RNN_TANH ? 0 : 1, lenBuf, dy, dhN, dhrec, ls.y, dgs, dgall);
+                    case LSTM -> be.launch(Kernels.LSTM_STEP_BWD, grid, s, T, B, H, D, P, proj ? 1 : 0,
+                            cfg.peephole() ? 1 : 0, cfg.coupledGate() ? 1 : 0, lenBuf, dy, dhN, dhrec, dm, dcN, dc,
+                            ls.gsave, ls.csave, c0l, peep, dgs, dgall, drop.seedLo, drop.seedHi, k, drop.recThresh,
+                            drop.recScale);
+                    case GRU -> be.launch(Kernels.GRU_STEP_BWD, grid, s, T, B, H, D, lenBuf, dy, dhN, dhrec, ddir,
+                            ls.gsave, ls.y, h0l, dgs, dgall, dgallh, drop.seedLo, drop.seedHi, k, drop.recThresh,
+                            drop.recScale);
+                }
+                be.gemmStridedBatched(false, false, B, P, gh, 1f, dgs, 0, gh, (long) B * gh, w.whh, 0, P, (long) gh * P,
+                        0f, dhrec, 0, P, (long) B * P, D);
+            }
+            // Initial-state gradients.
+            DeviceBuffer dh0l = ws.f32("dh0l", (long) D * B * P);
+            be.launch(Kernels.RNN_DH0, new long[] {P, B, D}, B, P, D, gru ? 1 : 0, dhrec, ddir, dh0l,
+                    drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+            be.download(dh0l, 0, dh0, k * D * B * P, D * B * P);
+            if (lstm) be.download(dc, 0, dc0, k * D * B * H, D * B * H);
+
+            // Weight gradients over all steps at once.
+            DeviceBuffer hprev = ws.f32("hprev", tb * D * P);
+            be.launch(Kernels.GATHER_HPREV, new long[] {P, B, (long) T * D}, T, B, P, D, lenBuf, ls.y, h0l, hprev,
+                    drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+            DeviceBuffer dwhh = ws.f32("dwhh", (long) D * gh * P);
+            be.gemmStridedBatched(true, false, gh, P, (int) tb, 1f, dgallh, 0, D * gh, gh, hprev, 0, D * P, P,
+                    0f, dwhh, 0, P, (long) gh * P, D);
+            DeviceBuffer dwih = ws.f32("dwih", (long) D * gh * I);
+            DeviceBuffer dxk = ws.f32("dx" + (k & 1), tb * I);
+            if (ls.xd != null) {
+                be.gemmStridedBatched(true, false, gh, I, (int) tb, 1f, dgall, 0, D * gh, gh, ls.xd, 0, I, tb * I,
+                        0f, dwih, 0, I, (long) gh * I, D);
+                DeviceBuffer dxd = ws.f32("dxd", D * tb * I);
+                be.gemmStridedBatched(false, false, (int) tb, I, gh, 1f, dgall, 0, D * gh, gh, w.wih, 0, I, (long) gh * I,
+                        0f, dxd, 0, I, tb * I, D);
+                be.launch(Kernels.INPUT_DROPOUT_BWD, new long[] {I, B, T}, T, B, I, D, dxd, dxk,
+                        drop.seedLo, drop.seedHi, k, drop.inThresh, drop.inScale);
+            } else {
+                be.gemm(true, false, D * gh, I, (int) tb, 1f, dgall, 0, D * gh, ls.in, 0, I, 0f, dwih, 0, I);
+                be.gemm(false, false, (int) tb, I, D * gh, 1f, dgall, 0, D * gh, w.wih, 0, I, 0f, dxk, 0, I);
+            }
+            float[] fwih = new float[D * gh * I], fwhh = new float[D * gh * P];
+            be.download(dwih, 0, fwih, 0, fwih.length);
+            be.download(dwhh, 0, fwhh, 0, fwhh.length);
+            float[] fbih = null, fbhh = null, fwhr = null, fpeep = null;
+            if (cfg.bias()) {
+                DeviceBuffer db = ws.f32("dbias", 2L * D * gh);
+                be.launch(Kernels.COL_SUM, new long[] {(long) D * gh}, (int) tb, D * gh, dgall, db, 0f);
+                DeviceBuffer dbh = ws.f32("dbiash", (long) D * gh);
+                be.launch(Kernels.COL_SUM, new long[] {(long) D * gh}, (int) tb, D * gh, dgallh, dbh, 0f);
+                fbih = new float[D * gh];
+                fbhh = new float[D * gh];
+                be.download(db, 0, fbih, 0, fbih.length);
+                be.download(dbh, 0, fbhh, 0, fbhh.length);
+            }
+            if (proj) {
+                DeviceBuffer dwhr = ws.f32("dwhr", (long) D * P * H);
+                be.gemmStridedBatched(true, false, P, H, (int) tb, 1f, dhtall, 0, D * P, P, ls.msave, 0, D * H, H,
+                        0f, dwhr, 0, H, (long) P * H, D);
+                fwhr = new float[D * P * H];
+                be.download(dwhr, 0, fwhr, 0, fwhr.length);
+            }
+            if (cfg.peephole()) {
+                DeviceBuffer dp = ws.f32("dpeep", (long) D * 3 * H);
+                be.launch(Kernels.LSTM_PEEPHOLE_GRAD, new long[] {H, D}, T, B, H, D, gates, cfg.coupledGate() ? 1 : 0,
+                        lenBuf, dgall, ls.csave, c0l, dp);
+                fpeep = new float[D * 3 * H];
+                be.download(dp, 0, fpeep, 0, fpeep.length);
+            }
+            for (int d = 0; d < D; d++) {
+                grads.put("weight_ih" + RnnWeights.suffix(k, d), slice(fwih, d * gh * I, gh, I));
+                grads.put("weight_hh" + RnnWeights.suffix(k, d), slice(fwhh, d * gh * P, gh, P));
+                if (cfg.bias()) {
+                    grads.put("bias_ih" + RnnWeights.suffix(k, d), slice(fbih, d * gh, gh));
+                    grads.put("bias_hh" + RnnWeights.suffix(k, d), slice(fbhh, d * gh, gh));
+                }
+                if (proj) grads.put("weight_hr" + RnnWeights.suffix(k, d), slice(fwhr, d * P * H, P, H));
+                if (cfg.peephole()) {
+                    grads.put("weight_ci" + RnnWeights.suffix(k, d), slice(fpeep, d * 3 * H, H));
+                    if (!cfg.coupledGate()) grads.put("weight_cf" + RnnWeights.suffix(k, d), slice(fpeep, (d * 3 + 1) * H, H));
+                    grads.put("weight_co" + RnnWeights.suffix(k, d), slice(fpeep, (d * 3 + 2) * H, H));
+                }
+            }
+            if (k == 0) {
+                float[] fx = new float[(int) (tb * I)];
+                be.download(dxk, 0, fx, 0, fx.length);
+                dx = Tensor.ofFloats(fx, T, B, I);
+            } else if (!cfg.residualAt(k) && drop.betweenThresh == 0) {
+                dout = dxk;
+            } else {
+                DeviceBuffer next = ws.f32("dout" + (k & 1), tb * I);
+                be.launch(Kernels.LAYER_INPUT_BWD, new long[] {I, B, T}, T, B, I, cfg.residualAt(k) ? 1 : 0, lenBuf, dxk,
+                        dout, next, drop.seedLo, drop.seedHi, k - 1, drop.betweenThresh, drop.betweenScale);
+                dout = next;
+            }
+        }
+        // Parameter gradients in PyTorch order.
+        Map<String, Tensor> ordered = new LinkedHashMap<>();
+        for (String name : RnnWeights.shapes(cfg).keySet()) ordered.put(name, grads.get(name));
+        Tensor dh0t = Tensor.ofFloats(dh0, layers * D, B, P);
+        Tensor dc0t = lstm ? Tensor.ofFloats(dc0, layers * D, B, H) : null;
+        return new RnnGradients(dx, dh0t, dc0t, ordered);
+    }
+
+    private static Tensor slice(float[] f, int off, int... shape) {
+        int n = 1;
+        for (int s : shape) n *= s;
+        double[] d = new double[n];
+        for (int i = 0; i < n; i++) d[i] = f[off + i];
+        return Tensor.of(d, shape);
+    }
+
+    /** Bytes of device memory held by this engine's weights and workspace (not by live traces). */
+    public long workspaceBytes() {
+        return ws.bytes();
+    }
+
+    private void ensureOpen() {
+        if (closed) throw new IllegalStateException("ScheduledRnn: used after close()");
     }
 
     @Override
     public void close() {
+        if (closed) return;
+        closed = true;
+        for (Trace t : new ArrayList<>(liveTraces)) t.close();
+        freeWeights();
+        ws.close();
+        if (dummy != null) dummy.close();
     }
 }

@@ -1,0 +1,80 @@
+package dev.recur.backend.opencl;
+
+import org.jocl.Pointer;
+import org.jocl.Sizeof;
+import org.jocl.cl_command_queue;
+import org.jocl.cl_kernel;
+import org.jocl.cl_mem;
+
+import static org.jocl.CL.clCreateKernel;
+import static org.jocl.CL.clEnqueueNDRangeKernel;
+import static org.jocl.CL.clReleaseKernel;
+import static org.jocl.CL.clSetKernelArg;
+
+/** The register-blocked kernels of {@code kernels/common/gemm.h} (8 x 4 block of C per work item). */
+final class HandGemm implements ClGemm {
+    private static final int TM = 8, TN = 4;
+    private final cl_kernel[] kernels = new cl_kernel[4];
+
+    HandGemm(OpenClDevice device) {
+        String[] names = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt"};
+        try {
+            for (int i = 0; i < 4; i++) kernels[i] = clCreateKernel(device.program(), names[i], null);
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    @Override
+    public String name() {
+        return "hand-written register-blocked 8x4";
+    }
+
+    @Override
+    public void gemm(cl_command_queue queue, boolean transA, boolean transB, int m, int n, int k, float alpha,
+                     cl_mem a, long offA, int lda, long strideA, cl_mem b, long offB, int ldb, long strideB,
+                     float beta, cl_mem c, long offC, int ldc, long strideC, int batch) {
+        cl_kernel kr = kernels[(transA ? 2 : 0) + (transB ? 1 : 0)];
+        int i = 0;
+        setInt(kr, i++, m);
+        setInt(kr, i++, n);
+        setInt(kr, i++, k);
+        setFloat(kr, i++, alpha);
+        setMem(kr, i++, a);
+        setInt(kr, i++, Math.toIntExact(offA));
+        setInt(kr, i++, lda);
+        setInt(kr, i++, Math.toIntExact(strideA));
+        setMem(kr, i++, b);
+        setInt(kr, i++, Math.toIntExact(offB));
+        setInt(kr, i++, ldb);
+        setInt(kr, i++, Math.toIntExact(strideB));
+        setFloat(kr, i++, beta);
+        setMem(kr, i++, c);
+        setInt(kr, i++, Math.toIntExact(offC));
+        setInt(kr, i++, ldc);
+        setInt(kr, i, Math.toIntExact(strideC));
+        long[] global = {(n + TN - 1) / TN, (m + TM - 1) / TM, batch};
+        clEnqueueNDRangeKernel(queue, kr, 3, null, global, null, 0, null, null);
+    }
+
+    private static void setInt(cl_kernel k, int i, int v) {
+        clSetKernelArg(k, i, Sizeof.cl_int, Pointer.to(new int[] {v}));
+    }
+
+    private static void setFloat(cl_kernel k, int i, float v) {
+        clSetKernelArg(k, i, Sizeof.cl_float, Pointer.to(new float[] {v}));
+    }
+
+    private static void setMem(cl_kernel k, int i, cl_mem m) {
+        clSetKernelArg(k, i, Sizeof.cl_mem, Pointer.to(m));
+    }
+
+    @Override
+    public void close() {
+        for (int i = 0; i < kernels.length; i++) {
+            if (kernels[i] != null) clReleaseKernel(kernels[i]);
+            kernels[i] = null;
+        }
+    }
+}

@@ -1,0 +1,368 @@
+package dev.recur.backend.opencl;
+
+import dev.recur.backend.Backend;
+import dev.recur.backend.BackendProvider;
+import dev.recur.backend.BackendUnavailableException;
+import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceBuffer;
+import dev.recur.schedule.Kernels;
+import org.jocl.CLException;
+import org.jocl.Pointer;
+import org.jocl.Sizeof;
+import org.jocl.cl_command_queue;
+import org.jocl.cl_kernel;
+import org.jocl.cl_mem;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.jocl.CL.*;
+
+/**
+ * The OpenCL backend through JOCL: buffers, GEMM and the kernels of {@code kernels/opencl/*.cl} on the first
+ * device of the first platform that has one (PoCL's CPU device here). The context and the kernel program
+ * are shared per process ({@link OpenClDevice}); each backend has its own in-order queue, kernel objects and
+ * memory account, and frees whatever buffers are still open when it is closed.
+ *
+ * <p>GEMM: {@link HandGemm} by default (see the report in the class's tests and benchmarks for the
+ * measurements); {@code -Drecur.opencl.gemm=clblast} selects CLBlast.
+ */
+public final class OpenClBackend implements DeviceBackend {
+    public static final BackendProvider PROVIDER = new BackendProvider() {
+        @Override
+        public String name() {
+            return "opencl";
+        }
+
+        @Override
+        public Availability probe() {
+            return OpenClDevice.probe();
+        }
+
+        @Override
+        public Backend open() {
+            Availability a = probe();
+            if (!a.available()) throw new BackendUnavailableException("backend opencl is unavailable: " + a.detail());
+            return new OpenClBackend(OpenClDevice.get(), defaultGemm());
+        }
+    };
+
+    /** Which GEMM implementation to use: {@code hand} (default) or {@code clblast}. */
+    static String defaultGemm() {
+        return System.getProperty("recur.opencl.gemm", "hand").toLowerCase(Locale.ROOT);
+    }
+
+    private final OpenClDevice device;
+    private final cl_command_queue queue;
+    private final ClGemm gemm;
+    private final Map<String, KernelInfo> kernels = new HashMap<>();
+    private final Set<ClBuffer> live = Collections.newSetFromMap(new IdentityHashMap<>());
+    private final AtomicLong inUse = new AtomicLong();
+    private boolean closed;
+
+    /** A kernel object with the kind of each parameter (buffer, int or float). */
+    private record KernelInfo(cl_kernel kernel, char[] kinds) {}
+
+    /** Opens a backend with the named GEMM ({@code hand} or {@code clblast}). */
+    public static OpenClBackend open(String gemmName) {
+        BackendProvider.Availability a = OpenClDevice.probe();
+        if (!a.available()) throw new BackendUnavailableException("backend opencl is unavailable: " + a.detail());
+        return new OpenClBackend(OpenClDevice.get(), gemmName);
+    }
+
+    private OpenClBackend(OpenClDevice device, String gemmName) {
+        this.device = device;
+        device.program();
+        this.queue = clCreateCommandQueue(device.context, device.device, 0, null);
+        try {
+            this.gemm = switch (gemmName) {
+                case "hand" -> new HandGemm(device);
+                case "clblast" -> new ClBlastGemm();
+                default -> throw new IllegalArgumentException("recur.opencl.gemm: expected hand or clblast, got '"
+                        + gemmName + "'");
+            };
+            for (String name : Kernels.ALL) kernels.put(name, kernelInfo(name));
+        } catch (RuntimeException | Error e) {
+            for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
+            clReleaseCommandQueue(queue);
+            throw e;
+        }
+    }
+
+    private KernelInfo kernelInfo(String name) {
+        cl_kernel k = clCreateKernel(device.program(), name, null);
+        int[] n = new int[1];
+        clGetKernelInfo(k, CL_KERNEL_NUM_ARGS, Sizeof.cl_uint, Pointer.to(n), null);
+        char[] kinds = new char[n[0]];
+        for (int i = 0; i < n[0]; i++) {
+            long[] size = new long[1];
+            clGetKernelArgInfo(k, i, CL_KERNEL_ARG_TYPE_NAME, 0, null, size);
+            byte[] buf = new byte[(int) size[0]];
+            clGetKernelArgInfo(k, i, CL_KERNEL_ARG_TYPE_NAME, buf.length, Pointer.to(buf), null);
+            String type = new String(buf, StandardCharsets.UTF_8).replace("\0", "").strip();
+            kinds[i] = type.endsWith("*") ? 'b' : type.equals("float") ? 'f' : type.equals("int") ? 'i' : '?';
+            if (kinds[i] == '?') {
+                clReleaseKernel(k);
+                throw new IllegalStateException("kernel " + name + ": parameter " + i + " has unsupported type " + type);
+            }
+        }
+        return new KernelInfo(k, kinds);
+    }
+
+    /** The GEMM implementation in use. */
+    public String gemmName() {
+        return gemm.name();
+    }
+
+    @Override
+    public String name() {
+        return "opencl";
+    }
+
+    @Override
+    public String deviceName() {
+        return device.deviceName + " (" + device.platformName + ")";
+    }
+
+    private void ensureOpen() {
+        if (closed) throw new IllegalStateException("OpenClBackend: used after close()");
+    }
+
+    @Override
+    public DeviceBuffer allocate(DeviceBuffer.Type type, long elements) {
+        ensureOpen();
+        if (type == null) throw new IllegalArgumentException("type: must not be null");
+        if (elements < 1) throw new IllegalArgumentException("elements: expected >= 1, got " + elements);
+        long bytes = elements * type.bytes();
+        long available = Math.max(0, device.globalMemBytes - device.inUse.get());
+        if (bytes > available || bytes > device.maxAllocBytes) {
+            throw new OutOfDeviceMemoryException("opencl", bytes, available,
+                    bytes > device.maxAllocBytes ? "largest single allocation is " + device.maxAllocBytes + " bytes" : "");
+        }
+        cl_mem mem;
+        try {
+            mem = clCreateBuffer(device.context, CL_MEM_READ_WRITE, bytes, null, null);
+        } catch (CLException e) {
+            throw new OutOfDeviceMemoryException("opencl", bytes, available, e.getMessage());
+        }
+        ClBuffer b = new ClBuffer(this, type, elements, mem);
+        live.add(b);
+        inUse.addAndGet(bytes);
+        device.inUse.addAndGet(bytes);
+        return b;
+    }
+
+    void released(ClBuffer b) {
+        if (live.remove(b)) {
+            inUse.addAndGet(-b.bytes());
+            device.inUse.addAndGet(-b.bytes());
+        }
+    }
+
+    private ClBuffer check(String arg, DeviceBuffer buf, DeviceBuffer.Type type, long off, long count) {
+        if (buf == null) throw new IllegalArgumentException(arg + ": must not be null");
+        if (!(buf instanceof ClBuffer cb) || cb.owner != this) {
+            throw new IllegalArgumentException(arg + ": a buffer of another backend (" + buf + ")");
+        }
+        if (cb.isClosed()) throw new IllegalStateException(arg + ": buffer used after close()");
+        if (type != null && cb.type != type) {
+            throw new IllegalArgumentException(arg + ": expected a " + type + " buffer, got " + cb.type);
+        }
+        if (off < 0 || count < 0 || off + count > cb.size) {
+            throw new IllegalArgumentException(arg + ": elements [" + off + ", " + (off + count) + ") outside a buffer of "
+                    + cb.size);
+        }
+        return cb;
+    }
+
+    private static void checkArray(String arg, int length, int off, int count) {
+        if (off < 0 || count < 0 || (long) off + count > length) {
+            throw new IllegalArgumentException(arg + ": elements [" + off + ", " + ((long) off + count)
+                    + ") outside an array of " + length);
+        }
+    }
+
+    @Override
+    public void upload(float[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
+        ensureOpen();
+        checkArray("src", src.length, srcOff, count);
+        ClBuffer d = check("dst", dst, DeviceBuffer.Type.F32, dstOff, count);
+        if (count == 0) return;
+        clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, dstOff * 4, (long) count * 4,
+                Pointer.to(src).withByteOffset((long) srcOff * 4), 0, null, null);
+    }
+
+    @Override
+    public void upload(int[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
+        ensureOpen();
+        checkArray("src", src.length, srcOff, count);
+        ClBuffer d = check("dst", dst, DeviceBuffer.Type.I32, dstOff, count);
+        if (count == 0) return;
+        clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, dstOff * 4, (long) count * 4,
+                Pointer.to(src).withByteOffset((long) srcOff * 4), 0, null, null);
+    }
+
+    @Override
+    public void download(DeviceBuffer src, long srcOff, float[] dst, int dstOff, int count) {
+        ensureOpen();
+        ClBuffer s = check("src", src, DeviceBuffer.Type.F32, srcOff, count);
+        checkArray("dst", dst.length, dstOff, count);
+        if (count == 0) return;
+        clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, srcOff * 4, (long) count * 4,
+                Pointer.to(dst).withByteOffset((long) dstOff * 4), 0, null, null);
+    }
+
+    @Override
+    public void download(DeviceBuffer src, long srcOff, int[] dst, int dstOff, int count) {
+        ensureOpen();
+        ClBuffer s = check("src", src, DeviceBuffer.Type.I32, srcOff, count);
+        checkArray("dst", dst.length, dstOff, count);
+        if (count == 0) return;
+        clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, srcOff * 4, (long) count * 4,
+                Pointer.to(dst).withByteOffset((long) dstOff * 4), 0, null, null);
+    }
+
+    @Override
+    public void fill(DeviceBuffer dst, long off, long count, double value) {
+        ensureOpen();
+        ClBuffer d = check("dst", dst, null, off, count);
+        if (count == 0) return;
+        Pointer pattern = d.type == DeviceBuffer.Type.F32 ? Pointer.to(new float[] {(float) value})
+                : Pointer.to(new int[] {(int) value});
+        clEnqueueFillBuffer(queue, d.mem(), pattern, 4, off * 4, count * 4, 0, null, null);
+    }
+
+    @Override
+    public void copy(DeviceBuffer src, long srcOff, DeviceBuffer dst, long dstOff, long count) {
+        ensureOpen();
+        ClBuffer s = check("src", src, null, srcOff, count);
+        ClBuffer d = check("dst", dst, s.type, dstOff, count);
+        if (count == 0) return;
+        if (s == d && srcOff < dstOff + count && dstOff < srcOff + count) {
+            throw new IllegalArgumentException("copy: overlapping ranges in one buffer (src " + srcOff + ", dst " + dstOff
+                    + ", count " + count + ")");
+        }
+        clEnqueueCopyBuffer(queue, s.mem(), d.mem(), srcOff * 4, dstOff * 4, count * 4, 0, null, null);
+    }
+
+    @Override
+    public void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, DeviceBuffer a, long offA,
+                     int lda, DeviceBuffer b, long offB, int ldb, float beta, DeviceBuffer c, long offC, int ldc) {
+        gemmStridedBatched(transA, transB, m, n, k, alpha, a, offA, lda, 0, b, offB, ldb, 0, beta, c, offC, ldc, 0, 1);
+    }
+
+    @Override
+    public void gemmStridedBatched(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                                   DeviceBuffer a, long offA, int lda, long strideA,
+                                   DeviceBuffer b, long offB, int ldb, long strideB,
+                                   float beta, DeviceBuffer c, long offC, int ldc, long strideC, int batch) {
+        ensureOpen();
+        if (m < 0 || n < 0 || k < 0) throw new IllegalArgumentException("gemm: m, n, k must be >= 0, got " + m + ", " + n + ", " + k);
+        if (batch < 1) throw new IllegalArgumentException("batch: expected >= 1, got " + batch);
+        if (lda < Math.max(1, transA ? m : k)) throw new IllegalArgumentException("lda: expected >= " + (transA ? m : k) + ", got " + lda);
+        if (ldb < Math.max(1, transB ? k : n)) throw new IllegalArgumentException("ldb: expected >= " + (transB ? k : n) + ", got " + ldb);
+        if (ldc < Math.max(1, n)) throw new IllegalArgumentException("ldc: expected >= " + n + ", got " + ldc);
+        if (m == 0 || n == 0) return;
+        ClBuffer cb = check("c", c, DeviceBuffer.Type.F32, offC + (batch - 1) * strideC, (long) (m - 1) * ldc + n);
+        if (k == 0) {
+            // C = beta*C: the GEMM kernels handle it (an empty sum), no reads of A or B.
+            check("a", a, DeviceBuffer.Type.F32, 0, 0);
+            check("b", b, DeviceBuffer.Type.F32, 0, 0);
+        } else {
+            long aRows = transA ? k : m, aCols = transA ? m : k;
+            long bRows = transB ? n : k, bCols = transB ? k : n;
+            check("a", a, DeviceBuffer.Type.F32, offA + (batch - 1) * strideA, (aRows - 1) * lda + aCols);
+            check("b", b, DeviceBuffer.Type.F32, offB + (batch - 1) * strideB, (bRows - 1) * ldb + bCols);
+        }
+        ClBuffer ab = (ClBuffer) a, bb = (ClBuffer) b;
+        ClGemm g = k == 0 ? hand() : gemm;
+        g.gemm(queue, transA, transB, m, n, k, alpha, ab.mem(), offA, lda, strideA, bb.mem(), offB, ldb, strideB,
+                beta, cb.mem(), offC, ldc, strideC, batch);
+    }
+
+    private HandGemm handForEdgeCases;
+
+    private ClGemm hand() {
+        if (gemm instanceof HandGemm) return gemm;
+        if (handForEdgeCases == null) handForEdgeCases = new HandGemm(device);
+        return handForEdgeCases;
+    }
+
+    @Override
+    public void launch(String name, long[] globalSize, Object... args) {
+        ensureOpen();
+        KernelInfo ki = kernels.get(name);
+        if (ki == null) throw new IllegalArgumentException("kernel: no kernel named '" + name + "' in " + Kernels.ALL);
+        if (globalSize == null || globalSize.length < 1 || globalSize.length > 3) {
+            throw new IllegalArgumentException("kernel " + name + ": globalSize must have 1 to 3 extents, got "
+                    + (globalSize == null ? "null" : globalSize.length));
+        }
+        for (int i = 0; i < globalSize.length; i++) {
+            if (globalSize[i] < 1) {
+                throw new IllegalArgumentException("kernel " + name + ": globalSize[" + i + "] must be >= 1, got " + globalSize[i]);
+            }
+        }
+        if (args.length != ki.kinds.length) {
+            throw new IllegalArgumentException("kernel " + name + ": expected " + ki.kinds.length + " arguments, got " + args.length);
+        }
+        cl_kernel k = ki.kernel;
+        for (int i = 0; i < args.length; i++) {
+            Object a = args[i];
+            switch (ki.kinds[i]) {
+                case 'b' -> {
+                    if (!(a instanceof DeviceBuffer db)) throw badArg(name, i, "a DeviceBuffer", a);
+                    ClBuffer cb = check("kernel " + name + " argument " + i, db, null, 0, 0);
+                    clSetKernelArg(k, i, Sizeof.cl_mem, Pointer.to(cb.mem()));
+                }
+                case 'i' -> {
+                    if (!(a instanceof Integer v)) throw badArg(name, i, "an Integer", a);
+                    clSetKernelArg(k, i, Sizeof.cl_int, Pointer.to(new int[] {v}));
+                }
+                case 'f' -> {
+                    if (!(a instanceof Float v)) throw badArg(name, i, "a Float", a);
+                    clSetKernelArg(k, i, Sizeof.cl_float, Pointer.to(new float[] {v}));
+                }
+                default -> throw new IllegalStateException("kernel " + name + ": parameter kind " + ki.kinds[i]);
+            }
+        }
+        clEnqueueNDRangeKernel(queue, k, globalSize.length, null, globalSize.clone(), null, 0, null, null);
+    }
+
+    private static IllegalArgumentException badArg(String kernel, int i, String expected, Object got) {
+        return new IllegalArgumentException("kernel " + kernel + ": argument " + i + " must be " + expected + ", got "
+                + (got == null ? "null" : got.getClass().getSimpleName() + " " + got));
+    }
+
+    @Override
+    public void finish() {
+        ensureOpen();
+        clFinish(queue);
+    }
+
+    @Override
+    public long memoryInUse() {
+        return inUse.get();
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        try {
+            clFinish(queue);
+        } finally {
+            closed = true;
+            for (ClBuffer b : live.toArray(new ClBuffer[0])) b.close();
+            for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
+            kernels.clear();
+            gemm.close();
+            if (handForEdgeCases != null) handForEdgeCases.close();
+            clReleaseCommandQueue(queue);
+        }
+    }
+}

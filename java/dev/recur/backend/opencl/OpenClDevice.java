@@ -1,0 +1,168 @@
+package dev.recur.backend.opencl;
+
+import dev.recur.backend.BackendProvider.Availability;
+import org.jocl.CL;
+import org.jocl.CLException;
+import org.jocl.Pointer;
+import org.jocl.Sizeof;
+import org.jocl.cl_context;
+import org.jocl.cl_context_properties;
+import org.jocl.cl_device_id;
+import org.jocl.cl_platform_id;
+import org.jocl.cl_program;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.jocl.CL.*;
+
+/**
+ * The process-wide OpenCL context on the first device of the first platform that has one, with the
+ * kernel program built once and shared by every {@link OpenClBackend} (each backend has its own queue and
+ * kernel objects). Keeping one context also keeps CLBlast's compiled kernels, which it caches per context.
+ */
+final class OpenClDevice {
+    /** The kernel files compiled into the one program. */
+    static final List<String> SOURCES = List.of("opencl/rnn_step.cl", "opencl/lstm_step.cl", "opencl/gru_step.cl",
+            "opencl/layer.cl", "opencl/gemm.cl");
+    static final String BUILD_OPTIONS = "-cl-kernel-arg-info";
+
+    private static OpenClDevice shared;
+    private static Availability probed;
+
+    final cl_platform_id platform;
+    final cl_device_id device;
+    final cl_context context;
+    final String platformName, deviceName;
+    final long globalMemBytes, maxAllocBytes;
+    /** Bytes allocated through every backend on this context. */
+    final AtomicLong inUse = new AtomicLong();
+    private cl_program program;
+
+    private OpenClDevice(cl_platform_id platform, cl_device_id device) {
+        this.platform = platform;
+        this.device = device;
+        cl_context_properties props = new cl_context_properties();
+        props.addProperty(CL_CONTEXT_PLATFORM, platform);
+        this.context = clCreateContext(props, 1, new cl_device_id[] {device}, null, null, null);
+        this.platformName = platformString(platform, CL_PLATFORM_NAME);
+        this.deviceName = deviceString(device, CL_DEVICE_NAME);
+        this.globalMemBytes = deviceLong(device, CL_DEVICE_GLOBAL_MEM_SIZE);
+        this.maxAllocBytes = deviceLong(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE);
+    }
+
+    /** Why OpenCL is or is not usable here; never throws. */
+    static synchronized Availability probe() {
+        if (probed != null) return probed;
+        try {
+            OpenClDevice d = get();
+            probed = Availability.yes(d.deviceName + " on " + d.platformName + ", " + (d.globalMemBytes >> 20)
+                    + " MiB global memory");
+        } catch (Throwable t) {
+            probed = Availability.no(reason(t));
+        }
+        return probed;
+    }
+
+    private static String reason(Throwable t) {
+        if (t instanceof UnsatisfiedLinkError || t instanceof NoClassDefFoundError) {
+            return "no libOpenCL: the OpenCL ICD loader could not be loaded (" + t.getMessage() + ")";
+        }
+        return t.getMessage() == null ? t.toString() : t.getMessage();
+    }
+
+    /** The shared device, created on first use; throws with the reason when OpenCL is unusable. */
+    static synchronized OpenClDevice get() {
+        if (shared != null) return shared;
+        CL.setExceptionsEnabled(true);
+        int[] n = new int[1];
+        try {
+            clGetPlatformIDs(0, null, n);
+        } catch (CLException e) {
+            if (e.getStatus() == CL_PLATFORM_NOT_FOUND_KHR) throw new IllegalStateException("no OpenCL platform: "
+                    + "the ICD loader found no installed platform (install e.g. pocl-opencl-icd)");
+            throw e;
+        }
+        if (n[0] == 0) {
+            throw new IllegalStateException("no OpenCL platform: the ICD loader found no installed platform "
+                    + "(install e.g. pocl-opencl-icd)");
+        }
+        cl_platform_id[] platforms = new cl_platform_id[n[0]];
+        clGetPlatformIDs(n[0], platforms, null);
+        List<String> names = new ArrayList<>();
+        for (cl_platform_id p : platforms) {
+            names.add(platformString(p, CL_PLATFORM_NAME));
+            int[] nd = new int[1];
+            try {
+                clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, 0, null, nd);
+            } catch (CLException e) {
+                continue;
+            }
+            if (nd[0] == 0) continue;
+            cl_device_id[] devs = new cl_device_id[nd[0]];
+            clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, nd[0], devs, null);
+            shared = new OpenClDevice(p, devs[0]);
+            return shared;
+        }
+        throw new IllegalStateException("no OpenCL device on the installed platform(s) " + names);
+    }
+
+    /** The kernel program, built on first use and kept for the life of the context. */
+    synchronized cl_program program() {
+        if (program != null) return program;
+        String[] sources = new String[SOURCES.size()];
+        for (int i = 0; i < sources.length; i++) sources[i] = KernelSources.load(SOURCES.get(i));
+        program = build(sources, SOURCES.toString());
+        return program;
+    }
+
+    /** Builds a program, throwing {@link KernelBuildException} with the full log on failure. */
+    cl_program build(String[] sources, String what) {
+        cl_program p = clCreateProgramWithSource(context, sources.length, sources, null, null);
+        try {
+            clBuildProgram(p, 1, new cl_device_id[] {device}, BUILD_OPTIONS, null, null);
+        } catch (CLException e) {
+            String log = buildLog(p);
+            clReleaseProgram(p);
+            throw new KernelBuildException("OpenCL: building " + what + " for " + deviceName + " failed ("
+                    + e.getMessage() + ")", log, e);
+        }
+        return p;
+    }
+
+    private String buildLog(cl_program p) {
+        try {
+            long[] size = new long[1];
+            clGetProgramBuildInfo(p, device, CL_PROGRAM_BUILD_LOG, 0, null, size);
+            byte[] buf = new byte[(int) size[0]];
+            clGetProgramBuildInfo(p, device, CL_PROGRAM_BUILD_LOG, buf.length, Pointer.to(buf), null);
+            return new String(buf, StandardCharsets.UTF_8).replace("\0", "").strip();
+        } catch (CLException e) {
+            return "(build log unavailable: " + e.getMessage() + ")";
+        }
+    }
+
+    static String platformString(cl_platform_id p, int param) {
+        long[] size = new long[1];
+        clGetPlatformInfo(p, param, 0, null, size);
+        byte[] buf = new byte[(int) size[0]];
+        clGetPlatformInfo(p, param, buf.length, Pointer.to(buf), null);
+        return new String(buf, StandardCharsets.UTF_8).replace("\0", "").strip();
+    }
+
+    static String deviceString(cl_device_id d, int param) {
+        long[] size = new long[1];
+        clGetDeviceInfo(d, param, 0, null, size);
+        byte[] buf = new byte[(int) size[0]];
+        clGetDeviceInfo(d, param, buf.length, Pointer.to(buf), null);
+        return new String(buf, StandardCharsets.UTF_8).replace("\0", "").strip();
+    }
+
+    static long deviceLong(cl_device_id d, int param) {
+        long[] v = new long[1];
+        clGetDeviceInfo(d, param, Sizeof.cl_ulong, Pointer.to(v), null);
+        return v[0];
+    }
+}

@@ -1,0 +1,40 @@
+/* Dialect macros: the same kernel bodies compile as OpenCL C 1.2 and as CUDA (nvcc / NVRTC).
+ *   KERNEL       entry-point qualifier           GLOBAL     global-memory pointer qualifier
+ *   LOCAL_MEM    work-group shared memory         GLOBAL_ID(d)  work-item index in dimension d (0 = x)
+ *   BARRIER()    work-group barrier on local memory
+ *   FN           qualifier of helper functions    RESTRICT   no-alias pointer qualifier
+ * Kernels never rely on the work-group size: every work item checks its indexes against the extents it
+ * is given, so a host may round grids up (CUDA blocks) or let the runtime pick (OpenCL). */
+#ifndef RECUR_DIALECT_H
+#define RECUR_DIALECT_H
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define KERNEL extern "C" __global__
+#define GLOBAL
+#define LOCAL_MEM __shared__
+#define FN static __device__ __forceinline__
+#define RESTRICT __restrict__
+#define BARRIER() __syncthreads()
+#define GLOBAL_ID(d) ((d) == 0 ? (int)(blockIdx.x * blockDim.x + threadIdx.x) \
+                    : (d) == 1 ? (int)(blockIdx.y * blockDim.y + threadIdx.y) \
+                               : (int)(blockIdx.z * blockDim.z + threadIdx.z))
+typedef unsigned int uint;
+#define EXPF(x) expf(x)
+#define TANHF(x) tanhf(x)
+#define SQRTF(x) sqrtf(x)
+#elif defined(__OPENCL_VERSION__)
+#define KERNEL __kernel
+#define GLOBAL __global
+#define LOCAL_MEM __local
+#define FN static inline
+#define RESTRICT restrict
+#define BARRIER() barrier(CLK_LOCAL_MEM_FENCE)
+#define GLOBAL_ID(d) ((int) get_global_id(d))
+#define EXPF(x) exp(x)
+#define TANHF(x) tanh(x)
+#define SQRTF(x) sqrt(x)
+#else
+#error "kernels/common: compile as OpenCL C or CUDA"
+#endif
+
+#endif

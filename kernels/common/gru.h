@@ -1,0 +1,101 @@
+/* GRU cell with the reset gate applied after the recurrent matmul (PyTorch), one step of both directions.
+ *   r = sig(xw_r + b_ir + hw_r + b_hr),  z = sig(xw_z + b_iz + hw_z + b_hz)
+ *   hn = hw_n + b_hn,  n = tanh(xw_n + b_in + r*hn),  h_t = (1-z)*n + z*h_{t-1}
+ *   (hw = W_hh h~_{t-1}, h~ the recurrent-dropout-masked state; z*h uses the unmasked h)
+ * Saved: r, z, n, hn ([T,B,D,4H]).
+ * Backward: dh = (s == len-1 ? dhN : dhrec*mask + ddir) + dy[t]
+ *   dn_pre = dh*(1-z)*(1-n^2), dz_pre = dh*(h_{t-1} - n)*z(1-z), dr_pre = dn_pre*hn*r(1-r)
+ *   input side (dgall):            [dr_pre, dz_pre, dn_pre]
+ *   recurrent side (dgs, dgallh):  [dr_pre, dz_pre, dn_pre*r]
+ *   ddir = dh*z (direct path to h_{t-1}; the GEMM dgs*W_hh gives the rest)
+ * Grid {H, B, D}. */
+#ifndef RECUR_GRU_H
+#define RECUR_GRU_H
+#include "step.h"
+
+FN void gru_step_fwd_body(int j, int b, int d, int s, int T, int B, int H, int D, int training,
+                          GLOBAL const int* lengths, GLOBAL const float* xw, GLOBAL const float* hw,
+                          GLOBAL const float* bih, GLOBAL const float* bhh,
+                          GLOBAL float* h, GLOBAL float* hin, GLOBAL float* y, GLOBAL float* gsave,
+                          int seed_lo, int seed_hi, int layer, int thresh, float scale) {
+    if (j >= H || b >= B || d >= D) return;
+    int GH = 3 * H;
+    int len = lengths[b];
+    if (s >= len) {
+        y[recur_tbd(s, b, d, B, D, H, j)] = 0.0f;
+        if (training) {
+            for (int k = 0; k < 4; k++) gsave[recur_tbd(s, b, d, B, D, 4 * H, k * H + j)] = 0.0f;
+        }
+        return;
+    }
+    int t = recur_time(s, d, len);
+    int xo = recur_tbd(t, b, d, B, D, GH, j);
+    int ho = recur_dbw(d, b, B, GH, j);
+    int bo = d * GH + j;
+    float r = recur_sigmoid(xw[xo] + hw[ho] + bih[bo] + bhh[bo]);
+    float z = recur_sigmoid(xw[xo + H] + hw[ho + H] + bih[bo + H] + bhh[bo + H]);
+    float hn = hw[ho + 2 * H] + bhh[bo + 2 * H];
+    float n = recur_tanh(xw[xo + 2 * H] + bih[bo + 2 * H] + r * hn);
+    int sh = recur_dbw(d, b, B, H, j);
+    float hp = h[sh];
+    float v = (1.0f - z) * n + z * hp;
+    h[sh] = v;
+    y[recur_tbd(t, b, d, B, D, H, j)] = v;
+    if (thresh != 0) {
+        hin[sh] = v * recur_mask(seed_lo, seed_hi, recur_stream(layer, d, RECUR_DROP_RECURRENT), b * H + j, thresh, scale);
+    }
+    if (training) {
+        int so = recur_tbd(t, b, d, B, D, 4 * H, j);
+        gsave[so] = r;
+        gsave[so + H] = z;
+        gsave[so + 2 * H] = n;
+        gsave[so + 3 * H] = hn;
+    }
+}
+
+FN void gru_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D,
+                          GLOBAL const int* lengths, GLOBAL const float* dy, GLOBAL const float* dhN,
+                          GLOBAL const float* dhrec, GLOBAL float* ddir, GLOBAL const float* gsave,
+                          GLOBAL const float* y, GLOBAL const float* h0,
+                          GLOBAL float* dgs, GLOBAL float* dgall, GLOBAL float* dgallh,
+                          int seed_lo, int seed_hi, int layer, int thresh, float scale) {
+    if (j >= H || b >= B || d >= D) return;
+    int GH = 3 * H;
+    int len = lengths[b];
+    int so = recur_dbw(d, b, B, GH, j);
+    if (s >= len) {
+        for (int k = 0; k < 3; k++) {
+            int ao = recur_tbd(s, b, d, B, D, GH, k * H + j);
+            dgs[so + k * H] = 0.0f;
+            dgall[ao] = 0.0f;
+            dgallh[ao] = 0.0f;
+        }
+        return;
+    }
+    int t = recur_time(s, d, len);
+    int sh = recur_dbw(d, b, B, H, j);
+    int th = recur_tbd(t, b, d, B, D, H, j);
+    float dh = (s == len - 1 ? dhN[sh]
+                             : dhrec[sh] * recur_mask(seed_lo, seed_hi, recur_stream(layer, d, RECUR_DROP_RECURRENT),
+                                                      b * H + j, thresh, scale) + ddir[sh])
+               + dy[th];
+    int go = recur_tbd(t, b, d, B, D, 4 * H, j);
+    float r = gsave[go], z = gsave[go + H], n = gsave[go + 2 * H], hn = gsave[go + 3 * H];
+    float hp = recur_is_first(t, d, len) ? h0[sh] : y[recur_tbd(recur_prev_time(t, d), b, d, B, D, H, j)];
+    float dn_pre = dh * (1.0f - z) * (1.0f - n * n);
+    float dz_pre = dh * (hp - n) * z * (1.0f - z);
+    float dr_pre = dn_pre * hn * r * (1.0f - r);
+    ddir[sh] = dh * z;
+    int ao = recur_tbd(t, b, d, B, D, GH, j);
+    dgs[so] = dr_pre;
+    dgs[so + H] = dz_pre;
+    dgs[so + 2 * H] = dn_pre * r;
+    dgall[ao] = dr_pre;
+    dgall[ao + H] = dz_pre;
+    dgall[ao + 2 * H] = dn_pre;
+    dgallh[ao] = dr_pre;
+    dgallh[ao + H] = dz_pre;
+    dgallh[ao + 2 * H] = dn_pre * r;
+}
+
+#endif

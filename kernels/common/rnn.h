@@ -1,0 +1,48 @@
+/* Plain RNN cell (RNN_TANH act=0, RNN_RELU act=1), one time step of both directions.
+ *   forward:  h_t = act(xw[t] + b_ih + hw + b_hh);  y[t,b,d] = h_t;  h state = h_t
+ *   backward: dh = (s == len-1 ? dhN : dhrec) + dy[t];  dpre = dh * act'(h_t)
+ *             (tanh: 1 - h_t^2, relu: h_t > 0) -> dgs (this step, by direction) and dgall (by time)
+ * Grid {H, B, D}. */
+#ifndef RECUR_RNN_H
+#define RECUR_RNN_H
+#include "step.h"
+
+FN void rnn_step_fwd_body(int j, int b, int d, int s, int T, int B, int H, int D, int act,
+                          GLOBAL const int* lengths, GLOBAL const float* xw, GLOBAL const float* hw,
+                          GLOBAL const float* bih, GLOBAL const float* bhh,
+                          GLOBAL float* h, GLOBAL float* y) {
+    if (j >= H || b >= B || d >= D) return;
+    int len = lengths[b];
+    if (s >= len) {
+        y[recur_tbd(s, b, d, B, D, H, j)] = 0.0f;
+        return;
+    }
+    int t = recur_time(s, d, len);
+    float pre = xw[recur_tbd(t, b, d, B, D, H, j)] + hw[recur_dbw(d, b, B, H, j)] + bih[d * H + j] + bhh[d * H + j];
+    float v = act == 0 ? recur_tanh(pre) : (pre > 0.0f ? pre : 0.0f);
+    h[recur_dbw(d, b, B, H, j)] = v;
+    y[recur_tbd(t, b, d, B, D, H, j)] = v;
+}
+
+FN void rnn_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D, int act,
+                          GLOBAL const int* lengths, GLOBAL const float* dy, GLOBAL const float* dhN,
+                          GLOBAL const float* dhrec, GLOBAL const float* y,
+                          GLOBAL float* dgs, GLOBAL float* dgall) {
+    if (j >= H || b >= B || d >= D) return;
+    int len = lengths[b];
+    if (s >= len) {
+        dgs[recur_dbw(d, b, B, H, j)] = 0.0f;
+        dgall[recur_tbd(s, b, d, B, D, H, j)] = 0.0f;
+        return;
+    }
+    int t = recur_time(s, d, len);
+    int sd = recur_dbw(d, b, B, H, j);
+    int td = recur_tbd(t, b, d, B, D, H, j);
+    float dh = (s == len - 1 ? dhN[sd] : dhrec[sd]) + dy[td];
+    float v = y[td];
+    float dpre = act == 0 ? dh * (1.0f - v * v) : (v > 0.0f ? dh : 0.0f);
+    dgs[sd] = dpre;
+    dgall[td] = dpre;
+}
+
+#endif

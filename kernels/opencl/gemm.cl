@@ -1,0 +1,18 @@
+/* gemm_nn / gemm_nt / gemm_tn / gemm_tt: row-major strided-batched SGEMM (OpenCL backend's hand-written GEMM)
+ *   C[q] = alpha op(A[q]) op(B[q]) + beta C[q]   (kernels/common/gemm.h)
+ * Launch: grid {ceil(n/4), ceil(m/8), batch}, an 8 x 4 register block of C per work item. */
+#include "common/gemm.h"
+
+#define RECUR_GEMM_KERNEL(NAME, BODY)                                                                    \
+KERNEL void NAME(int M, int N, int K, float alpha,                                                      \
+                 GLOBAL const float* RESTRICT a, int offA, int lda, int strideA,                        \
+                 GLOBAL const float* RESTRICT b, int offB, int ldb, int strideB,                        \
+                 float beta, GLOBAL float* RESTRICT c, int offC, int ldc, int strideC) {                \
+    BODY(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), M, N, K, alpha, a, offA, lda, strideA,               \
+         b, offB, ldb, strideB, beta, c, offC, ldc, strideC);                                           \
+}
+
+RECUR_GEMM_KERNEL(gemm_nn, gemm_nn_body)
+RECUR_GEMM_KERNEL(gemm_nt, gemm_nt_body)
+RECUR_GEMM_KERNEL(gemm_tn, gemm_tn_body)
+RECUR_GEMM_KERNEL(gemm_tt, gemm_tt_body)
