@@ -312,17 +312,31 @@ public final class CudaBackend implements DeviceBackend {
         long gx = globalSize[0];
         long gy = globalSize.length > 1 ? globalSize[1] : 1;
         long gz = globalSize.length > 2 ? globalSize[2] : 1;
+        int[] block = blockShape(gx, gy, gz);
+        long nx = ceilDiv(gx, block[0]);
+        long ny = ceilDiv(gy, block[1]);
+        long nz = ceilDiv(gz, block[2]);
+        if (nx > MAX_GRID_X || ny > MAX_GRID_YZ || nz > MAX_GRID_YZ) {
+            throw new IllegalArgumentException("cuda launch " + name + ": globalSize " + java.util.Arrays.toString(globalSize)
+                    + " needs a grid of " + nx + " x " + ny + " x " + nz + " blocks of " + block[0] + " x " + block[1]
+                    + " x " + block[2] + "; CUDA allows at most " + MAX_GRID_X + " x " + MAX_GRID_YZ + " x " + MAX_GRID_YZ);
+        }
+        check(JCudaDriver.cuLaunchKernel(kernel.function(), (int) nx, (int) ny, (int) nz, block[0], block[1], block[2],
+                0, null, Pointer.to(params), null), "cuLaunchKernel(" + name + ")");
+    }
+
+    /**
+     * Threads per block in x, y, z: up to 256, as wide in x as the grid needs (at least a warp), the rest in
+     * y. Only when y or z would need more than CUDA's 65535 blocks do the blocks grow in that dimension
+     * (up to 1024 threads and 64 in z), e.g. {@code gather_hprev}'s {@code T*D} for very long sequences.
+     */
+    static int[] blockShape(long gx, long gy, long gz) {
         int bx = (int) Math.min(BLOCK_THREADS, Math.max(32, ceilPow2(gx)));
         int by = (int) Math.min(BLOCK_THREADS / bx, ceilPow2(gy));
-        long nx = ceilDiv(gx, bx);
-        long ny = ceilDiv(gy, by);
-        if (nx > MAX_GRID_X || ny > MAX_GRID_YZ || gz > MAX_GRID_YZ) {
-            throw new IllegalArgumentException("cuda launch " + name + ": globalSize " + java.util.Arrays.toString(globalSize)
-                    + " needs a grid of " + nx + " x " + ny + " x " + gz + " blocks; CUDA allows at most "
-                    + MAX_GRID_X + " x " + MAX_GRID_YZ + " x " + MAX_GRID_YZ);
-        }
-        check(JCudaDriver.cuLaunchKernel(kernel.function(), (int) nx, (int) ny, (int) gz, bx, by, 1,
-                0, null, Pointer.to(params), null), "cuLaunchKernel(" + name + ")");
+        int bz = 1;
+        while (ceilDiv(gz, bz) > MAX_GRID_YZ && bz < 64 && bx * by * bz * 2 <= 1024) bz *= 2;
+        while (ceilDiv(gy, by) > MAX_GRID_YZ && bx * by * bz * 2 <= 1024) by *= 2;
+        return new int[] {bx, by, bz};
     }
 
     private Pointer argument(String kernel, int i, PtxEntries.Kind kind, Object arg) {
@@ -468,11 +482,11 @@ public final class CudaBackend implements DeviceBackend {
         }
     }
 
-    private static long ceilPow2(long v) {
+    static long ceilPow2(long v) {
         return v <= 1 ? 1 : Long.highestOneBit(v - 1) << 1;
     }
 
-    private static long ceilDiv(long a, long b) {
+    static long ceilDiv(long a, long b) {
         return (a + b - 1) / b;
     }
 

@@ -54,6 +54,12 @@ final class NvrtcCompiler {
         });
     }
 
+    /** Where {@link #ptx} keeps the PTX of {@code unit} for {@code arch}. */
+    java.nio.file.Path cacheFile(CudaKernelSources.Unit unit, int arch) {
+        String archName = "sm_" + arch;
+        return cache.file(unit.stem(), unit.hash(CudaKernelSources.NVRTC_OPTIONS, version, archName), archName);
+    }
+
     private String compile(CudaKernelSources.Unit unit, int arch) {
         List<String> names = new ArrayList<>();
         List<String> texts = new ArrayList<>();

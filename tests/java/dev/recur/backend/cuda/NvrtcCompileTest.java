@@ -1,0 +1,107 @@
+package dev.recur.backend.cuda;
+
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The run-time compile path of the CUDA backend, short of a device: every {@code kernels/cuda} unit, read
+ * from the class path with its headers, compiles with NVRTC through JNvrtc for sm_75, sm_80 and sm_90, its
+ * PTX declares the entry points with the OpenCL twins' parameter kinds, goes through the disk cache, and
+ * (where ptxas is installed) assembles without spills. Needs only libnvrtc.so.12 (no driver, no GPU);
+ * skips, naming the missing library, where it is absent.
+ */
+class NvrtcCompileTest {
+    private static final int[] ARCHS = {75, 80, 90};
+
+    @BeforeAll
+    static void needsNvrtc() {
+        String reason = CudaProbe.loadClass("jcuda.nvrtc.JNvrtc", "libnvrtc.so.12", "NVRTC from a CUDA 12 toolkit");
+        if (reason != null) System.out.println("NvrtcCompileTest skipped: " + reason);
+        Assumptions.assumeTrue(reason == null, () -> "skipped: " + reason);
+    }
+
+    @Test
+    void everyUnitCompilesForEachArchThroughTheCache(@TempDir Path tmp) throws Exception {
+        NvrtcCompiler compiler = new NvrtcCompiler(new PtxCache(tmp.resolve("cache")));
+        System.out.println("NVRTC: " + compiler.version());
+        Map<String, List<PtxEntries.Kind>> cl = KernelSignatures.ofFolder(Path.of("kernels/opencl"), ".cl");
+        Map<String, CudaKernelSources.Unit> units = CudaKernelSources.load();
+        for (int arch : ARCHS) {
+            for (CudaKernelSources.Unit unit : units.values()) {
+                String ptx = compiler.ptx(unit, arch);
+                assertTrue(ptx.contains(".target sm_" + arch), unit.name() + " for compute_" + arch + ": .target line missing");
+                Map<String, List<PtxEntries.Kind>> entries = PtxEntries.parse(ptx);
+                assertEquals(new TreeSet<>(unit.kernels()), new TreeSet<>(entries.keySet()), unit.name() + " sm_" + arch + ": entry points");
+                for (String k : unit.kernels()) {
+                    assertEquals(cl.get(k), entries.get(k), unit.name() + " sm_" + arch + ": parameter kinds of " + k + " vs its OpenCL twin");
+                }
+                Path cached = compiler.cacheFile(unit, arch);
+                assertEquals(ptx, Files.readString(cached), "cached PTX of " + unit.name() + " sm_" + arch);
+                assemble(tmp, unit.stem() + "-sm_" + arch, ptx, arch);
+            }
+        }
+        // A second request is served from the disk: a marker written into the cached file comes back.
+        CudaKernelSources.Unit first = units.values().iterator().next();
+        Path file = compiler.cacheFile(first, 80);
+        Files.writeString(file, Files.readString(file) + "// from the cache\n");
+        assertTrue(compiler.ptx(first, 80).endsWith("// from the cache\n"), "PTX of " + first.name() + " was not read from the cache");
+    }
+
+    @Test
+    void compileErrorCarriesNvrtcLog(@TempDir Path tmp) {
+        NvrtcCompiler compiler = new NvrtcCompiler(new PtxCache(tmp));
+        var broken = new CudaKernelSources.Unit("broken.cu", "extern \"C\" __global__ void broken(float* x) { x[0] = undefined_name; }\n",
+                Map.of(), List.of("broken"));
+        CudaKernelCompileException e = assertThrows(CudaKernelCompileException.class, () -> compiler.ptx(broken, 80));
+        assertTrue(e.getMessage().startsWith("NVRTC (" + compiler.version() + ") could not compile kernels/cuda/broken.cu for compute_80"),
+                e.getMessage());
+        assertTrue(e.log().contains("undefined_name"), "the log names the bad identifier: " + e.log());
+    }
+
+    @Test
+    void targetArchIsTheDevicesOrTheNewestOlderOne() {
+        NvrtcCompiler compiler = new NvrtcCompiler(new PtxCache(Path.of("unused")));
+        assertEquals(80, compiler.targetArch(80), "sm_80");
+        assertEquals(86, compiler.targetArch(86), "sm_86");
+        int newest = compiler.targetArch(10_000);
+        assertTrue(newest >= 90 && newest < 10_000, "a future device gets the newest supported arch, got " + newest);
+        CudaKernelCompileException e = assertThrows(CudaKernelCompileException.class, () -> compiler.targetArch(10));
+        assertTrue(e.getMessage().contains("sm_10 is older than every one"), e.getMessage());
+    }
+
+    /** ptxas -v on NVRTC's own PTX, where the toolkit is installed: no spills, no warnings. */
+    private static void assemble(Path tmp, String name, String ptx, int arch) throws IOException, InterruptedException {
+        Path ptxas = null;
+        for (String d : new String[] {System.getenv("CUDA_HOME"), "/usr/local/cuda-13.0", "/usr/local/cuda"}) {
+            if (d != null && Files.isExecutable(Path.of(d, "bin", "ptxas"))) {
+                ptxas = Path.of(d, "bin", "ptxas");
+                break;
+            }
+        }
+        if (ptxas == null) return;
+        Path in = Files.writeString(tmp.resolve(name + ".ptx"), ptx);
+        Path log = tmp.resolve(name + ".log");
+        Process p = new ProcessBuilder(ptxas.toString(), "-arch=sm_" + arch, "-v", "--warn-on-spills",
+                "--warn-on-double-precision-use", "--warning-as-error", "-o", tmp.resolve(name + ".cubin").toString(), in.toString())
+                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        assertTrue(p.waitFor(5, TimeUnit.MINUTES), "ptxas on " + name + " did not finish");
+        String out = Files.readString(log, StandardCharsets.UTF_8);
+        assertEquals(0, p.exitValue(), "ptxas on NVRTC's PTX of " + name + ":\n" + out);
+        assertTrue(out.contains(" 0 bytes spill stores, 0 bytes spill loads"), "ptxas report of " + name + ":\n" + out);
+    }
+}
