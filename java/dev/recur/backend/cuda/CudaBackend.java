@@ -241,11 +241,7 @@ public final class CudaBackend implements DeviceBackend {
         gemmStridedBatched(transA, transB, m, n, k, alpha, a, offA, lda, 0, b, offB, ldb, 0, beta, c, offC, ldc, 0, 1);
     }
 
-    /**
-     * Row-major through column-major cuBLAS: a row-major matrix is its transpose in column-major order, so
-     * {@code C = op(A) op(B)} is computed as {@code C^T = op(B)^T op(A)^T}, i.e. cuBLAS with the operands
-     * swapped, the transposition flags kept, and m and n exchanged.
-     */
+    /** Row-major through column-major cuBLAS, operands swapped: see {@link CublasGemm}. */
     @Override
     public void gemmStridedBatched(boolean transA, boolean transB, int m, int n, int k,
                                    float alpha, DeviceBuffer a, long offA, int lda, long strideA,
@@ -267,20 +263,18 @@ public final class CudaBackend implements DeviceBackend {
         checkMatrix("b", bb, offB, ldb, strideB, batch, transB ? n : k, transB ? k : n);
         checkMatrix("c", bc, offC, ldc, strideC, batch, m, n);
         if (m == 0 || n == 0 || batch == 0) return;
-        // With k == 0 cuBLAS only scales C, but still validates leading dimensions of the empty operands.
-        int ldaBlas = Math.max(lda, 1);
-        int ldbBlas = Math.max(ldb, 1);
+        CublasGemm g = CublasGemm.of(transA, transB, m, n, k, lda, ldb, ldc);
         Pointer pAlpha = Pointer.to(new float[] {alpha});
         Pointer pBeta = Pointer.to(new float[] {beta});
-        int opA = transA ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N;
-        int opB = transB ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N;
+        int op1 = g.transFirst() ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N;
+        int op2 = g.transSecond() ? cublasOperation.CUBLAS_OP_T : cublasOperation.CUBLAS_OP_N;
         int s;
         if (batch == 1) {
-            s = JCublas2.cublasSgemm(cublas, opB, opA, n, m, k, pAlpha, bb.at(offB), ldbBlas, ba.at(offA), ldaBlas,
-                    pBeta, bc.at(offC), ldc);
+            s = JCublas2.cublasSgemm(cublas, op1, op2, g.m(), g.n(), g.k(), pAlpha, bb.at(offB), g.ldFirst(),
+                    ba.at(offA), g.ldSecond(), pBeta, bc.at(offC), g.ldc());
         } else {
-            s = JCublas2.cublasSgemmStridedBatched(cublas, opB, opA, n, m, k, pAlpha, bb.at(offB), ldbBlas, strideB,
-                    ba.at(offA), ldaBlas, strideA, pBeta, bc.at(offC), ldc, strideC, batch);
+            s = JCublas2.cublasSgemmStridedBatched(cublas, op1, op2, g.m(), g.n(), g.k(), pAlpha, bb.at(offB), g.ldFirst(),
+                    strideB, ba.at(offA), g.ldSecond(), strideA, pBeta, bc.at(offC), g.ldc(), strideC, batch);
         }
         checkBlas(s, batch == 1 ? "cublasSgemm" : "cublasSgemmStridedBatched");
     }

@@ -1,7 +1,7 @@
 package dev.recur.backend.cuda;
 
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -28,8 +28,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class NvrtcCompileTest {
     private static final int[] ARCHS = {75, 80, 90};
 
-    @BeforeAll
-    static void needsNvrtc() {
+    @BeforeEach
+    void needsNvrtc() {
         String reason = CudaProbe.loadClass("jcuda.nvrtc.JNvrtc", "libnvrtc.so.12", "NVRTC from a CUDA 12 toolkit");
         if (reason != null) System.out.println("NvrtcCompileTest skipped: " + reason);
         Assumptions.assumeTrue(reason == null, () -> "skipped: " + reason);
