@@ -54,8 +54,11 @@ final class HandGemm implements ClGemm {
         setInt(kr, i++, Math.toIntExact(offC));
         setInt(kr, i++, ldc);
         setInt(kr, i, Math.toIntExact(strideC));
-        long[] global = {(n + TN - 1) / TN, (m + TM - 1) / TM, batch};
-        clEnqueueNDRangeKernel(queue, kr, 3, null, global, null, 0, null, null);
+        long gx = (n + TN - 1) / TN;
+        long[] global = {(gx + OpenClBackend.LOCAL_X - 1) / OpenClBackend.LOCAL_X * OpenClBackend.LOCAL_X,
+                (m + TM - 1) / TM, batch};
+        long[] local = {OpenClBackend.LOCAL_X, 1, 1};
+        clEnqueueNDRangeKernel(queue, kr, 3, null, global, local, 0, null, null);
     }
 
     private static void setInt(cl_kernel k, int i, int v) {

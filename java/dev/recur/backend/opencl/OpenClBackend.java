@@ -331,8 +331,18 @@ public final class OpenClBackend implements DeviceBackend {
                 default -> throw new IllegalStateException("kernel " + name + ": parameter kind " + ki.kinds[i]);
             }
         }
-        clEnqueueNDRangeKernel(queue, k, globalSize.length, null, globalSize.clone(), null, 0, null, null);
+        long[] global = globalSize.clone();
+        long[] local = new long[global.length];
+        java.util.Arrays.fill(local, 1);
+        // One fixed work-group shape: PoCL compiles a kernel once per local size, so letting the runtime pick
+        // one per grid would recompile for every new shape. Kernels ignore the rounded-up work items.
+        local[0] = LOCAL_X;
+        global[0] = (global[0] + LOCAL_X - 1) / LOCAL_X * LOCAL_X;
+        clEnqueueNDRangeKernel(queue, k, global.length, null, global, local, 0, null, null);
     }
+
+    /** Work-group width in dimension 0 for every launch (a multiple of the CPU's 8 float lanes). */
+    static final int LOCAL_X = 16;
 
     private static IllegalArgumentException badArg(String kernel, int i, String expected, Object got) {
         return new IllegalArgumentException("kernel " + kernel + ": argument " + i + " must be " + expected + ", got "
