@@ -15,8 +15,9 @@
 # Environment: CUDA_HOME (default: the folder above nvcc on PATH, else /usr/local/cuda-13.0, /usr/local/cuda).
 #
 # Exit status: 0 when everything compiled without a warning or a spill; 1 on any compile error, warning,
-# spill, double-precision instruction or NVRTC-incompatible include; 2 on bad usage; 3 when nvcc or ptxas is absent (the caller may skip).
-# The report ($out/cuda-report.txt) is written in every case except 2 and 3.
+# spill, double-precision instruction or NVRTC-incompatible include; 2 on bad usage; 3 when nvcc or ptxas
+# is absent (the caller may skip). The report ($out/cuda-report.txt, and the same rows as
+# $out/cuda-report.tsv) is written in every case except 2 and 3.
 set -uo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift 2 ;;
         --arch) archs="$2"; shift 2 ;;
         --maxrregcount) maxrreg="$2"; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "build-cuda: unknown argument '$1' (expected --src, --out, --arch, --maxrregcount)" >&2; exit 2 ;;
     esac
 done
@@ -86,7 +87,7 @@ for f in "${sources[@]}" "$src"/*.h "$common"/*.h; do
 done
 rm -f "$out/include-check.txt"
 
-# Flags shared with the NVRTC compile in CudaBackend (CudaKernels.NVRTC_OPTIONS): keep them in step.
+# Language flags shared with the NVRTC compile (CudaKernelSources.NVRTC_OPTIONS): keep them in step.
 nvcc_flags=(-std=c++17 -Werror all-warnings --Wreorder -I "$here/kernels" -I "$common" -I "$src")
 
 for arch in $archs; do

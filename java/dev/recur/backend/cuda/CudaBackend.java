@@ -31,7 +31,7 @@ import java.util.Set;
 /**
  * The CUDA backend: device memory through the driver API, GEMM through cuBLAS, and the kernels of
  * {@code kernels/cuda/*.cu} compiled with NVRTC for the device's own architecture at first use (cached on
- * disk, see {@link PtxCache}). It holds no scheduling logic: the shared schedule drives it through
+ * disk, see {@link KernelCache}). It holds no scheduling logic: the shared schedule drives it through
  * {@link DeviceBackend} exactly as it drives OpenCL.
  *
  * <p>Everything is issued to the context's legacy default stream, which cuBLAS also uses, so operations
@@ -72,7 +72,7 @@ public final class CudaBackend implements DeviceBackend {
     private final CUcontext context = new CUcontext();
     private final cublasHandle cublas = new cublasHandle();
     private final NvrtcCompiler compiler;
-    private final int arch;
+    private final NvrtcCompiler.Target target;
     private final Map<String, CudaKernelSources.Unit> unitsByKernel;
     private final Map<String, CUmodule> modules = new HashMap<>();
     private final Map<String, Kernel> kernels = new HashMap<>();
@@ -96,8 +96,8 @@ public final class CudaBackend implements DeviceBackend {
             try {
                 // Full float32 GEMMs: TF32 tensor-core math would break parity with the float64 reference.
                 checkBlas(JCublas2.cublasSetMathMode(cublas, cublasMath.CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
-                this.compiler = new NvrtcCompiler(PtxCache.standard());
-                this.arch = compiler.targetArch(device.major() * 10 + device.minor());
+                this.compiler = new NvrtcCompiler(KernelCache.standard());
+                this.target = compiler.target(device.major() * 10 + device.minor());
                 this.unitsByKernel = CudaKernelSources.byKernel(CudaKernelSources.load());
                 ok = true;
             } finally {
@@ -115,7 +115,8 @@ public final class CudaBackend implements DeviceBackend {
 
     @Override
     public String deviceName() {
-        return device.deviceName() + " (sm_" + device.major() + device.minor() + ", kernels compiled for compute_" + arch + ")";
+        return device.deviceName() + " (sm_" + device.major() + device.minor() + ", kernels "
+                + (target.cubin() ? "compiled for " + target.label() : "as compute_" + target.arch() + " PTX for the driver's JIT") + ")";
     }
 
     // ---- memory ----
@@ -365,20 +366,11 @@ public final class CudaBackend implements DeviceBackend {
             throw new IllegalArgumentException("cuda launch: unknown kernel '" + name + "'; kernels/cuda defines "
                     + unitsByKernel.keySet());
         }
+        NvrtcCompiler.Compiled compiled = compiler.compile(unit, target);
+        String ptx = compiled.ptx();
         CUmodule module = modules.get(unit.name());
-        String ptx = compiler.ptx(unit, arch);
         if (module == null) {
-            module = new CUmodule();
-            byte[] bytes = (ptx + '\0').getBytes(StandardCharsets.UTF_8);
-            int r = JCudaDriver.cuModuleLoadData(module, bytes);
-            if (r != CUresult.CUDA_SUCCESS) {
-                String hint = r == CUresult.CUDA_ERROR_UNSUPPORTED_PTX_VERSION
-                        ? ": the PTX from " + compiler.version() + " is newer than this driver (CUDA "
-                        + device.driverVersion() / 1000 + "." + device.driverVersion() % 1000 / 10 + ") accepts; update the driver"
-                        : "";
-                throw new CudaKernelCompileException("cuModuleLoadData(kernels/cuda/" + unit.name() + ", compute_" + arch
-                        + ") failed: " + CUresult.stringFor(r) + hint, "");
-            }
+            module = load(unit, compiled);
             modules.put(unit.name(), module);
         }
         Map<String, List<PtxEntries.Kind>> entries = PtxEntries.parse(ptx);
@@ -393,6 +385,26 @@ public final class CudaBackend implements DeviceBackend {
             kernels.put(kname, new Kernel(kname, fn, params));
         }
         return kernels.get(name);
+    }
+
+    /** Loads the CUBIN, or the PTX when there is none or the driver refuses the CUBIN. */
+    private CUmodule load(CudaKernelSources.Unit unit, NvrtcCompiler.Compiled compiled) {
+        CUmodule module = new CUmodule();
+        String cubinError = null;
+        if (compiled.cubin() != null) {
+            int r = JCudaDriver.cuModuleLoadData(module, compiled.cubin());
+            if (r == CUresult.CUDA_SUCCESS) return module;
+            cubinError = "the CUBIN failed with " + CUresult.stringFor(r);
+        }
+        byte[] bytes = (compiled.ptx() + '\0').getBytes(StandardCharsets.UTF_8);
+        int r = JCudaDriver.cuModuleLoadData(module, bytes);
+        if (r == CUresult.CUDA_SUCCESS) return module;
+        String hint = r == CUresult.CUDA_ERROR_UNSUPPORTED_PTX_VERSION
+                ? ": the PTX from " + compiler.version() + " is newer than this driver (CUDA " + device.driverVersion() / 1000
+                + "." + device.driverVersion() % 1000 / 10 + ") accepts; update the driver"
+                : "";
+        throw new CudaKernelCompileException("cuModuleLoadData(kernels/cuda/" + unit.name() + ", " + target.label() + ") failed: "
+                + (cubinError == null ? "" : cubinError + ", then ") + "the PTX failed with " + CUresult.stringFor(r) + hint, "");
     }
 
     @Override

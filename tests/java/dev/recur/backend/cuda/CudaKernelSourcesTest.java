@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.jar.JarEntry;
 import java.util.jar.JarOutputStream;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -115,20 +116,22 @@ class CudaKernelSourcesTest {
     }
 
     @Test
-    void ptxCacheRoundTripsAndNeverThrows(@TempDir Path tmp) throws IOException {
-        PtxCache cache = new PtxCache(tmp.resolve("recur/cuda"));
-        assertTrue(cache.read("lstm", "0123456789abcdef", "sm_80").isEmpty(), "empty cache");
-        cache.write("lstm", "0123456789abcdef", "sm_80", ".version 8.0\n.target sm_80\n");
-        assertEquals(tmp.resolve("recur/cuda/lstm-0123456789abcdef-sm_80.ptx"), cache.file("lstm", "0123456789abcdef", "sm_80"), "file");
-        assertEquals(".version 8.0\n.target sm_80\n", cache.read("lstm", "0123456789abcdef", "sm_80").orElseThrow(), "read back");
+    void kernelCacheRoundTripsAndNeverThrows(@TempDir Path tmp) throws IOException {
+        KernelCache cache = new KernelCache(tmp.resolve("recur/cuda"));
+        assertTrue(cache.read("lstm", "0123456789abcdef", "sm_80", "ptx").isEmpty(), "empty cache");
+        byte[] ptx = ".version 8.0\n.target sm_80\n".getBytes(StandardCharsets.UTF_8);
+        cache.write("lstm", "0123456789abcdef", "sm_80", "ptx", ptx);
+        assertEquals(tmp.resolve("recur/cuda/lstm-0123456789abcdef-sm_80.ptx"), cache.file("lstm", "0123456789abcdef", "sm_80", "ptx"), "file");
+        assertArrayEquals(ptx, cache.read("lstm", "0123456789abcdef", "sm_80", "ptx").orElseThrow(), "read back");
+        assertTrue(cache.read("lstm", "0123456789abcdef", "sm_80", "cubin").isEmpty(), "another form is another file");
         try (var files = Files.list(tmp.resolve("recur/cuda"))) {
             assertEquals(1, files.count(), "no temporary file is left behind");
         }
         Path blocked = Files.writeString(tmp.resolve("a-file"), "x");
-        new PtxCache(blocked.resolve("cuda")).write("lstm", "0123456789abcdef", "sm_80", "ptx"); // unwritable: no exception
-        assertEquals(Path.of("/c/x"), PtxCache.defaultDir("/c/x", "/xdg", "/home/u"), "RECUR_CUDA_CACHE wins");
-        assertEquals(Path.of("/xdg/recur/cuda"), PtxCache.defaultDir(null, "/xdg", "/home/u"), "XDG_CACHE_HOME");
-        assertEquals(Path.of("/home/u/.cache/recur/cuda"), PtxCache.defaultDir("", null, "/home/u"), "home");
+        new KernelCache(blocked.resolve("cuda")).write("lstm", "0123456789abcdef", "sm_80", "ptx", ptx); // unwritable: no exception
+        assertEquals(Path.of("/c/x"), KernelCache.defaultDir("/c/x", "/xdg", "/home/u"), "RECUR_CUDA_CACHE wins");
+        assertEquals(Path.of("/xdg/recur/cuda"), KernelCache.defaultDir(null, "/xdg", "/home/u"), "XDG_CACHE_HOME");
+        assertEquals(Path.of("/home/u/.cache/recur/cuda"), KernelCache.defaultDir("", null, "/home/u"), "home");
     }
 
     @Test

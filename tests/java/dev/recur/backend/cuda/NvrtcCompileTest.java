@@ -14,15 +14,16 @@ import java.util.Map;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The run-time compile path of the CUDA backend, short of a device: every {@code kernels/cuda} unit, read
- * from the class path with its headers, compiles with NVRTC through JNvrtc for sm_75, sm_80 and sm_90, its
- * PTX declares the entry points with the OpenCL twins' parameter kinds, goes through the disk cache, and
- * (where ptxas is installed) assembles without spills. Needs only libnvrtc.so.12 (no driver, no GPU);
+ * from the class path with its headers, compiles with NVRTC through JNvrtc for sm_75, sm_80 and sm_90 (PTX
+ * and CUBIN), its PTX declares the entry points with the OpenCL twins' parameter kinds, both go through the
+ * disk cache, and (where ptxas is installed) the PTX assembles without spills. Needs only libnvrtc.so.12 (no driver, no GPU);
  * skips, naming the missing library, where it is absent.
  */
 class NvrtcCompileTest {
@@ -37,50 +38,64 @@ class NvrtcCompileTest {
 
     @Test
     void everyUnitCompilesForEachArchThroughTheCache(@TempDir Path tmp) throws Exception {
-        NvrtcCompiler compiler = new NvrtcCompiler(new PtxCache(tmp.resolve("cache")));
+        NvrtcCompiler compiler = new NvrtcCompiler(new KernelCache(tmp.resolve("cache")));
         System.out.println("NVRTC: " + compiler.version());
         Map<String, List<PtxEntries.Kind>> cl = KernelSignatures.ofFolder(Path.of("kernels/opencl"), ".cl");
         Map<String, CudaKernelSources.Unit> units = CudaKernelSources.load();
         for (int arch : ARCHS) {
+            NvrtcCompiler.Target target = compiler.target(arch);
+            assertEquals(new NvrtcCompiler.Target(arch, true), target, "target for sm_" + arch);
             for (CudaKernelSources.Unit unit : units.values()) {
-                String ptx = compiler.ptx(unit, arch);
-                assertTrue(ptx.contains(".target sm_" + arch), unit.name() + " for compute_" + arch + ": .target line missing");
+                NvrtcCompiler.Compiled c = compiler.compile(unit, target);
+                String ptx = c.ptx();
+                assertTrue(ptx.contains(".target sm_" + arch), unit.name() + " for sm_" + arch + ": .target line missing");
+                assertTrue(c.cubin() != null && c.cubin().length > 4 && c.cubin()[0] == 0x7f && c.cubin()[1] == 'E'
+                        && c.cubin()[2] == 'L' && c.cubin()[3] == 'F', unit.name() + " sm_" + arch + ": the CUBIN is no ELF file");
                 Map<String, List<PtxEntries.Kind>> entries = PtxEntries.parse(ptx);
                 assertEquals(new TreeSet<>(unit.kernels()), new TreeSet<>(entries.keySet()), unit.name() + " sm_" + arch + ": entry points");
                 for (String k : unit.kernels()) {
                     assertEquals(cl.get(k), entries.get(k), unit.name() + " sm_" + arch + ": parameter kinds of " + k + " vs its OpenCL twin");
                 }
-                Path cached = compiler.cacheFile(unit, arch);
-                assertEquals(ptx, Files.readString(cached), "cached PTX of " + unit.name() + " sm_" + arch);
+                assertEquals(ptx, Files.readString(compiler.cacheFile(unit, target, "ptx")), "cached PTX of " + unit.name() + " sm_" + arch);
+                assertArrayEquals(c.cubin(), Files.readAllBytes(compiler.cacheFile(unit, target, "cubin")), "cached CUBIN of " + unit.name());
                 assemble(tmp, unit.stem() + "-sm_" + arch, ptx, arch);
             }
         }
-        // A second request is served from the disk: a marker written into the cached file comes back.
+        // A second request is served from the disk: a marker written into the cached PTX comes back.
         CudaKernelSources.Unit first = units.values().iterator().next();
-        Path file = compiler.cacheFile(first, 80);
+        NvrtcCompiler.Target t80 = compiler.target(80);
+        Path file = compiler.cacheFile(first, t80, "ptx");
         Files.writeString(file, Files.readString(file) + "// from the cache\n");
-        assertTrue(compiler.ptx(first, 80).endsWith("// from the cache\n"), "PTX of " + first.name() + " was not read from the cache");
+        assertTrue(compiler.compile(first, t80).ptx().endsWith("// from the cache\n"), "PTX of " + first.name() + " was not read from the cache");
+        // Without its CUBIN the entry is incomplete and is compiled again.
+        Files.delete(compiler.cacheFile(first, t80, "cubin"));
+        assertTrue(!compiler.compile(first, t80).ptx().endsWith("// from the cache\n"), "an entry without its CUBIN was used");
+
+        // A device newer than NVRTC gets PTX for the newest virtual architecture, for the driver to JIT.
+        NvrtcCompiler.Target future = compiler.target(10_000);
+        assertTrue(!future.cubin() && future.arch() >= 90, "target for a future device: " + future);
+        NvrtcCompiler.Compiled jit = compiler.compile(first, future);
+        assertTrue(jit.cubin() == null && jit.ptx().contains(".target sm_" + future.arch()), "PTX-only compile for " + future);
     }
 
     @Test
     void compileErrorCarriesNvrtcLog(@TempDir Path tmp) {
-        NvrtcCompiler compiler = new NvrtcCompiler(new PtxCache(tmp));
+        NvrtcCompiler compiler = new NvrtcCompiler(new KernelCache(tmp));
         var broken = new CudaKernelSources.Unit("broken.cu", "extern \"C\" __global__ void broken(float* x) { x[0] = undefined_name; }\n",
                 Map.of(), List.of("broken"));
-        CudaKernelCompileException e = assertThrows(CudaKernelCompileException.class, () -> compiler.ptx(broken, 80));
-        assertTrue(e.getMessage().startsWith("NVRTC (" + compiler.version() + ") could not compile kernels/cuda/broken.cu for compute_80"),
+        CudaKernelCompileException e = assertThrows(CudaKernelCompileException.class, () -> compiler.compile(broken, compiler.target(80)));
+        assertTrue(e.getMessage().startsWith("NVRTC (" + compiler.version() + ") could not compile kernels/cuda/broken.cu with --gpu-architecture=sm_80"),
                 e.getMessage());
         assertTrue(e.log().contains("undefined_name"), "the log names the bad identifier: " + e.log());
     }
 
     @Test
-    void targetArchIsTheDevicesOrTheNewestOlderOne() {
-        NvrtcCompiler compiler = new NvrtcCompiler(new PtxCache(Path.of("unused")));
-        assertEquals(80, compiler.targetArch(80), "sm_80");
-        assertEquals(86, compiler.targetArch(86), "sm_86");
-        int newest = compiler.targetArch(10_000);
-        assertTrue(newest >= 90 && newest < 10_000, "a future device gets the newest supported arch, got " + newest);
-        CudaKernelCompileException e = assertThrows(CudaKernelCompileException.class, () -> compiler.targetArch(10));
+    void targetIsTheDevicesOwnArchWhenNvrtcKnowsIt() {
+        NvrtcCompiler compiler = new NvrtcCompiler(new KernelCache(Path.of("unused")));
+        assertEquals(new NvrtcCompiler.Target(80, true), compiler.target(80), "sm_80");
+        assertEquals(new NvrtcCompiler.Target(86, true), compiler.target(86), "sm_86");
+        assertEquals("--gpu-architecture=sm_86", compiler.target(86).option(), "option for sm_86");
+        CudaKernelCompileException e = assertThrows(CudaKernelCompileException.class, () -> compiler.target(10));
         assertTrue(e.getMessage().contains("sm_10 is older than every one"), e.getMessage());
     }
 

@@ -1,7 +1,6 @@
 package dev.recur.backend.cuda;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -9,20 +8,21 @@ import java.nio.file.StandardCopyOption;
 import java.util.Optional;
 
 /**
- * Compiled PTX on disk, one file per unit, source hash and architecture ({@code lstm-<hash>-sm_80.ptx}), so
- * NVRTC runs once per machine and kernel version rather than at every start. The folder is
+ * Compiled kernels on disk, one file per unit, source hash, architecture and form
+ * ({@code lstm-<hash>-sm_80.ptx}, {@code lstm-<hash>-sm_80.cubin}), so NVRTC runs once per machine and
+ * kernel version rather than at every start. The folder is
  * {@code $RECUR_CUDA_CACHE}, else {@code $XDG_CACHE_HOME/recur/cuda}, else {@code ~/.cache/recur/cuda}.
  * A cache that cannot be written only costs a recompile, never a failure.
  */
-final class PtxCache {
+final class KernelCache {
     private final Path dir;
 
-    PtxCache(Path dir) {
+    KernelCache(Path dir) {
         this.dir = dir;
     }
 
-    static PtxCache standard() {
-        return new PtxCache(defaultDir(System.getenv("RECUR_CUDA_CACHE"), System.getenv("XDG_CACHE_HOME"),
+    static KernelCache standard() {
+        return new KernelCache(defaultDir(System.getenv("RECUR_CUDA_CACHE"), System.getenv("XDG_CACHE_HOME"),
                 System.getProperty("user.home")));
     }
 
@@ -36,28 +36,29 @@ final class PtxCache {
         return dir;
     }
 
-    Path file(String stem, String hash, String arch) {
-        return dir.resolve(stem + "-" + hash + "-" + arch + ".ptx");
+    /** The file for one compiled form: {@code <stem>-<hash>-<arch>.<ext>}, ext {@code ptx} or {@code cubin}. */
+    Path file(String stem, String hash, String arch, String ext) {
+        return dir.resolve(stem + "-" + hash + "-" + arch + "." + ext);
     }
 
-    Optional<String> read(String stem, String hash, String arch) {
-        Path f = file(stem, hash, arch);
+    Optional<byte[]> read(String stem, String hash, String arch, String ext) {
+        Path f = file(stem, hash, arch, ext);
         try {
             if (!Files.isRegularFile(f)) return Optional.empty();
-            return Optional.of(Files.readString(f, StandardCharsets.UTF_8));
+            return Optional.of(Files.readAllBytes(f));
         } catch (IOException e) {
             return Optional.empty();
         }
     }
 
-    /** Writes through a temporary file and a rename, so a reader never sees half a PTX file. */
-    void write(String stem, String hash, String arch, String ptx) {
-        Path f = file(stem, hash, arch);
+    /** Writes through a temporary file and a rename, so a reader never sees half a file. */
+    void write(String stem, String hash, String arch, String ext, byte[] content) {
+        Path f = file(stem, hash, arch, ext);
         Path tmp = null;
         try {
             Files.createDirectories(dir);
             tmp = Files.createTempFile(dir, stem + "-", ".tmp");
-            Files.writeString(tmp, ptx, StandardCharsets.UTF_8);
+            Files.write(tmp, content);
             try {
                 Files.move(tmp, f, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (AtomicMoveNotSupportedException e) {
