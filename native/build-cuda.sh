@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift 2 ;;
         --arch) archs="$2"; shift 2 ;;
         --maxrregcount) maxrreg="$2"; shift 2 ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "build-cuda: unknown argument '$1' (expected --src, --out, --arch, --maxrregcount)" >&2; exit 2 ;;
     esac
 done
