@@ -53,6 +53,9 @@ public final class ScheduledRnn implements RnnEngine {
     /** Device copies of one layer's parameters, both directions stacked ({@code [D, ...]}). */
     private static final class Layer {
         DeviceBuffer wih, whh, bih, bhh, whr, peep;
+        // Transposed copies, so every forward GEMM multiplies by a non-transposed right operand (the fast
+        // case for hand-written GEMMs): wihT [I, D*GH], whhT [D, P, GH], whrT [D, H, P].
+        DeviceBuffer wihT, whhT, whrT;
         int in;
     }
 
@@ -87,11 +90,16 @@ public final class ScheduledRnn implements RnnEngine {
                 l.in = config.layerInputSize(k);
                 l.wih = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh * l.in);
                 l.whh = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh * out);
+                l.wihT = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh * l.in);
+                l.whhT = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh * out);
                 l.bih = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh);
                 l.bhh = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh);
                 backend.fill(l.bih, 0, l.bih.size(), 0);
                 backend.fill(l.bhh, 0, l.bhh.size(), 0);
-                if (config.projSize() > 0) l.whr = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * out * hidden);
+                if (config.projSize() > 0) {
+                    l.whr = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * out * hidden);
+                    l.whrT = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * out * hidden);
+                }
                 if (config.peephole()) {
                     l.peep = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * 3 * hidden);
                     backend.fill(l.peep, 0, l.peep.size(), 0);
@@ -109,7 +117,7 @@ public final class ScheduledRnn implements RnnEngine {
     private void freeWeights() {
         for (Layer l : weights) {
             if (l == null) continue;
-            for (DeviceBuffer b : new DeviceBuffer[] {l.wih, l.whh, l.bih, l.bhh, l.whr, l.peep}) if (b != null) b.close();
+            for (DeviceBuffer b : new DeviceBuffer[] {l.wih, l.whh, l.bih, l.bhh, l.whr, l.peep, l.wihT, l.whhT, l.whrT}) if (b != null) b.close();
         }
     }
 
@@ -118,9 +126,21 @@ public final class ScheduledRnn implements RnnEngine {
         ensureOpen();
         for (int k = 0; k < layers; k++) {
             Layer l = weights[k];
+            float[] wihT = new float[dirs * gh * l.in];
             for (int d = 0; d < dirs; d++) {
-                upload(w.get("weight_ih", k, d), l.wih, (long) d * gh * l.in);
-                upload(w.get("weight_hh", k, d), l.whh, (long) d * gh * out);
+                Tensor wi = w.get("weight_ih", k, d), wh = w.get("weight_hh", k, d);
+                upload(wi, l.wih, (long) d * gh * l.in);
+                upload(wh, l.whh, (long) d * gh * out);
+                transposeInto(wi, wihT, d * gh, dirs * gh);
+                float[] whT = new float[gh * out];
+                transposeInto(wh, whT, 0, gh);
+                be.upload(whT, 0, l.whhT, (long) d * gh * out, whT.length);
+                if (cfg.projSize() > 0) {
+                    Tensor wr = w.get("weight_hr", k, d);
+                    float[] wrT = new float[out * hidden];
+                    transposeInto(wr, wrT, 0, out);
+                    be.upload(wrT, 0, l.whrT, (long) d * out * hidden, wrT.length);
+                }
                 if (cfg.bias()) {
                     upload(w.get("bias_ih", k, d), l.bih, (long) d * gh);
                     upload(w.get("bias_hh", k, d), l.bhh, (long) d * gh);
@@ -132,7 +152,15 @@ public final class ScheduledRnn implements RnnEngine {
                     upload(w.get("weight_co", k, d), l.peep, (long) (d * 3 + 2) * hidden);
                 }
             }
+            be.upload(wihT, 0, l.wihT, 0, wihT.length);
         }
+    }
+
+    /** Writes the transpose of the 2-D tensor {@code t} [r, c] into {@code dst} as [c, ld] at column {@code col}. */
+    private static void transposeInto(Tensor t, float[] dst, int col, int ld) {
+        int r = t.dim(0), c = t.dim(1);
+        double[] v = t.data();
+        for (int i = 0; i < r; i++) for (int j = 0; j < c; j++) dst[j * ld + col + i] = (float) v[i * c + j];
     }
 
     private void upload(Tensor t, DeviceBuffer dst, long off) {
@@ -293,10 +321,10 @@ public final class ScheduledRnn implements RnnEngine {
             ls.xd = trace.alloc(DeviceBuffer.Type.F32, D * tb * I);
             be.launch(Kernels.INPUT_DROPOUT_FWD, new long[] {I, B, (long) T * D}, T, B, I, D, in, ls.xd,
                     drop.seedLo, drop.seedHi, k, drop.inThresh, drop.inScale);
-            be.gemmStridedBatched(false, true, (int) tb, gh, I, 1f, ls.xd, 0, I, tb * I, w.wih, 0, I, (long) gh * I,
+            be.gemmStridedBatched(false, false, (int) tb, gh, I, 1f, ls.xd, 0, I, tb * I, w.wihT, 0, D * gh, gh,
                     0f, xw, 0, D * gh, gh, D);
         } else {
-            be.gemm(false, true, (int) tb, D * gh, I, 1f, in, 0, I, w.wih, 0, I, 0f, xw, 0, D * gh);
+            be.gemm(false, false, (int) tb, D * gh, I, 1f, in, 0, I, w.wihT, 0, D * gh, 0f, xw, 0, D * gh);
         }
 
         DeviceBuffer h = ws.f32("h", (long) D * B * P);
@@ -319,7 +347,7 @@ public final class ScheduledRnn implements RnnEngine {
         DeviceBuffer peep = w.peep != null ? w.peep : dummy;
         long[] grid = {H, B, D};
         for (int s = 0; s < T; s++) {
-            be.gemmStridedBatched(false, true, B, gh, P, 1f, hsrc, 0, P, (long) B * P, w.whh, 0, P, (long) gh * P,
+            be.gemmStridedBatched(false, false, B, gh, P, 1f, hsrc, 0, P, (long) B * P, w.whhT, 0, gh, (long) gh * P,
                     0f, hw, 0, gh, (long) B * gh, D);
             switch (cell) {
                 case RNN_TANH, RNN_RELU -> be.launch(Kernels.RNN_STEP_FWD, grid, s, T, B, H, D,
@@ -332,7 +360,7 @@ public final class ScheduledRnn implements RnnEngine {
                         w.bih, w.bhh, h, hin, ls.y, gsave, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
             }
             if (proj) {
-                be.gemmStridedBatched(false, true, B, P, H, 1f, mout, 0, H, (long) B * H, w.whr, 0, H, (long) P * H,
+                be.gemmStridedBatched(false, false, B, P, H, 1f, mout, 0, H, (long) B * H, w.whrT, 0, P, (long) P * H,
                         0f, hp, 0, P, (long) B * P, D);
                 be.launch(Kernels.LSTM_PROJ_FWD, new long[] {P, B, D}, s, T, B, P, D, lenBuf, hp, h, hin, ls.y,
                         drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
