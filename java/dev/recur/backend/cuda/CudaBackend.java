@@ -10,6 +10,7 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUresult;
 import jcuda.driver.JCudaDriver;
@@ -64,8 +65,11 @@ public final class CudaBackend implements DeviceBackend {
         }
     };
 
-    /** A loaded kernel and the parameter kinds its PTX declares. */
-    private record Kernel(String name, CUfunction function, List<PtxEntries.Kind> params) {}
+    /**
+     * A loaded kernel, the parameter kinds its PTX declares, and the most threads a block of it may have
+     * (fewer than 1024 when its registers would not fit: a 128-register kernel allows 512).
+     */
+    private record Kernel(String name, CUfunction function, List<PtxEntries.Kind> params, int maxThreads) {}
 
     private final CudaProbe.Result device;
     private final CUdevice cuDevice = new CUdevice();
@@ -307,7 +311,7 @@ public final class CudaBackend implements DeviceBackend {
         long gx = globalSize[0];
         long gy = globalSize.length > 1 ? globalSize[1] : 1;
         long gz = globalSize.length > 2 ? globalSize[2] : 1;
-        int[] block = blockShape(gx, gy, gz);
+        int[] block = blockShape(gx, gy, gz, kernel.maxThreads());
         long nx = ceilDiv(gx, block[0]);
         long ny = ceilDiv(gy, block[1]);
         long nz = ceilDiv(gz, block[2]);
@@ -321,16 +325,33 @@ public final class CudaBackend implements DeviceBackend {
     }
 
     /**
-     * Threads per block in x, y, z: up to 256, as wide in x as the grid needs (at least a warp), the rest in
-     * y. Only when y or z would need more than CUDA's 65535 blocks do the blocks grow in that dimension
-     * (up to 1024 threads and 64 in z), e.g. {@code gather_hprev}'s {@code T*D} for very long sequences.
+     * Threads per block in x, y, z: up to 256 (or the kernel's limit), as wide in x as the grid needs (at
+     * least a warp), the rest in y. Only when y or z would need more than CUDA's 65535 blocks do the blocks
+     * grow in that dimension (up to 64 in z), taking threads from y or x when the kernel's limit is reached,
+     * e.g. {@code gather_hprev}'s {@code T*D} for very long sequences. When even that cannot fit, the grid
+     * check in {@link #launch} reports it.
      */
-    static int[] blockShape(long gx, long gy, long gz) {
-        int bx = (int) Math.min(BLOCK_THREADS, Math.max(32, ceilPow2(gx)));
-        int by = (int) Math.min(BLOCK_THREADS / bx, ceilPow2(gy));
+    static int[] blockShape(long gx, long gy, long gz, int maxThreads) {
+        int limit = Integer.highestOneBit(Math.max(1, Math.min(1024, maxThreads)));
+        int base = Math.min(BLOCK_THREADS, limit);
+        int bx = (int) Math.min(base, Math.max(Math.min(32, base), ceilPow2(gx)));
+        int by = (int) Math.min(base / bx, ceilPow2(gy));
         int bz = 1;
-        while (ceilDiv(gz, bz) > MAX_GRID_YZ && bz < 64 && bx * by * bz * 2 <= 1024) bz *= 2;
-        while (ceilDiv(gy, by) > MAX_GRID_YZ && bx * by * bz * 2 <= 1024) by *= 2;
+        while (ceilDiv(gz, bz) > MAX_GRID_YZ && bz < 64) {
+            if (bx * by * bz * 2 > limit) {
+                if (by > 1 && ceilDiv(gy, by / 2) <= MAX_GRID_YZ) by /= 2;
+                else if (bx > 1) bx /= 2;
+                else break;
+            }
+            bz *= 2;
+        }
+        while (ceilDiv(gy, by) > MAX_GRID_YZ) {
+            if (bx * by * bz * 2 > limit) {
+                if (bx > 1) bx /= 2;
+                else break;
+            }
+            by *= 2;
+        }
         return new int[] {bx, by, bz};
     }
 
@@ -382,7 +403,10 @@ public final class CudaBackend implements DeviceBackend {
             }
             CUfunction fn = new CUfunction();
             check(JCudaDriver.cuModuleGetFunction(fn, module, kname), "cuModuleGetFunction(" + kname + ")");
-            kernels.put(kname, new Kernel(kname, fn, params));
+            int[] maxThreads = {0};
+            check(JCudaDriver.cuFuncGetAttribute(maxThreads, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, fn),
+                    "cuFuncGetAttribute(" + kname + ")");
+            kernels.put(kname, new Kernel(kname, fn, params, maxThreads[0]));
         }
         return kernels.get(name);
     }

@@ -11,35 +11,52 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class CudaLaunchShapeTest {
     @Test
     void typicalStepGrids() {
-        assertArrayEquals(new int[] {128, 2, 1}, CudaBackend.blockShape(100, 32, 2), "grid {H=100, B=32, D=2}");
-        assertArrayEquals(new int[] {256, 1, 1}, CudaBackend.blockShape(512, 64, 2), "grid {H=512, B=64, D=2}");
-        assertArrayEquals(new int[] {32, 1, 1}, CudaBackend.blockShape(1, 1, 1), "grid {1}");
-        assertArrayEquals(new int[] {32, 8, 1}, CudaBackend.blockShape(20, 8, 1), "grid {20, 8}");
-        assertArrayEquals(new int[] {256, 1, 1}, CudaBackend.blockShape(1_000_000, 1, 1), "col_sum over a wide matrix");
+        assertArrayEquals(new int[] {128, 2, 1}, CudaBackend.blockShape(100, 32, 2, 1024), "grid {H=100, B=32, D=2}");
+        assertArrayEquals(new int[] {256, 1, 1}, CudaBackend.blockShape(512, 64, 2, 1024), "grid {H=512, B=64, D=2}");
+        assertArrayEquals(new int[] {32, 1, 1}, CudaBackend.blockShape(1, 1, 1, 1024), "grid {1}");
+        assertArrayEquals(new int[] {32, 8, 1}, CudaBackend.blockShape(20, 8, 1, 1024), "grid {20, 8}");
+        assertArrayEquals(new int[] {256, 1, 1}, CudaBackend.blockShape(1_000_000, 1, 1, 1024), "col_sum over a wide matrix");
     }
 
     @Test
     void blocksGrowWhenZWouldExceedTheGridLimit() {
         // gather_hprev {P, B, T*D} with T*D = 100000: z needs blocks of 2.
-        assertArrayEquals(new int[] {64, 4, 2}, CudaBackend.blockShape(64, 4, 100_000), "grid {64, 4, 100000}");
+        assertArrayEquals(new int[] {64, 4, 2}, CudaBackend.blockShape(64, 4, 100_000, 1024), "grid {64, 4, 100000}");
     }
 
-    /** Every grid the contract allows within CUDA's limits gets a legal launch covering all work items. */
+    @Test
+    void aKernelsThreadLimitCapsTheBlock() {
+        // A 128-register kernel (gemm_wide_nn on sm_90) allows 512 threads; an odd limit rounds down to a power of two.
+        assertArrayEquals(new int[] {256, 1, 2}, CudaBackend.blockShape(300, 1, 100_000, 512), "limit 512");
+        assertArrayEquals(new int[] {128, 1, 1}, CudaBackend.blockShape(300, 1, 1, 200), "limit 200");
+        assertArrayEquals(new int[] {32, 2, 1}, CudaBackend.blockShape(20, 8, 1, 64), "limit 64");
+    }
+
+    /** Every grid that can fit CUDA's limits with the kernel's thread limit gets a legal launch covering all work items. */
     @Test
     void randomGridsAreCoveredWithinCudaLimits() {
         SplittableRandom r = new SplittableRandom(7);
-        for (int i = 0; i < 10_000; i++) {
+        int fitted = 0;
+        for (int i = 0; i < 20_000; i++) {
             long gx = 1 + r.nextLong(1L << r.nextInt(1, 24));
-            long gy = 1 + r.nextLong(1L << r.nextInt(1, 17));
-            long gz = 1 + r.nextLong(1L << r.nextInt(1, 17));
-            int[] b = CudaBackend.blockShape(gx, gy, gz);
-            String where = "grid {" + gx + ", " + gy + ", " + gz + "} -> block {" + b[0] + ", " + b[1] + ", " + b[2] + "}";
+            long gy = 1 + r.nextLong(1L << r.nextInt(1, 20));
+            long gz = 1 + r.nextLong(1L << r.nextInt(1, 20));
+            int limit = r.nextBoolean() ? 1024 : r.nextInt(32, 1025);
+            int[] b = CudaBackend.blockShape(gx, gy, gz, limit);
+            String where = "grid {" + gx + ", " + gy + ", " + gz + "}, limit " + limit + " -> block {" + b[0] + ", " + b[1] + ", " + b[2] + "}";
             assertTrue(b[0] >= 1 && b[1] >= 1 && b[2] >= 1 && b[2] <= 64, where);
-            assertTrue((long) b[0] * b[1] * b[2] <= 1024, "at most 1024 threads per block: " + where);
-            assertTrue(b[0] >= 32 || b[0] >= gx, "x is at least a warp or the whole extent: " + where);
-            assertTrue(CudaBackend.ceilDiv(gy, b[1]) <= 65535, "grid y within 65535: " + where);
-            assertTrue(CudaBackend.ceilDiv(gz, b[2]) <= 65535, "grid z within 65535: " + where);
-            assertTrue(CudaBackend.ceilDiv(gx, b[0]) * b[0] >= gx, "x covered: " + where);
+            assertTrue((long) b[0] * b[1] * b[2] <= limit, "at most the kernel's threads per block: " + where);
+            long needZ = CudaBackend.ceilPow2(CudaBackend.ceilDiv(gz, 65535));
+            long needY = CudaBackend.ceilPow2(CudaBackend.ceilDiv(gy, 65535));
+            if (needZ <= 64 && needZ * needY <= Integer.highestOneBit(limit)) {
+                fitted++;
+                assertTrue(CudaBackend.ceilDiv(gy, b[1]) <= 65535, "grid y within 65535: " + where);
+                assertTrue(CudaBackend.ceilDiv(gz, b[2]) <= 65535, "grid z within 65535: " + where);
+                if (needZ == 1 && needY == 1) {
+                    assertTrue(b[0] >= Math.min(32, Integer.highestOneBit(limit)) || b[0] >= gx, "x is at least a warp or the whole extent: " + where);
+                }
+            }
         }
+        assertTrue(fitted > 15_000, "most random grids fit: " + fitted);
     }
 }
