@@ -8,8 +8,11 @@ import jcuda.driver.JCudaDriver;
 import jcuda.nvrtc.JNvrtc;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -33,6 +36,8 @@ final class CudaProbe {
     static final int INSUFFICIENT_DRIVER = 35;
 
     private static Result cached;
+    /** Per JCuda class: empty when it loaded, else why not. */
+    private static final Map<String, Optional<String>> LOADED = new HashMap<>();
 
     private CudaProbe() {}
 
@@ -97,8 +102,16 @@ final class CudaProbe {
         return new Result(true, detail, count[0], major[0], minor[0], devName, total[0], driverVersion[0], nvMajor[0], nvMinor[0]);
     }
 
-    /** Loads and initialises a JCuda class; returns null when it loads, else the reason naming the missing library. */
-    static String loadClass(String className, String library, String what) {
+    /**
+     * Loads and initialises a JCuda class; returns null when it loads, else the reason naming the missing
+     * library. Remembered per class: only the first attempt sees the loader's message (later ones get a bare
+     * NoClassDefFoundError), so every caller in this JVM must go through here to get the precise reason.
+     */
+    static synchronized String loadClass(String className, String library, String what) {
+        return LOADED.computeIfAbsent(className, c -> Optional.ofNullable(tryLoad(c, library, what))).orElse(null);
+    }
+
+    private static String tryLoad(String className, String library, String what) {
         try {
             Class.forName(className, true, CudaProbe.class.getClassLoader());
             return null;
