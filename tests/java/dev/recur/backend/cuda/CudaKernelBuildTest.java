@@ -26,7 +26,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * The CUDA kernels, checked without a GPU: {@code native/build-cuda.sh} compiles every
  * {@code kernels/cuda/*.cu} with nvcc for sm_75, sm_80 and sm_90 and assembles it with {@code ptxas -v};
  * any error, warning, double-precision instruction or register spill fails. Skips only where nvcc is absent.
- * The OpenCL and CUDA entry points are also held in step here (names and parameter kinds), which needs no
+ * The OpenCL and CUDA entry points are also held in step here (names, parameter kinds, and the whole
+ * definition token for token), which needs no
  * compiler at all.
  */
 class CudaKernelBuildTest {
@@ -87,7 +88,7 @@ class CudaKernelBuildTest {
     }
 
     @Test
-    void everyOpenClKernelHasACudaTwinWithTheSameParameters() throws IOException {
+    void everyOpenClKernelHasAnIdenticalCudaTwin() throws IOException {
         Map<String, List<PtxEntries.Kind>> cl = KernelSignatures.ofFolder(ROOT.resolve("kernels/opencl"), ".cl");
         Map<String, List<PtxEntries.Kind>> cu = KernelSignatures.ofFolder(ROOT.resolve("kernels/cuda"), ".cu");
         assertFalse(cl.isEmpty(), "kernels/opencl defines no kernels");
@@ -99,6 +100,13 @@ class CudaKernelBuildTest {
                 + "; CUDA kernels without an OpenCL twin: " + onlyCu);
         for (String k : cl.keySet()) {
             assertEquals(cl.get(k), cu.get(k), "parameter kinds of " + k + ": kernels/opencl (expected) vs kernels/cuda (actual)");
+        }
+        // Beyond names and kinds: the same signature and the same call of the shared body, token for token
+        // (the dialect macros make the OpenCL text valid CUDA), so a twin cannot pass arguments in another order.
+        Map<String, String> clText = KernelSignatures.definitionsOfFolder(ROOT.resolve("kernels/opencl"), ".cl");
+        Map<String, String> cuText = KernelSignatures.definitionsOfFolder(ROOT.resolve("kernels/cuda"), ".cu");
+        for (String k : clText.keySet()) {
+            assertEquals(clText.get(k), cuText.get(k), "definition of " + k + ": kernels/opencl (expected) vs kernels/cuda (actual)");
         }
     }
 

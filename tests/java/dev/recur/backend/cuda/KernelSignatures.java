@@ -16,7 +16,7 @@ import java.util.stream.Stream;
  * Reads the kernel entry points and their parameter kinds out of {@code .cl} and {@code .cu} sources, so
  * tests can hold the OpenCL and CUDA entry points in step without either compiler. It understands what
  * the entry-point files use: comments, line continuations, and function-like macros that expand to
- * {@code KERNEL void name(...)} (one level), which is how the GEMM variants are written.
+ * {@code KERNEL void name(...)} (one level), which is how the OpenCL GEMM variants are written.
  */
 final class KernelSignatures {
     private static final Pattern DEFINE = Pattern.compile("^\\s*#\\s*define\\s+(\\w+)\\(([^)]*)\\)\\s*(.*)$", Pattern.MULTILINE);
@@ -45,6 +45,38 @@ final class KernelSignatures {
 
     /** Kernel name to parameter kinds in one source text. */
     static Map<String, List<PtxEntries.Kind>> of(String source, String file) {
+        Map<String, List<PtxEntries.Kind>> kernels = new LinkedHashMap<>();
+        for (Map.Entry<String, String> d : definitions(source).entrySet()) {
+            String text = d.getValue();
+            int open = text.indexOf('(');
+            int close = matching(text, open);
+            List<PtxEntries.Kind> kinds = new ArrayList<>();
+            for (String p : splitTopLevel(text.substring(open + 1, close))) {
+                if (p.isBlank() || p.strip().equals("void")) continue;
+                kinds.add(kind(p, d.getKey(), file));
+            }
+            kernels.put(d.getKey(), kinds);
+        }
+        return kernels;
+    }
+
+    /** Kernel name to its whole definition (signature and body), whitespace collapsed, over a folder. */
+    static Map<String, String> definitionsOfFolder(Path dir, String suffix) throws IOException {
+        Map<String, String> all = new TreeMap<>();
+        try (Stream<Path> s = Files.list(dir)) {
+            for (Path f : s.filter(p -> p.getFileName().toString().endsWith(suffix)).sorted().toList()) {
+                all.putAll(definitions(Files.readString(f)));
+            }
+        }
+        return all;
+    }
+
+    /**
+     * Kernel name to its definition from {@code void name(} to the closing brace, after comments are
+     * removed, entry-point macros expanded and whitespace collapsed to single spaces (none next to
+     * punctuation), so two files that define a kernel alike give equal strings.
+     */
+    static Map<String, String> definitions(String source) {
         String code = source.replaceAll("(?s)/\\*.*?\\*/", " ").replaceAll("//[^\\n]*", " ").replace("\\\n", " ");
         Map<String, String[]> macros = new LinkedHashMap<>();
         Matcher d = DEFINE.matcher(code);
@@ -56,19 +88,27 @@ final class KernelSignatures {
         code = DIRECTIVE.matcher(code).replaceAll(" ");
         for (Map.Entry<String, String[]> m : macros.entrySet()) code = expand(code, m.getKey(), m.getValue()[0], m.getValue()[1]);
 
-        Map<String, List<PtxEntries.Kind>> kernels = new LinkedHashMap<>();
+        Map<String, String> defs = new LinkedHashMap<>();
         Matcher e = ENTRY.matcher(code);
         while (e.find()) {
             int open = e.end() - 1;
             int close = matching(code, open);
-            List<PtxEntries.Kind> kinds = new ArrayList<>();
-            for (String p : splitTopLevel(code.substring(open + 1, close))) {
-                if (p.isBlank() || p.strip().equals("void")) continue;
-                kinds.add(kind(p, e.group(1), file));
-            }
-            kernels.put(e.group(1), kinds);
+            int body = code.indexOf('{', close);
+            int end = matchingBrace(code, body);
+            String text = "void " + e.group(1) + code.substring(open, end + 1);
+            defs.put(e.group(1), text.replaceAll("\\s+", " ").replaceAll(" ?([(){},;*]) ?", "$1").strip());
         }
-        return kernels;
+        return defs;
+    }
+
+    private static int matchingBrace(String s, int open) {
+        int depth = 0;
+        for (int i = open; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '{') depth++;
+            else if (c == '}' && --depth == 0) return i;
+        }
+        throw new AssertionError("unbalanced braces after: " + s.substring(open, Math.min(s.length(), open + 80)));
     }
 
     private static PtxEntries.Kind kind(String param, String kernel, String file) {
