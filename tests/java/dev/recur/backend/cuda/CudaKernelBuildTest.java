@@ -27,8 +27,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * {@code kernels/cuda/*.cu} with nvcc for sm_75, sm_80 and sm_90 and assembles it with {@code ptxas -v};
  * any error, warning, double-precision instruction or register spill fails. Skips only where nvcc is absent.
  * The OpenCL and CUDA entry points are also held in step here (names, parameter kinds, and the whole
- * definition token for token), which needs no
- * compiler at all.
+ * definition token for token), which needs no compiler at all.
  */
 class CudaKernelBuildTest {
     private static final List<String> ARCHS = List.of("sm_75", "sm_80", "sm_90");
