@@ -119,6 +119,9 @@ final class CudaProbe {
             return className + " is not on the class path (the JCuda jars are missing)";
         } catch (LinkageError e) {
             return missingLibrary(e, library, what);
+        } catch (RuntimeException e) {
+            // JCuda extracts its JNI library to java.io.tmpdir first; an unwritable folder surfaces here.
+            return library + " could not be loaded (" + what + "): " + firstLine(e);
         }
     }
 
