@@ -95,6 +95,8 @@ public final class RnnWeights {
      * present with its exact shape and no other name may appear; the message names the tensor and both shapes.
      */
     public static RnnWeights of(RnnConfig c, Map<String, Tensor> given) {
+        if (c == null) throw new IllegalArgumentException("config: must not be null");
+        if (given == null) throw new IllegalArgumentException("weights: the tensor map must not be null");
         LinkedHashMap<String, int[]> expected = shapes(c);
         LinkedHashMap<String, Tensor> m = new LinkedHashMap<>();
         for (Map.Entry<String, int[]> e : expected.entrySet()) {

@@ -51,6 +51,8 @@ class ReferenceGradientCheckTest {
             new Variant("lstm no bias", CellType.LSTM, b -> b.bias(false)),
             new Variant("gru after", CellType.GRU, b -> b.gruReset(GruReset.AFTER)),
             new Variant("gru before", CellType.GRU, b -> b.gruReset(GruReset.BEFORE)),
+            new Variant("gru before no bias", CellType.GRU, b -> b.gruReset(GruReset.BEFORE).bias(false)),
+            new Variant("gru after no bias+layerNorm", CellType.GRU, b -> b.bias(false).layerNorm(true)),
             new Variant("gru after+layerNorm", CellType.GRU, b -> b.gruReset(GruReset.AFTER).layerNorm(true)),
             new Variant("gru before+layerNorm", CellType.GRU, b -> b.gruReset(GruReset.BEFORE).layerNorm(true)),
             new Variant("lstm+dropout", CellType.LSTM, b -> b.inputDropout(0.3).recurrentDropout(0.4)),
