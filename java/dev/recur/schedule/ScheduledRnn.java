@@ -303,8 +303,18 @@ public final class ScheduledRnn implements RnnEngine {
             Tensor cNt = lstm ? Tensor.ofFloats(cN, layers * dirs, B, hidden) : null;
             return new RnnOutput(y, hNt, cNt, trace);
         } catch (RuntimeException | Error e) {
+            // Nothing this call allocated survives a failure: the trace and any workspace growth are released.
             if (trace != null) trace.close();
+            releaseWorkspace(e);
             throw e;
+        }
+    }
+
+    private void releaseWorkspace(Throwable failure) {
+        try {
+            ws.close();
+        } catch (RuntimeException suppressed) {
+            failure.addSuppressed(suppressed);
         }
     }
 
@@ -422,6 +432,15 @@ public final class ScheduledRnn implements RnnEngine {
     @Override
     public RnnGradients backward(RnnTrace rnnTrace, Tensor dyT, Tensor dhNT, Tensor dcNT) {
         ensureOpen();
+        try {
+            return backwardImpl(rnnTrace, dyT, dhNT, dcNT);
+        } catch (RuntimeException | Error e) {
+            releaseWorkspace(e);
+            throw e;
+        }
+    }
+
+    private RnnGradients backwardImpl(RnnTrace rnnTrace, Tensor dyT, Tensor dhNT, Tensor dcNT) {
         if (!(rnnTrace instanceof Trace trace) || !liveTraces.contains(trace)) {
             throw new IllegalArgumentException("trace: not a live trace of this engine (closed, or made by another "
                     + "network or backend)");
