@@ -81,7 +81,11 @@ public final class Rnn implements AutoCloseable {
         this.weights = w;
     }
 
-    /** When on, inputs, weights and results are checked for NaN and infinity (naming the tensor and index). */
+    /**
+     * When on, inputs, weights and output gradients are checked for NaN and infinity before each call (an
+     * {@link IllegalArgumentException} naming the tensor and the first bad index), and results and gradients
+     * after it (an {@link ArithmeticException} naming the result: the model diverged).
+     */
     public Rnn checkFinite(boolean on) {
         this.checkFinite = on;
         return this;
@@ -127,6 +131,8 @@ public final class Rnn implements AutoCloseable {
             Shapes.requireFinite("x", x);
             Shapes.requireFinite("h0", h0);
             Shapes.requireFinite("c0", c0);
+            // Weights are live tensors a caller may have changed since they were set: check them on every call.
+            weights.asMap().forEach(Shapes::requireFinite);
         }
         Tensor xt = config.batchFirst() ? x.transpose01() : x;
         if (h0 == null) h0 = Tensor.zeros(ld, b, config.outSize());
@@ -197,6 +203,16 @@ public final class Rnn implements AutoCloseable {
         if (dhN == null) dhN = Tensor.zeros(ld, b, config.outSize());
         if (dcN == null && config.cell() == CellType.LSTM) dcN = Tensor.zeros(ld, b, config.hiddenSize());
         RnnGradients g = engine.backward(out.trace(), dy, dhN, dcN);
+        if (checkFinite) {
+            try {
+                Shapes.requireFinite("dx (result)", g.dx());
+                Shapes.requireFinite("dh0 (result)", g.dh0());
+                Shapes.requireFinite("dc0 (result)", g.dc0());
+                g.weights().forEach((name, t) -> Shapes.requireFinite("gradient of " + name + " (result)", t));
+            } catch (IllegalArgumentException e) {
+                throw new ArithmeticException(e.getMessage());
+            }
+        }
         if (config.batchFirst()) g = new RnnGradients(g.dx().transpose01(), g.dh0(), g.dc0(), g.weights());
         return g;
     }

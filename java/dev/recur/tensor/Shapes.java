@@ -35,9 +35,20 @@ public final class Shapes {
         double[] d = t.data();
         for (int i = 0; i < d.length; i++) {
             if (!Double.isFinite(d[i])) {
-                throw new IllegalArgumentException(name + ": non-finite value " + d[i] + " at flat index " + i
-                        + " (shape " + Arrays.toString(t.shape()) + ")");
+                throw new IllegalArgumentException(name + ": non-finite value " + d[i] + " at index "
+                        + Arrays.toString(unflatten(i, t.shape())) + " (flat index " + i + ", shape "
+                        + Arrays.toString(t.shape()) + ")");
             }
         }
+    }
+
+    /** The multi-dimensional index of row-major element {@code flat} of {@code shape}. */
+    public static int[] unflatten(int flat, int[] shape) {
+        int[] idx = new int[shape.length];
+        for (int i = shape.length - 1; i >= 0; i--) {
+            idx[i] = flat % shape[i];
+            flat /= shape[i];
+        }
+        return idx;
     }
 }

@@ -107,6 +107,13 @@ class DeviceParityTest {
                 .bidirectional(true).recurrentDropout(0.3).inputDropout(0.1).residual(true).build(), 5, 3, true, seed++));
         list.add(new Case("gru reset-before layer norm bi", b(gru, 4, 5).layerNorm(true).gruReset(GruReset.BEFORE)
                 .bidirectional(true).recurrentDropout(0.2).build(), 5, 3, true, seed++));
+        // Sizes that are not multiples of any work-group or GEMM block width.
+        list.add(new Case("lstm wide bi 2 layers lengths", b(lstm, 29, 37).layers(2).bidirectional(true).build(),
+                6, 19, true, seed++));
+        list.add(new Case("gru wide bi sum dropouts", b(gru, 33, 21).bidirectional(true).merge(MergeMode.SUM)
+                .recurrentDropout(0.2).inputDropout(0.1).build(), 5, 17, true, seed++));
+        list.add(new Case("lstm wide projection layer norm", b(lstm, 18, 40).projSize(19).layerNorm(true).build(),
+                4, 9, true, seed++));
         list.add(new Case("lstm projection recurrent dropout bi", b(lstm, 4, 6).projSize(3).bidirectional(true)
                 .recurrentDropout(0.3).inputDropout(0.2).build(), 5, 3, true, seed++));
         return list;

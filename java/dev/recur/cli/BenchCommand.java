@@ -1,0 +1,326 @@
+package dev.recur.cli;
+
+import dev.recur.backend.Backend;
+import dev.recur.backend.BackendProvider;
+import dev.recur.backend.Backends;
+import dev.recur.nn.CellType;
+import dev.recur.nn.Rnn;
+import dev.recur.nn.RnnConfig;
+import dev.recur.nn.RnnGradients;
+import dev.recur.nn.RnnInput;
+import dev.recur.nn.RnnOutput;
+import dev.recur.nn.RnnWeights;
+import dev.recur.tensor.Tensor;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code recur bench}: times whole networks (forward, or forward + backward) on one or more backends and
+ * reports milliseconds and GEMM throughput, as a table or one JSON line per workload for scripts.
+ *
+ * <p>FLOPs count the GEMMs only: per layer and direction {@code 2*T*B*G*H*in} for the input projection
+ * and {@code 2*T*B*G*H*Hout} for the recurrent one; forward + backward counts three times the forward
+ * (the backward has two products of the same size per forward product: the data and the weight gradient).
+ * Times are those of the {@link Rnn} API calls, so on a device backend they include copying the inputs up
+ * and the results back to host tensors.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
+        description = {
+                "Time whole recurrent networks on one or more backends: median, min and max milliseconds over"
+                        + " --repeats runs after --warmup untimed runs, and GFLOP/s of the GEMMs.",
+                "",
+                "FLOPs count the GEMMs only: per layer and direction 2*T*B*G*H*in (input projection) + 2*T*B*G*H*H"
+                        + " (recurrent projection), G = 4 (lstm), 3 (gru), 1 (rnn); fwd_bwd counts 3 x fwd.",
+                "fwd times an inference forward; fwd_bwd a training forward followed by the backward pass."
+                        + " Times include copying inputs to and results from the device. Weights and inputs are"
+                        + " random from --seed; setup and warmup are not timed.",
+                "--cell, --mode and --backend take comma-separated lists; every combination is one workload.",
+                ""})
+final class BenchCommand implements Callable<Integer> {
+    /** The system property the cpu backend reads its thread count from when it is opened. */
+    static final String CPU_THREADS_PROPERTY = "recur.cpu.threads";
+
+    /** What one workload times. */
+    enum Mode {
+        FWD, FWD_BWD;
+
+        String cliName() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+    }
+
+    @Spec
+    CommandSpec spec;
+
+    @CommandLine.Mixin
+    Main.VerboseOption verbose;
+
+    @Option(names = "--cell", required = true, split = ",", paramLabel = "lstm|gru|rnn_tanh|rnn_relu",
+            converter = CellConverter.class, description = "The recurrent cell(s).")
+    List<CellType> cells;
+
+    @Option(names = "--seq-len", required = true, paramLabel = "T", description = "Time steps.")
+    int seqLen;
+
+    @Option(names = "--batch", required = true, paramLabel = "B", description = "Sequences per batch.")
+    int batch;
+
+    @Option(names = "--input-size", required = true, paramLabel = "I", description = "Features per input step.")
+    int inputSize;
+
+    @Option(names = "--hidden-size", required = true, paramLabel = "H", description = "Hidden state width.")
+    int hiddenSize;
+
+    @Option(names = "--layers", defaultValue = "1", paramLabel = "L", description = "Stacked layers (default: ${DEFAULT-VALUE}).")
+    int layers;
+
+    @Option(names = "--bidirectional", description = "Two directions per layer, outputs concatenated.")
+    boolean bidirectional;
+
+    @Option(names = "--mode", required = true, split = ",", paramLabel = "fwd|fwd_bwd", converter = ModeConverter.class,
+            description = "fwd: inference forward; fwd_bwd: training forward + backward.")
+    List<Mode> modes;
+
+    @Option(names = "--backend", split = ",", paramLabel = "reference|cpu|opencl|cuda",
+            description = "Backend(s) to run on (default: the best available, see 'recur devices').")
+    List<String> backends;
+
+    @Option(names = "--repeats", defaultValue = "10", paramLabel = "N", description = "Timed runs (default: ${DEFAULT-VALUE}).")
+    int repeats;
+
+    @Option(names = "--warmup", defaultValue = "3", paramLabel = "N",
+            description = "Untimed runs first, for JIT compilation and kernel caches (default: ${DEFAULT-VALUE}).")
+    int warmup;
+
+    @Option(names = "--threads", paramLabel = "N",
+            description = "Threads of the cpu backend (default: every available processor); other backends ignore it.")
+    Integer threads;
+
+    @Option(names = "--seed", defaultValue = "1", paramLabel = "S", description = "Seed of the random weights and inputs.")
+    long seed;
+
+    @Option(names = "--json", description = "One JSON line per workload: name, backend, mode, ms_median, ms_min,"
+            + " ms_max, gflops, repeats.")
+    boolean json;
+
+    /** One timed result. */
+    record Result(String name, String backend, Mode mode, double msMedian, double msMin, double msMax, double gflops,
+                  int repeats) {
+        String toJson() {
+            return "{\"name\":\"" + name + "\",\"backend\":\"" + backend + "\",\"mode\":\"" + mode.cliName()
+                    + "\",\"ms_median\":" + msMedian + ",\"ms_min\":" + msMin + ",\"ms_max\":" + msMax
+                    + ",\"gflops\":" + gflops + ",\"repeats\":" + repeats + "}";
+        }
+    }
+
+    @Override
+    public Integer call() {
+        positive("--seq-len", seqLen);
+        positive("--batch", batch);
+        positive("--input-size", inputSize);
+        positive("--hidden-size", hiddenSize);
+        positive("--layers", layers);
+        positive("--repeats", repeats);
+        if (warmup < 0) throw bad("--warmup: expected >= 0, got " + warmup);
+        if (threads != null && threads < 1) throw bad("--threads: expected >= 1, got " + threads);
+        List<CellType> cellList = List.copyOf(new LinkedHashSet<>(cells));
+        List<Mode> modeList = List.copyOf(new LinkedHashSet<>(modes));
+        List<RnnConfig> configs = new ArrayList<>();
+        for (CellType c : cellList) {
+            try {
+                configs.add(RnnConfig.builder(c, inputSize, hiddenSize).layers(layers).bidirectional(bidirectional).build());
+            } catch (IllegalArgumentException e) {
+                throw bad(e.getMessage());
+            }
+        }
+        List<String> backendList = resolveBackends();
+
+        PrintWriter out = spec.commandLine().getOut();
+        int nameWidth = "workload".length(), backendWidth = "backend".length();
+        for (RnnConfig c : configs) nameWidth = Math.max(nameWidth, name(c, seqLen, batch).length());
+        for (String b : backendList) backendWidth = Math.max(backendWidth, b.length());
+        String rowFormat = "%-" + nameWidth + "s  %-" + backendWidth + "s  %-7s  %10s  %10s  %10s  %9s  %7s%n";
+        if (!json) {
+            out.printf(rowFormat, "workload", "backend", "mode", "ms median", "ms min", "ms max", "GFLOP/s", "repeats");
+            out.flush();
+        }
+        for (String backendName : backendList) {
+            try (Backend be = open(backendName)) {
+                for (RnnConfig c : configs) {
+                    for (Mode m : modeList) {
+                        Result r = run(be, c, m);
+                        if (json) {
+                            out.println(r.toJson());
+                        } else {
+                            out.printf(rowFormat, r.name(), r.backend(), r.mode().cliName(), ms(r.msMedian()), ms(r.msMin()),
+                                    ms(r.msMax()), String.format(Locale.ROOT, "%.2f", r.gflops()), r.repeats());
+                        }
+                        out.flush();
+                    }
+                }
+            }
+        }
+        return 0;
+    }
+
+    private static String ms(double v) {
+        return String.format(Locale.ROOT, v < 10 ? "%.4f" : "%.2f", v);
+    }
+
+    /** Checks every named backend before anything runs; none named means the best available. */
+    private List<String> resolveBackends() {
+        if (backends == null || backends.isEmpty()) return List.of(Backends.bestName());
+        List<String> names = new ArrayList<>();
+        for (String n : new LinkedHashSet<>(backends)) {
+            BackendProvider p;
+            try {
+                p = Backends.provider(n.strip());
+            } catch (IllegalArgumentException e) {
+                throw bad("--backend: " + stripPrefix(e.getMessage(), "backend: "));
+            }
+            BackendProvider.Availability a = p.probe();
+            if (!a.available()) throw bad("--backend " + p.name() + ": unavailable here: " + Main.oneLine(a.detail()));
+            names.add(p.name());
+        }
+        return names;
+    }
+
+    /** Opens a backend; the cpu backend takes its thread count from a system property while it is opened. */
+    private Backend open(String name) {
+        if (threads == null || !name.equals("cpu")) return Backends.open(name);
+        String previous = System.getProperty(CPU_THREADS_PROPERTY);
+        System.setProperty(CPU_THREADS_PROPERTY, String.valueOf(threads));
+        try {
+            return Backends.open(name);
+        } finally {
+            if (previous == null) System.clearProperty(CPU_THREADS_PROPERTY);
+            else System.setProperty(CPU_THREADS_PROPERTY, previous);
+        }
+    }
+
+    private Result run(Backend be, RnnConfig c, Mode mode) {
+        SplittableRandom rnd = new SplittableRandom(seed);
+        RnnWeights w = RnnWeights.init(c, rnd.nextLong());
+        Tensor x = random(rnd, seqLen, batch, c.inputSize());
+        Tensor dy = mode == Mode.FWD_BWD ? random(rnd, seqLen, batch, c.outputWidth()) : null;
+        RnnInput in = RnnInput.of(x);
+        Rnn rnn;
+        try {
+            rnn = Rnn.create(c, be, w);
+        } catch (UnsupportedOperationException e) {
+            throw bad("--backend " + be.name() + ": " + e.getMessage());
+        }
+        try (rnn) {
+            for (int i = 0; i < warmup; i++) once(rnn, in, dy, mode);
+            long[] ns = new long[repeats];
+            for (int i = 0; i < repeats; i++) {
+                long t0 = System.nanoTime();
+                once(rnn, in, dy, mode);
+                // A zero reading (a coarse clock) would make the throughput infinite, which JSON cannot carry.
+                ns[i] = Math.max(1, System.nanoTime() - t0);
+            }
+            Arrays.sort(ns);
+            double median = repeats % 2 == 1 ? ns[repeats / 2] : (ns[repeats / 2 - 1] + ns[repeats / 2]) / 2.0;
+            double msMedian = median / 1e6;
+            double gflops = flops(c, seqLen, batch, mode) / (median / 1e9) / 1e9;
+            return new Result(name(c, seqLen, batch), be.name(), mode, msMedian, ns[0] / 1e6, ns[repeats - 1] / 1e6,
+                    gflops, repeats);
+        }
+    }
+
+    private static void once(Rnn rnn, RnnInput in, Tensor dy, Mode mode) {
+        if (mode == Mode.FWD) {
+            try (RnnOutput o = rnn.forward(in)) {
+                blackhole(o.y());
+            }
+        } else {
+            try (RnnOutput o = rnn.forwardTraining(in, 7L)) {
+                RnnGradients g = rnn.backward(o, dy, null, null);
+                blackhole(g.dx());
+            }
+        }
+    }
+
+    /** Reads one result value so no part of the call can be treated as dead. */
+    private static volatile double sink;
+
+    private static void blackhole(Tensor t) {
+        sink = t.data()[0];
+    }
+
+    /** GEMM FLOPs of one workload (see the class comment). */
+    static double flops(RnnConfig c, int steps, int batch, Mode mode) {
+        double total = 0;
+        double gh = (double) c.gates() * c.hiddenSize();
+        for (int k = 0; k < c.numLayers(); k++) {
+            double perDirection = 2.0 * steps * batch * gh * (c.layerInputSize(k) + c.outSize());
+            if (c.projSize() > 0) perDirection += 2.0 * steps * batch * c.projSize() * c.hiddenSize();
+            total += c.directions() * perDirection;
+        }
+        return mode == Mode.FWD_BWD ? 3 * total : total;
+    }
+
+    /** A workload's name: cell and sizes, e.g. {@code lstm_t50_b32_i256_h256_l2_bi}. */
+    static String name(RnnConfig c, int steps, int batch) {
+        return c.cell().cliName() + "_t" + steps + "_b" + batch + "_i" + c.inputSize() + "_h" + c.hiddenSize()
+                + (c.numLayers() > 1 ? "_l" + c.numLayers() : "") + (c.bidirectional() ? "_bi" : "");
+    }
+
+    /** Uniform in [-1, 1), rounded to float32 so every backend sees the same values. */
+    private static Tensor random(SplittableRandom rnd, int... shape) {
+        Tensor t = Tensor.zeros(shape);
+        double[] d = t.data();
+        for (int i = 0; i < d.length; i++) d[i] = (float) rnd.nextDouble(-1, 1);
+        return t;
+    }
+
+    private void positive(String option, int v) {
+        if (v <= 0) throw bad(option + ": expected > 0, got " + v);
+    }
+
+    private ParameterException bad(String message) {
+        return new Main.BadInput(spec.commandLine(), message);
+    }
+
+    private static String stripPrefix(String s, String prefix) {
+        return s != null && s.startsWith(prefix) ? s.substring(prefix.length()) : s;
+    }
+
+    /** The RNN cells; the attention workloads of the issue are refused by name until attention exists. */
+    static final class CellConverter implements CommandLine.ITypeConverter<CellType> {
+        @Override
+        public CellType convert(String value) {
+            String v = value.strip().toLowerCase(Locale.ROOT);
+            if (v.startsWith("attn_")) {
+                throw new CommandLine.TypeConversionException("'" + value + "': attention workloads are not available yet"
+                        + " (this build has no attention module); expected one of lstm, gru, rnn_tanh, rnn_relu");
+            }
+            try {
+                return CellType.parse(v);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException("expected one of lstm, gru, rnn_tanh, rnn_relu, got '" + value + "'");
+            }
+        }
+    }
+
+    static final class ModeConverter implements CommandLine.ITypeConverter<Mode> {
+        @Override
+        public Mode convert(String value) {
+            for (Mode m : Mode.values()) if (m.cliName().equalsIgnoreCase(value.strip())) return m;
+            throw new CommandLine.TypeConversionException("expected fwd or fwd_bwd, got '" + value + "'");
+        }
+    }
+}
