@@ -1,7 +1,7 @@
 /* gemm_nn / gemm_nt / gemm_tn / gemm_tt: row-major strided-batched SGEMM (OpenCL backend's hand-written GEMM)
  *   C[q] = alpha op(A[q]) op(B[q]) + beta C[q]   (kernels/common/gemm.h)
- * gemm_wide_nn / gemm_wide_tn: the same for op(B) = B with an 8 x 8 block (contiguous B-row loads).
- * Launch: grid {ceil(n/4), ceil(m/8), batch} (8 x 4 block of C per work item), wide: {ceil(n/8), ceil(m/8), batch}.
+ * Launch: grid {ceil(n/4), ceil(m/8), batch} (8 x 4 block of C per work item).
+ * gemm_v4_nn / gemm_v4_tn of gemm.cl have no twin: their float8 bodies are OpenCL-only in kernels/common/gemm.h.
  * CUDA twin of kernels/opencl/gemm.cl: the same entry points over the same kernels/common bodies; under
  * nvcc/NVRTC, kernels/common/dialect.h makes KERNEL extern "C" __global__ and GLOBAL_ID(d) the
  * block/thread index. CudaBackend launches blocks of up to 256 threads over the grid rounded up (every
@@ -40,21 +40,5 @@ KERNEL void gemm_tt(int M, int N, int K, float alpha,
                         GLOBAL const float* RESTRICT b, int offB, int ldb, int strideB,
                         float beta, GLOBAL float* RESTRICT c, int offC, int ldc, int strideC) {
     gemm_tt_body(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), M, N, K, alpha, a, offA, lda, strideA,
-                 b, offB, ldb, strideB, beta, c, offC, ldc, strideC);
-}
-
-KERNEL void gemm_wide_nn(int M, int N, int K, float alpha,
-                        GLOBAL const float* RESTRICT a, int offA, int lda, int strideA,
-                        GLOBAL const float* RESTRICT b, int offB, int ldb, int strideB,
-                        float beta, GLOBAL float* RESTRICT c, int offC, int ldc, int strideC) {
-    gemm_wide_nn_body(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), M, N, K, alpha, a, offA, lda, strideA,
-                 b, offB, ldb, strideB, beta, c, offC, ldc, strideC);
-}
-
-KERNEL void gemm_wide_tn(int M, int N, int K, float alpha,
-                        GLOBAL const float* RESTRICT a, int offA, int lda, int strideA,
-                        GLOBAL const float* RESTRICT b, int offB, int ldb, int strideB,
-                        float beta, GLOBAL float* RESTRICT c, int offC, int ldc, int strideC) {
-    gemm_wide_tn_body(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), M, N, K, alpha, a, offA, lda, strideA,
                  b, offB, ldb, strideB, beta, c, offC, ldc, strideC);
 }
