@@ -42,3 +42,9 @@ KERNEL void gemm_tt(int M, int N, int K, float alpha,
     gemm_tt_body(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), M, N, K, alpha, a, offA, lda, strideA,
                  b, offB, ldb, strideB, beta, c, offC, ldc, strideC);
 }
+
+/* gemm_transpose: packs op(A) = A^T into a row-major scratch so the GEMM runs as NN. Grid {cols, rows, batch}. */
+KERNEL void gemm_transpose(int rows, int cols, GLOBAL const float* RESTRICT src, int off, int ld, int stride,
+                           GLOBAL float* RESTRICT dst) {
+    gemm_transpose_body(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), rows, cols, src, off, ld, stride, dst);
+}
