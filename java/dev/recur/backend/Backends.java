@@ -1,5 +1,6 @@
 package dev.recur.backend;
 
+import dev.recur.backend.cpu.CpuBackend;
 import dev.recur.backend.cuda.CudaBackend;
 import dev.recur.backend.opencl.OpenClBackend;
 import dev.recur.backend.reference.ReferenceBackend;
@@ -20,6 +21,7 @@ public final class Backends {
         List<BackendProvider> list = new ArrayList<>();
         list.add(CudaBackend.PROVIDER);
         list.add(OpenClBackend.PROVIDER);
+        list.add(CpuBackend.PROVIDER);
         list.add(ReferenceBackend.PROVIDER);
         return list;
     }
