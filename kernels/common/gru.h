@@ -98,4 +98,131 @@ FN void gru_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D
     dgallh[ao + 2 * H] = dn_pre * r;
 }
 
+/* GRU with the reset gate applied BEFORE the recurrent matmul (Cho et al.): n = tanh(xw_n + b_in + W_hn (r*h~) + b_hn).
+ * Forward per step: GEMM hw[:, r,z] = h~ W_h{r,z}^T; gru_before_gate_fwd -> r, z, rh = r*h~;
+ *   GEMM hw[:, n] = rh W_hn^T; gru_before_step_fwd -> n, h_t. Saved: r, z, n, rh ([T,B,D,4H]).
+ * Backward per step: gru_before_step_bwd -> dz_pre, dn_pre (and ddir = z*dh); GEMM drh = dn_pre W_hn;
+ *   gru_before_reset_bwd -> dr_pre = drh*h~_{t-1}*r(1-r) and dhrec = drh*r, then the GEMM
+ *   dhrec += [dr_pre, dz_pre] W_h{r,z} completes dh~_{t-1}. Input and recurrent sides share the gradients. */
+FN void gru_before_gate_fwd_body(int j, int b, int d, int s, int T, int B, int H, int D,
+                                 GLOBAL const int* lengths, GLOBAL const float* xw, GLOBAL const float* hw,
+                                 GLOBAL const float* bih, GLOBAL const float* bhh, GLOBAL const float* hsrc,
+                                 GLOBAL float* rz, GLOBAL float* rh) {
+    if (j >= H || b >= B || d >= D) return;
+    int len = lengths[b];
+    int sh = recur_dbw(d, b, B, H, j);
+    if (s >= len) {
+        rh[sh] = 0.0f;
+        return;
+    }
+    int GH = 3 * H;
+    int t = recur_time(s, d, len);
+    int xo = recur_tbd(t, b, d, B, D, GH, j);
+    int ho = recur_dbw(d, b, B, GH, j);
+    int bo = d * GH + j;
+    float r = recur_sigmoid(xw[xo] + hw[ho] + bih[bo] + bhh[bo]);
+    float z = recur_sigmoid(xw[xo + H] + hw[ho + H] + bih[bo + H] + bhh[bo + H]);
+    int so = recur_dbw(d, b, B, 2 * H, j);
+    rz[so] = r;
+    rz[so + H] = z;
+    rh[sh] = r * hsrc[sh];
+}
+
+FN void gru_before_step_fwd_body(int j, int b, int d, int s, int T, int B, int H, int D, int training,
+                                 GLOBAL const int* lengths, GLOBAL const float* xw, GLOBAL const float* hw,
+                                 GLOBAL const float* bih, GLOBAL const float* bhh, GLOBAL const float* rz,
+                                 GLOBAL const float* rh, GLOBAL float* h, GLOBAL float* hin, GLOBAL float* y,
+                                 GLOBAL float* gsave, int seed_lo, int seed_hi, int layer, int thresh, float scale) {
+    if (j >= H || b >= B || d >= D) return;
+    int len = lengths[b];
+    if (s >= len) {
+        y[recur_tbd(s, b, d, B, D, H, j)] = 0.0f;
+        if (training) {
+            for (int k = 0; k < 4; k++) gsave[recur_tbd(s, b, d, B, D, 4 * H, k * H + j)] = 0.0f;
+        }
+        return;
+    }
+    int GH = 3 * H;
+    int t = recur_time(s, d, len);
+    int so = recur_dbw(d, b, B, 2 * H, j);
+    float r = rz[so], z = rz[so + H];
+    float n = recur_tanh(xw[recur_tbd(t, b, d, B, D, GH, 2 * H + j)] + bih[d * GH + 2 * H + j]
+                         + hw[recur_dbw(d, b, B, GH, 2 * H + j)] + bhh[d * GH + 2 * H + j]);
+    int sh = recur_dbw(d, b, B, H, j);
+    float v = (1.0f - z) * n + z * h[sh];
+    h[sh] = v;
+    y[recur_tbd(t, b, d, B, D, H, j)] = v;
+    if (thresh != 0) {
+        hin[sh] = v * recur_mask(seed_lo, seed_hi, recur_stream(layer, d, RECUR_DROP_RECURRENT), b * H + j, thresh, scale);
+    }
+    if (training) {
+        int go = recur_tbd(t, b, d, B, D, 4 * H, j);
+        gsave[go] = r;
+        gsave[go + H] = z;
+        gsave[go + 2 * H] = n;
+        gsave[go + 3 * H] = rh[sh];
+    }
+}
+
+FN void gru_before_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D,
+                                 GLOBAL const int* lengths, GLOBAL const float* dy, GLOBAL const float* dhN,
+                                 GLOBAL const float* dhrec, GLOBAL float* ddir, GLOBAL const float* gsave,
+                                 GLOBAL const float* y, GLOBAL const float* h0, GLOBAL float* dgs, GLOBAL float* dgall,
+                                 int seed_lo, int seed_hi, int layer, int thresh, float scale) {
+    if (j >= H || b >= B || d >= D) return;
+    int GH = 3 * H;
+    int len = lengths[b];
+    int so = recur_dbw(d, b, B, GH, j);
+    if (s >= len) {
+        for (int k = 0; k < 3; k++) {
+            dgs[so + k * H] = 0.0f;
+            dgall[recur_tbd(s, b, d, B, D, GH, k * H + j)] = 0.0f;
+        }
+        return;
+    }
+    int t = recur_time(s, d, len);
+    int sh = recur_dbw(d, b, B, H, j);
+    float dh = (s == len - 1 ? dhN[sh]
+                             : dhrec[sh] * recur_mask(seed_lo, seed_hi, recur_stream(layer, d, RECUR_DROP_RECURRENT),
+                                                      b * H + j, thresh, scale) + ddir[sh])
+               + dy[recur_tbd(t, b, d, B, D, H, j)];
+    int go = recur_tbd(t, b, d, B, D, 4 * H, j);
+    float z = gsave[go + H], n = gsave[go + 2 * H];
+    float hp = recur_is_first(t, d, len) ? h0[sh] : y[recur_tbd(recur_prev_time(t, d), b, d, B, D, H, j)];
+    float dn_pre = dh * (1.0f - z) * (1.0f - n * n);
+    float dz_pre = dh * (hp - n) * z * (1.0f - z);
+    ddir[sh] = dh * z;
+    int ao = recur_tbd(t, b, d, B, D, GH, j);
+    dgs[so + H] = dz_pre;
+    dgs[so + 2 * H] = dn_pre;
+    dgall[ao + H] = dz_pre;
+    dgall[ao + 2 * H] = dn_pre;
+}
+
+FN void gru_before_reset_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D,
+                                  GLOBAL const int* lengths, GLOBAL const float* drh, GLOBAL const float* gsave,
+                                  GLOBAL const float* y, GLOBAL const float* h0, GLOBAL float* dgs, GLOBAL float* dgall,
+                                  GLOBAL float* dhrec, int seed_lo, int seed_hi, int layer, int thresh, float scale) {
+    if (j >= H || b >= B || d >= D) return;
+    int GH = 3 * H;
+    int len = lengths[b];
+    int sh = recur_dbw(d, b, B, H, j);
+    int so = recur_dbw(d, b, B, GH, j);
+    if (s >= len) {
+        dgs[so] = 0.0f;
+        dhrec[sh] = 0.0f;
+        return;
+    }
+    int t = recur_time(s, d, len);
+    int go = recur_tbd(t, b, d, B, D, 4 * H, j);
+    float r = gsave[go];
+    float hp = recur_is_first(t, d, len) ? h0[sh] : y[recur_tbd(recur_prev_time(t, d), b, d, B, D, H, j)];
+    float hm = hp * recur_mask(seed_lo, seed_hi, recur_stream(layer, d, RECUR_DROP_RECURRENT), b * H + j, thresh, scale);
+    float g = drh[sh];
+    float dr_pre = g * hm * r * (1.0f - r);
+    dgs[so] = dr_pre;
+    dgall[recur_tbd(t, b, d, B, D, GH, j)] = dr_pre;
+    dhrec[sh] = g * r;
+}
+
 #endif

@@ -28,7 +28,8 @@ import java.util.concurrent.Callable;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "Recurrent networks (LSTM, GRU, RNN) on the reference, cpu, OpenCL and CUDA backends.",
-        subcommands = {DevicesCommand.class, ForwardCommand.class, BenchCommand.class, VerifyCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {DevicesCommand.class, ForwardCommand.class, AttentionCommand.class, BenchCommand.class,
+                VerifyCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
     /** Exit code for bad input. */
     public static final int EXIT_BAD_INPUT = 2;

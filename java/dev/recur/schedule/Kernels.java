@@ -62,6 +62,17 @@ package dev.recur.schedule;
  *                                seedLo,seedHi,layer,thresh,scale
  *                  (ddir [D,B,H]: z*dh, the direct path to h_{t-1}, in/out; dgs and dgallh hold the
  *                   recurrent-side gradients (n block times r), dgall the input-side ones)
+ * gru_before_gate_fwd grid {H,B,D}: s,T,B,H,D, lengths, xw, hw, bih, bhh, hsrc, rz, rh      (reset before:
+ *                  after the GEMM hw[:, r,z] = h~ W_h{r,z}^T: rz [D,B,2H] = r, z; rh [D,B,H] = r*hsrc, 0 if inactive)
+ * gru_before_step_fwd grid {H,B,D}: s,T,B,H,D,training, lengths, xw, hw, bih, bhh, rz, rh, h, hin, y, gsave,
+ *                                seedLo,seedHi,layer,thresh,scale
+ *                  (after the GEMM hw[:, n] = rh W_hn^T: n = tanh(xw_n + b_in + hw_n + b_hn); saves r, z, n, rh)
+ * gru_before_step_bwd grid {H,B,D}: s,T,B,H,D, lengths, dy, dhN, dhrec, ddir, gsave, y, h0, dgs, dgall,
+ *                                seedLo,seedHi,layer,thresh,scale   (z and n blocks of dgs/dgall, ddir = z*dh)
+ * gru_before_reset_bwd grid {H,B,D}: s,T,B,H,D, lengths, drh, gsave, y, h0, dgs, dgall, dhrec,
+ *                                seedLo,seedHi,layer,thresh,scale
+ *                  (after the GEMM drh = dn_pre W_hn: r block of dgs/dgall, dhrec = drh*r, onto which the GEMM
+ *                   [dr, dz] W_h{r,z} then accumulates)
  * rnn_dh0          grid {P,B,D}: B,P,D,hasDdir, dhrec, ddir, dh0, seedLo,seedHi,layer,thresh,scale
  *                  (dh0 = dhrec*mask + ddir after the last backward step)
  * mask_state       grid {P,B,D}: B,P,D, src, dst, seedLo,seedHi,layer,thresh,scale   (dst = src*recurrent mask)
@@ -91,6 +102,10 @@ public final class Kernels {
     public static final String LSTM_PEEPHOLE_GRAD = "lstm_peephole_grad";
     public static final String GRU_STEP_FWD = "gru_step_fwd";
     public static final String GRU_STEP_BWD = "gru_step_bwd";
+    public static final String GRU_BEFORE_GATE_FWD = "gru_before_gate_fwd";
+    public static final String GRU_BEFORE_STEP_FWD = "gru_before_step_fwd";
+    public static final String GRU_BEFORE_STEP_BWD = "gru_before_step_bwd";
+    public static final String GRU_BEFORE_RESET_BWD = "gru_before_reset_bwd";
     public static final String RNN_DH0 = "rnn_dh0";
     public static final String MASK_STATE = "mask_state";
     public static final String GATHER_HPREV = "gather_hprev";
@@ -104,6 +119,7 @@ public final class Kernels {
     /** Every kernel the schedule may launch. */
     public static final java.util.List<String> ALL = java.util.List.of(
             RNN_STEP_FWD, RNN_STEP_BWD, LSTM_STEP_FWD, LSTM_STEP_BWD, LSTM_PROJ_FWD, LSTM_PROJ_BWD,
-            LSTM_PEEPHOLE_GRAD, GRU_STEP_FWD, GRU_STEP_BWD, RNN_DH0, MASK_STATE, GATHER_HPREV,
+            LSTM_PEEPHOLE_GRAD, GRU_STEP_FWD, GRU_STEP_BWD, GRU_BEFORE_GATE_FWD, GRU_BEFORE_STEP_FWD,
+            GRU_BEFORE_STEP_BWD, GRU_BEFORE_RESET_BWD, RNN_DH0, MASK_STATE, GATHER_HPREV,
             INPUT_DROPOUT_FWD, INPUT_DROPOUT_BWD, MERGE_FWD, MERGE_BWD, LAYER_INPUT_BWD, COL_SUM);
 }

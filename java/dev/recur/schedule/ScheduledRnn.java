@@ -31,10 +31,10 @@ import java.util.Map;
  * and {@code dc_{t-1}}, and one recurrent GEMM for {@code dh_{t-1}}; after the loop, the weight gradients,
  * {@code dx} and the bias gradients as single large GEMMs and column sums.
  *
- * <p>Supported: every cell (GRU with the reset gate after the matmul), layers, both directions with every
+ * <p>Supported: every cell (GRU with either reset convention), layers, both directions with every
  * merge mode, lengths, initial states, LSTM projection, peepholes, the coupled gate, all three dropouts
  * (masks generated on the device), residual connections. Not supported (refused at construction with
- * {@link UnsupportedOperationException} naming the option): layer normalisation and GRU reset-before.
+ * {@link UnsupportedOperationException} naming the option): layer normalisation.
  *
  * <p>Scratch buffers live in a {@link Workspace} reused across steps and calls; a training trace owns the
  * buffers it saves and frees them on close. Indexes in the kernels are int32: a tensor of more than
@@ -53,6 +53,9 @@ public final class ScheduledRnn implements RnnEngine {
     /** Device copies of one layer's parameters, both directions stacked ({@code [D, ...]}). */
     private static final class Layer {
         DeviceBuffer wih, whh, bih, bhh, whr, peep;
+        // Transposed copies, so every forward GEMM multiplies by a non-transposed right operand (the fast
+        // case for hand-written GEMMs): wihT [I, D*GH], whhT [D, P, GH], whrT [D, H, P].
+        DeviceBuffer wihT, whhT, whrT;
         int in;
     }
 
@@ -62,10 +65,6 @@ public final class ScheduledRnn implements RnnEngine {
         if (config.layerNorm()) {
             throw new UnsupportedOperationException("layerNorm: not supported by the " + backend.name()
                     + " backend's schedule yet (use the reference backend)");
-        }
-        if (config.cell() == CellType.GRU && config.gruReset() == GruReset.BEFORE) {
-            throw new UnsupportedOperationException("gruReset=BEFORE: not supported by the " + backend.name()
-                    + " backend's schedule yet (use gruReset=AFTER or the reference backend)");
         }
         this.be = backend;
         this.cfg = config;
@@ -87,11 +86,16 @@ public final class ScheduledRnn implements RnnEngine {
                 l.in = config.layerInputSize(k);
                 l.wih = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh * l.in);
                 l.whh = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh * out);
+                l.wihT = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh * l.in);
+                l.whhT = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh * out);
                 l.bih = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh);
                 l.bhh = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh);
                 backend.fill(l.bih, 0, l.bih.size(), 0);
                 backend.fill(l.bhh, 0, l.bhh.size(), 0);
-                if (config.projSize() > 0) l.whr = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * out * hidden);
+                if (config.projSize() > 0) {
+                    l.whr = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * out * hidden);
+                    l.whrT = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * out * hidden);
+                }
                 if (config.peephole()) {
                     l.peep = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * 3 * hidden);
                     backend.fill(l.peep, 0, l.peep.size(), 0);
@@ -109,7 +113,7 @@ public final class ScheduledRnn implements RnnEngine {
     private void freeWeights() {
         for (Layer l : weights) {
             if (l == null) continue;
-            for (DeviceBuffer b : new DeviceBuffer[] {l.wih, l.whh, l.bih, l.bhh, l.whr, l.peep}) if (b != null) b.close();
+            for (DeviceBuffer b : new DeviceBuffer[] {l.wih, l.whh, l.bih, l.bhh, l.whr, l.peep, l.wihT, l.whhT, l.whrT}) if (b != null) b.close();
         }
     }
 
@@ -118,9 +122,21 @@ public final class ScheduledRnn implements RnnEngine {
         ensureOpen();
         for (int k = 0; k < layers; k++) {
             Layer l = weights[k];
+            float[] wihT = new float[dirs * gh * l.in];
             for (int d = 0; d < dirs; d++) {
-                upload(w.get("weight_ih", k, d), l.wih, (long) d * gh * l.in);
-                upload(w.get("weight_hh", k, d), l.whh, (long) d * gh * out);
+                Tensor wi = w.get("weight_ih", k, d), wh = w.get("weight_hh", k, d);
+                upload(wi, l.wih, (long) d * gh * l.in);
+                upload(wh, l.whh, (long) d * gh * out);
+                transposeInto(wi, wihT, d * gh, dirs * gh);
+                float[] whT = new float[gh * out];
+                transposeInto(wh, whT, 0, gh);
+                be.upload(whT, 0, l.whhT, (long) d * gh * out, whT.length);
+                if (cfg.projSize() > 0) {
+                    Tensor wr = w.get("weight_hr", k, d);
+                    float[] wrT = new float[out * hidden];
+                    transposeInto(wr, wrT, 0, out);
+                    be.upload(wrT, 0, l.whrT, (long) d * out * hidden, wrT.length);
+                }
                 if (cfg.bias()) {
                     upload(w.get("bias_ih", k, d), l.bih, (long) d * gh);
                     upload(w.get("bias_hh", k, d), l.bhh, (long) d * gh);
@@ -132,7 +148,15 @@ public final class ScheduledRnn implements RnnEngine {
                     upload(w.get("weight_co", k, d), l.peep, (long) (d * 3 + 2) * hidden);
                 }
             }
+            be.upload(wihT, 0, l.wihT, 0, wihT.length);
         }
+    }
+
+    /** Writes the transpose of the 2-D tensor {@code t} [r, c] into {@code dst} as [c, ld] at column {@code col}. */
+    private static void transposeInto(Tensor t, float[] dst, int col, int ld) {
+        int r = t.dim(0), c = t.dim(1);
+        double[] v = t.data();
+        for (int i = 0; i < r; i++) for (int j = 0; j < c; j++) dst[j * ld + col + i] = (float) v[i * c + j];
     }
 
     private void upload(Tensor t, DeviceBuffer dst, long off) {
@@ -278,6 +302,7 @@ public final class ScheduledRnn implements RnnEngine {
         boolean training = trace != null;
         CellType cell = cfg.cell();
         boolean lstm = cell == CellType.LSTM, gru = cell == CellType.GRU, proj = cfg.projSize() > 0;
+        boolean before = gru && cfg.gruReset() == GruReset.BEFORE;
         int D = dirs, H = hidden, P = out, I = w.in;
         long tb = (long) T * B;
         LayerSave ls = new LayerSave();
@@ -293,10 +318,10 @@ public final class ScheduledRnn implements RnnEngine {
             ls.xd = trace.alloc(DeviceBuffer.Type.F32, D * tb * I);
             be.launch(Kernels.INPUT_DROPOUT_FWD, new long[] {I, B, (long) T * D}, T, B, I, D, in, ls.xd,
                     drop.seedLo, drop.seedHi, k, drop.inThresh, drop.inScale);
-            be.gemmStridedBatched(false, true, (int) tb, gh, I, 1f, ls.xd, 0, I, tb * I, w.wih, 0, I, (long) gh * I,
+            be.gemmStridedBatched(false, false, (int) tb, gh, I, 1f, ls.xd, 0, I, tb * I, w.wihT, 0, D * gh, gh,
                     0f, xw, 0, D * gh, gh, D);
         } else {
-            be.gemm(false, true, (int) tb, D * gh, I, 1f, in, 0, I, w.wih, 0, I, 0f, xw, 0, D * gh);
+            be.gemm(false, false, (int) tb, D * gh, I, 1f, in, 0, I, w.wihT, 0, D * gh, 0f, xw, 0, D * gh);
         }
 
         DeviceBuffer h = ws.f32("h", (long) D * B * P);
@@ -305,6 +330,8 @@ public final class ScheduledRnn implements RnnEngine {
         DeviceBuffer c = lstm ? ws.f32("c", (long) D * B * H) : dummy;
         DeviceBuffer mout = proj ? ws.f32("mout", (long) D * B * H) : dummy;
         DeviceBuffer hp = proj ? ws.f32("hp", (long) D * B * P) : dummy;
+        DeviceBuffer rz = before ? ws.f32("rz", 2L * D * B * H) : dummy;
+        DeviceBuffer rh = before ? ws.f32("rh", (long) D * B * H) : dummy;
         be.copy(h0Buf, (long) k * D * B * P, h, 0, (long) D * B * P);
         if (lstm) be.copy(c0Buf, (long) k * D * B * H, c, 0, (long) D * B * H);
         boolean rdrop = drop.recThresh != 0;
@@ -319,7 +346,18 @@ public final class ScheduledRnn implements RnnEngine {
         DeviceBuffer peep = w.peep != null ? w.peep : dummy;
         long[] grid = {H, B, D};
         for (int s = 0; s < T; s++) {
-            be.gemmStridedBatched(false, true, B, gh, P, 1f, hsrc, 0, P, (long) B * P, w.whh, 0, P, (long) gh * P,
+            if (before) {
+                // r and z first; the n block multiplies r*h~, known only after them.
+                be.gemmStridedBatched(false, false, B, 2 * H, P, 1f, hsrc, 0, P, (long) B * P, w.whhT, 0, gh,
+                        (long) gh * P, 0f, hw, 0, gh, (long) B * gh, D);
+                be.launch(Kernels.GRU_BEFORE_GATE_FWD, grid, s, T, B, H, D, lenBuf, xw, hw, w.bih, w.bhh, hsrc, rz, rh);
+                be.gemmStridedBatched(false, false, B, H, H, 1f, rh, 0, H, (long) B * H, w.whhT, 2L * H, gh,
+                        (long) gh * P, 0f, hw, 2L * H, gh, (long) B * gh, D);
+                be.launch(Kernels.GRU_BEFORE_STEP_FWD, grid, s, T, B, H, D, training ? 1 : 0, lenBuf, xw, hw, w.bih,
+                        w.bhh, rz, rh, h, hin, ls.y, gsave, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+                continue;
+            }
+            be.gemmStridedBatched(false, false, B, gh, P, 1f, hsrc, 0, P, (long) B * P, w.whhT, 0, gh, (long) gh * P,
                     0f, hw, 0, gh, (long) B * gh, D);
             switch (cell) {
                 case RNN_TANH, RNN_RELU -> be.launch(Kernels.RNN_STEP_FWD, grid, s, T, B, H, D,
@@ -332,7 +370,7 @@ public final class ScheduledRnn implements RnnEngine {
                         w.bih, w.bhh, h, hin, ls.y, gsave, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
             }
             if (proj) {
-                be.gemmStridedBatched(false, true, B, P, H, 1f, mout, 0, H, (long) B * H, w.whr, 0, H, (long) P * H,
+                be.gemmStridedBatched(false, false, B, P, H, 1f, mout, 0, H, (long) B * H, w.whrT, 0, P, (long) P * H,
                         0f, hp, 0, P, (long) B * P, D);
                 be.launch(Kernels.LSTM_PROJ_FWD, new long[] {P, B, D}, s, T, B, P, D, lenBuf, hp, h, hin, ls.y,
                         drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
@@ -357,6 +395,7 @@ public final class ScheduledRnn implements RnnEngine {
         }
         CellType cell = cfg.cell();
         boolean lstm = cell == CellType.LSTM, gru = cell == CellType.GRU, proj = cfg.projSize() > 0;
+        boolean before = gru && cfg.gruReset() == GruReset.BEFORE;
         Drop drop = trace.drop;
         long tb = (long) T * B;
         int width = cfg.outputWidth();
@@ -409,13 +448,26 @@ public final class ScheduledRnn implements RnnEngine {
             if (gru) be.fill(ddir, 0, (long) D * B * H, 0);
             DeviceBuffer dgs = ws.f32("dgs", (long) D * B * gh);
             DeviceBuffer dgall = ws.f32("dgall", tb * D * gh);
-            DeviceBuffer dgallh = gru ? ws.f32("dgallh", tb * D * gh) : dgall;
+            // Reset-after GRU scales the recurrent side of the n gradient by r; elsewhere both sides agree.
+            DeviceBuffer dgallh = gru && !before ? ws.f32("dgallh", tb * D * gh) : dgall;
+            DeviceBuffer drh = before ? ws.f32("drh", (long) D * B * H) : dummy;
             DeviceBuffer dht = proj ? ws.f32("dht", (long) D * B * P) : dummy;
             DeviceBuffer dhtall = proj ? ws.f32("dhtall", tb * D * P) : dummy;
             DeviceBuffer dm = proj ? ws.f32("dm", (long) D * B * H) : dummy;
             DeviceBuffer peep = w.peep != null ? w.peep : dummy;
             long[] grid = {H, B, D};
             for (int s = T - 1; s >= 0; s--) {
+                if (before) {
+                    be.launch(Kernels.GRU_BEFORE_STEP_BWD, grid, s, T, B, H, D, lenBuf, dy, dhN, dhrec, ddir, ls.gsave,
+                            ls.y, h0l, dgs, dgall, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+                    be.gemmStridedBatched(false, false, B, H, H, 1f, dgs, 2L * H, gh, (long) B * gh, w.whh, 2L * H * P, P,
+                            (long) gh * P, 0f, drh, 0, H, (long) B * H, D);
+                    be.launch(Kernels.GRU_BEFORE_RESET_BWD, grid, s, T, B, H, D, lenBuf, drh, ls.gsave, ls.y, h0l, dgs,
+                            dgall, dhrec, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+                    be.gemmStridedBatched(false, false, B, P, 2 * H, 1f, dgs, 0, gh, (long) B * gh, w.whh, 0, P,
+                            (long) gh * P, 1f, dhrec, 0, P, (long) B * P, D);
+                    continue;
+                }
                 if (proj) {
                     be.launch(Kernels.LSTM_PROJ_BWD, new long[] {P, B, D}, s, T, B, P, D, lenBuf, dy, dhN, dhrec, dht,
                             dhtall, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
@@ -448,8 +500,16 @@ public final class ScheduledRnn implements RnnEngine {
             be.launch(Kernels.GATHER_HPREV, new long[] {P, B, (long) T * D}, T, B, P, D, lenBuf, ls.y, h0l, hprev,
                     drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
             DeviceBuffer dwhh = ws.f32("dwhh", (long) D * gh * P);
-            be.gemmStridedBatched(true, false, gh, P, (int) tb, 1f, dgallh, 0, D * gh, gh, hprev, 0, D * P, P,
-                    0f, dwhh, 0, P, (long) gh * P, D);
+            if (before) {
+                // W_h{r,z} saw h~_{t-1}; W_hn saw r*h~_{t-1}, saved as the fourth block of gsave.
+                be.gemmStridedBatched(true, false, 2 * H, P, (int) tb, 1f, dgall, 0, D * gh, gh, hprev, 0, D * P, P,
+                        0f, dwhh, 0, P, (long) gh * P, D);
+                be.gemmStridedBatched(true, false, H, P, (int) tb, 1f, dgall, 2L * H, D * gh, gh, ls.gsave, 3L * H,
+                        D * 4 * H, 4L * H, 0f, dwhh, 2L * H * P, P, (long) gh * P, D);
+            } else {
+                be.gemmStridedBatched(true, false, gh, P, (int) tb, 1f, dgallh, 0, D * gh, gh, hprev, 0, D * P, P,
+                        0f, dwhh, 0, P, (long) gh * P, D);
+            }
             DeviceBuffer dwih = ws.f32("dwih", (long) D * gh * I);
             DeviceBuffer dxk = ws.f32("dx" + (k & 1), tb * I);
             if (ls.xd != null) {

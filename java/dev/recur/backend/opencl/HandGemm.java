@@ -14,12 +14,13 @@ import static org.jocl.CL.clSetKernelArg;
 /** The register-blocked kernels of {@code kernels/common/gemm.h} (8 x 4 block of C per work item). */
 final class HandGemm implements ClGemm {
     private static final int TM = 8, TN = 4;
-    private final cl_kernel[] kernels = new cl_kernel[4];
+    private static final int WIDE_TN = 8;
+    private final cl_kernel[] kernels = new cl_kernel[6];
 
     HandGemm(OpenClDevice device) {
-        String[] names = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt"};
+        String[] names = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt", "gemm_wide_nn", "gemm_wide_tn"};
         try {
-            for (int i = 0; i < 4; i++) kernels[i] = clCreateKernel(device.program(), names[i], null);
+            for (int i = 0; i < names.length; i++) kernels[i] = clCreateKernel(device.program(), names[i], null);
         } catch (RuntimeException e) {
             close();
             throw e;
@@ -28,14 +29,16 @@ final class HandGemm implements ClGemm {
 
     @Override
     public String name() {
-        return "hand-written register-blocked 8x4";
+        return "hand-written register-blocked (8x8 blocks; 8x4 when B is transposed)";
     }
 
     @Override
     public void gemm(cl_command_queue queue, boolean transA, boolean transB, int m, int n, int k, float alpha,
                      cl_mem a, long offA, int lda, long strideA, cl_mem b, long offB, int ldb, long strideB,
                      float beta, cl_mem c, long offC, int ldc, long strideC, int batch) {
-        cl_kernel kr = kernels[(transA ? 2 : 0) + (transB ? 1 : 0)];
+        // B not transposed: 8x8 blocks with contiguous B-row loads; else 8x4 blocks.
+        boolean wide = !transB;
+        cl_kernel kr = wide ? kernels[transA ? 5 : 4] : kernels[(transA ? 2 : 0) + (transB ? 1 : 0)];
         int i = 0;
         setInt(kr, i++, m);
         setInt(kr, i++, n);
@@ -54,7 +57,7 @@ final class HandGemm implements ClGemm {
         setInt(kr, i++, Math.toIntExact(offC));
         setInt(kr, i++, ldc);
         setInt(kr, i, Math.toIntExact(strideC));
-        long gx = (n + TN - 1) / TN;
+        long gx = wide ? (n + WIDE_TN - 1) / WIDE_TN : (n + TN - 1) / TN;
         long[] global = {(gx + OpenClBackend.LOCAL_X - 1) / OpenClBackend.LOCAL_X * OpenClBackend.LOCAL_X,
                 (m + TM - 1) / TM, batch};
         long[] local = {OpenClBackend.LOCAL_X, 1, 1};

@@ -88,6 +88,7 @@ public final class OpenClBackend implements DeviceBackend {
                         + gemmName + "'");
             };
             for (String name : Kernels.ALL) kernels.put(name, kernelInfo(name));
+            for (String name : dev.recur.schedule.AttentionKernels.ALL) kernels.put(name, kernelInfo(name));
         } catch (RuntimeException | Error e) {
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
             clReleaseCommandQueue(queue);

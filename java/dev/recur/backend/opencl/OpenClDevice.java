@@ -26,7 +26,7 @@ import static org.jocl.CL.*;
 final class OpenClDevice {
     /** The kernel files compiled into the one program. */
     static final List<String> SOURCES = List.of("opencl/rnn_step.cl", "opencl/lstm_step.cl", "opencl/gru_step.cl",
-            "opencl/layer.cl", "opencl/gemm.cl");
+            "opencl/layer.cl", "opencl/gemm.cl", "opencl/attention.cl");
     static final String BUILD_OPTIONS = "-cl-kernel-arg-info";
 
     private static OpenClDevice shared;
@@ -40,6 +40,8 @@ final class OpenClDevice {
     /** Bytes allocated through every backend on this context. */
     final AtomicLong inUse = new AtomicLong();
     private cl_program program;
+    /** Programs built on this context (tests check the kernel program is built once). */
+    final AtomicLong builds = new AtomicLong();
 
     private OpenClDevice(cl_platform_id platform, cl_device_id device) {
         this.platform = platform;
@@ -120,6 +122,7 @@ final class OpenClDevice {
 
     /** Builds a program, throwing {@link KernelBuildException} with the full log on failure. */
     cl_program build(String[] sources, String what) {
+        builds.incrementAndGet();
         cl_program p = clCreateProgramWithSource(context, sources.length, sources, null, null);
         try {
             clBuildProgram(p, 1, new cl_device_id[] {device}, BUILD_OPTIONS, null, null);

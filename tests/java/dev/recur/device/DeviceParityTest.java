@@ -89,6 +89,14 @@ class DeviceParityTest {
                     .merge(MergeMode.SUM).inputDropout(0.2).recurrentDropout(0.3).dropout(0.25).residual(true).build(),
                     5, 3, true, seed++));
         }
+        list.add(new Case("gru reset-before", b(gru, 4, 5).gruReset(GruReset.BEFORE).build(), 5, 3, true, seed++));
+        list.add(new Case("gru reset-before bi 2 layers ave", b(gru, 4, 5).gruReset(GruReset.BEFORE).layers(2)
+                .bidirectional(true).merge(MergeMode.AVE).build(), 5, 3, true, seed++));
+        list.add(new Case("gru reset-before all dropouts bi residual", b(gru, 5, 5).gruReset(GruReset.BEFORE).layers(2)
+                .bidirectional(true).inputDropout(0.2).recurrentDropout(0.3).dropout(0.2).residual(true).build(),
+                5, 3, true, seed++));
+        list.add(new Case("gru reset-before no bias", b(gru, 4, 5).gruReset(GruReset.BEFORE).bias(false).build(),
+                4, 2, false, seed++));
         list.add(new Case("lstm projection recurrent dropout bi", b(lstm, 4, 6).projSize(3).bidirectional(true)
                 .recurrentDropout(0.3).inputDropout(0.2).build(), 5, 3, true, seed++));
         return list;
@@ -106,6 +114,7 @@ class DeviceParityTest {
                     .bidirectional(r.nextBoolean()).merge(MergeMode.values()[r.nextInt(4)])
                     .bias(r.nextInt(4) != 0).residual(r.nextInt(3) == 0).batchFirst(r.nextInt(4) == 0);
             if (r.nextBoolean()) bl.dropout(0.3 * r.nextDouble());
+            if (cell == CellType.GRU && r.nextBoolean()) bl.gruReset(GruReset.BEFORE);
             if (cell == CellType.LSTM || cell == CellType.GRU) {
                 if (r.nextBoolean()) bl.inputDropout(0.4 * r.nextDouble());
                 if (r.nextBoolean()) bl.recurrentDropout(0.4 * r.nextDouble());

@@ -1,0 +1,72 @@
+package dev.recur.nn.layers;
+
+import dev.recur.backend.Backend;
+import dev.recur.nn.RnnConfig;
+import dev.recur.nn.RnnInput;
+import dev.recur.nn.RnnOutput;
+import dev.recur.tensor.Tensor;
+
+/**
+ * Many-to-many aligned head (tagging): a recurrent network over {@code x [T, B, I]} and a {@link Linear} on
+ * every step's output, giving logits {@code [T, B, C]}. Padded steps get the output layer's bias only; mask
+ * them in the loss with a padding target. Parameters: {@code <prefix>.rnn.*} and {@code <prefix>.out.*}.
+ */
+public final class SequenceTagger implements AutoCloseable {
+    private final RecurrentLayer rnn;
+    private final Linear out;
+
+    public SequenceTagger(Parameters params, String prefix, RnnConfig config, int classes, Backend backend, long seed) {
+        this.rnn = new RecurrentLayer(params, prefix + ".rnn", config, backend, seed);
+        this.out = new Linear(params, prefix + ".out", config.outputWidth(), classes, true, seed + 1);
+    }
+
+    /** A forward pass kept for {@link #backward}; close it to release the saved activations. */
+    public static final class Pass implements AutoCloseable {
+        private final RnnOutput rnnOut;
+        private final Tensor logits;
+
+        private Pass(RnnOutput rnnOut, Tensor logits) {
+            this.rnnOut = rnnOut;
+            this.logits = logits;
+        }
+
+        /** {@code [T, B, C]}. */
+        public Tensor logits() {
+            return logits;
+        }
+
+        @Override
+        public void close() {
+            rnnOut.close();
+        }
+    }
+
+    /** Inference: logits {@code [T, B, C]}. */
+    public Tensor predict(Tensor x, int[] lengths) {
+        try (RnnOutput o = rnn.forward(new RnnInput(x, null, null, lengths))) {
+            return out.forward(o.y());
+        }
+    }
+
+    /** Training forward (dropout from {@code seed}). */
+    public Pass forward(Tensor x, int[] lengths, long seed) {
+        RnnOutput o = rnn.forwardTraining(new RnnInput(x, null, null, lengths), seed);
+        try {
+            return new Pass(o, out.forward(o.y()));
+        } catch (RuntimeException e) {
+            o.close();
+            throw e;
+        }
+    }
+
+    /** Backward of {@code sum(logits * dlogits)}: accumulates parameter gradients, returns {@code dx [T, B, I]}. */
+    public Tensor backward(Pass pass, Tensor dlogits) {
+        Tensor dy = out.backward(pass.rnnOut.y(), dlogits);
+        return rnn.backward(pass.rnnOut, dy, null, null).dx();
+    }
+
+    @Override
+    public void close() {
+        rnn.close();
+    }
+}
