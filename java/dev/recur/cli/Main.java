@@ -28,8 +28,8 @@ import java.util.concurrent.Callable;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "Recurrent networks (LSTM, GRU, RNN) on the reference, cpu, OpenCL and CUDA backends.",
-        subcommands = {DevicesCommand.class, ForwardCommand.class, AttentionCommand.class, BenchCommand.class,
-                VerifyCommand.class, DemoCommand.class, LmCommand.class, ForecastCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {DevicesCommand.class, ForwardCommand.class, BenchCommand.class, VerifyCommand.class,
+                AttentionCommand.class, DemoCommand.class, LmCommand.class, ForecastCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
     /** Exit code for bad input. */
     public static final int EXIT_BAD_INPUT = 2;
@@ -44,7 +44,7 @@ public final class Main implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        throw new ParameterException(spec.commandLine(), "missing command: expected one of devices, forward, bench, verify, help");
+        throw new ParameterException(spec.commandLine(), "missing command: expected one of devices, forward, bench, verify, attention, help");
     }
 
     public static void main(String[] args) {

@@ -11,17 +11,17 @@ import java.util.List;
  *
  * <h2>Conventions</h2>
  * {@code U} decoder steps, {@code B} batch, {@code T} encoder positions, {@code A} the additive score's
- * hidden width. Row-major: {@code ek [T,B,A] = enc W1^T} and {@code dk [U,B,A] = dec W2^T} (GEMMs done
- * before the kernels), {@code v [A]}; {@code scores, weights, dw, ds [U,B,T]}; {@code mask [B,T]} int32,
+ * hidden width. Row-major: {@code ek [T,B,A] = enc W1^T}, its per-b transpose {@code ekt [B,A,T]} and
+ * {@code dk [U,B,A] = dec W2^T} (GEMMs done before the kernels), {@code v [A]}; {@code scores, weights, dw, ds [U,B,T]}; {@code mask [B,T]} int32,
  * nonzero = valid. Grids are {@code {x, y, z}} with x fastest; every work item bounds-checks its indexes
  * and owns its outputs (no atomics, no work-group cooperation).
  *
  * <h2>Kernels</h2>
  * <pre>
- * attn_scores_additive_fwd grid {T,B,U}: U,B,T,A, ek, dk, v, scores
- *                  scores[u,b,t] = sum_a v[a] tanh(ek[t,b,a] + dk[u,b,a])
- * attn_scores_additive_bwd grid {A,B,U+T}: U,B,T,A, ek, dk, v, ds, ddk, dek, dvpart
- *                  th = tanh(ek[t,b,a] + dk[u,b,a]) recomputed, g = ds[u,b,t];
+ * attn_scores_additive_fwd grid {ceil(T/8),B,U}: U,B,T,A, ekt, dk, v, scores
+ *                  scores[u,b,t] = sum_a v[a] tanh(ekt[b,a,t] + dk[u,b,a]); work item x covers t = 8x .. 8x+7
+ * attn_scores_additive_bwd grid {ceil(A/8),B,U+T}: U,B,T,A, ek, dk, v, ds, ddk, dek, dvpart
+ *                  th = tanh(ek[t,b,a] + dk[u,b,a]) recomputed, g = ds[u,b,t]; work item x covers a = 8x .. 8x+7;
  *                  z &lt; U:  ddk[z,b,a] = v[a] sum_t g (1 - th^2),  dvpart[z,b,a] = sum_t g th
  *                  z &gt;= U: dek[z-U,b,a] = v[a] sum_u g (1 - th^2)
  *                  (dv = column sums of dvpart [U*B, A]: {@link Kernels#COL_SUM})
@@ -39,6 +39,9 @@ public final class AttentionKernels {
     public static final String ATTN_SCORES_ADDITIVE_BWD = "attn_scores_additive_bwd";
     public static final String MASKED_SOFTMAX_FWD = "masked_softmax_fwd";
     public static final String MASKED_SOFTMAX_BWD = "masked_softmax_bwd";
+
+    /** Outputs per work item along dimension 0 of the additive kernels ({@code ATTN_TT} in attention.h). */
+    public static final int ADDITIVE_CHUNK = 8;
 
     /** Every attention kernel (all in {@code attention.cl} / {@code attention.cu}). */
     public static final List<String> ALL = List.of(ATTN_SCORES_ADDITIVE_FWD, ATTN_SCORES_ADDITIVE_BWD,

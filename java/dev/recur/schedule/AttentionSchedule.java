@@ -21,8 +21,9 @@ import java.util.Map;
  *   <li>dot / scaled: {@code scores[:,b,:] = alpha dec[:,b,:] enc[:,b,:]^T}, one GEMM strided-batched over b
  *       (alpha = 1 or 1/sqrt(He)); general: first {@code q = dec W_a} ({@code [U*B,Hd] x [Hd,He]}), then the
  *       same batched GEMM with q in place of dec;</li>
- *   <li>additive: {@code ek = enc W1^T}, {@code dk = dec W2^T} (two GEMMs), then
- *       {@code attn_scores_additive_fwd}, which applies tanh and v without storing {@code [U,B,T,A]};</li>
+ *   <li>additive: {@code ekt[b] = W1 enc[:,b,:]^T} ({@code [B,A,T]}, batched over b, so the kernel reads t
+ *       contiguously) and {@code dk = dec W2^T}, then {@code attn_scores_additive_fwd}, which applies tanh and v
+ *       without storing {@code [U,B,T,A]};</li>
  *   <li>{@code masked_softmax_fwd}, then {@code context[:,b,:] = weights[:,b,:] enc[:,b,:]} batched over b.</li>
  * </ul>
  * The raw scores are a result of the API, so they are materialised whatever the score; fusing the softmax into
@@ -33,7 +34,7 @@ import java.util.Map;
  * (batched GEMMs), {@code masked_softmax_bwd} to {@code dscores}, then per score: dot/scaled/general
  * {@code dX = alpha ds enc}, {@code denc += alpha ds^T X} (batched GEMMs; general adds
  * {@code ddec = dq W_a^T}, {@code dW_a = dec^T dq}); additive recomputes {@code ek}, {@code dk} and runs
- * {@code attn_scores_additive_bwd} (tanh recomputed, each work item owning its outputs), then
+ * {@code attn_scores_additive_bwd} (tanh recomputed, each work item owning 8 consecutive outputs), then
  * {@code dv} by {@code col_sum}, and {@code dW1 = dek^T enc}, {@code denc += dek W1}, {@code dW2 = ddk^T dec},
  * {@code ddec = ddk W2} as four GEMMs over all rows at once.
  *
@@ -117,6 +118,8 @@ public final class AttentionSchedule implements AttentionEngine {
         need("scores", scores, DeviceBuffer.Type.F32, (long) u * b * t);
         need("weights", weights, DeviceBuffer.Type.F32, (long) u * b * t);
         need("context", context, DeviceBuffer.Type.F32, (long) u * b * he);
+        distinctOutputs(new String[] {"scores", "weights", "context"}, new DeviceBuffer[] {scores, weights, context},
+                dec, enc, mask);
         switch (cfg.score()) {
             case DOT, SCALED -> dotScores(u, b, t, alpha(), dec, enc, scores);
             case GENERAL -> {
@@ -125,9 +128,12 @@ public final class AttentionSchedule implements AttentionEngine {
                 dotScores(u, b, t, 1f, q, enc, scores);
             }
             case ADDITIVE -> {
-                DeviceBuffer ek = ws.f32("ek", (long) t * b * a), dk = ws.f32("dk", (long) u * b * a);
-                projections(u, b, t, dec, enc, ek, dk);
-                be.launch(AttentionKernels.ATTN_SCORES_ADDITIVE_FWD, new long[] {t, b, u}, u, b, t, a, ek, dk,
+                DeviceBuffer ekt = ws.f32("ekt", (long) t * b * a), dk = ws.f32("dk", (long) u * b * a);
+                // ekt [B, A, T]: per b, W1 (A x He) · enc[:,b,:]^T, so the kernel reads consecutive t contiguously.
+                be.gemmStridedBatched(false, true, a, t, he, 1f, params.get("W1"), 0, he, 0, enc, 0, b * he, he,
+                        0f, ekt, 0, t, (long) a * t, b);
+                be.gemm(false, true, u * b, a, hd, 1f, dec, 0, hd, params.get("W2"), 0, hd, 0f, dk, 0, a);
+                be.launch(AttentionKernels.ATTN_SCORES_ADDITIVE_FWD, new long[] {chunks(t), b, u}, u, b, t, a, ekt, dk,
                         params.get("v"), scores);
             }
         }
@@ -155,6 +161,8 @@ public final class AttentionSchedule implements AttentionEngine {
         need("dscores", dscores, DeviceBuffer.Type.F32, (long) u * b * t);
         need("ddec", ddec, DeviceBuffer.Type.F32, (long) u * b * hd);
         need("denc", denc, DeviceBuffer.Type.F32, (long) t * b * he);
+        distinctOutputs(new String[] {"dscores", "ddec", "denc"}, new DeviceBuffer[] {dscores, ddec, denc},
+                dec, enc, mask, weights, dcontext);
 
         DeviceBuffer dw = ws.f32("dw", (long) u * b * t);
         dotScores(u, b, t, 1f, dcontext, enc, dw);
@@ -179,7 +187,7 @@ public final class AttentionSchedule implements AttentionEngine {
                 DeviceBuffer dvpart = ws.f32("dvpart", (long) u * b * a);
                 DeviceBuffer w1 = params.get("W1"), w2 = params.get("W2");
                 projections(u, b, t, dec, enc, ek, dk);
-                be.launch(AttentionKernels.ATTN_SCORES_ADDITIVE_BWD, new long[] {a, b, u + t}, u, b, t, a, ek, dk,
+                be.launch(AttentionKernels.ATTN_SCORES_ADDITIVE_BWD, new long[] {chunks(a), b, u + t}, u, b, t, a, ek, dk,
                         params.get("v"), dscores, ddk, dek, dvpart);
                 be.launch(Kernels.COL_SUM, new long[] {a}, u * b, a, dvpart, grads.get("v"), 0f);
                 be.gemm(true, false, a, he, t * b, 1f, dek, 0, a, enc, 0, he, 0f, grads.get("W1"), 0, he);
@@ -188,6 +196,10 @@ public final class AttentionSchedule implements AttentionEngine {
                 be.gemm(false, false, u * b, hd, a, 1f, ddk, 0, a, w2, 0, hd, 0f, ddec, 0, hd);
             }
         }
+    }
+
+    private static long chunks(int n) {
+        return (n + AttentionKernels.ADDITIVE_CHUNK - 1) / AttentionKernels.ADDITIVE_CHUNK;
     }
 
     private float alpha() {
@@ -224,6 +236,20 @@ public final class AttentionSchedule implements AttentionEngine {
         if (rows * widest > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("U, B, T: a tensor of " + rows * widest + " elements exceeds the kernels' "
                     + "int32 indexing (" + Integer.MAX_VALUE + "); got U=" + u + ", B=" + b + ", T=" + t);
+        }
+    }
+
+    /** Each output is its own buffer: an output sharing a buffer with an input or another output would be overwritten while read. */
+    private static void distinctOutputs(String[] names, DeviceBuffer[] outputs, DeviceBuffer... inputs) {
+        for (int i = 0; i < outputs.length; i++) {
+            for (int j = 0; j < i; j++) {
+                if (outputs[i] == outputs[j]) {
+                    throw new IllegalArgumentException(names[i] + ": expected a buffer of its own, got the same buffer as " + names[j]);
+                }
+            }
+            for (DeviceBuffer in : inputs) {
+                if (outputs[i] == in) throw new IllegalArgumentException(names[i] + ": expected a buffer of its own, got an input buffer");
+            }
         }
     }
 

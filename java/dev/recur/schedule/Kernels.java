@@ -88,6 +88,17 @@ package dev.recur.schedule;
  * layer_input_bwd  grid {W,B,T}: T,B,W,residual, lengths, dx, dout, dst, seedLo,seedHi,layer,thresh,scale
  *                  (dst = (dx + [dout at t &lt; len]) * between-layer mask of layer {@code layer})
  * col_sum          grid {N}: M,N, src, dst, beta      (dst[j] = beta*dst[j] + sum_i src[i*N + j])
+ * col_dot          grid {N}: M,N, a, b, dst, beta     (dst[j] = beta*dst[j] + sum_i a[i*N + j]*b[i*N + j])
+ * ln_rows_fwd      grid {rows}: rows,H,G,D,training, v, gain, shift, xhat, rstd
+ *                  (layer norm in place of each H-row r of v, block g = r%G, direction d = (r/G)%D, gain/shift
+ *                   [D,G*H]; training saves xhat (same layout as v) and rstd [rows])
+ * ln_rows_bwd      grid {rows}: rows,H,G,D, da, gain, xhat, rstd, dv   (dv = LN backward of da)
+ * ln_step_fwd      grid {nblk,B,D}: s,T,B,H,D,G,g0,nblk,training, lengths, v, gain, shift, xhat, rstd
+ *                  (blocks g0..g0+nblk-1 of v [D,B,G*H] in place; saves xhat [T,B,D,G*H], rstd [T,B,D,G] by time,
+ *                   zeros at padded positions)
+ * ln_step_bwd      grid {nblk,B,D}: s,T,B,H,D,G,g0,nblk, lengths, dg, gain, xhat, rstd, dvall
+ *                  (dg [D,B,G*H] in place from da to dv for active sequences; dv also by time in dvall, zeros at
+ *                   padded positions)
  * </pre>
  */
 public final class Kernels {
@@ -115,11 +126,17 @@ public final class Kernels {
     public static final String MERGE_BWD = "merge_bwd";
     public static final String LAYER_INPUT_BWD = "layer_input_bwd";
     public static final String COL_SUM = "col_sum";
+    public static final String COL_DOT = "col_dot";
+    public static final String LN_ROWS_FWD = "ln_rows_fwd";
+    public static final String LN_ROWS_BWD = "ln_rows_bwd";
+    public static final String LN_STEP_FWD = "ln_step_fwd";
+    public static final String LN_STEP_BWD = "ln_step_bwd";
 
     /** Every kernel the schedule may launch. */
     public static final java.util.List<String> ALL = java.util.List.of(
             RNN_STEP_FWD, RNN_STEP_BWD, LSTM_STEP_FWD, LSTM_STEP_BWD, LSTM_PROJ_FWD, LSTM_PROJ_BWD,
             LSTM_PEEPHOLE_GRAD, GRU_STEP_FWD, GRU_STEP_BWD, GRU_BEFORE_GATE_FWD, GRU_BEFORE_STEP_FWD,
             GRU_BEFORE_STEP_BWD, GRU_BEFORE_RESET_BWD, RNN_DH0, MASK_STATE, GATHER_HPREV,
-            INPUT_DROPOUT_FWD, INPUT_DROPOUT_BWD, MERGE_FWD, MERGE_BWD, LAYER_INPUT_BWD, COL_SUM);
+            INPUT_DROPOUT_FWD, INPUT_DROPOUT_BWD, MERGE_FWD, MERGE_BWD, LAYER_INPUT_BWD, COL_SUM, COL_DOT,
+            LN_ROWS_FWD, LN_ROWS_BWD, LN_STEP_FWD, LN_STEP_BWD);
 }

@@ -32,9 +32,9 @@ import java.util.Map;
  * {@code dx} and the bias gradients as single large GEMMs and column sums.
  *
  * <p>Supported: every cell (GRU with either reset convention), layers, both directions with every
- * merge mode, lengths, initial states, LSTM projection, peepholes, the coupled gate, all three dropouts
- * (masks generated on the device), residual connections. Not supported (refused at construction with
- * {@link UnsupportedOperationException} naming the option): layer normalisation.
+ * merge mode, lengths, initial states, LSTM projection, peepholes, the coupled gate, layer normalisation
+ * (per gate block, of the input projections of all steps at once and of each step's recurrent projection),
+ * all three dropouts (masks generated on the device), residual connections.
  *
  * <p>Scratch buffers live in a {@link Workspace} reused across steps and calls; a training trace owns the
  * buffers it saves and frees them on close. Indexes in the kernels are int32: a tensor of more than
@@ -56,16 +56,14 @@ public final class ScheduledRnn implements RnnEngine {
         // Transposed copies, so every forward GEMM multiplies by a non-transposed right operand (the fast
         // case for hand-written GEMMs): wihT [I, D*GH], whhT [D, P, GH], whrT [D, H, P].
         DeviceBuffer wihT, whhT, whrT;
+        // Layer-norm gains and shifts [D, GH].
+        DeviceBuffer lnIhW, lnIhB, lnHhW, lnHhB;
         int in;
     }
 
     public ScheduledRnn(DeviceBackend backend, RnnConfig config) {
         if (backend == null) throw new IllegalArgumentException("backend: must not be null");
         if (config == null) throw new IllegalArgumentException("config: must not be null");
-        if (config.layerNorm()) {
-            throw new UnsupportedOperationException("layerNorm: not supported by the " + backend.name()
-                    + " backend's schedule yet (use the reference backend)");
-        }
         this.be = backend;
         this.cfg = config;
         this.layers = config.numLayers();
@@ -96,6 +94,12 @@ public final class ScheduledRnn implements RnnEngine {
                     l.whr = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * out * hidden);
                     l.whrT = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * out * hidden);
                 }
+                if (config.layerNorm()) {
+                    l.lnIhW = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh);
+                    l.lnIhB = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh);
+                    l.lnHhW = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh);
+                    l.lnHhB = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * gh);
+                }
                 if (config.peephole()) {
                     l.peep = backend.allocate(DeviceBuffer.Type.F32, (long) dirs * 3 * hidden);
                     backend.fill(l.peep, 0, l.peep.size(), 0);
@@ -113,7 +117,8 @@ public final class ScheduledRnn implements RnnEngine {
     private void freeWeights() {
         for (Layer l : weights) {
             if (l == null) continue;
-            for (DeviceBuffer b : new DeviceBuffer[] {l.wih, l.whh, l.bih, l.bhh, l.whr, l.peep, l.wihT, l.whhT, l.whrT}) if (b != null) b.close();
+            for (DeviceBuffer b : new DeviceBuffer[] {l.wih, l.whh, l.bih, l.bhh, l.whr, l.peep, l.wihT, l.whhT, l.whrT, l.lnIhW, l.lnIhB,
+                    l.lnHhW, l.lnHhB}) if (b != null) b.close();
         }
     }
 
@@ -146,6 +151,12 @@ public final class ScheduledRnn implements RnnEngine {
                     upload(w.get("weight_ci", k, d), l.peep, (long) (d * 3) * hidden);
                     if (!cfg.coupledGate()) upload(w.get("weight_cf", k, d), l.peep, (long) (d * 3 + 1) * hidden);
                     upload(w.get("weight_co", k, d), l.peep, (long) (d * 3 + 2) * hidden);
+                }
+                if (cfg.layerNorm()) {
+                    upload(w.get("ln_ih_weight", k, d), l.lnIhW, (long) d * gh);
+                    upload(w.get("ln_ih_bias", k, d), l.lnIhB, (long) d * gh);
+                    upload(w.get("ln_hh_weight", k, d), l.lnHhW, (long) d * gh);
+                    upload(w.get("ln_hh_bias", k, d), l.lnHhB, (long) d * gh);
                 }
             }
             be.upload(wihT, 0, l.wihT, 0, wihT.length);
@@ -183,6 +194,7 @@ public final class ScheduledRnn implements RnnEngine {
         DeviceBuffer gsave;  // [T,B,D,SG]
         DeviceBuffer csave;  // [T,B,D,H] (LSTM)
         DeviceBuffer msave;  // [T,B,D,H] (LSTM projection)
+        DeviceBuffer xhatIh, rstdIh, xhatHh, rstdHh;  // layer norm: [T,B,D,GH] and [T,B,D,G]
     }
 
     /** A training forward's saved state: device buffers owned here, freed by {@link #close()}. */
@@ -291,8 +303,18 @@ public final class ScheduledRnn implements RnnEngine {
             Tensor cNt = lstm ? Tensor.ofFloats(cN, layers * dirs, B, hidden) : null;
             return new RnnOutput(y, hNt, cNt, trace);
         } catch (RuntimeException | Error e) {
+            // Nothing this call allocated survives a failure: the trace and any workspace growth are released.
             if (trace != null) trace.close();
+            releaseWorkspace(e);
             throw e;
+        }
+    }
+
+    private void releaseWorkspace(Throwable failure) {
+        try {
+            ws.close();
+        } catch (RuntimeException suppressed) {
+            failure.addSuppressed(suppressed);
         }
     }
 
@@ -311,6 +333,15 @@ public final class ScheduledRnn implements RnnEngine {
         if (training && (lstm || gru)) ls.gsave = trace.alloc(DeviceBuffer.Type.F32, tb * D * sg);
         if (training && lstm) ls.csave = trace.alloc(DeviceBuffer.Type.F32, tb * D * H);
         if (training && proj) ls.msave = trace.alloc(DeviceBuffer.Type.F32, tb * D * H);
+        boolean ln = cfg.layerNorm();
+        if (training && ln) {
+            ls.xhatIh = trace.alloc(DeviceBuffer.Type.F32, tb * D * gh);
+            ls.rstdIh = trace.alloc(DeviceBuffer.Type.F32, tb * D * gates);
+            ls.xhatHh = trace.alloc(DeviceBuffer.Type.F32, tb * D * gh);
+            ls.rstdHh = trace.alloc(DeviceBuffer.Type.F32, tb * D * gates);
+        }
+        DeviceBuffer xhatIh = ls.xhatIh != null ? ls.xhatIh : dummy, rstdIh = ls.rstdIh != null ? ls.rstdIh : dummy;
+        DeviceBuffer xhatHh = ls.xhatHh != null ? ls.xhatHh : dummy, rstdHh = ls.rstdHh != null ? ls.rstdHh : dummy;
 
         // Input projection of every step, both directions.
         DeviceBuffer xw = ws.f32("xw", tb * D * gh);
@@ -322,6 +353,11 @@ public final class ScheduledRnn implements RnnEngine {
                     0f, xw, 0, D * gh, gh, D);
         } else {
             be.gemm(false, false, (int) tb, D * gh, I, 1f, in, 0, I, w.wihT, 0, D * gh, 0f, xw, 0, D * gh);
+        }
+        if (ln) {
+            long rows = tb * D * gates;
+            be.launch(Kernels.LN_ROWS_FWD, new long[] {rows}, (int) rows, H, gates, D, training ? 1 : 0, xw, w.lnIhW,
+                    w.lnIhB, xhatIh, rstdIh);
         }
 
         DeviceBuffer h = ws.f32("h", (long) D * B * P);
@@ -350,15 +386,27 @@ public final class ScheduledRnn implements RnnEngine {
                 // r and z first; the n block multiplies r*h~, known only after them.
                 be.gemmStridedBatched(false, false, B, 2 * H, P, 1f, hsrc, 0, P, (long) B * P, w.whhT, 0, gh,
                         (long) gh * P, 0f, hw, 0, gh, (long) B * gh, D);
+                if (ln) {
+                    be.launch(Kernels.LN_STEP_FWD, new long[] {2, B, D}, s, T, B, H, D, gates, 0, 2, training ? 1 : 0,
+                            lenBuf, hw, w.lnHhW, w.lnHhB, xhatHh, rstdHh);
+                }
                 be.launch(Kernels.GRU_BEFORE_GATE_FWD, grid, s, T, B, H, D, lenBuf, xw, hw, w.bih, w.bhh, hsrc, rz, rh);
                 be.gemmStridedBatched(false, false, B, H, H, 1f, rh, 0, H, (long) B * H, w.whhT, 2L * H, gh,
                         (long) gh * P, 0f, hw, 2L * H, gh, (long) B * gh, D);
+                if (ln) {
+                    be.launch(Kernels.LN_STEP_FWD, new long[] {1, B, D}, s, T, B, H, D, gates, 2, 1, training ? 1 : 0,
+                            lenBuf, hw, w.lnHhW, w.lnHhB, xhatHh, rstdHh);
+                }
                 be.launch(Kernels.GRU_BEFORE_STEP_FWD, grid, s, T, B, H, D, training ? 1 : 0, lenBuf, xw, hw, w.bih,
                         w.bhh, rz, rh, h, hin, ls.y, gsave, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
                 continue;
             }
             be.gemmStridedBatched(false, false, B, gh, P, 1f, hsrc, 0, P, (long) B * P, w.whhT, 0, gh, (long) gh * P,
                     0f, hw, 0, gh, (long) B * gh, D);
+            if (ln) {
+                be.launch(Kernels.LN_STEP_FWD, new long[] {gates, B, D}, s, T, B, H, D, gates, 0, gates,
+                        training ? 1 : 0, lenBuf, hw, w.lnHhW, w.lnHhB, xhatHh, rstdHh);
+            }
             switch (cell) {
                 case RNN_TANH, RNN_RELU -> be.launch(Kernels.RNN_STEP_FWD, grid, s, T, B, H, D,
                         cell == CellType.RNN_TANH ? 0 : 1, lenBuf, xw, hw, w.bih, w.bhh, h, ls.y);
@@ -384,6 +432,15 @@ public final class ScheduledRnn implements RnnEngine {
     @Override
     public RnnGradients backward(RnnTrace rnnTrace, Tensor dyT, Tensor dhNT, Tensor dcNT) {
         ensureOpen();
+        try {
+            return backwardImpl(rnnTrace, dyT, dhNT, dcNT);
+        } catch (RuntimeException | Error e) {
+            releaseWorkspace(e);
+            throw e;
+        }
+    }
+
+    private RnnGradients backwardImpl(RnnTrace rnnTrace, Tensor dyT, Tensor dhNT, Tensor dcNT) {
         if (!(rnnTrace instanceof Trace trace) || !liveTraces.contains(trace)) {
             throw new IllegalArgumentException("trace: not a live trace of this engine (closed, or made by another "
                     + "network or backend)");
@@ -451,6 +508,9 @@ public final class ScheduledRnn implements RnnEngine {
             // Reset-after GRU scales the recurrent side of the n gradient by r; elsewhere both sides agree.
             DeviceBuffer dgallh = gru && !before ? ws.f32("dgallh", tb * D * gh) : dgall;
             DeviceBuffer drh = before ? ws.f32("drh", (long) D * B * H) : dummy;
+            boolean ln = cfg.layerNorm();
+            // With layer norm the recurrent GEMMs need the gradient on the raw projection W_hh h~ (by time: dvallh).
+            DeviceBuffer dvallh = ln ? ws.f32("dvallh", tb * D * gh) : dgallh;
             DeviceBuffer dht = proj ? ws.f32("dht", (long) D * B * P) : dummy;
             DeviceBuffer dhtall = proj ? ws.f32("dhtall", tb * D * P) : dummy;
             DeviceBuffer dm = proj ? ws.f32("dm", (long) D * B * H) : dummy;
@@ -460,10 +520,18 @@ public final class ScheduledRnn implements RnnEngine {
                 if (before) {
                     be.launch(Kernels.GRU_BEFORE_STEP_BWD, grid, s, T, B, H, D, lenBuf, dy, dhN, dhrec, ddir, ls.gsave,
                             ls.y, h0l, dgs, dgall, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+                    if (ln) {
+                        be.launch(Kernels.LN_STEP_BWD, new long[] {1, B, D}, s, T, B, H, D, gates, 2, 1, lenBuf, dgs,
+                                w.lnHhW, ls.xhatHh, ls.rstdHh, dvallh);
+                    }
                     be.gemmStridedBatched(false, false, B, H, H, 1f, dgs, 2L * H, gh, (long) B * gh, w.whh, 2L * H * P, P,
                             (long) gh * P, 0f, drh, 0, H, (long) B * H, D);
                     be.launch(Kernels.GRU_BEFORE_RESET_BWD, grid, s, T, B, H, D, lenBuf, drh, ls.gsave, ls.y, h0l, dgs,
                             dgall, dhrec, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+                    if (ln) {
+                        be.launch(Kernels.LN_STEP_BWD, new long[] {2, B, D}, s, T, B, H, D, gates, 0, 2, lenBuf, dgs,
+                                w.lnHhW, ls.xhatHh, ls.rstdHh, dvallh);
+                    }
                     be.gemmStridedBatched(false, false, B, P, 2 * H, 1f, dgs, 0, gh, (long) B * gh, w.whh, 0, P,
                             (long) gh * P, 1f, dhrec, 0, P, (long) B * P, D);
                     continue;
@@ -485,6 +553,10 @@ public final class ScheduledRnn implements RnnEngine {
                             ls.gsave, ls.y, h0l, dgs, dgall, dgallh, drop.seedLo, drop.seedHi, k, drop.recThresh,
                             drop.recScale);
                 }
+                if (ln) {
+                    be.launch(Kernels.LN_STEP_BWD, new long[] {gates, B, D}, s, T, B, H, D, gates, 0, gates, lenBuf, dgs,
+                            w.lnHhW, ls.xhatHh, ls.rstdHh, dvallh);
+                }
                 be.gemmStridedBatched(false, false, B, P, gh, 1f, dgs, 0, gh, (long) B * gh, w.whh, 0, P, (long) gh * P,
                         0f, dhrec, 0, P, (long) B * P, D);
             }
@@ -502,27 +574,51 @@ public final class ScheduledRnn implements RnnEngine {
             DeviceBuffer dwhh = ws.f32("dwhh", (long) D * gh * P);
             if (before) {
                 // W_h{r,z} saw h~_{t-1}; W_hn saw r*h~_{t-1}, saved as the fourth block of gsave.
-                be.gemmStridedBatched(true, false, 2 * H, P, (int) tb, 1f, dgall, 0, D * gh, gh, hprev, 0, D * P, P,
+                be.gemmStridedBatched(true, false, 2 * H, P, (int) tb, 1f, dvallh, 0, D * gh, gh, hprev, 0, D * P, P,
                         0f, dwhh, 0, P, (long) gh * P, D);
-                be.gemmStridedBatched(true, false, H, P, (int) tb, 1f, dgall, 2L * H, D * gh, gh, ls.gsave, 3L * H,
+                be.gemmStridedBatched(true, false, H, P, (int) tb, 1f, dvallh, 2L * H, D * gh, gh, ls.gsave, 3L * H,
                         D * 4 * H, 4L * H, 0f, dwhh, 2L * H * P, P, (long) gh * P, D);
             } else {
-                be.gemmStridedBatched(true, false, gh, P, (int) tb, 1f, dgallh, 0, D * gh, gh, hprev, 0, D * P, P,
+                be.gemmStridedBatched(true, false, gh, P, (int) tb, 1f, dvallh, 0, D * gh, gh, hprev, 0, D * P, P,
                         0f, dwhh, 0, P, (long) gh * P, D);
             }
             DeviceBuffer dwih = ws.f32("dwih", (long) D * gh * I);
             DeviceBuffer dxk = ws.f32("dx" + (k & 1), tb * I);
+            // The input-side GEMMs take the gradient on the raw projection: LN backward over all rows first.
+            DeviceBuffer dvIh = dgall;
+            float[] flnIhW = null, flnIhB = null, flnHhW = null, flnHhB = null;
+            if (ln) {
+                dvIh = ws.f32("dvIh", tb * D * gh);
+                long rows = tb * D * gates;
+                be.launch(Kernels.LN_ROWS_BWD, new long[] {rows}, (int) rows, H, gates, D, dgall, w.lnIhW, ls.xhatIh,
+                        ls.rstdIh, dvIh);
+                DeviceBuffer dlnIhW = ws.f32("dlnIhW", (long) D * gh), dlnIhB = ws.f32("dlnIhB", (long) D * gh),
+                        dlnHhW = ws.f32("dlnHhW", (long) D * gh), dlnHhB = ws.f32("dlnHhB", (long) D * gh);
+                long[] g1 = {(long) D * gh};
+                be.launch(Kernels.COL_DOT, g1, (int) tb, D * gh, dgall, ls.xhatIh, dlnIhW, 0f);
+                be.launch(Kernels.COL_SUM, g1, (int) tb, D * gh, dgall, dlnIhB, 0f);
+                be.launch(Kernels.COL_DOT, g1, (int) tb, D * gh, dgallh, ls.xhatHh, dlnHhW, 0f);
+                be.launch(Kernels.COL_SUM, g1, (int) tb, D * gh, dgallh, dlnHhB, 0f);
+                flnIhW = new float[D * gh];
+                flnIhB = new float[D * gh];
+                flnHhW = new float[D * gh];
+                flnHhB = new float[D * gh];
+                be.download(dlnIhW, 0, flnIhW, 0, D * gh);
+                be.download(dlnIhB, 0, flnIhB, 0, D * gh);
+                be.download(dlnHhW, 0, flnHhW, 0, D * gh);
+                be.download(dlnHhB, 0, flnHhB, 0, D * gh);
+            }
             if (ls.xd != null) {
-                be.gemmStridedBatched(true, false, gh, I, (int) tb, 1f, dgall, 0, D * gh, gh, ls.xd, 0, I, tb * I,
+                be.gemmStridedBatched(true, false, gh, I, (int) tb, 1f, dvIh, 0, D * gh, gh, ls.xd, 0, I, tb * I,
                         0f, dwih, 0, I, (long) gh * I, D);
                 DeviceBuffer dxd = ws.f32("dxd", D * tb * I);
-                be.gemmStridedBatched(false, false, (int) tb, I, gh, 1f, dgall, 0, D * gh, gh, w.wih, 0, I, (long) gh * I,
+                be.gemmStridedBatched(false, false, (int) tb, I, gh, 1f, dvIh, 0, D * gh, gh, w.wih, 0, I, (long) gh * I,
                         0f, dxd, 0, I, tb * I, D);
                 be.launch(Kernels.INPUT_DROPOUT_BWD, new long[] {I, B, T}, T, B, I, D, dxd, dxk,
                         drop.seedLo, drop.seedHi, k, drop.inThresh, drop.inScale);
             } else {
-                be.gemm(true, false, D * gh, I, (int) tb, 1f, dgall, 0, D * gh, ls.in, 0, I, 0f, dwih, 0, I);
-                be.gemm(false, false, (int) tb, I, D * gh, 1f, dgall, 0, D * gh, w.wih, 0, I, 0f, dxk, 0, I);
+                be.gemm(true, false, D * gh, I, (int) tb, 1f, dvIh, 0, D * gh, ls.in, 0, I, 0f, dwih, 0, I);
+                be.gemm(false, false, (int) tb, I, D * gh, 1f, dvIh, 0, D * gh, w.wih, 0, I, 0f, dxk, 0, I);
             }
             float[] fwih = new float[D * gh * I], fwhh = new float[D * gh * P];
             be.download(dwih, 0, fwih, 0, fwih.length);
@@ -560,6 +656,12 @@ public final class ScheduledRnn implements RnnEngine {
                     grads.put("bias_hh" + RnnWeights.suffix(k, d), slice(fbhh, d * gh, gh));
                 }
                 if (proj) grads.put("weight_hr" + RnnWeights.suffix(k, d), slice(fwhr, d * P * H, P, H));
+                if (ln) {
+                    grads.put("ln_ih_weight" + RnnWeights.suffix(k, d), slice(flnIhW, d * gh, gh));
+                    grads.put("ln_ih_bias" + RnnWeights.suffix(k, d), slice(flnIhB, d * gh, gh));
+                    grads.put("ln_hh_weight" + RnnWeights.suffix(k, d), slice(flnHhW, d * gh, gh));
+                    grads.put("ln_hh_bias" + RnnWeights.suffix(k, d), slice(flnHhB, d * gh, gh));
+                }
                 if (cfg.peephole()) {
                     grads.put("weight_ci" + RnnWeights.suffix(k, d), slice(fpeep, d * 3 * H, H));
                     if (!cfg.coupledGate()) grads.put("weight_cf" + RnnWeights.suffix(k, d), slice(fpeep, (d * 3 + 1) * H, H));

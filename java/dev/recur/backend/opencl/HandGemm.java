@@ -15,9 +15,11 @@ import static org.jocl.CL.clSetKernelArg;
 final class HandGemm implements ClGemm {
     private static final int TM = 8, TN = 4;
     private static final int WIDE_TN = 8;
+    private final long localX;
     private final cl_kernel[] kernels = new cl_kernel[6];
 
     HandGemm(OpenClDevice device) {
+        this.localX = device.localX;
         String[] names = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt", "gemm_wide_nn", "gemm_wide_tn"};
         try {
             for (int i = 0; i < names.length; i++) kernels[i] = clCreateKernel(device.program(), names[i], null);
@@ -58,9 +60,9 @@ final class HandGemm implements ClGemm {
         setInt(kr, i++, ldc);
         setInt(kr, i, Math.toIntExact(strideC));
         long gx = wide ? (n + WIDE_TN - 1) / WIDE_TN : (n + TN - 1) / TN;
-        long[] global = {(gx + OpenClBackend.LOCAL_X - 1) / OpenClBackend.LOCAL_X * OpenClBackend.LOCAL_X,
+        long[] global = {(gx + localX - 1) / localX * localX,
                 (m + TM - 1) / TM, batch};
-        long[] local = {OpenClBackend.LOCAL_X, 1, 1};
+        long[] local = {localX, 1, 1};
         clEnqueueNDRangeKernel(queue, kr, 3, null, global, local, 0, null, null);
     }
 

@@ -26,7 +26,7 @@ import static org.jocl.CL.*;
 final class OpenClDevice {
     /** The kernel files compiled into the one program. */
     static final List<String> SOURCES = List.of("opencl/rnn_step.cl", "opencl/lstm_step.cl", "opencl/gru_step.cl",
-            "opencl/layer.cl", "opencl/gemm.cl", "opencl/attention.cl");
+            "opencl/layer.cl", "opencl/layer_norm.cl", "opencl/gemm.cl", "opencl/attention.cl");
     static final String BUILD_OPTIONS = "-cl-kernel-arg-info";
 
     private static OpenClDevice shared;
@@ -37,6 +37,12 @@ final class OpenClDevice {
     final cl_context context;
     final String platformName, deviceName;
     final long globalMemBytes, maxAllocBytes;
+    /**
+     * Work-group width in dimension 0 of every launch. Fixed per device because PoCL compiles a kernel once per
+     * work-group size (letting the runtime choose per grid recompiles for every new shape): 16 on a CPU (two
+     * 8-lane vectors), 64 elsewhere (whole warps / wavefronts), never above the device's limit.
+     */
+    final long localX;
     /** Bytes allocated through every backend on this context. */
     final AtomicLong inUse = new AtomicLong();
     private cl_program program;
@@ -53,6 +59,11 @@ final class OpenClDevice {
         this.deviceName = deviceString(device, CL_DEVICE_NAME);
         this.globalMemBytes = deviceLong(device, CL_DEVICE_GLOBAL_MEM_SIZE);
         this.maxAllocBytes = deviceLong(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE);
+        long type = deviceLong(device, CL_DEVICE_TYPE);
+        long maxWg = deviceSize(device, CL_DEVICE_MAX_WORK_GROUP_SIZE);
+        long[] maxItems = new long[3];
+        clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_ITEM_SIZES, 3L * Sizeof.size_t, Pointer.to(maxItems), null);
+        this.localX = Math.max(1, Math.min((type & CL_DEVICE_TYPE_CPU) != 0 ? 16 : 64, Math.min(maxWg, maxItems[0])));
     }
 
     /** Why OpenCL is or is not usable here; never throws. */
@@ -161,6 +172,12 @@ final class OpenClDevice {
         byte[] buf = new byte[(int) size[0]];
         clGetDeviceInfo(d, param, buf.length, Pointer.to(buf), null);
         return new String(buf, StandardCharsets.UTF_8).replace("\0", "").strip();
+    }
+
+    static long deviceSize(cl_device_id d, int param) {
+        long[] v = new long[1];
+        clGetDeviceInfo(d, param, Sizeof.size_t, Pointer.to(v), null);
+        return v[0];
     }
 
     static long deviceLong(cl_device_id d, int param) {

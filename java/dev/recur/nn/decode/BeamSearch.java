@@ -45,14 +45,19 @@ public final class BeamSearch {
     }
 
     public Decoded decode(StepModel model, int startToken, int endToken) {
+        return decode(model, Sampler.same(model, startToken), endToken);
+    }
+
+    /** With a start token per batch item. */
+    public Decoded decode(StepModel model, int[] startTokens, int endToken) {
         if (model == null) throw new IllegalArgumentException("model: must not be null");
         int v = model.vocabSize();
-        Sampler.checkToken("startToken", startToken, v);
-        Sampler.checkToken("endToken", endToken, v);
         int b = model.batchSize(), k = width, n = b * k;
+        Sampler.checkStarts(startTokens, b, v);
+        Sampler.checkToken("endToken", endToken, v);
         DecoderState state = model.start(k);
         int[] tokens = new int[n];
-        Arrays.fill(tokens, startToken);
+        for (int r = 0; r < n; r++) tokens[r] = startTokens[r / k];
         double[] score = new double[n];
         // Only the first row of each item is live at the start: the K rows are identical and would
         // otherwise fill the beam with K copies of the same hypothesis.

@@ -8,6 +8,11 @@ public final class Greedy {
     private Greedy() {}
 
     public static Decoded decode(StepModel model, int startToken, int endToken, int maxLength) {
-        return Sampler.run(model, startToken, endToken, maxLength, null);
+        return Sampler.run(model, Sampler.same(model, startToken), endToken, maxLength, null);
+    }
+
+    /** With a start token per batch item (e.g. the last token of each prompt of a language model). */
+    public static Decoded decode(StepModel model, int[] startTokens, int endToken, int maxLength) {
+        return Sampler.run(model, startTokens, endToken, maxLength, null);
     }
 }

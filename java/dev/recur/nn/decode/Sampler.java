@@ -26,7 +26,22 @@ public final class Sampler {
     }
 
     public Decoded decode(StepModel model, int startToken, int endToken, int maxLength) {
-        return run(model, startToken, endToken, maxLength, this);
+        return run(model, same(model, startToken), endToken, maxLength, this);
+    }
+
+    /**
+     * With a start token per batch item (e.g. the last token of each prompt of a language model); an
+     * {@code endToken} of -1 never ends, so exactly {@code maxLength} tokens are drawn.
+     */
+    public Decoded decode(StepModel model, int[] startTokens, int endToken, int maxLength) {
+        return run(model, startTokens, endToken, maxLength, this);
+    }
+
+    static int[] same(StepModel model, int token) {
+        if (model == null) throw new IllegalArgumentException("model: must not be null");
+        int[] t = new int[model.batchSize()];
+        Arrays.fill(t, token);
+        return t;
     }
 
     private int draw(double[] logits, int off, int v) {
@@ -47,16 +62,15 @@ public final class Sampler {
     }
 
     /** Greedy when {@code sampler} is null. */
-    static Decoded run(StepModel model, int startToken, int endToken, int maxLength, Sampler sampler) {
+    static Decoded run(StepModel model, int[] startTokens, int endToken, int maxLength, Sampler sampler) {
         if (model == null) throw new IllegalArgumentException("model: must not be null");
         int v = model.vocabSize();
-        checkToken("startToken", startToken, v);
-        checkToken("endToken", endToken, v);
-        if (maxLength <= 0) throw new IllegalArgumentException("maxLength: expected > 0, got " + maxLength);
         int b = model.batchSize();
+        checkStarts(startTokens, b, v);
+        if (endToken != -1) checkToken("endToken", endToken, v);
+        if (maxLength <= 0) throw new IllegalArgumentException("maxLength: expected > 0, got " + maxLength);
         DecoderState state = model.start(1);
-        int[] tokens = new int[b];
-        Arrays.fill(tokens, startToken);
+        int[] tokens = startTokens.clone();
         boolean[] done = new boolean[b];
         double[] logProb = new double[b];
         List<List<Integer>> out = new ArrayList<>();
@@ -102,6 +116,18 @@ public final class Sampler {
             if (attention != null) attention.add(att.get(r).toArray(new double[0][]));
         }
         return new Decoded(seqs, done, logProb, logProb.clone(), attention);
+    }
+
+    static void checkStarts(int[] startTokens, int b, int v) {
+        if (startTokens == null || startTokens.length != b) {
+            throw new IllegalArgumentException("startTokens: expected " + b + " entries (batch size), got "
+                    + (startTokens == null ? "null" : startTokens.length));
+        }
+        for (int i = 0; i < b; i++) {
+            if (startTokens[i] < 0 || startTokens[i] >= v) {
+                throw new IllegalArgumentException("startToken: entry " + i + " expected in [0, " + v + "), got " + startTokens[i]);
+            }
+        }
     }
 
     static void checkToken(String name, int token, int v) {

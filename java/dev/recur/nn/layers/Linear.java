@@ -74,10 +74,7 @@ public final class Linear {
         for (int r = 0; r < rows; r++) {
             int xo = r * in, yo = r * out;
             for (int o = 0; o < out; o++) {
-                double s = b == null ? 0 : b[o];
-                int wo = o * in;
-                for (int i = 0; i < in; i++) s += xd[xo + i] * w[wo + i];
-                yd[yo + o] = s;
+                yd[yo + o] = (b == null ? 0 : b[o]) + dot(xd, xo, w, o * in, in);
             }
         }
         return y;
@@ -96,6 +93,17 @@ public final class Linear {
         double[] xd = x.data(), w = weight.data(), g = dy.data(), dxd = dx.data();
         double[] dw = params.grad(weightName).data();
         double[] db = bias == null ? null : params.grad(biasName).data();
+        // Two passes of row updates (axpy) rather than one fused loop: each inner loop then writes a single
+        // array, which the JIT vectorises.
+        for (int r = 0; r < rows; r++) {
+            int xo = r * in, yo = r * out;
+            for (int o = 0; o < out; o++) {
+                double gv = g[yo + o];
+                if (gv == 0) continue;
+                int wo = o * in;
+                for (int i = 0; i < in; i++) dxd[xo + i] += gv * w[wo + i];
+            }
+        }
         for (int r = 0; r < rows; r++) {
             int xo = r * in, yo = r * out;
             for (int o = 0; o < out; o++) {
@@ -103,13 +111,24 @@ public final class Linear {
                 if (gv == 0) continue;
                 if (db != null) db[o] += gv;
                 int wo = o * in;
-                for (int i = 0; i < in; i++) {
-                    dw[wo + i] += gv * xd[xo + i];
-                    dxd[xo + i] += gv * w[wo + i];
-                }
+                for (int i = 0; i < in; i++) dw[wo + i] += gv * xd[xo + i];
             }
         }
         return dx;
+    }
+
+    /** A dot product with four partial sums (a fixed order, so results are deterministic). */
+    private static double dot(double[] a, int ao, double[] b, int bo, int n) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int i = 0;
+        for (; i + 3 < n; i += 4) {
+            s0 += a[ao + i] * b[bo + i];
+            s1 += a[ao + i + 1] * b[bo + i + 1];
+            s2 += a[ao + i + 2] * b[bo + i + 2];
+            s3 += a[ao + i + 3] * b[bo + i + 3];
+        }
+        for (; i < n; i++) s0 += a[ao + i] * b[bo + i];
+        return (s0 + s1) + (s2 + s3);
     }
 
     private static int rows(String name, Tensor x, int in) {

@@ -139,10 +139,17 @@ public final class Parameters {
      * {@link DType#F32} is what PyTorch models usually hold).
      */
     public void save(Path file, DType dtype) throws IOException {
+        save(file, dtype, Map.of());
+    }
+
+    /** As {@link #save(Path, DType)}, with {@code __metadata__} entries (e.g. the model configuration). */
+    public void save(Path file, DType dtype, Map<String, String> metadata) throws IOException {
         if (file == null) throw new IllegalArgumentException("file: must not be null");
         if (dtype != DType.F32 && dtype != DType.F64) throw new IllegalArgumentException("dtype: expected F32 or F64, got " + dtype);
+        if (metadata == null) throw new IllegalArgumentException("metadata: must not be null");
         SafeTensors.Writer w = SafeTensors.writer();
         values.forEach((k, v) -> w.put(k, v, dtype));
+        metadata.forEach(w::metadata);
         w.save(file);
     }
 

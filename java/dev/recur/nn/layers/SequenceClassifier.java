@@ -12,7 +12,8 @@ import java.util.Arrays;
 /**
  * Many-to-one head: a recurrent network over {@code x [T, B, I]}, a {@link Pooling} of its outputs to one
  * vector per sequence, and a {@link Linear} to {@code classes} logits {@code [B, C]}. Parameters:
- * {@code <prefix>.rnn.*} and {@code <prefix>.out.*}.
+ * {@code <prefix>.rnn.*} and {@code <prefix>.out.*}. With {@link SoftmaxCrossEntropy} it classifies; with one
+ * output and {@link MeanSquaredError} it regresses (e.g. forecasting the next value of a series).
  */
 public final class SequenceClassifier implements AutoCloseable {
     private final RecurrentLayer rnn;
@@ -26,7 +27,12 @@ public final class SequenceClassifier implements AutoCloseable {
         this.pooling = pooling;
         this.rnn = new RecurrentLayer(params, prefix + ".rnn", config, backend, seed);
         this.width = pooling == Pooling.LAST ? config.directions() * config.outSize() : config.outputWidth();
-        this.out = new Linear(params, prefix + ".out", width, classes, true, seed + 1);
+        try {
+            this.out = new Linear(params, prefix + ".out", width, classes, true, seed + 1);
+        } catch (RuntimeException | Error e) {
+            rnn.close();
+            throw e;
+        }
     }
 
     /** A forward pass kept for {@link #backward}; close it to release the saved activations. */

@@ -17,7 +17,12 @@ public final class SequenceTagger implements AutoCloseable {
 
     public SequenceTagger(Parameters params, String prefix, RnnConfig config, int classes, Backend backend, long seed) {
         this.rnn = new RecurrentLayer(params, prefix + ".rnn", config, backend, seed);
-        this.out = new Linear(params, prefix + ".out", config.outputWidth(), classes, true, seed + 1);
+        try {
+            this.out = new Linear(params, prefix + ".out", config.outputWidth(), classes, true, seed + 1);
+        } catch (RuntimeException | Error e) {
+            rnn.close();
+            throw e;
+        }
     }
 
     /** A forward pass kept for {@link #backward}; close it to release the saved activations. */

@@ -1,6 +1,8 @@
 package dev.recur.nn.seq2seq;
 
 import dev.recur.backend.Backend;
+import dev.recur.io.DType;
+import dev.recur.io.SafeTensors;
 import dev.recur.nn.CellType;
 import dev.recur.nn.RnnConfig;
 import dev.recur.nn.RnnGradients;
@@ -10,6 +12,7 @@ import dev.recur.nn.attention.Attention;
 import dev.recur.nn.attention.AttentionConfig;
 import dev.recur.nn.attention.AttentionGradients;
 import dev.recur.nn.attention.AttentionOutput;
+import dev.recur.nn.attention.AttentionScore;
 import dev.recur.nn.attention.AttentionWeights;
 import dev.recur.nn.decode.BeamSearch;
 import dev.recur.nn.decode.Decoded;
@@ -17,6 +20,7 @@ import dev.recur.nn.decode.DecoderState;
 import dev.recur.nn.decode.Greedy;
 import dev.recur.nn.decode.StepModel;
 import dev.recur.nn.layers.Activations;
+import dev.recur.nn.layers.ConfigMetadata;
 import dev.recur.nn.layers.Embedding;
 import dev.recur.nn.layers.Linear;
 import dev.recur.nn.layers.Parameters;
@@ -24,8 +28,11 @@ import dev.recur.nn.layers.RecurrentLayer;
 import dev.recur.nn.layers.SoftmaxCrossEntropy;
 import dev.recur.tensor.Tensor;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -49,6 +56,18 @@ import java.util.SplittableRandom;
  * {@code encoder.<pytorch rnn names>}, {@code decoder.<pytorch rnn names>}, {@code bridge_h_l{k}.weight/bias},
  * {@code bridge_c_l{k}.weight/bias}, {@code attention.<W_a | W1, W2, v>}, {@code combine.weight/bias},
  * {@code output.weight/bias}.
+ *
+ * <pre>{@code
+ * Seq2SeqConfig cfg = Seq2SeqConfig.builder(srcVocab, tgtVocab).embedding(16)
+ *         .encoder(CellType.GRU, 32, 1, true).decoder(CellType.GRU, 64, 1)
+ *         .attention(AttentionStyle.LUONG, AttentionScore.DOT).tokens(PAD, BOS, EOS).build();
+ * try (Backend be = Backends.openBest(); Seq2Seq model = Seq2Seq.create(cfg, be, 42)) {
+ *     Seq2SeqTrainer trainer = new Seq2SeqTrainer(model, new Adam(0.01), SamplingSchedule.constant(1), 5.0, 42);
+ *     for (int step = 0; step < 600; step++) trainer.step(Seq2SeqBatch.of(sources(step), targets(step), PAD, EOS));
+ *     Decoded out = model.beamSearch(testSources, new BeamSearch(4, 0.6, 20));
+ *     model.save(Path.of("model.safetensors"));      // Seq2Seq.open(path, backend) rebuilds it
+ * }
+ * }</pre>
  *
  * <p>Not thread-safe. Close to release the networks' device memory.
  */
@@ -166,6 +185,78 @@ public final class Seq2Seq implements AutoCloseable {
     /** The same loss as {@link #forwardBackward} without the backward pass (nothing accumulated). */
     public Loss loss(Seq2SeqBatch batch, double teacherForcing, long seed) {
         return run(batch, teacherForcing, seed, false);
+    }
+
+    /** The metadata format tag of seq2seq checkpoints. */
+    public static final String FORMAT = "recur-seq2seq";
+
+    /**
+     * Writes every parameter to a safetensors checkpoint ({@link DType#F64}: reloads bit-exactly), with the
+     * configuration in its metadata so that {@link #open} can rebuild the model.
+     */
+    public void save(Path file) throws IOException {
+        save(file, Map.of());
+    }
+
+    /**
+     * As {@link #save(Path)} with extra metadata entries (e.g. the caller's vocabularies); keys starting with
+     * {@code s2s.}, {@code encoder.} or {@code decoder.} are reserved.
+     */
+    public void save(Path file, Map<String, String> extra) throws IOException {
+        if (extra == null) throw new IllegalArgumentException("extra: must not be null");
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("format", FORMAT);
+        m.put("s2s.sourceVocab", Integer.toString(config.sourceVocab()));
+        m.put("s2s.targetVocab", Integer.toString(config.targetVocab()));
+        m.put("s2s.embeddingSize", Integer.toString(config.embeddingSize()));
+        m.put("s2s.style", config.style().name());
+        m.put("s2s.score", config.score() == null ? "" : config.score().name());
+        m.put("s2s.attentionSize", Integer.toString(config.attentionSize()));
+        m.put("s2s.combineSize", Integer.toString(config.combineSize()));
+        m.put("s2s.bridge", config.bridge().name());
+        m.put("s2s.padId", Integer.toString(config.padId()));
+        m.put("s2s.bosId", Integer.toString(config.bosId()));
+        m.put("s2s.eosId", Integer.toString(config.eosId()));
+        m.putAll(ConfigMetadata.encode("encoder", config.encoder()));
+        m.putAll(ConfigMetadata.encode("decoder", config.decoder()));
+        for (Map.Entry<String, String> e : extra.entrySet()) {
+            String k = e.getKey();
+            if (m.containsKey(k) || k.startsWith("s2s.") || k.startsWith("encoder.") || k.startsWith("decoder.")) {
+                throw new IllegalArgumentException("extra: key '" + k + "' is reserved");
+            }
+            m.put(k, e.getValue());
+        }
+        params.save(file, DType.F64, m);
+    }
+
+    /** Rebuilds a model from a checkpoint written by {@link #save} (configuration from its metadata) on {@code backend}. */
+    public static Seq2Seq open(Path file, Backend backend) throws IOException {
+        if (file == null) throw new IllegalArgumentException("file: must not be null");
+        SafeTensors st = SafeTensors.read(file);
+        Map<String, String> m = st.metadata();
+        if (!FORMAT.equals(m.get("format"))) {
+            throw new IllegalArgumentException(file + ": expected a checkpoint with metadata format '" + FORMAT + "', got '" + m.get("format") + "'");
+        }
+        String score = ConfigMetadata.get(m, "s2s.score");
+        Seq2SeqConfig c = new Seq2SeqConfig(ConfigMetadata.integer(m, "s2s.sourceVocab"), ConfigMetadata.integer(m, "s2s.targetVocab"),
+                ConfigMetadata.integer(m, "s2s.embeddingSize"), ConfigMetadata.decode("encoder", m), ConfigMetadata.decode("decoder", m),
+                AttentionStyle.valueOf(ConfigMetadata.get(m, "s2s.style")), score.isEmpty() ? null : AttentionScore.valueOf(score),
+                ConfigMetadata.integer(m, "s2s.attentionSize"), ConfigMetadata.integer(m, "s2s.combineSize"),
+                Bridge.valueOf(ConfigMetadata.get(m, "s2s.bridge")), ConfigMetadata.integer(m, "s2s.padId"),
+                ConfigMetadata.integer(m, "s2s.bosId"), ConfigMetadata.integer(m, "s2s.eosId"));
+        Seq2Seq model = create(c, backend, 0);
+        try {
+            model.params.copyFrom(st.tensors());
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+        return model;
+    }
+
+    /** Loads a checkpoint of a model of the same configuration (names and shapes checked before anything changes). */
+    public void load(Path file) throws IOException {
+        params.load(file);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -336,6 +427,8 @@ public final class Seq2Seq implements AutoCloseable {
         if (!(teacherForcing >= 0 && teacherForcing <= 1)) {
             throw new IllegalArgumentException("teacherForcing: expected a probability in [0, 1], got " + teacherForcing);
         }
+        checkIds("batch.source", batch.source(), config.sourceVocab());
+        checkIds("batch.target", batch.target(), config.targetVocab());
         syncAttention();
         int t = batch.sourceSteps(), b = batch.batch(), u = batch.targetSteps(), v = config.targetVocab();
         Tensor xs = sourceEmbedding.forward(batch.source(), t, b);
@@ -400,6 +493,12 @@ public final class Seq2Seq implements AutoCloseable {
         }
     }
 
+    private static void checkIds(String name, int[] ids, int vocab) {
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= vocab) throw new IllegalArgumentException(name + ": entry " + i + " must be in [0, " + vocab + "), got " + ids[i]);
+        }
+    }
+
     // ---------------------------------------------------------------------------------------------
     // Inference
 
@@ -410,7 +509,9 @@ public final class Seq2Seq implements AutoCloseable {
      */
     public StepModel stepModel(List<int[]> sources) {
         syncAttention();
+        if (sources == null) throw new IllegalArgumentException("sources: must not be null");
         Seq2SeqBatch batch = Seq2SeqBatch.of(sources, sources.stream().map(s -> new int[0]).toList(), config.padId(), config.eosId());
+        checkIds("sources", batch.source(), config.sourceVocab());
         int t = batch.sourceSteps(), b = batch.batch();
         Tensor xs = sourceEmbedding.forward(batch.source(), t, b);
         try (RnnOutput enc = encoder.forward(new RnnInput(xs, null, null, batch.sourceLengths()))) {

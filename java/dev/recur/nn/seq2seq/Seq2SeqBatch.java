@@ -51,6 +51,7 @@ public record Seq2SeqBatch(int[] source, int sourceSteps, int batch, int[] sourc
             if (sources.get(i) == null || sources.get(i).length == 0) {
                 throw new IllegalArgumentException("sources: sequence " + i + " is empty; every source needs at least one token");
             }
+            if (targets.get(i) == null) throw new IllegalArgumentException("targets: sequence " + i + " is null");
             len[i] = sources.get(i).length;
             t = Math.max(t, len[i]);
             u = Math.max(u, targets.get(i).length + 1);

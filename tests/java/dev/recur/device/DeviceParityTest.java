@@ -97,6 +97,23 @@ class DeviceParityTest {
                 5, 3, true, seed++));
         list.add(new Case("gru reset-before no bias", b(gru, 4, 5).gruReset(GruReset.BEFORE).bias(false).build(),
                 4, 2, false, seed++));
+        list.add(new Case("lstm layer norm", b(lstm, 4, 5).layerNorm(true).build(), 5, 3, true, seed++));
+        list.add(new Case("lstm layer norm bi 2 layers projection peephole", b(lstm, 4, 6).layerNorm(true).layers(2)
+                .bidirectional(true).projSize(3).peephole(true).build(), 5, 3, true, seed++));
+        list.add(new Case("lstm layer norm coupled dropouts", b(lstm, 4, 5).layerNorm(true).coupledGate(true)
+                .inputDropout(0.2).recurrentDropout(0.3).build(), 5, 3, true, seed++));
+        list.add(new Case("gru layer norm", b(gru, 4, 5).layerNorm(true).build(), 5, 3, true, seed++));
+        list.add(new Case("gru layer norm bi 2 layers dropouts residual", b(gru, 5, 5).layerNorm(true).layers(2)
+                .bidirectional(true).recurrentDropout(0.3).inputDropout(0.1).residual(true).build(), 5, 3, true, seed++));
+        list.add(new Case("gru reset-before layer norm bi", b(gru, 4, 5).layerNorm(true).gruReset(GruReset.BEFORE)
+                .bidirectional(true).recurrentDropout(0.2).build(), 5, 3, true, seed++));
+        // Sizes that are not multiples of any work-group or GEMM block width.
+        list.add(new Case("lstm wide bi 2 layers lengths", b(lstm, 29, 37).layers(2).bidirectional(true).build(),
+                6, 19, true, seed++));
+        list.add(new Case("gru wide bi sum dropouts", b(gru, 33, 21).bidirectional(true).merge(MergeMode.SUM)
+                .recurrentDropout(0.2).inputDropout(0.1).build(), 5, 17, true, seed++));
+        list.add(new Case("lstm wide projection layer norm", b(lstm, 18, 40).projSize(19).layerNorm(true).build(),
+                4, 9, true, seed++));
         list.add(new Case("lstm projection recurrent dropout bi", b(lstm, 4, 6).projSize(3).bidirectional(true)
                 .recurrentDropout(0.3).inputDropout(0.2).build(), 5, 3, true, seed++));
         return list;
@@ -115,6 +132,7 @@ class DeviceParityTest {
                     .bias(r.nextInt(4) != 0).residual(r.nextInt(3) == 0).batchFirst(r.nextInt(4) == 0);
             if (r.nextBoolean()) bl.dropout(0.3 * r.nextDouble());
             if (cell == CellType.GRU && r.nextBoolean()) bl.gruReset(GruReset.BEFORE);
+            if ((cell == CellType.LSTM || cell == CellType.GRU) && r.nextInt(3) == 0) bl.layerNorm(true);
             if (cell == CellType.LSTM || cell == CellType.GRU) {
                 if (r.nextBoolean()) bl.inputDropout(0.4 * r.nextDouble());
                 if (r.nextBoolean()) bl.recurrentDropout(0.4 * r.nextDouble());
@@ -203,29 +221,6 @@ class DeviceParityTest {
                             + rg.weights().keySet());
                 }
             }
-        }
-    }
-
-    static Stream<String> backendNames() {
-        return DeviceRows.NAMES.stream();
-    }
-
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("backendNames")
-    void refusesUnsupportedOptionsNamingThem(String backend) {
-        DeviceBackend be = DeviceRows.backend(backend);
-        RnnConfig ln = b(CellType.LSTM, 3, 4).layerNorm(true).build();
-        RnnConfig before = b(CellType.GRU, 3, 4).gruReset(GruReset.BEFORE).build();
-        for (RnnConfig cfg : new RnnConfig[] {ln, before}) {
-            try {
-                be.createRnnEngine(cfg).close();
-            } catch (UnsupportedOperationException e) {
-                String option = cfg.layerNorm() ? "layerNorm" : "gruReset";
-                assertTrue(e.getMessage().contains(option), "message names " + option + ": " + e.getMessage());
-                continue;
-            }
-            // A backend that supports the option must then match the reference.
-            compare(be, new Case("option " + (cfg.layerNorm() ? "layerNorm" : "gruReset=BEFORE"), cfg, 4, 2, true, 77));
         }
     }
 

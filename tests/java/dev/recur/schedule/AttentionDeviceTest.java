@@ -94,6 +94,8 @@ class AttentionDeviceTest {
             list.add(new Case(c, 1, 1, 1, null));
         }
         list.add(new Case(AttentionConfig.additive(33, 40, 37), 19, 3, 31, new int[] {31, 17, 2}));
+        // Whole chunks of 8 along t (forward) and a (backward), no tails.
+        list.add(new Case(AttentionConfig.additive(8, 6, 16), 4, 2, 16, new int[] {16, 8}));
         list.add(new Case(AttentionConfig.dot(64), 20, 8, 50, new int[] {50, 49, 1, 25, 50, 7, 33, 0}));
         return list;
     }
@@ -169,6 +171,11 @@ class AttentionDeviceTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> s.forward(2, 3, 4, small, small, small, small, small, small));
             assertTrue(e.getMessage().startsWith("dec: expected at least 36 elements, got a buffer of 3"), e.getMessage());
+            try (DeviceBuffer d = be.allocate(DeviceBuffer.Type.F32, 36); DeviceBuffer en = be.allocate(DeviceBuffer.Type.F32, 60);
+                 DeviceBuffer m = be.allocate(DeviceBuffer.Type.I32, 12); DeviceBuffer sc = be.allocate(DeviceBuffer.Type.F32, 60)) {
+                e = assertThrows(IllegalArgumentException.class, () -> s.forward(2, 3, 4, d, en, m, sc, sc, en));
+                assertEquals("weights: expected a buffer of its own, got the same buffer as scores", e.getMessage());
+            }
         }
         assertEquals(start, be.memoryInUse(), backendName + ": device memory after a rejected call");
     }

@@ -218,6 +218,26 @@ class OpenClBackendTest {
     }
 
     @Test
+    void failedForwardFreesWhatItAllocated() {
+        // x and the states fit; the per-step activations of 4096 steps x 64 sequences x 4*1024 gates do not.
+        RnnConfig cfg = RnnConfig.builder(CellType.LSTM, 1, 1024).build();
+        try (dev.recur.nn.Rnn rnn = dev.recur.nn.Rnn.create(cfg, be, dev.recur.nn.RnnWeights.init(cfg, 1))) {
+            dev.recur.tensor.Tensor x = dev.recur.tensor.Tensor.zeros(4096, 64, 1);
+            for (boolean training : new boolean[] {false, true}) {
+                long start = be.memoryInUse();
+                DeviceBackend.OutOfDeviceMemoryException e = assertThrows(DeviceBackend.OutOfDeviceMemoryException.class,
+                        () -> {
+                            if (training) rnn.forwardTraining(dev.recur.nn.RnnInput.of(x), 1).close();
+                            else rnn.forward(dev.recur.nn.RnnInput.of(x)).close();
+                        });
+                assertTrue(e.getMessage().contains("bytes"), e.getMessage());
+                assertEquals(start, be.memoryInUse(), "device memory after a failed " + (training ? "training " : "")
+                        + "forward");
+            }
+        }
+    }
+
+    @Test
     void closedBufferIsRefused() {
         DeviceBuffer f = be.allocate(DeviceBuffer.Type.F32, 4);
         f.close();

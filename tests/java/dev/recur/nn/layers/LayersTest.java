@@ -110,6 +110,15 @@ class LayersTest {
     }
 
     @Test
+    void meanSquaredErrorByHand() {
+        MeanSquaredError.Result r = MeanSquaredError.compute(Tensor.of(new double[] {1, 2, 4}, 3, 1), Tensor.of(new double[] {0, 2, 1}, 3, 1));
+        assertClose("mse", (1 + 0 + 9) / 3.0, r.loss(), 1e-15);
+        assertArrayEquals(new double[] {2 / 3.0, 0, 2 * 3 / 3.0}, r.dprediction().data(), 1e-15, "d mse / d prediction");
+        var e = assertThrows(IllegalArgumentException.class, () -> MeanSquaredError.compute(Tensor.zeros(3, 1), Tensor.zeros(3)));
+        assertTrue(e.getMessage().startsWith("target: expected shape [3, 1]"), e.getMessage());
+    }
+
+    @Test
     void parametersRoundTripThroughSafetensorsBitExactly(@TempDir Path dir) throws Exception {
         Parameters p = new Parameters();
         new Linear(p, "a", 3, 4, true, 1);

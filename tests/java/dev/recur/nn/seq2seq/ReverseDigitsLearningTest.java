@@ -4,10 +4,8 @@ import dev.recur.backend.Backend;
 import dev.recur.backend.reference.ReferenceBackend;
 import dev.recur.nn.CellType;
 import dev.recur.nn.attention.AttentionScore;
-import dev.recur.nn.decode.Decoded;
-import dev.recur.nn.layers.Parameters;
 import dev.recur.nn.train.Adam;
-import dev.recur.nn.train.GradientClipping;
+import dev.recur.nn.train.SamplingSchedule;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -53,8 +51,7 @@ class ReverseDigitsLearningTest {
                 .attention(AttentionStyle.LUONG, AttentionScore.DOT).bridge(Bridge.LINEAR_TANH).tokens(PAD, BOS, EOS).build();
         long t0 = System.nanoTime();
         try (Backend be = new ReferenceBackend(); Seq2Seq m = Seq2Seq.create(cfg, be, 7)) {
-            Parameters p = m.parameters();
-            Adam adam = new Adam(0.01);
+            Seq2SeqTrainer trainer = new Seq2SeqTrainer(m, new Adam(0.01), SamplingSchedule.constant(1.0), 5.0, 0);
             double loss = 0;
             for (int step = 0; step < STEPS; step++) {
                 List<int[]> src = new ArrayList<>(), tgt = new ArrayList<>();
@@ -65,17 +62,11 @@ class ReverseDigitsLearningTest {
                     tgt.add(reversed(s));
                 }
                 // A step decay for the last 40% of training settles the weights after Adam's noisy phase.
-                if (step == STEPS * 6 / 10) adam.setLearningRate(0.002);
-                p.zeroGrad();
-                loss = m.forwardBackward(Seq2SeqBatch.of(src, tgt, PAD, EOS), 1.0, step).loss();
-                GradientClipping.clipByGlobalNorm(p, 5.0);
-                adam.step(p);
-                if (step % 100 == 0) System.out.println("step " + step + " loss " + loss);
+                if (step == STEPS * 6 / 10) trainer.optimizer().setLearningRate(0.002);
+                loss = trainer.step(Seq2SeqBatch.of(src, tgt, PAD, EOS)).loss();
             }
-            Decoded d = m.greedy(heldOut, 12);
-            int exact = 0;
-            for (int i = 0; i < heldOut.size(); i++) if (Arrays.equals(reversed(heldOut.get(i)), d.tokens().get(i))) exact++;
-            double acc = exact / (double) heldOut.size();
+            List<int[]> expected = heldOut.stream().map(ReverseDigitsLearningTest::reversed).toList();
+            double acc = Seq2SeqTrainer.exactMatch(m, heldOut, expected, 12, 100);
             System.out.printf("reverse digits: %d steps, final loss %.4f, held-out exact match %.3f, %.1f s%n", STEPS, loss, acc,
                     (System.nanoTime() - t0) / 1e9);
             assertTrue(acc >= 0.95, "held-out exact-match accuracy after " + STEPS + " steps: expected >= 0.95, got " + acc);

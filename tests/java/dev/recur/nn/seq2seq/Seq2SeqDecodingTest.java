@@ -10,8 +10,15 @@ import dev.recur.nn.decode.Sampler;
 import dev.recur.nn.layers.Parameters;
 import dev.recur.nn.train.Adam;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+
+import dev.recur.tensor.Tensor;
 
 import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.Map;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -31,12 +38,19 @@ class Seq2SeqDecodingTest {
                 .tokens(PAD, BOS, EOS).build();
     }
 
+    private static final Map<AttentionStyle, Map<String, Tensor>> TRAINED = new EnumMap<>(AttentionStyle.class);
+
     /**
      * A model trained briefly (60 steps) to reverse strings: good enough that its outputs vary in content and
      * length, poor enough that greedy and beam search differ.
      */
     static Seq2Seq model(Backend be, AttentionStyle style) {
         Seq2Seq m = Seq2Seq.create(config(style), be, 21);
+        Map<String, Tensor> trained = TRAINED.get(style);
+        if (trained != null) {
+            m.parameters().copyFrom(trained);
+            return m;
+        }
         Parameters p = m.parameters();
         Adam adam = new Adam(0.02);
         SplittableRandom rnd = new SplittableRandom(4);
@@ -53,6 +67,7 @@ class Seq2SeqDecodingTest {
             m.forwardBackward(Seq2SeqBatch.of(src, tgt, PAD, EOS), 1.0, step);
             adam.step(p);
         }
+        TRAINED.put(style, p.snapshot());
         return m;
     }
 
@@ -127,6 +142,42 @@ class Seq2SeqDecodingTest {
             Seq2SeqBatch b = Seq2SeqBatch.of(List.of(new int[] {3}), List.of(new int[] {4}), PAD, EOS);
             e = assertThrows(IllegalArgumentException.class, () -> m.forwardBackward(b, 1.5, 0));
             assertTrue(e.getMessage().startsWith("teacherForcing: expected a probability in [0, 1], got 1.5"), e.getMessage());
+            Seq2SeqBatch bad = Seq2SeqBatch.of(List.of(new int[] {3, V}), List.of(new int[] {4}), PAD, EOS);
+            e = assertThrows(IllegalArgumentException.class, () -> m.forwardBackward(bad, 1.0, 0));
+            assertTrue(e.getMessage().startsWith("batch.source: entry 1 must be in [0, 9), got 9"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> m.greedy(List.of(new int[] {-1}), 5));
+            assertTrue(e.getMessage().startsWith("sources: entry 0 must be in [0, 9), got -1"), e.getMessage());
+        }
+    }
+
+    @Test
+    void checkpointRoundTripRestoresTheSameDecoding(@TempDir Path dir) throws Exception {
+        try (Backend be = new ReferenceBackend(); Seq2Seq m = model(be, AttentionStyle.BAHDANAU)) {
+            Decoded before = m.beamSearch(SOURCES, new BeamSearch(3, 0.6, 8));
+            Path f = dir.resolve("s2s.safetensors");
+            m.save(f);
+            try (Seq2Seq fresh = Seq2Seq.create(config(AttentionStyle.BAHDANAU), be, 999)) {
+                fresh.load(f);
+                for (String n : m.parameters().names()) {
+                    assertArrayEquals(m.parameters().value(n).data(), fresh.parameters().value(n).data(), 0.0, "parameter " + n + " after load");
+                }
+                Decoded after = fresh.beamSearch(SOURCES, new BeamSearch(3, 0.6, 8));
+                for (int i = 0; i < SOURCES.size(); i++) {
+                    assertArrayEquals(before.tokens().get(i), after.tokens().get(i), "item " + i + " tokens after reload");
+                    assertEquals(before.score()[i], after.score()[i], 0.0, "item " + i + " score after reload");
+                }
+            }
+            try (Seq2Seq opened = Seq2Seq.open(f, be)) {
+                assertEquals(m.config(), opened.config(), "configuration rebuilt from the checkpoint's metadata");
+                Decoded after = opened.beamSearch(SOURCES, new BeamSearch(3, 0.6, 8));
+                for (int i = 0; i < SOURCES.size(); i++) {
+                    assertArrayEquals(before.tokens().get(i), after.tokens().get(i), "item " + i + " tokens after open");
+                }
+            }
+            try (Seq2Seq other = Seq2Seq.create(config(AttentionStyle.LUONG), be, 1)) {
+                var e = assertThrows(IllegalArgumentException.class, () -> other.load(f));
+                assertTrue(e.getMessage().startsWith("source:"), e.getMessage());
+            }
         }
     }
 }

@@ -107,6 +107,25 @@ class Seq2SeqGradientCheckTest {
                 .tokens(PAD, BOS, EOS).build(), 0.5);
     }
 
+    /** Projected bidirectional LSTM encoder (h width P, c width H), a decoder deeper than the encoder. */
+    @Test
+    void luongProjectedEncoderDeeperDecoder() {
+        RnnConfig enc = RnnConfig.builder(CellType.LSTM, 3, 5).projSize(3).bidirectional(true).build();
+        check(Seq2SeqConfig.builder(V, V).embedding(3).encoder(enc).decoder(CellType.LSTM, 4, 3)
+                .attention(AttentionStyle.LUONG, AttentionScore.GENERAL)
+                .tokens(PAD, BOS, EOS).build(), 1.0);
+    }
+
+    /** Dropout everywhere (seeded, so the loss is a deterministic function of the weights). */
+    @Test
+    void bahdanauWithDropoutInEncoderAndDecoder() {
+        RnnConfig enc = RnnConfig.builder(CellType.LSTM, 3, 4).layers(2).bidirectional(true).dropout(0.3).inputDropout(0.2).build();
+        RnnConfig dec = RnnConfig.builder(CellType.GRU, 3 + 8, 4).layers(2).recurrentDropout(0.25).dropout(0.2).build();
+        check(Seq2SeqConfig.builder(V, V).embedding(3).encoder(enc).decoder(dec)
+                .attention(AttentionStyle.BAHDANAU, AttentionScore.ADDITIVE).attentionSize(3)
+                .tokens(PAD, BOS, EOS).build(), 0.7);
+    }
+
     @Test
     void noAttentionZeroBridgeRnnTanh() {
         check(Seq2SeqConfig.builder(V, V).embedding(3).encoder(CellType.RNN_TANH, 3, 1, false).decoder(CellType.RNN_TANH, 4, 1)

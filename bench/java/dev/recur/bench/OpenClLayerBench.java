@@ -1,0 +1,90 @@
+package dev.recur.bench;
+
+import dev.recur.backend.Backend;
+import dev.recur.backend.Backends;
+import dev.recur.nn.CellType;
+import dev.recur.nn.Rnn;
+import dev.recur.nn.RnnConfig;
+import dev.recur.nn.RnnGradients;
+import dev.recur.nn.RnnInput;
+import dev.recur.nn.RnnOutput;
+import dev.recur.nn.RnnWeights;
+import dev.recur.tensor.Tensor;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A whole layer through the shared schedule on a device backend (default {@code opencl}): forward
+ * (inference) and forward+backward (training), at the reference workload T=50, B=32, I=H=256.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 2, time = 2)
+@Measurement(iterations = 5, time = 2)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+        "--sun-misc-unsafe-memory-access=allow"})
+public class OpenClLayerBench {
+    @Param({"opencl"})
+    public String backend;
+    @Param({"lstm", "gru", "rnn_tanh"})
+    public String cell;
+    @Param({"50"})
+    public int steps;
+    @Param({"32"})
+    public int batch;
+    @Param({"256"})
+    public int hidden;
+
+    Backend be;
+    Rnn rnn;
+    Tensor x, dy;
+
+    @Setup(Level.Trial)
+    public void setup() {
+        be = Backends.open(backend);
+        RnnConfig cfg = RnnConfig.builder(CellType.parse(cell), hidden, hidden).build();
+        rnn = Rnn.create(cfg, be, RnnWeights.init(cfg, 1));
+        SplittableRandom r = new SplittableRandom(2);
+        x = Tensor.zeros(steps, batch, hidden);
+        dy = Tensor.zeros(steps, batch, hidden);
+        for (int i = 0; i < x.size(); i++) {
+            x.data()[i] = r.nextDouble(-1, 1);
+            dy.data()[i] = r.nextDouble(-1, 1);
+        }
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        rnn.close();
+        be.close();
+    }
+
+    @Benchmark
+    public Tensor layer_fwd() {
+        try (RnnOutput out = rnn.forward(RnnInput.of(x))) {
+            return out.y();
+        }
+    }
+
+    @Benchmark
+    public RnnGradients layer_fwd_bwd() {
+        try (RnnOutput out = rnn.forwardTraining(RnnInput.of(x), 3)) {
+            return rnn.backward(out, dy, null, null);
+        }
+    }
+}

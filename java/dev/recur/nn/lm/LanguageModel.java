@@ -1,0 +1,306 @@
+package dev.recur.nn.lm;
+
+import dev.recur.backend.Backend;
+import dev.recur.io.DType;
+import dev.recur.io.SafeTensors;
+import dev.recur.nn.CellType;
+import dev.recur.nn.RnnConfig;
+import dev.recur.nn.RnnGradients;
+import dev.recur.nn.RnnInput;
+import dev.recur.nn.RnnOutput;
+import dev.recur.nn.decode.DecoderState;
+import dev.recur.nn.decode.StepModel;
+import dev.recur.nn.layers.ConfigMetadata;
+import dev.recur.nn.layers.Embedding;
+import dev.recur.nn.layers.Linear;
+import dev.recur.nn.layers.Parameters;
+import dev.recur.nn.layers.RecurrentLayer;
+import dev.recur.nn.layers.SoftmaxCrossEntropy;
+import dev.recur.tensor.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A next-token language model (the one-to-many / generation pattern): embedding → a stacked unidirectional
+ * recurrent network → a {@link Linear} to vocabulary logits at every step. Trains with cross-entropy on
+ * time-major batches, optionally carrying the recurrent state across batches (truncated backpropagation
+ * through time: the carried state is a constant, no gradient flows into it), and generates through
+ * {@link #stepModel} with {@link dev.recur.nn.decode.Sampler}, {@link dev.recur.nn.decode.Greedy} or
+ * {@link dev.recur.nn.decode.BeamSearch}.
+ *
+ * <p>Parameter names: {@code embedding.weight}, {@code rnn.<pytorch names>}, {@code output.weight/bias}.
+ */
+public final class LanguageModel implements AutoCloseable {
+    private final int vocab;
+    private final int padId;
+    private final RnnConfig rnnConfig;
+    private final Parameters params = new Parameters();
+    private final Embedding embedding;
+    private final RecurrentLayer rnn;
+    private final Linear output;
+
+    private LanguageModel(int vocab, int embeddingSize, RnnConfig rnnConfig, int padId, Backend backend, long seed) {
+        this.vocab = vocab;
+        this.padId = padId;
+        this.rnnConfig = rnnConfig;
+        SplittableRandom seeds = new SplittableRandom(seed);
+        embedding = new Embedding(params, "embedding", vocab, embeddingSize, padId, seeds.nextLong());
+        rnn = new RecurrentLayer(params, "rnn", rnnConfig, backend, seeds.nextLong());
+        try {
+            output = new Linear(params, "output", rnnConfig.outputWidth(), vocab, true, seeds.nextLong());
+        } catch (RuntimeException | Error e) {
+            rnn.close();
+            throw e;
+        }
+    }
+
+    /**
+     * @param rnn   unidirectional, time-major, with inputSize = embeddingSize (any cell, layers, dropout, projection)
+     * @param padId id whose embedding stays 0 and whose targets are not counted, or -1 for none
+     */
+    public static LanguageModel create(int vocab, int embeddingSize, RnnConfig rnn, int padId, Backend backend, long seed) {
+        if (vocab <= 0) throw new IllegalArgumentException("vocab: expected > 0, got " + vocab);
+        if (rnn == null) throw new IllegalArgumentException("rnn: must not be null");
+        if (backend == null) throw new IllegalArgumentException("backend: must not be null");
+        if (rnn.bidirectional()) throw new IllegalArgumentException("rnn: a language model must be unidirectional, got bidirectional");
+        if (rnn.inputSize() != embeddingSize) {
+            throw new IllegalArgumentException("rnn: expected inputSize " + embeddingSize + " (embeddingSize), got " + rnn.inputSize());
+        }
+        return new LanguageModel(vocab, embeddingSize, rnn, padId, backend, seed);
+    }
+
+    public Parameters parameters() {
+        return params;
+    }
+
+    public RnnConfig rnnConfig() {
+        return rnnConfig;
+    }
+
+    public int vocabSize() {
+        return vocab;
+    }
+
+    /**
+     * @param loss    mean cross-entropy per counted target (nats); {@link #perplexity()} = exp(loss)
+     * @param tokens  counted targets
+     * @param correct counted targets ranked first
+     * @param hN      final hidden state {@code [L, B, Hout]} to carry into the next batch
+     * @param cN      final cell state (LSTM) or null
+     */
+    public record Loss(double loss, int tokens, int correct, Tensor hN, Tensor cN) {
+        public double perplexity() {
+            return Math.exp(loss);
+        }
+    }
+
+    /**
+     * Forward and backward of next-token prediction; gradients are added to {@link #parameters()}.
+     *
+     * @param inputs  {@code [T * B]} time-major input ids
+     * @param targets {@code [T * B]} the id to predict at each position (the padding id is not counted)
+     * @param h0      initial state {@code [L, B, Hout]} (e.g. a previous batch's {@code hN}), or null for zeros
+     * @param c0      initial cell state (LSTM), or null
+     */
+    public Loss forwardBackward(int[] inputs, int[] targets, int steps, int batch, Tensor h0, Tensor c0, long seed) {
+        return run(inputs, targets, steps, batch, h0, c0, seed, true);
+    }
+
+    /** The loss without backward (nothing accumulated). */
+    public Loss loss(int[] inputs, int[] targets, int steps, int batch, Tensor h0, Tensor c0, long seed) {
+        return run(inputs, targets, steps, batch, h0, c0, seed, false);
+    }
+
+    private Loss run(int[] inputs, int[] targets, int steps, int batch, Tensor h0, Tensor c0, long seed, boolean backward) {
+        if (steps <= 0) throw new IllegalArgumentException("steps: expected > 0, got " + steps);
+        if (batch <= 0) throw new IllegalArgumentException("batch: expected > 0, got " + batch);
+        if (inputs == null || inputs.length != steps * batch) {
+            throw new IllegalArgumentException("inputs: expected " + steps * batch + " ids, got " + (inputs == null ? "null" : inputs.length));
+        }
+        Tensor x = embedding.forward(inputs, steps, batch);
+        try (RnnOutput out = rnn.forwardTraining(new RnnInput(x, h0, c0, null), seed)) {
+            Tensor logits = output.forward(out.y());
+            SoftmaxCrossEntropy.Result ce = SoftmaxCrossEntropy.compute(logits, targets, padId);
+            if (backward) {
+                Tensor dy = output.backward(out.y(), ce.dlogits());
+                RnnGradients g = rnn.backward(out, dy, null, null);
+                embedding.backward(inputs, g.dx());
+            }
+            return new Loss(ce.loss(), ce.count(), ce.correct(), out.hN(), out.cN());
+        }
+    }
+
+    /**
+     * Feeds each prompt except its last token and returns the model, positioned there, for the decoders; start
+     * decoding with {@link #lastTokens(List)} as the per-item start tokens. Prompts must be non-empty.
+     */
+    public StepModel stepModel(List<int[]> prompts) {
+        if (prompts == null || prompts.isEmpty()) throw new IllegalArgumentException("prompts: expected at least one prompt");
+        int b = prompts.size(), t = 1;
+        int[] len = new int[b];
+        for (int i = 0; i < b; i++) {
+            if (prompts.get(i) == null || prompts.get(i).length == 0) throw new IllegalArgumentException("prompts: prompt " + i + " is empty");
+            len[i] = prompts.get(i).length - 1;
+            t = Math.max(t, len[i]);
+        }
+        int ld = rnnConfig.numLayers(), hout = rnnConfig.outSize(), hc = rnnConfig.hiddenSize();
+        Tensor h = Tensor.zeros(ld, b, hout);
+        Tensor c = rnnConfig.cell() == CellType.LSTM ? Tensor.zeros(ld, b, hc) : null;
+        boolean any = false;
+        for (int l : len) any |= l > 0;
+        if (any) {
+            int[] ids = new int[t * b];
+            int[] lengths = new int[b];
+            java.util.Arrays.fill(ids, Math.max(padId, 0));
+            for (int i = 0; i < b; i++) {
+                for (int s = 0; s < len[i]; s++) ids[s * b + i] = prompts.get(i)[s];
+                lengths[i] = Math.max(1, len[i]);
+            }
+            try (RnnOutput out = rnn.forward(new RnnInput(embedding.forward(ids, t, b), null, null, lengths))) {
+                for (int i = 0; i < b; i++) {
+                    if (len[i] == 0) continue;
+                    for (int l = 0; l < ld; l++) {
+                        System.arraycopy(out.hN().data(), (l * b + i) * hout, h.data(), (l * b + i) * hout, hout);
+                        if (c != null) System.arraycopy(out.cN().data(), (l * b + i) * hc, c.data(), (l * b + i) * hc, hc);
+                    }
+                }
+            }
+        }
+        return new Stepper(h, c);
+    }
+
+    /** The last token of each prompt: the start tokens for decoding from {@link #stepModel}. */
+    public static int[] lastTokens(List<int[]> prompts) {
+        int[] t = new int[prompts.size()];
+        for (int i = 0; i < t.length; i++) t[i] = prompts.get(i)[prompts.get(i).length - 1];
+        return t;
+    }
+
+    private record State(Tensor h, Tensor c) implements DecoderState {
+        @Override
+        public int rows() {
+            return h.dim(1);
+        }
+
+        @Override
+        public DecoderState select(int[] rows) {
+            return new State(gather(h, rows), c == null ? null : gather(c, rows));
+        }
+    }
+
+    private static Tensor gather(Tensor x, int[] rows) {
+        int l = x.dim(0), n = x.dim(1), w = x.dim(2);
+        Tensor out = Tensor.zeros(l, rows.length, w);
+        for (int k = 0; k < l; k++) {
+            for (int i = 0; i < rows.length; i++) {
+                if (rows[i] < 0 || rows[i] >= n) throw new IllegalArgumentException("rows: entry " + i + " must be in [0, " + n + "), got " + rows[i]);
+                System.arraycopy(x.data(), (k * n + rows[i]) * w, out.data(), (k * rows.length + i) * w, w);
+            }
+        }
+        return out;
+    }
+
+    private final class Stepper implements StepModel {
+        private final Tensor h0;
+        private final Tensor c0;
+
+        Stepper(Tensor h0, Tensor c0) {
+            this.h0 = h0;
+            this.c0 = c0;
+        }
+
+        @Override
+        public int batchSize() {
+            return h0.dim(1);
+        }
+
+        @Override
+        public int vocabSize() {
+            return vocab;
+        }
+
+        @Override
+        public DecoderState start(int k) {
+            if (k <= 0) throw new IllegalArgumentException("rowsPerItem: expected > 0, got " + k);
+            int[] rows = new int[batchSize() * k];
+            for (int r = 0; r < rows.length; r++) rows[r] = r / k;
+            return new State(gather(h0, rows), c0 == null ? null : gather(c0, rows));
+        }
+
+        @Override
+        public Step step(int[] tokens, DecoderState state) {
+            if (!(state instanceof State s)) throw new IllegalArgumentException("state: not a state of this model");
+            int n = s.rows();
+            if (tokens == null || tokens.length != n) {
+                throw new IllegalArgumentException("tokens: expected " + n + " entries, got " + (tokens == null ? "null" : tokens.length));
+            }
+            try (RnnOutput out = rnn.forward(new RnnInput(embedding.forward(tokens, 1, n), s.h, s.c, null))) {
+                Tensor logits = output.forward(out.y()).reshape(n, vocab);
+                return new Step(logits, new State(out.hN(), out.cN()), null);
+            }
+        }
+    }
+
+    /** Writes the parameters (F64, bit-exact on reload) with the configuration as metadata. */
+    public void save(Path file) throws IOException {
+        save(file, Map.of());
+    }
+
+    /**
+     * As {@link #save(Path)} with extra metadata entries (e.g. the vocabulary of the caller's tokenizer); keys
+     * starting with {@code lm.} or {@code rnn.} are reserved.
+     */
+    public void save(Path file, Map<String, String> extra) throws IOException {
+        if (extra == null) throw new IllegalArgumentException("extra: must not be null");
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("format", FORMAT);
+        m.put("lm.vocab", Integer.toString(vocab));
+        m.put("lm.embeddingSize", Integer.toString(embedding.dim()));
+        m.put("lm.padId", Integer.toString(padId));
+        m.putAll(ConfigMetadata.encode("rnn", rnnConfig));
+        for (Map.Entry<String, String> e : extra.entrySet()) {
+            if (m.containsKey(e.getKey()) || e.getKey().startsWith("lm.") || e.getKey().startsWith("rnn.")) {
+                throw new IllegalArgumentException("extra: key '" + e.getKey() + "' is reserved");
+            }
+            m.put(e.getKey(), e.getValue());
+        }
+        params.save(file, DType.F64, m);
+    }
+
+    /** Rebuilds a model from a checkpoint written by {@link #save} (configuration from its metadata) on {@code backend}. */
+    public static LanguageModel open(Path file, Backend backend) throws IOException {
+        if (file == null) throw new IllegalArgumentException("file: must not be null");
+        SafeTensors st = SafeTensors.read(file);
+        Map<String, String> m = st.metadata();
+        if (!FORMAT.equals(m.get("format"))) {
+            throw new IllegalArgumentException(file + ": expected a checkpoint with metadata format '" + FORMAT + "', got '" + m.get("format") + "'");
+        }
+        LanguageModel lm = create(ConfigMetadata.integer(m, "lm.vocab"), ConfigMetadata.integer(m, "lm.embeddingSize"),
+                ConfigMetadata.decode("rnn", m), ConfigMetadata.integer(m, "lm.padId"), backend, 0);
+        try {
+            lm.params.copyFrom(st.tensors());
+        } catch (RuntimeException e) {
+            lm.close();
+            throw e;
+        }
+        return lm;
+    }
+
+    /** The metadata format tag of language-model checkpoints. */
+    public static final String FORMAT = "recur-language-model";
+
+    /** Loads a checkpoint of a model of the same shape. */
+    public void load(Path file) throws IOException {
+        params.load(file);
+    }
+
+    @Override
+    public void close() {
+        rnn.close();
+    }
+}

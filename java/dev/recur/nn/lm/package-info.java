@@ -1,0 +1,4 @@
+/**
+ * Recurrent language models (next-token prediction and generation): {@link dev.recur.nn.lm.LanguageModel}.
+ */
+package dev.recur.nn.lm;
