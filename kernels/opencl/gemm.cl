@@ -1,7 +1,7 @@
 /* gemm_nn / gemm_nt / gemm_tn / gemm_tt: row-major strided-batched SGEMM (OpenCL backend's hand-written GEMM)
  *   C[q] = alpha op(A[q]) op(B[q]) + beta C[q]   (kernels/common/gemm.h)
- * gemm_wide_nn / gemm_wide_tn: the same for op(B) = B with an 8 x 8 block (contiguous B-row loads).
- * Launch: grid {ceil(n/4), ceil(m/8), batch} (8 x 4 block of C per work item), wide: {ceil(n/8), ceil(m/8), batch}. */
+ * gemm_v4_nn / gemm_v4_tn: the same for op(B) = B, 4 x 16 block as float8 vectors (OpenCL only).
+ * Launch: grid {ceil(n/4), ceil(m/8), batch} (8 x 4 block of C per work item); v4: {ceil(n/16), ceil(m/4), batch}. */
 #include "common/gemm.h"
 
 #define RECUR_GEMM_KERNEL(NAME, BODY)                                                                    \
@@ -17,5 +17,5 @@ RECUR_GEMM_KERNEL(gemm_nn, gemm_nn_body)
 RECUR_GEMM_KERNEL(gemm_nt, gemm_nt_body)
 RECUR_GEMM_KERNEL(gemm_tn, gemm_tn_body)
 RECUR_GEMM_KERNEL(gemm_tt, gemm_tt_body)
-RECUR_GEMM_KERNEL(gemm_wide_nn, gemm_wide_nn_body)
-RECUR_GEMM_KERNEL(gemm_wide_tn, gemm_wide_tn_body)
+RECUR_GEMM_KERNEL(gemm_v4_nn, gemm_v4_nn_body)
+RECUR_GEMM_KERNEL(gemm_v4_tn, gemm_v4_tn_body)

@@ -141,11 +141,10 @@ final class AttentionCommand implements Callable<Integer> {
                 .metadata("encoder_size", String.valueOf(config.encoderSize()))
                 .metadata("attention_size", String.valueOf(config.attentionSize()));
         result.save(out);
-        if (verbose.verbose) {
-            PrintWriter err = spec.commandLine().getErr();
-            err.println("recur attention: wrote " + out + " (backend " + backendName + ")");
-            err.flush();
-        }
+        PrintWriter stdout = spec.commandLine().getOut();
+        stdout.println("wrote " + out + ": " + String.join(", ", result.names()) + " (backend " + backendName + ", "
+                + dtype + ")");
+        stdout.flush();
         return 0;
     }
 

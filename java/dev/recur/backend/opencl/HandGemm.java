@@ -11,16 +11,18 @@ import static org.jocl.CL.clEnqueueNDRangeKernel;
 import static org.jocl.CL.clReleaseKernel;
 import static org.jocl.CL.clSetKernelArg;
 
-/** The register-blocked kernels of {@code kernels/common/gemm.h} (8 x 4 block of C per work item). */
+/**
+ * The register-blocked kernels of {@code kernels/common/gemm.h}: a 4 x 16 block of C per work item in float8
+ * vectors when B is not transposed (the schedule's every GEMM), a scalar 8 x 4 block otherwise.
+ */
 final class HandGemm implements ClGemm {
     private static final int TM = 8, TN = 4;
-    private static final int WIDE_TN = 8;
     private final long localX;
     private final cl_kernel[] kernels = new cl_kernel[6];
 
     HandGemm(OpenClDevice device) {
         this.localX = device.localX;
-        String[] names = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt", "gemm_wide_nn", "gemm_wide_tn"};
+        String[] names = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt", "gemm_v4_nn", "gemm_v4_tn"};
         try {
             for (int i = 0; i < names.length; i++) kernels[i] = clCreateKernel(device.program(), names[i], null);
         } catch (RuntimeException e) {
@@ -31,16 +33,16 @@ final class HandGemm implements ClGemm {
 
     @Override
     public String name() {
-        return "hand-written register-blocked (8x8 blocks; 8x4 when B is transposed)";
+        return "hand-written register-blocked (4x16 float8 blocks; scalar 8x4 when B is transposed)";
     }
 
     @Override
     public void gemm(cl_command_queue queue, boolean transA, boolean transB, int m, int n, int k, float alpha,
                      cl_mem a, long offA, int lda, long strideA, cl_mem b, long offB, int ldb, long strideB,
                      float beta, cl_mem c, long offC, int ldc, long strideC, int batch) {
-        // B not transposed: 8x8 blocks with contiguous B-row loads; else 8x4 blocks.
-        boolean wide = !transB;
-        cl_kernel kr = wide ? kernels[transA ? 5 : 4] : kernels[(transA ? 2 : 0) + (transB ? 1 : 0)];
+        // B not transposed (every GEMM of the schedule): 4x16 float8 blocks; else scalar 8x4 blocks.
+        boolean v4 = !transB;
+        cl_kernel kr = v4 ? kernels[4 + (transA ? 1 : 0)] : kernels[(transA ? 2 : 0) + (transB ? 1 : 0)];
         int i = 0;
         setInt(kr, i++, m);
         setInt(kr, i++, n);
@@ -59,9 +61,9 @@ final class HandGemm implements ClGemm {
         setInt(kr, i++, Math.toIntExact(offC));
         setInt(kr, i++, ldc);
         setInt(kr, i, Math.toIntExact(strideC));
-        long gx = wide ? (n + WIDE_TN - 1) / WIDE_TN : (n + TN - 1) / TN;
+        long gx = v4 ? (n + 15) / 16 : (n + TN - 1) / TN;
         long[] global = {(gx + localX - 1) / localX * localX,
-                (m + TM - 1) / TM, batch};
+                v4 ? (m + 3) / 4 : (m + TM - 1) / TM, batch};
         long[] local = {localX, 1, 1};
         clEnqueueNDRangeKernel(queue, kr, 3, null, global, local, 0, null, null);
     }

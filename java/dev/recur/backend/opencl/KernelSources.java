@@ -20,7 +20,7 @@ public final class KernelSources {
 
     private KernelSources() {}
 
-    /** The expanded text of {@code kernels/<path>} with {@code #line} markers kept out (plain concatenation). */
+    /** The text of {@code kernels/<path>} with every {@code #include "..."} replaced by the included file. */
     public static String load(String path) {
         StringBuilder out = new StringBuilder();
         expand(normalize(path), out, new HashSet<>());

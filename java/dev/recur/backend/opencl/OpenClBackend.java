@@ -69,8 +69,12 @@ public final class OpenClBackend implements DeviceBackend {
     private final AtomicLong inUse = new AtomicLong();
     private boolean closed;
 
-    /** A kernel object with the kind of each parameter (buffer, int or float). */
-    private record KernelInfo(cl_kernel kernel, char[] kinds) {}
+    /**
+     * A kernel object with the kind of each parameter (buffer, int or float) and the argument values last set on
+     * it: OpenCL keeps arguments on the kernel object, so a launch sets only those that changed (in the time
+     * loop usually just the step index).
+     */
+    private record KernelInfo(cl_kernel kernel, char[] kinds, Object[] last) {}
 
     /** Opens a backend with the named GEMM ({@code hand} or {@code clblast}). */
     public static OpenClBackend open(String gemmName) {
@@ -86,7 +90,14 @@ public final class OpenClBackend implements DeviceBackend {
         try {
             this.gemm = switch (gemmName) {
                 case "hand" -> new HandGemm(device);
-                case "clblast" -> new ClBlastGemm();
+                case "clblast" -> {
+                    try {
+                        yield new ClBlastGemm();
+                    } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
+                        throw new BackendUnavailableException("opencl with recur.opencl.gemm=clblast: the CLBlast "
+                                + "native library could not be loaded (" + e.getMessage() + ")", e);
+                    }
+                }
                 default -> throw new IllegalArgumentException("recur.opencl.gemm: expected hand or clblast, got '"
                         + gemmName + "'");
             };
@@ -116,7 +127,7 @@ public final class OpenClBackend implements DeviceBackend {
                 throw new IllegalStateException("kernel " + name + ": parameter " + i + " has unsupported type " + type);
             }
         }
-        return new KernelInfo(k, kinds);
+        return new KernelInfo(k, kinds, new Object[kinds.length]);
     }
 
     /** The GEMM implementation in use. */
@@ -318,6 +329,9 @@ public final class OpenClBackend implements DeviceBackend {
         cl_kernel k = ki.kernel;
         for (int i = 0; i < args.length; i++) {
             Object a = args[i];
+            // Buffers compare by identity (a ClBuffer's cl_mem never changes), numbers by value.
+            if (a != null && a.equals(ki.last[i]) && !(a instanceof ClBuffer cb0 && cb0.isClosed())) continue;
+            ki.last[i] = null;
             switch (ki.kinds[i]) {
                 case 'b' -> {
                     if (!(a instanceof DeviceBuffer db)) throw badArg(name, i, "a DeviceBuffer", a);
@@ -334,6 +348,7 @@ public final class OpenClBackend implements DeviceBackend {
                 }
                 default -> throw new IllegalStateException("kernel " + name + ": parameter kind " + ki.kinds[i]);
             }
+            ki.last[i] = a;
         }
         long[] global = globalSize.clone();
         long[] local = new long[global.length];

@@ -57,6 +57,9 @@ class AttentionCommandTest {
         CliRun r = CliRun.of(a.toArray(String[]::new));
         assertEquals(0, r.code(), r.toString());
         assertEquals("", r.err(), r.toString());
+        String names = caseName.startsWith("general") ? ", dW_a" : caseName.startsWith("additive") ? ", dW1, dW2, dv" : "";
+        assertEquals("wrote " + out + ": scores, weights, context, dscores, ddec, denc" + names + " (backend reference, F64)",
+                r.out().strip(), r.toString());
         SafeTensors expected = SafeTensors.read(caseDir(caseName).resolve("expected.safetensors"));
         SafeTensors got = SafeTensors.read(out);
         assertEquals(expected.tensors().keySet(), got.tensors().keySet(), "result names");
@@ -107,6 +110,8 @@ class AttentionCommandTest {
         CliRun r = CliRun.of(a.toArray(String[]::new));
         assertEquals(2, r.code(), r.toString());
         assertEquals(1, r.errLines().length, r.toString());
+        assertEquals("", r.out(), r.toString());
+        assertTrue(r.err().startsWith("recur attention: "), r.toString());
         assertTrue(r.err().contains(message), "expected '" + message + "' in: " + r.err());
         assertFalse(out.toFile().exists(), "no output after a rejected input");
     }

@@ -238,6 +238,32 @@ class OpenClBackendTest {
     }
 
     @Test
+    void kernelArgumentsChangeBetweenLaunchesAndClosedBuffersAreRefused() {
+        try (DeviceBuffer a = be.allocate(DeviceBuffer.Type.F32, 6); DeviceBuffer b = be.allocate(DeviceBuffer.Type.F32, 6);
+             DeviceBuffer dst = be.allocate(DeviceBuffer.Type.F32, 3)) {
+            be.upload(new float[] {1, 2, 3, 4, 5, 6}, 0, a, 0, 6);
+            be.upload(new float[] {10, 20, 30, 40, 50, 60}, 0, b, 0, 6);
+            float[] out = new float[3];
+            be.launch(dev.recur.schedule.Kernels.COL_SUM, new long[] {3}, 2, 3, a, dst, 0f);
+            be.download(dst, 0, out, 0, 3);
+            assertArrayEquals(new float[] {5, 7, 9}, out);
+            // Same kernel, another source buffer, same destination, then another beta and row count.
+            be.launch(dev.recur.schedule.Kernels.COL_SUM, new long[] {3}, 2, 3, b, dst, 0f);
+            be.download(dst, 0, out, 0, 3);
+            assertArrayEquals(new float[] {50, 70, 90}, out);
+            be.launch(dev.recur.schedule.Kernels.COL_SUM, new long[] {3}, 1, 3, b, dst, 1f);
+            be.download(dst, 0, out, 0, 3);
+            assertArrayEquals(new float[] {60, 90, 120}, out);
+            a.close();
+            assertThrows(IllegalStateException.class,
+                    () -> be.launch(dev.recur.schedule.Kernels.COL_SUM, new long[] {3}, 2, 3, a, dst, 0f));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> be.launch(dev.recur.schedule.Kernels.COL_SUM, new long[] {3}, 2, 3, b, dst, 0));
+            assertTrue(e.getMessage().contains("argument 4") && e.getMessage().contains("Float"), e.getMessage());
+        }
+    }
+
+    @Test
     void closedBufferIsRefused() {
         DeviceBuffer f = be.allocate(DeviceBuffer.Type.F32, 4);
         f.close();
