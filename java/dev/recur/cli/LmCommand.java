@@ -1,6 +1,6 @@
 package dev.recur.cli;
 
-import dev.recur.apps.LanguageModel;
+import dev.recur.apps.TextModel;
 import dev.recur.apps.TokenVocab;
 import dev.recur.backend.Backend;
 import dev.recur.nn.CellType;
@@ -110,9 +110,9 @@ final class LmCommand implements Callable<Integer> {
         checkOptions(cl);
         PrintWriter w = cl.getOut();
         String corpus = sampleOnly ? null : readText(cl);
-        try (Backend be = AppSupport.openBackend(cl, backend); LanguageModel lm = model(cl, be, corpus)) {
+        try (Backend be = AppSupport.openBackend(cl, backend); TextModel lm = model(cl, be, corpus)) {
             TokenVocab v = lm.vocab();
-            LanguageModel.Shape s = lm.shape();
+            TextModel.Shape s = lm.shape();
             w.printf("%s-level language model: %s, %d layer(s) of %d, embedding %d, vocabulary %d, %d parameters%n",
                     v.words() ? "word" : "character", s.cell().name(), s.layers(), s.hidden(), s.embedding(), v.size(), lm.parameters().count());
             w.printf("backend   %s (%s)%n", be.name(), be.deviceName());
@@ -145,7 +145,7 @@ final class LmCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void train(CommandLine cl, PrintWriter w, LanguageModel lm, int[] train, int t) {
+    private void train(CommandLine cl, PrintWriter w, TextModel lm, int[] train, int t) {
         w.printf("training  %d steps x %d windows of %d tokens, Adam %s, seed %d%n", steps, batch, t, trim(lr), seed);
         w.flush();
         Adam adam = new Adam(lr);
@@ -163,7 +163,7 @@ final class LmCommand implements Callable<Integer> {
                     }
                 }
                 lm.parameters().zeroGrad();
-                LanguageModel.Loss loss = lm.forwardBackward(in, tg, t, batch, seed + step);
+                TextModel.Loss loss = lm.forwardBackward(in, tg, t, batch, seed + step);
                 GradientClipping.clipByGlobalNorm(lm.parameters(), 5.0);
                 adam.step(lm.parameters());
                 avg = step == 0 ? loss.loss() : 0.9 * avg + 0.1 * loss.loss();
@@ -174,11 +174,11 @@ final class LmCommand implements Callable<Integer> {
         w.printf("trained in %s, final training loss %.3f (moving average)%n", AppSupport.seconds((System.nanoTime() - t0) / 1e9), avg);
     }
 
-    private LanguageModel model(CommandLine cl, Backend be, String corpus) throws IOException {
+    private TextModel model(CommandLine cl, Backend be, String corpus) throws IOException {
         if (load != null) {
             AppSupport.readableFile(cl, "--load", load);
             try {
-                return LanguageModel.load(load, be);
+                return TextModel.load(load, be);
             } catch (IllegalArgumentException | IOException e) {
                 throw AppSupport.bad(cl, "--load: " + e.getMessage());
             }
@@ -186,7 +186,7 @@ final class LmCommand implements Callable<Integer> {
         CellType c = CellType.valueOf(cell.toUpperCase(Locale.ROOT));
         String train = corpus.substring(0, (int) (corpus.length() * 0.9));
         TokenVocab v = words ? TokenVocab.words(train, vocab) : TokenVocab.chars(train);
-        return LanguageModel.create(v, new LanguageModel.Shape(c, layers, hidden, embedding), be, seed);
+        return TextModel.create(v, new TextModel.Shape(c, layers, hidden, embedding), be, seed);
     }
 
     private int[] primeIds(TokenVocab v) {

@@ -1,6 +1,6 @@
 package dev.recur.cli;
 
-import dev.recur.apps.LanguageModel;
+import dev.recur.apps.TextModel;
 import dev.recur.apps.TokenVocab;
 import dev.recur.backend.reference.ReferenceBackend;
 import dev.recur.nn.CellType;
@@ -53,11 +53,11 @@ class LmCommandTest {
     @Test
     void checkpointRoundTripsBitExactly() throws IOException {
         TokenVocab v = TokenVocab.chars("the quick brown fox jumps over the lazy dog\n");
-        LanguageModel.Shape shape = new LanguageModel.Shape(CellType.GRU, 2, 12, 6);
+        TextModel.Shape shape = new TextModel.Shape(CellType.GRU, 2, 12, 6);
         Path ck = dir.resolve("lm.safetensors");
         Map<String, Tensor> trained;
         int[] samples;
-        try (ReferenceBackend be = new ReferenceBackend(); LanguageModel lm = LanguageModel.create(v, shape, be, 5)) {
+        try (ReferenceBackend be = new ReferenceBackend(); TextModel lm = TextModel.create(v, shape, be, 5)) {
             int[] ids = v.encode("the quick brown fox jumps over the lazy dog\n");
             Adam adam = new Adam(0.01);
             for (int step = 0; step < 3; step++) {
@@ -77,7 +77,7 @@ class LmCommandTest {
             samples = lm.sample(v.encode("the "), 30, 0.9, 11);
             lm.save(ck);
         }
-        try (ReferenceBackend be = new ReferenceBackend(); LanguageModel back = LanguageModel.load(ck, be)) {
+        try (ReferenceBackend be = new ReferenceBackend(); TextModel back = TextModel.load(ck, be)) {
             assertEquals(shape, back.shape(), "shape from the checkpoint");
             assertEquals(v.serialize(), back.vocab().serialize(), "vocabulary from the checkpoint");
             assertEquals(trained.keySet(), back.parameters().values().keySet(), "parameter names");
