@@ -27,6 +27,8 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "demo", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
         description = {
+                "Learn to turn dates written by people into ISO dates: seq2seq with attention, progress, accuracy, pictures.",
+                "",
                 "Train a character-level seq2seq model with attention (bidirectional GRU encoder, GRU decoder, Luong dot"
                         + " attention) to turn dates written by people (\"the 3rd of March 1997\", \"3/3/97\", \"Mar 3, 1997\","
                         + " \"Monday, March 3 1997\", \"1997.03.03\", ...) into ISO 1997-03-03.",

@@ -25,6 +25,8 @@ import java.util.concurrent.Callable;
 /** {@code recur forecast}: an LSTM one-step-ahead forecaster on one numeric column of a CSV file. */
 @Command(name = "forecast", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
         description = {
+                "An LSTM forecaster on one numeric column of a CSV file: test RMSE against the naive forecast, and a plot.",
+                "",
                 "Forecast one numeric column of a CSV file one step ahead with an LSTM over a lookback window. Inputs are"
                         + " standardised with the training period's mean and deviation; the network predicts the change from the"
                         + " last value. The last --test-fraction of the rows is the test period (a split by time). Prints the"

@@ -30,6 +30,8 @@ import java.util.concurrent.Callable;
 /** {@code recur lm}: a character- or word-level language model on a text file, with samples and perplexity. */
 @Command(name = "lm", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
         description = {
+                "A character- or word-level language model on a text: training, samples, perplexity, checkpoints.",
+                "",
                 "Train a language model (embedding, stacked LSTM or GRU, softmax over the vocabulary) on a text: the first 90%"
                         + " for training, the last 10% held out. Prints samples at several temperatures and the held-out"
                         + " perplexity per token; --save writes a safetensors checkpoint (parameters + vocabulary), --load"
@@ -51,7 +53,8 @@ final class LmCommand implements Callable<Integer> {
     @Option(names = "--words", description = "Word level: the --vocab most frequent words plus <unk> and <eos> (a line break).")
     boolean words;
 
-    @Option(names = "--vocab", defaultValue = "1000", paramLabel = "N", description = "Words kept with --words (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--vocab", defaultValue = "300", paramLabel = "N",
+            description = "Words kept with --words (default: ${DEFAULT-VALUE}; the shipped text has ~1,000 distinct words in 3,600).")
     int vocab;
 
     @Option(names = "--cell", defaultValue = "lstm", paramLabel = "lstm|gru", description = "Recurrent cell (default: ${DEFAULT-VALUE}).")
@@ -66,8 +69,9 @@ final class LmCommand implements Callable<Integer> {
     @Option(names = "--embedding", defaultValue = "32", description = "Token embedding width (default: ${DEFAULT-VALUE}).")
     int embedding;
 
-    @Option(names = "--steps", defaultValue = "300", description = "Training steps (default: ${DEFAULT-VALUE}).")
-    int steps;
+    @Option(names = "--steps", description = "Training steps (default: 300 for characters; 100 for words, where the small default"
+            + " text is overfitted soon after).")
+    Integer steps;
 
     @Option(names = "--batch", defaultValue = "32", description = "Windows per step (default: ${DEFAULT-VALUE}).")
     int batch;
@@ -126,7 +130,8 @@ final class LmCommand implements Callable<Integer> {
                             + (t + 2) + " for --seq-len " + t);
                 }
                 w.printf("text      %s: %d tokens, %d for training, %d held out%n", source(), ids.length, train.length, held.length);
-                if (steps > 0) train(cl, w, lm, train, t);
+                int n = steps != null ? steps : v.words() ? 100 : 300;
+                if (n > 0) train(cl, w, lm, train, t, n);
                 if (held.length >= 2) w.printf("held-out perplexity: %.3f per %s%n", lm.perplexity(held), v.words() ? "word" : "character");
             }
             int n = length != null ? length : v.words() ? 60 : 300;
@@ -145,7 +150,7 @@ final class LmCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void train(CommandLine cl, PrintWriter w, TextModel lm, int[] train, int t) {
+    private void train(CommandLine cl, PrintWriter w, TextModel lm, int[] train, int t, int steps) {
         w.printf("training  %d steps x %d windows of %d tokens, Adam %s, seed %d%n", steps, batch, t, trim(lr), seed);
         w.flush();
         Adam adam = new Adam(lr);
@@ -217,7 +222,7 @@ final class LmCommand implements Callable<Integer> {
         AppSupport.positive(cl, "--embedding", embedding);
         AppSupport.positive(cl, "--vocab", vocab);
         AppSupport.positive(cl, "--batch", batch);
-        if (steps < 0) throw new CommandLine.ParameterException(cl, "--steps: expected >= 0, got " + steps);
+        if (steps != null && steps < 0) throw new CommandLine.ParameterException(cl, "--steps: expected >= 0, got " + steps);
         if (seqLen != null) AppSupport.positive(cl, "--seq-len", seqLen);
         if (length != null) AppSupport.positive(cl, "--length", length);
         if (!(lr > 0) || !Double.isFinite(lr)) throw new CommandLine.ParameterException(cl, "--lr: expected a finite value > 0, got " + lr);
