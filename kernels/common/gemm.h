@@ -63,6 +63,15 @@ RECUR_GEMM_BODY(gemm_tn_body, RECUR_A_T, RECUR_B_N)
 RECUR_GEMM_BODY(gemm_tt_body, RECUR_A_T, RECUR_B_T)
 
 
+/* gemm_transpose: dst[q][c][r] = src[off + q*stride + r*ld + c] for r < rows, c < cols (dst rows of length
+ * rows, batches packed). Lets a GEMM with a transposed A run as the fast non-transposed kernel.
+ * Launch shape: grid {cols, rows, batch}. */
+FN void gemm_transpose_body(int c, int r, int q, int rows, int cols, GLOBAL const float* RESTRICT src, int off, int ld,
+                            int stride, GLOBAL float* RESTRICT dst) {
+    if (c >= cols || r >= rows) return;
+    dst[(q * cols + c) * rows + r] = src[off + q * stride + r * ld + c];
+}
+
 #if defined(__OPENCL_VERSION__)
 /* OpenCL-only (CUDA uses cuBLAS) explicit-vector kernel for op(B) = B, the schedule's case: a work item
  * computes 4 rows x 16 columns of C as two float8 per row, so each step of p is 2 contiguous vector loads of

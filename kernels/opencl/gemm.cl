@@ -19,3 +19,9 @@ RECUR_GEMM_KERNEL(gemm_tn, gemm_tn_body)
 RECUR_GEMM_KERNEL(gemm_tt, gemm_tt_body)
 RECUR_GEMM_KERNEL(gemm_v4_nn, gemm_v4_nn_body)
 RECUR_GEMM_KERNEL(gemm_v4_tn, gemm_v4_tn_body)
+
+/* gemm_transpose: packs op(A) = A^T into a row-major scratch so the GEMM runs as NN. Grid {cols, rows, batch}. */
+KERNEL void gemm_transpose(int rows, int cols, GLOBAL const float* RESTRICT src, int off, int ld, int stride,
+                           GLOBAL float* RESTRICT dst) {
+    gemm_transpose_body(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), rows, cols, src, off, ld, stride, dst);
+}

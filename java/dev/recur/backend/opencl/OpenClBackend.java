@@ -31,10 +31,11 @@ import static org.jocl.CL.*;
  * memory account, and frees whatever buffers are still open when it is closed.
  *
  * <p>GEMM: {@link HandGemm} by default; {@code -Drecur.opencl.gemm=clblast} selects CLBlast. Measured with
- * {@code OpenClGemmBench} on PoCL (2-core EPYC, shared and busy machine, so the absolute numbers are low):
- * hand-written 5.4 GFLOP/s at m=1600 n=1024 k=256 (NN) and 19.7 at the per-step m=32 n=1024 k=256, CLBlast
- * 1.25 and 3.0 at the same shapes; the hand-written kernel was 2-6x faster at every schedule shape (the
- * schedule keeps transposed weight copies so its forward GEMMs are NN, the hand kernel's fast case).
+ * {@code OpenClGemmBench} on PoCL (2-core EPYC shared with other jobs, load 5-9, so absolute numbers are noisy;
+ * JMH averages, GFLOP/s hand / CLBlast): input projection m=1600 n=1024 k=256 NN 23.5 / 2.6, per step m=32
+ * n=1024 k=256 NN 29.1 / 3.0, dx 1600x256x1024 NN 26.9 / 4.1, dW 1024x256x1600 TN 15.0 / 1.7, and NT (not used
+ * by the schedule) 3.0 / 1.9. The hand-written kernel wins at every shape; the schedule keeps transposed weight
+ * copies so that all its GEMMs have a non-transposed B, the hand kernel's vector case.
  */
 public final class OpenClBackend implements DeviceBackend {
     public static final BackendProvider PROVIDER = new BackendProvider() {
