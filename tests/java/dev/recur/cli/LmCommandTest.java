@@ -113,6 +113,14 @@ class LmCommandTest {
         assertEquals(0, s.code(), s.toString());
         assertEquals(trainedSamples, samples(s.out()), "samples from --load --sample with the same seed");
         assertTrue(!s.out().contains("perplexity"), "--sample does not train or evaluate:\n" + s.out());
+
+        // --load without --sample trains further from the checkpoint, keeping its shape and vocabulary.
+        CliRun more = CliRun.of("lm", "--backend", "reference", "--load", ck.toString(), "--steps", "1", "--batch", "2", "--seq-len", "8",
+                "--length", "5", "--temperatures", "1.0");
+        assertEquals(0, more.code(), more.toString());
+        assertTrue(more.out().contains("LSTM, 2 layer(s) of 16, embedding 8"), more.out());
+        assertTrue(more.out().contains("training  1 steps x 2 windows of 8 tokens"), more.out());
+        assertTrue(more.out().contains("held-out perplexity"), more.out());
     }
 
     @Test
