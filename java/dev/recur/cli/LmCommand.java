@@ -139,7 +139,9 @@ final class LmCommand implements Callable<Integer> {
             for (int i = 0; i < temperatures.size(); i++) {
                 double temp = temperatures.get(i);
                 int[] out = lm.sample(primeIds, n, temp, seed + i);
-                w.printf("%n--- sample, temperature %s ---%n%s%s%n", trim(temp), prime == null ? "" : prime, v.decode(out));
+                // Word samples are joined with spaces; the prime needs one before the first sampled word.
+                String lead = prime == null ? "" : v.words() && !Character.isWhitespace(prime.charAt(prime.length() - 1)) ? prime + " " : prime;
+                w.printf("%n--- sample, temperature %s ---%n%s%s%n", trim(temp), lead, v.decode(out));
             }
             if (save != null) {
                 lm.save(save);
