@@ -3,11 +3,10 @@ package dev.recur.apps;
 import dev.recur.backend.Backend;
 import dev.recur.nn.CellType;
 import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnOutput;
-import dev.recur.nn.layers.Linear;
+import dev.recur.nn.layers.MeanSquaredError;
 import dev.recur.nn.layers.Parameters;
-import dev.recur.nn.layers.RecurrentLayer;
+import dev.recur.nn.layers.Pooling;
+import dev.recur.nn.layers.SequenceClassifier;
 import dev.recur.nn.train.Adam;
 import dev.recur.nn.train.GradientClipping;
 import dev.recur.tensor.Tensor;
@@ -15,9 +14,10 @@ import dev.recur.tensor.Tensor;
 import java.util.Arrays;
 
 /**
- * One-step-ahead forecasting of a univariate series with an LSTM: the input is the last {@code lookback}
- * values, standardised with the mean and standard deviation of the training period only; the network's last
- * state goes through a linear layer that predicts the <em>change</em> from the last input value (so an
+ * One-step-ahead forecasting of a univariate series with an LSTM ({@link SequenceClassifier} with one output,
+ * {@link Pooling#LAST}, trained with {@link MeanSquaredError}): the input is the last {@code lookback} values,
+ * standardised with the mean and standard deviation of the training period only; the network's last state
+ * goes through a linear layer that predicts the <em>change</em> from the last input value (so an
  * untrained model is the naive last-value forecast and training learns the pattern on top of it). The split
  * is by time: the last {@code testCount} values are predicted from windows that may reach back into the
  * training period, but no training target lies in the test period.
@@ -103,36 +103,27 @@ public final class Forecaster {
 
         Parameters params = new Parameters();
         RnnConfig cfg = RnnConfig.builder(CellType.LSTM, 1, s.hidden()).layers(s.layers()).build();
-        try (RecurrentLayer rnn = new RecurrentLayer(params, "lstm", cfg, backend, s.seed())) {
-            Linear head = new Linear(params, "head", s.hidden(), 1, true, s.seed() + 1);
+        // Many-to-one: the top layer's last state through a linear layer to one number, the change from the last value.
+        try (SequenceClassifier net = new SequenceClassifier(params, "forecaster", cfg, 1, Pooling.LAST, backend, s.seed())) {
             Adam adam = new Adam(s.lr());
             Tensor x = windows(z, trainTargets, lb);
+            Tensor target = Tensor.zeros(bt, 1);
+            for (int b = 0; b < bt; b++) target.data()[b] = z[trainTargets[b]];
             double loss = Double.NaN;
             for (int e = 0; e < s.epochs(); e++) {
                 params.zeroGrad();
-                try (RnnOutput o = rnn.forwardTraining(RnnInput.of(x), s.seed() + e)) {
-                    Tensor last = top(o.hN(), s.layers(), bt, s.hidden());
-                    Tensor delta = head.forward(last);
-                    Tensor dDelta = Tensor.zeros(bt, 1);
-                    loss = 0;
-                    for (int b = 0; b < bt; b++) {
-                        double pred = z[trainTargets[b] - 1] + delta.data()[b];
-                        double err = pred - z[trainTargets[b]];
-                        loss += err * err / bt;
-                        dDelta.data()[b] = 2 * err / bt;
-                    }
-                    Tensor dLast = head.backward(last, dDelta);
-                    Tensor dhN = Tensor.zeros(s.layers(), bt, s.hidden());
-                    System.arraycopy(dLast.data(), 0, dhN.data(), (s.layers() - 1) * bt * s.hidden(), bt * s.hidden());
-                    Tensor dcN = Tensor.zeros(s.layers(), bt, s.hidden());
-                    rnn.backward(o, Tensor.zeros(o.y().shape()), dhN, dcN);
+                try (SequenceClassifier.Pass pass = net.forward(x, null, s.seed() + e)) {
+                    MeanSquaredError.Result mse = MeanSquaredError.compute(fromLast(z, trainTargets, pass.logits()), target);
+                    loss = mse.loss();
+                    // prediction = last value + output, so the output's gradient is the prediction's.
+                    net.backward(pass, mse.dprediction());
                 }
                 GradientClipping.clipByGlobalNorm(params, 1.0);
                 adam.step(params);
                 if (progress != null) progress.epoch(e, loss);
             }
-            double[] fitted = predict(rnn, head, z, trainTargets, lb, n, mean, sd);
-            double[] predicted = predict(rnn, head, z, testTargets, lb, n, mean, sd);
+            double[] fitted = predict(net, z, trainTargets, lb, n, mean, sd);
+            double[] predicted = predict(net, z, testTargets, lb, n, mean, sd);
             double se = 0, seNaive = 0;
             for (int t : testTargets) {
                 se += (predicted[t] - series[t]) * (predicted[t] - series[t]);
@@ -142,15 +133,20 @@ public final class Forecaster {
         }
     }
 
-    private double[] predict(RecurrentLayer rnn, Linear head, double[] z, int[] targets, int lb, int n, double mean, double sd) {
+    /** {@code [B, 1]}: each window's last value plus the network's predicted change. */
+    private static Tensor fromLast(double[] z, int[] targets, Tensor delta) {
+        Tensor p = Tensor.zeros(targets.length, 1);
+        for (int b = 0; b < targets.length; b++) p.data()[b] = z[targets[b] - 1] + delta.data()[b];
+        return p;
+    }
+
+    private double[] predict(SequenceClassifier net, double[] z, int[] targets, int lb, int n, double mean, double sd) {
         double[] out = new double[n];
         Arrays.fill(out, Double.NaN);
-        try (RnnOutput o = rnn.forward(RnnInput.of(windows(z, targets, lb)))) {
-            Tensor delta = head.forward(top(o.hN(), s.layers(), targets.length, s.hidden()));
-            for (int b = 0; b < targets.length; b++) {
-                double v = (z[targets[b] - 1] + delta.data()[b]) * sd + mean;
-                out[targets[b]] = s.log() ? Math.exp(v) : v;
-            }
+        Tensor p = fromLast(z, targets, net.predict(windows(z, targets, lb), null));
+        for (int b = 0; b < targets.length; b++) {
+            double v = p.data()[b] * sd + mean;
+            out[targets[b]] = s.log() ? Math.exp(v) : v;
         }
         return out;
     }
@@ -162,10 +158,5 @@ public final class Forecaster {
             for (int t = 0; t < lb; t++) x.data()[t * targets.length + b] = z[targets[b] - lb + t];
         }
         return x;
-    }
-
-    /** The top layer's rows {@code [B, H]} of a final state {@code [L, B, H]}. */
-    static Tensor top(Tensor hN, int layers, int b, int h) {
-        return Tensor.of(Arrays.copyOfRange(hN.data(), (layers - 1) * b * h, layers * b * h), b, h);
     }
 }
