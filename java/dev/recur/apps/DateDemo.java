@@ -4,14 +4,14 @@ import dev.recur.backend.Backend;
 import dev.recur.nn.CellType;
 import dev.recur.nn.attention.AttentionScore;
 import dev.recur.nn.decode.Decoded;
-import dev.recur.nn.layers.Parameters;
 import dev.recur.nn.seq2seq.AttentionStyle;
 import dev.recur.nn.seq2seq.Bridge;
 import dev.recur.nn.seq2seq.Seq2Seq;
 import dev.recur.nn.seq2seq.Seq2SeqBatch;
 import dev.recur.nn.seq2seq.Seq2SeqConfig;
+import dev.recur.nn.seq2seq.Seq2SeqTrainer;
 import dev.recur.nn.train.Adam;
-import dev.recur.nn.train.GradientClipping;
+import dev.recur.nn.train.SamplingSchedule;
 
 import java.time.LocalDate;
 import java.util.ArrayList;
@@ -130,8 +130,8 @@ public final class DateDemo {
         double[] losses = new double[settings.steps()];
         double[] accs = new double[settings.steps()];
         try (Seq2Seq model = Seq2Seq.create(modelConfig(), backend, data.nextLong())) {
-            Parameters p = model.parameters();
             Adam adam = new Adam(settings.lr());
+            Seq2SeqTrainer trainer = new Seq2SeqTrainer(model, adam, SamplingSchedule.constant(1), 5.0, settings.seed());
             int half = settings.steps() / 2;
             for (int step = 0; step < settings.steps(); step++) {
                 List<int[]> src = new ArrayList<>(settings.batch()), tgt = new ArrayList<>(settings.batch());
@@ -147,10 +147,7 @@ public final class DateDemo {
                     double f = (step - half) / (double) Math.max(1, settings.steps() - half);
                     adam.setLearningRate(settings.lr() * (1 - 0.95 * f));
                 }
-                p.zeroGrad();
-                Seq2Seq.Loss loss = model.forwardBackward(Seq2SeqBatch.of(src, tgt, CharVocab.PAD, CharVocab.EOS), 1.0, settings.seed() + step);
-                GradientClipping.clipByGlobalNorm(p, 5.0);
-                adam.step(p);
+                Seq2Seq.Loss loss = trainer.step(Seq2SeqBatch.of(src, tgt, CharVocab.PAD, CharVocab.EOS));
                 losses[step] = loss.loss();
                 accs[step] = loss.tokenAccuracy();
                 if (progress != null) progress.step(step, loss.loss(), loss.tokenAccuracy());
@@ -173,7 +170,8 @@ public final class DateDemo {
                 }
             }
             double[][] att = dec.attention() == null ? null : trim(dec.attention().get(pick), heldOutSources.get(pick).length());
-            return new Result(losses, accs, List.copyOf(examples), correct / (double) examples.size(), att, examples.get(pick), p.count());
+            return new Result(losses, accs, List.copyOf(examples), correct / (double) examples.size(), att, examples.get(pick),
+                    model.parameters().count());
         }
     }
 
