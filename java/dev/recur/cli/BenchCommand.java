@@ -10,6 +10,12 @@ import dev.recur.nn.RnnGradients;
 import dev.recur.nn.RnnInput;
 import dev.recur.nn.RnnOutput;
 import dev.recur.nn.RnnWeights;
+import dev.recur.nn.attention.Attention;
+import dev.recur.nn.attention.AttentionConfig;
+import dev.recur.nn.attention.AttentionGradients;
+import dev.recur.nn.attention.AttentionOutput;
+import dev.recur.nn.attention.AttentionScore;
+import dev.recur.nn.attention.AttentionWeights;
 import dev.recur.tensor.Tensor;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -36,6 +42,13 @@ import java.util.concurrent.Callable;
  * (the backward has two products of the same size per forward product: the data and the weight gradient).
  * Times are those of the {@link Rnn} API calls, so on a device backend they include copying the inputs up
  * and the results back to host tensors.
+ *
+ * <p>Attention workloads ({@code attn_dot}, {@code attn_scaled}, {@code attn_general}, {@code attn_additive}) score
+ * {@code --dec-len} decoder states against {@code --seq-len} encoder states of width {@code --hidden-size}
+ * (attention size A = H for additive), with encoder lengths falling linearly from T to T/2 across the batch.
+ * Their FLOPs are the score and context products: {@code 2*U*B*T*H} each, plus {@code 2*U*B*H*H} for general's
+ * {@code dec W_a}, and for additive {@code 2*T*B*H*A + 2*U*B*H*A} (the two projections) plus {@code 2*U*B*T*A}
+ * (the {@code v} products) instead of the dot score.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
         description = {
@@ -68,9 +81,14 @@ final class BenchCommand implements Callable<Integer> {
     @CommandLine.Mixin
     Main.VerboseOption verbose;
 
-    @Option(names = "--cell", required = true, split = ",", paramLabel = "lstm|gru|rnn_tanh|rnn_relu",
-            converter = CellConverter.class, description = "The recurrent cell(s).")
-    List<CellType> cells;
+    @Option(names = "--cell", required = true, split = ",",
+            paramLabel = "lstm|gru|rnn_tanh|rnn_relu|attn_dot|attn_scaled|attn_general|attn_additive",
+            converter = CellConverter.class, description = "The recurrent cell(s) or attention score(s).")
+    List<Cell> cells;
+
+    @Option(names = "--dec-len", paramLabel = "U",
+            description = "Decoder steps of the attention workloads (default: --seq-len).")
+    Integer decLen;
 
     @Option(names = "--seq-len", required = true, paramLabel = "T", description = "Time steps.")
     int seqLen;
@@ -136,12 +154,28 @@ final class BenchCommand implements Callable<Integer> {
         positive("--repeats", repeats);
         if (warmup < 0) throw bad("--warmup: expected >= 0, got " + warmup);
         if (threads != null && threads < 1) throw bad("--threads: expected >= 1, got " + threads);
-        List<CellType> cellList = List.copyOf(new LinkedHashSet<>(cells));
+        if (decLen != null) positive("--dec-len", decLen);
+        int u = decLen == null ? seqLen : decLen;
+        List<Cell> cellList = List.copyOf(new LinkedHashSet<>(cells));
         List<Mode> modeList = List.copyOf(new LinkedHashSet<>(modes));
-        List<RnnConfig> configs = new ArrayList<>();
-        for (CellType c : cellList) {
+        List<Object> configs = new ArrayList<>();
+        List<String> names = new ArrayList<>();
+        for (Cell c : cellList) {
             try {
-                configs.add(RnnConfig.builder(c, inputSize, hiddenSize).layers(layers).bidirectional(bidirectional).build());
+                if (c.rnn() != null) {
+                    RnnConfig rc = RnnConfig.builder(c.rnn(), inputSize, hiddenSize).layers(layers).bidirectional(bidirectional).build();
+                    configs.add(rc);
+                    names.add(name(rc, seqLen, batch));
+                } else {
+                    AttentionConfig ac = switch (c.attention()) {
+                        case DOT -> AttentionConfig.dot(hiddenSize);
+                        case SCALED -> AttentionConfig.scaled(hiddenSize);
+                        case GENERAL -> AttentionConfig.general(hiddenSize, hiddenSize);
+                        case ADDITIVE -> AttentionConfig.additive(hiddenSize, hiddenSize, hiddenSize);
+                    };
+                    configs.add(ac);
+                    names.add(attentionName(ac, u, seqLen, batch));
+                }
             } catch (IllegalArgumentException e) {
                 throw bad(e.getMessage());
             }
@@ -150,7 +184,7 @@ final class BenchCommand implements Callable<Integer> {
 
         PrintWriter out = spec.commandLine().getOut();
         int nameWidth = "workload".length(), backendWidth = "backend".length();
-        for (RnnConfig c : configs) nameWidth = Math.max(nameWidth, name(c, seqLen, batch).length());
+        for (String n : names) nameWidth = Math.max(nameWidth, n.length());
         for (String b : backendList) backendWidth = Math.max(backendWidth, b.length());
         String rowFormat = "%-" + nameWidth + "s  %-" + backendWidth + "s  %-7s  %10s  %10s  %10s  %9s  %7s%n";
         if (!json) {
@@ -159,9 +193,9 @@ final class BenchCommand implements Callable<Integer> {
         }
         for (String backendName : backendList) {
             try (Backend be = open(backendName)) {
-                for (RnnConfig c : configs) {
+                for (Object c : configs) {
                     for (Mode m : modeList) {
-                        Result r = run(be, c, m);
+                        Result r = c instanceof RnnConfig rc ? run(be, rc, m) : runAttention(be, (AttentionConfig) c, u, m);
                         if (json) {
                             out.println(r.toJson());
                         } else {
@@ -224,21 +258,73 @@ final class BenchCommand implements Callable<Integer> {
             throw bad("--backend " + be.name() + ": " + e.getMessage());
         }
         try (rnn) {
-            for (int i = 0; i < warmup; i++) once(rnn, in, dy, mode);
-            long[] ns = new long[repeats];
-            for (int i = 0; i < repeats; i++) {
-                long t0 = System.nanoTime();
-                once(rnn, in, dy, mode);
-                // A zero reading (a coarse clock) would make the throughput infinite, which JSON cannot carry.
-                ns[i] = Math.max(1, System.nanoTime() - t0);
-            }
-            Arrays.sort(ns);
-            double median = repeats % 2 == 1 ? ns[repeats / 2] : (ns[repeats / 2 - 1] + ns[repeats / 2]) / 2.0;
-            double msMedian = median / 1e6;
-            double gflops = flops(c, seqLen, batch, mode) / (median / 1e9) / 1e9;
-            return new Result(name(c, seqLen, batch), be.name(), mode, msMedian, ns[0] / 1e6, ns[repeats - 1] / 1e6,
-                    gflops, repeats);
+            return time(name(c, seqLen, batch), be.name(), mode, flops(c, seqLen, batch, mode), () -> once(rnn, in, dy, mode));
         }
+    }
+
+    private Result runAttention(Backend be, AttentionConfig c, int u, Mode mode) {
+        SplittableRandom rnd = new SplittableRandom(seed);
+        AttentionWeights w = AttentionWeights.init(c, rnd.nextLong());
+        Tensor dec = random(rnd, u, batch, c.decoderSize());
+        Tensor enc = random(rnd, seqLen, batch, c.encoderSize());
+        Tensor dcontext = mode == Mode.FWD_BWD ? random(rnd, u, batch, c.encoderSize()) : null;
+        int[] lengths = new int[batch];
+        for (int b = 0; b < batch; b++) {
+            lengths[b] = Math.max(1, seqLen - (int) ((long) b * (seqLen / 2) / Math.max(1, batch - 1)));
+        }
+        Tensor mask = Attention.maskFromLengths(lengths, seqLen);
+        Attention att;
+        try {
+            att = Attention.create(c, be, w);
+        } catch (UnsupportedOperationException | IllegalArgumentException e) {
+            throw bad("--backend " + be.name() + ": " + e.getMessage());
+        }
+        try (att) {
+            Runnable once = () -> {
+                if (mode == Mode.FWD) {
+                    AttentionOutput o = att.forward(dec, enc, mask);
+                    blackhole(o.context());
+                } else {
+                    AttentionGradients g = att.backward(dec, enc, mask, dcontext);
+                    blackhole(g.ddec());
+                }
+            };
+            return time(attentionName(c, u, seqLen, batch), be.name(), mode, attentionFlops(c, u, seqLen, batch, mode), once);
+        }
+    }
+
+    private Result time(String name, String backend, Mode mode, double flops, Runnable once) {
+        for (int i = 0; i < warmup; i++) once.run();
+        long[] ns = new long[repeats];
+        for (int i = 0; i < repeats; i++) {
+            long t0 = System.nanoTime();
+            once.run();
+            // A zero reading (a coarse clock) would make the throughput infinite, which JSON cannot carry.
+            ns[i] = Math.max(1, System.nanoTime() - t0);
+        }
+        Arrays.sort(ns);
+        double median = repeats % 2 == 1 ? ns[repeats / 2] : (ns[repeats / 2 - 1] + ns[repeats / 2]) / 2.0;
+        return new Result(name, backend, mode, median / 1e6, ns[0] / 1e6, ns[repeats - 1] / 1e6,
+                flops / (median / 1e9) / 1e9, repeats);
+    }
+
+    /** Score and context products of one attention workload (see the class comment). */
+    static double attentionFlops(AttentionConfig c, int u, int t, int batch, Mode mode) {
+        double he = c.encoderSize(), hd = c.decoderSize();
+        double context = 2.0 * u * batch * t * he;
+        double scores = switch (c.score()) {
+            case DOT, SCALED -> 2.0 * u * batch * t * he;
+            case GENERAL -> 2.0 * u * batch * hd * he + 2.0 * u * batch * t * he;
+            case ADDITIVE -> 2.0 * t * batch * he * c.attentionSize() + 2.0 * u * batch * hd * c.attentionSize()
+                    + 2.0 * u * batch * t * c.attentionSize();
+        };
+        double total = scores + context;
+        return mode == Mode.FWD_BWD ? 3 * total : total;
+    }
+
+    /** e.g. {@code attn_dot_u50_t100_b32_h256}. */
+    static String attentionName(AttentionConfig c, int u, int t, int batch) {
+        return "attn_" + c.score().name().toLowerCase(Locale.ROOT) + "_u" + u + "_t" + t + "_b" + batch + "_h" + c.encoderSize();
     }
 
     private static void once(Rnn rnn, RnnInput in, Tensor dy, Mode mode) {
@@ -299,19 +385,27 @@ final class BenchCommand implements Callable<Integer> {
         return s != null && s.startsWith(prefix) ? s.substring(prefix.length()) : s;
     }
 
-    /** The RNN cells; the attention workloads of the issue are refused by name until attention exists. */
-    static final class CellConverter implements CommandLine.ITypeConverter<CellType> {
+    /** A workload's cell: an RNN cell or an attention score (exactly one is set). */
+    record Cell(CellType rnn, AttentionScore attention) {}
+
+    /** {@code lstm|gru|rnn_tanh|rnn_relu} or {@code attn_dot|attn_scaled|attn_general|attn_additive}. */
+    static final class CellConverter implements CommandLine.ITypeConverter<Cell> {
+        private static final String EXPECTED =
+                "expected one of lstm, gru, rnn_tanh, rnn_relu, attn_dot, attn_scaled, attn_general, attn_additive";
+
         @Override
-        public CellType convert(String value) {
+        public Cell convert(String value) {
             String v = value.strip().toLowerCase(Locale.ROOT);
             if (v.startsWith("attn_")) {
-                throw new CommandLine.TypeConversionException("'" + value + "': attention workloads are not available yet"
-                        + " (this build has no attention module); expected one of lstm, gru, rnn_tanh, rnn_relu");
+                for (AttentionScore a : AttentionScore.values()) {
+                    if (a.name().equalsIgnoreCase(v.substring(5))) return new Cell(null, a);
+                }
+                throw new CommandLine.TypeConversionException(EXPECTED + ", got '" + value + "'");
             }
             try {
-                return CellType.parse(v);
+                return new Cell(CellType.parse(v), null);
             } catch (IllegalArgumentException e) {
-                throw new CommandLine.TypeConversionException("expected one of lstm, gru, rnn_tanh, rnn_relu, got '" + value + "'");
+                throw new CommandLine.TypeConversionException(EXPECTED + ", got '" + value + "'");
             }
         }
     }

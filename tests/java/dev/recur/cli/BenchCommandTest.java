@@ -140,10 +140,39 @@ class BenchCommandTest {
     }
 
     @Test
+    void attentionWorkloadsReportTheirScoreAndContextFlops() {
+        int u = 3, t = 4, b = 2, h = 5;
+        CliRun r = CliRun.of("bench", "--cell", "attn_dot,attn_scaled,attn_general,attn_additive", "--seq-len", "" + t,
+                "--dec-len", "" + u, "--batch", "" + b, "--input-size", "1", "--hidden-size", "" + h, "--mode", "fwd,fwd_bwd",
+                "--backend", "reference", "--repeats", "3", "--warmup", "1", "--json");
+        assertEquals(0, r.code(), r.toString());
+        String[] lines = r.out().strip().split("\\R");
+        assertEquals(8, lines.length, "one line per workload (4 scores x 2 modes): " + r);
+        for (String line : lines) {
+            Map<String, String> m = parseJsonLine(line);
+            assertEquals(FIELDS, m.keySet(), "fields of " + line);
+            String name = m.get("name");
+            String score = name.substring("attn_".length(), name.indexOf("_u"));
+            assertEquals("attn_" + score + "_u3_t4_b2_h5", name, line);
+            double context = 2.0 * u * b * t * h;
+            double scores = switch (score) {
+                case "dot", "scaled" -> 2.0 * u * b * t * h;
+                case "general" -> 2.0 * u * b * h * h + 2.0 * u * b * t * h;
+                case "additive" -> 2.0 * t * b * h * h + 2.0 * u * b * h * h + 2.0 * u * b * t * h;
+                default -> throw new AssertionError("unexpected score in " + line);
+            };
+            double flops = (scores + context) * (m.get("mode").equals("fwd_bwd") ? 3 : 1);
+            double median = Double.parseDouble(m.get("ms_median"));
+            double gflops = Double.parseDouble(m.get("gflops"));
+            assertEquals(flops / (median * 1e6), gflops, 1e-9 * Math.max(1, gflops), line);
+        }
+    }
+
+    @Test
     void badOptionsExitTwoNamingTheOption() {
         assertEquals(0, CliRun.of(args()).code(), "the base arguments must be valid");
-        assertBad(args("--cell", "attn_dot"), "--cell", "attn_dot", "not available yet");
-        assertBad(args("--cell", "lstm,attn_additive"), "attn_additive", "not available yet");
+        assertBad(args("--cell", "attn_softmax"), "--cell", "attn_softmax", "attn_additive");
+        assertBad(args("--cell", "attn_dot", "--dec-len", "0"), "--dec-len", "got 0");
         assertBad(args("--cell", "transformer"), "--cell", "transformer");
         assertBad(args("--cell", null), "--cell");
         assertBad(args("--mode", "bwd"), "--mode", "bwd");
