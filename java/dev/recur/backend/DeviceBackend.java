@@ -15,7 +15,8 @@ import dev.recur.schedule.ScheduledRnn;
  * before it. {@code upload*} may return before the copy has happened only if it has taken its own copy of
  * the host data (the caller may overwrite the array on return); {@code download*} returns when the host
  * array holds the data (it waits for all earlier work). {@link #finish()} waits for everything issued.
- * A backend is used by one thread at a time.
+ * A backend is used by one thread at a time ({@code Rnn} and {@code Attention} ensure it with {@link BackendLocks});
+ * only {@link DeviceBuffer#close()} may come from another thread (the GC safety net of {@link Leaks}).
  *
  * <h2>Argument checks</h2>
  * Implementations throw {@link IllegalArgumentException} naming the argument for a buffer of the wrong

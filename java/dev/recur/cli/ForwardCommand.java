@@ -107,7 +107,7 @@ final class ForwardCommand implements Callable<Integer> {
         SafeTensors w = read("--weights", weights);
         RnnWeights rnnWeights;
         try {
-            rnnWeights = RnnWeights.of(config, w.tensors());
+            rnnWeights = RnnWeights.of(config, w.floatTensors());
         } catch (IllegalArgumentException e) {
             throw bad("--weights " + weights + ": " + stripPrefix(e.getMessage(), "weights: "));
         }

@@ -103,6 +103,21 @@ public final class SafeTensors {
         return t;
     }
 
+    /**
+     * The tensors, for loading as parameters: throws {@link IllegalArgumentException} naming the file, the first
+     * tensor stored with an integer dtype and that dtype (a parameter is F32 or F64; integers in its place
+     * mean the wrong file or a wrong export, which would otherwise load silently as whole numbers).
+     */
+    public Map<String, Tensor> floatTensors() {
+        for (Map.Entry<String, DType> e : dtypes.entrySet()) {
+            if (e.getValue().isInteger()) {
+                throw new IllegalArgumentException(file + ": parameter '" + e.getKey() + "' has dtype " + e.getValue()
+                        + ", expected a floating-point dtype (F32 or F64)");
+            }
+        }
+        return tensors;
+    }
+
     /** The stored dtype of the named tensor. */
     public DType dtype(String name) {
         tensor(name);

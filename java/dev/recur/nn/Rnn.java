@@ -1,10 +1,14 @@
 package dev.recur.nn;
 
 import dev.recur.backend.Backend;
+import dev.recur.backend.BackendLocks;
+import dev.recur.backend.Leaks;
 import dev.recur.tensor.Shapes;
 import dev.recur.tensor.Tensor;
 
+import java.lang.ref.Reference;
 import java.util.Arrays;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * A recurrent network (stacked, optionally bidirectional) bound to a backend: the entry point of the
@@ -20,21 +24,55 @@ import java.util.Arrays;
  * }
  * }</pre>
  *
- * <p>Not thread-safe: one thread at a time per {@code Rnn}; an engine keeps per-call workspaces.
+ * <h2>Threads</h2>
+ * Safe to use from several threads: each call into the backend ({@link #forward}, {@link #forwardTraining},
+ * {@link #backward}, {@link #setWeights}, {@link #close}, and closing an output's trace) holds the lock of the
+ * backend instance ({@link BackendLocks}), so calls on one backend, from one shared {@code Rnn} or from many
+ * {@code Rnn}s, run one after another, each with the result it would have had alone. Argument checks and
+ * layout conversions run outside the lock. For parallel speed-up open one backend per thread. An output's
+ * trace must go back to the {@code Rnn} that made it; {@code RnnWeights} may be shared (they are read, and
+ * uploaded by {@code create}/{@code setWeights}; do not change a weight tensor while a call that reads it runs).
+ *
+ * <h2>Determinism</h2>
+ * The same inputs, weights, seed and backend give bit-identical outputs and gradients, call after call and
+ * whichever thread calls. Across backends results differ by rounding (reference float64, devices float32).
+ * On the {@code cpu} backend the thread count ({@code recur.cpu.threads}) changes only how GEMMs and kernels
+ * are split over output rows and columns, never the order of a sum (a GEMM's K loop and column sums run in the
+ * same order on every split), so results are meant to be independent of it, but only a fixed thread count is
+ * tested. On OpenCL the results depend on the device and driver and on the GEMM
+ * ({@code recur.opencl.gemm=hand|clblast}).
+ *
+ * <h2>Resources</h2>
+ * Holds device memory until {@link #close()} (closing twice is harmless; any call after it throws
+ * {@link IllegalStateException}). A training output holds its saved activations until it is
+ * {@link RnnOutput#close() closed}. A network or output that is forgotten without closing is freed after
+ * garbage collection, with a warning logged once ({@link Leaks}).
  */
 public final class Rnn implements AutoCloseable {
     private final RnnConfig config;
     private final Backend backend;
     private final RnnEngine engine;
-    private RnnWeights weights;
-    private boolean checkFinite;
-    private boolean closed;
+    private final ReentrantLock lock;
+    private final Leaks.Handle handle;
+    private volatile RnnWeights weights;
+    private volatile boolean checkFinite;
 
-    private Rnn(RnnConfig config, Backend backend, RnnEngine engine, RnnWeights weights) {
+    private Rnn(RnnConfig config, Backend backend, RnnEngine engine, RnnWeights weights, ReentrantLock lock) {
         this.config = config;
         this.backend = backend;
         this.engine = engine;
         this.weights = weights;
+        this.lock = lock;
+        // The release refers to the engine and the lock only, never to this Rnn, so a forgotten Rnn is collectable.
+        this.handle = Leaks.register(this, "An Rnn", () -> {
+            lock.lock();
+            try {
+                engine.close();
+            } finally {
+                lock.unlock();
+            }
+            return true;
+        });
     }
 
     /** Binds a network to a backend and loads its weights (which must match {@code config}). */
@@ -42,14 +80,20 @@ public final class Rnn implements AutoCloseable {
         if (config == null) throw new IllegalArgumentException("config: must not be null");
         if (backend == null) throw new IllegalArgumentException("backend: must not be null");
         checkWeights(config, weights);
-        RnnEngine engine = backend.createRnnEngine(config);
+        ReentrantLock lock = BackendLocks.of(backend);
+        lock.lock();
         try {
-            engine.setWeights(weights);
-        } catch (RuntimeException | Error e) {
-            engine.close();
-            throw e;
+            RnnEngine engine = backend.createRnnEngine(config);
+            try {
+                engine.setWeights(weights);
+            } catch (RuntimeException | Error e) {
+                engine.close();
+                throw e;
+            }
+            return new Rnn(config, backend, engine, weights, lock);
+        } finally {
+            lock.unlock();
         }
-        return new Rnn(config, backend, engine, weights);
     }
 
     private static void checkWeights(RnnConfig config, RnnWeights weights) {
@@ -77,8 +121,15 @@ public final class Rnn implements AutoCloseable {
         ensureOpen();
         checkWeights(config, w);
         if (checkFinite) w.asMap().forEach(Shapes::requireFinite);
-        engine.setWeights(w);
-        this.weights = w;
+        lock.lock();
+        try {
+            ensureOpen();
+            engine.setWeights(w);
+            this.weights = w;
+        } finally {
+            lock.unlock();
+            Reference.reachabilityFence(this);
+        }
     }
 
     /**
@@ -137,7 +188,17 @@ public final class Rnn implements AutoCloseable {
         Tensor xt = config.batchFirst() ? x.transpose01() : x;
         if (h0 == null) h0 = Tensor.zeros(ld, b, config.outSize());
         if (c0 == null && config.cell() == CellType.LSTM) c0 = Tensor.zeros(ld, b, config.hiddenSize());
-        RnnOutput out = engine.forward(xt, h0, c0, lengths, training, seed);
+        RnnOutput raw;
+        lock.lock();
+        try {
+            ensureOpen();
+            raw = engine.forward(xt, h0, c0, lengths, training, seed);
+        } finally {
+            lock.unlock();
+            Reference.reachabilityFence(this);
+        }
+        RnnOutput out = raw.trace() == null ? raw
+                : new RnnOutput(raw.y(), raw.hN(), raw.cN(), new LockedTrace(raw.trace(), lock, engine));
         if (checkFinite) {
             try {
                 Shapes.requireFinite("y (result)", out.y());
@@ -202,7 +263,29 @@ public final class Rnn implements AutoCloseable {
         if (config.batchFirst()) dy = dy.transpose01();
         if (dhN == null) dhN = Tensor.zeros(ld, b, config.outSize());
         if (dcN == null && config.cell() == CellType.LSTM) dcN = Tensor.zeros(ld, b, config.hiddenSize());
-        RnnGradients g = engine.backward(out.trace(), dy, dhN, dcN);
+        RnnTrace trace = out.trace();
+        if (trace instanceof LockedTrace lt) {
+            if (lt.engine != engine) {
+                throw new IllegalArgumentException("out: its trace was made by another Rnn; pass an output of this "
+                        + "network's forwardTraining");
+            }
+            trace = lt.inner;
+        }
+        RnnGradients g;
+        lock.lock();
+        try {
+            ensureOpen();
+            if (out.trace() instanceof LockedTrace lt && lt.isClosed()) {
+                throw new IllegalStateException("out: its trace was used after close(); backward needs the saved "
+                        + "activations of an open output");
+            }
+            g = engine.backward(trace, dy, dhN, dcN);
+        } finally {
+            lock.unlock();
+            // The output's trace must not be collected (and freed) while backward reads it.
+            Reference.reachabilityFence(out);
+            Reference.reachabilityFence(this);
+        }
         if (checkFinite) {
             try {
                 Shapes.requireFinite("dx (result)", g.dx());
@@ -218,14 +301,52 @@ public final class Rnn implements AutoCloseable {
     }
 
     private void ensureOpen() {
-        if (closed) throw new IllegalStateException("Rnn: used after close()");
+        if (handle.isClosed()) {
+            throw new IllegalStateException("Rnn: used after close() (" + config.cell() + " on backend " + backend.name() + ")");
+        }
     }
 
-    /** Releases the engine's device memory. Closing twice is harmless. */
+    /** Releases the engine's device memory (waiting for a call running on the backend). Closing twice is harmless. */
     @Override
     public void close() {
-        if (closed) return;
-        closed = true;
-        engine.close();
+        handle.close();
+    }
+
+    /**
+     * A training output's trace as handed to callers: closing it holds the backend lock (the engine's trace
+     * bookkeeping and the device are shared with other threads), and a forgotten one is freed after GC.
+     */
+    private static final class LockedTrace implements RnnTrace {
+        final RnnTrace inner;
+        final RnnEngine engine;
+        private final Leaks.Handle handle;
+
+        LockedTrace(RnnTrace inner, ReentrantLock lock, RnnEngine engine) {
+            this.inner = inner;
+            this.engine = engine;
+            this.handle = Leaks.register(this, "An RnnOutput of forwardTraining (its trace)", () -> {
+                lock.lock();
+                try {
+                    inner.close();
+                } finally {
+                    lock.unlock();
+                }
+                return true;
+            });
+        }
+
+        boolean isClosed() {
+            return handle.isClosed();
+        }
+
+        @Override
+        public long savedBytes() {
+            return inner.savedBytes();
+        }
+
+        @Override
+        public void close() {
+            handle.close();
+        }
     }
 }

@@ -14,9 +14,7 @@ import org.jocl.cl_kernel;
 import org.jocl.cl_mem;
 
 import java.nio.charset.StandardCharsets;
-import java.util.Collections;
 import java.util.HashMap;
-import java.util.IdentityHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
@@ -66,7 +64,12 @@ public final class OpenClBackend implements DeviceBackend {
     private final cl_command_queue queue;
     private final ClGemm gemm;
     private final Map<String, KernelInfo> kernels = new HashMap<>();
-    private final Set<ClBuffer> live = Collections.newSetFromMap(new IdentityHashMap<>());
+    // Concurrent: a forgotten buffer is released from the cleaner thread (see ClBuffer).
+    private final Set<ClBuffer.Mem> live = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    /** See {@link #setMemoryLimit}; initially the system property {@value #MEMORY_LIMIT_PROPERTY}, if set. */
+    private volatile long memoryLimit = Long.getLong(MEMORY_LIMIT_PROPERTY, Long.MAX_VALUE);
+    /** System property: a cap in bytes on what each new backend may allocate (as {@link #setMemoryLimit}). */
+    public static final String MEMORY_LIMIT_PROPERTY = "recur.opencl.memoryLimitBytes";
     private final AtomicLong inUse = new AtomicLong();
     private boolean closed;
 
@@ -156,7 +159,7 @@ public final class OpenClBackend implements DeviceBackend {
         if (type == null) throw new IllegalArgumentException("type: must not be null");
         if (elements < 1) throw new IllegalArgumentException("elements: expected >= 1, got " + elements);
         long bytes = elements * type.bytes();
-        long available = Math.max(0, device.globalMemBytes - device.inUse.get());
+        long available = Math.max(0, Math.min(device.globalMemBytes - device.inUse.get(), memoryLimit - inUse.get()));
         if (bytes > available || bytes > device.maxAllocBytes) {
             throw new OutOfDeviceMemoryException("opencl", bytes, available,
                     bytes > device.maxAllocBytes ? "largest single allocation is " + device.maxAllocBytes + " bytes" : "");
@@ -168,17 +171,28 @@ public final class OpenClBackend implements DeviceBackend {
             throw new OutOfDeviceMemoryException("opencl", bytes, available, e.getMessage());
         }
         ClBuffer b = new ClBuffer(this, type, elements, mem);
-        live.add(b);
+        live.add(b.state());
         inUse.addAndGet(bytes);
         device.inUse.addAndGet(bytes);
         return b;
     }
 
-    void released(ClBuffer b) {
+    void released(ClBuffer.Mem b) {
         if (live.remove(b)) {
-            inUse.addAndGet(-b.bytes());
-            device.inUse.addAndGet(-b.bytes());
+            inUse.addAndGet(-b.bytes);
+            device.inUse.addAndGet(-b.bytes);
         }
+    }
+
+    /**
+     * Caps the bytes this backend's live buffers may hold (beyond the device's own size): an allocation past it
+     * throws {@link OutOfDeviceMemoryException} naming requested and available bytes, as a full device would.
+     * For running beside other users of a device, and for testing out-of-memory handling. {@code Long.MAX_VALUE}
+     * removes the cap.
+     */
+    public void setMemoryLimit(long bytes) {
+        if (bytes < 0) throw new IllegalArgumentException("bytes: expected >= 0, got " + bytes);
+        this.memoryLimit = bytes;
     }
 
     private ClBuffer check(String arg, DeviceBuffer buf, DeviceBuffer.Type type, long off, long count) {
@@ -386,7 +400,7 @@ public final class OpenClBackend implements DeviceBackend {
             clFinish(queue);
         } finally {
             closed = true;
-            for (ClBuffer b : live.toArray(new ClBuffer[0])) b.close();
+            for (ClBuffer.Mem b : live.toArray(new ClBuffer.Mem[0])) b.release();
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
             kernels.clear();
             gemm.close();

@@ -1,6 +1,8 @@
 package dev.recur.nn.attention;
 
 import dev.recur.backend.Backend;
+import dev.recur.backend.BackendLocks;
+import dev.recur.backend.Leaks;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.reference.ReferenceAttention;
 import dev.recur.backend.reference.ReferenceBackend;
@@ -8,7 +10,9 @@ import dev.recur.schedule.AttentionSchedule;
 import dev.recur.tensor.Shapes;
 import dev.recur.tensor.Tensor;
 
+import java.lang.ref.Reference;
 import java.util.Arrays;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * Attention of decoder states {@code dec [U, B, Hd]} over encoder states {@code enc [T, B, He]} (both
@@ -26,7 +30,13 @@ import java.util.Arrays;
  *
  * <p>On the reference backend the computation is float64; on a {@link DeviceBackend} it runs in float32 through
  * GEMMs and the kernels of {@link dev.recur.schedule.AttentionKernels}, and holds device memory until
- * {@link #close()}. Not thread-safe.
+ * {@link #close()}.
+ *
+ * <p>Threads: safe to use from several threads. Each call into the backend holds the backend instance's lock
+ * ({@link BackendLocks}), so calls on one backend run one after another (as for {@code Rnn}); results are
+ * bit-identical to running the same calls alone. Resources: closing twice is harmless, a call after
+ * {@link #close()} throws {@link IllegalStateException}, and a forgotten instance is freed after GC with a
+ * warning logged once ({@link Leaks}).
  *
  * <pre>{@code
  * AttentionConfig cfg = AttentionConfig.additive(64, 128, 32);
@@ -40,14 +50,37 @@ public final class Attention implements AutoCloseable {
     private final AttentionConfig config;
     private final Backend backend;
     private final AttentionEngine engine;
-    private AttentionWeights weights;
-    private boolean closed;
+    private volatile AttentionWeights weights;
+    private final ReentrantLock lock;
+    private final Leaks.Handle handle;
 
-    private Attention(AttentionConfig config, Backend backend, AttentionEngine engine, AttentionWeights weights) {
+    private Attention(AttentionConfig config, Backend backend, AttentionEngine engine, AttentionWeights weights,
+                      ReentrantLock lock) {
         this.config = config;
         this.backend = backend;
         this.engine = engine;
         this.weights = weights;
+        this.lock = lock;
+        this.handle = Leaks.register(this, "An Attention", () -> {
+            lock.lock();
+            try {
+                engine.close();
+            } finally {
+                lock.unlock();
+            }
+            return true;
+        });
+    }
+
+    private <R> R locked(java.util.function.Supplier<R> call) {
+        lock.lock();
+        try {
+            ensureOpen();
+            return call.get();
+        } finally {
+            lock.unlock();
+            Reference.reachabilityFence(this);
+        }
     }
 
     /**
@@ -58,6 +91,16 @@ public final class Attention implements AutoCloseable {
         if (config == null) throw new IllegalArgumentException("config: must not be null");
         if (backend == null) throw new IllegalArgumentException("backend: must not be null");
         AttentionWeights w = checkWeights(config, weights);
+        ReentrantLock lock = BackendLocks.of(backend);
+        lock.lock();
+        try {
+            return create(config, backend, w, lock);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private static Attention create(AttentionConfig config, Backend backend, AttentionWeights w, ReentrantLock lock) {
         AttentionEngine engine;
         if (backend instanceof ReferenceBackend) {
             engine = new ReferenceAttention(config);
@@ -73,7 +116,7 @@ public final class Attention implements AutoCloseable {
             engine.close();
             throw e;
         }
-        return new Attention(config, backend, engine, w);
+        return new Attention(config, backend, engine, w, lock);
     }
 
     private static AttentionWeights checkWeights(AttentionConfig config, AttentionWeights weights) {
@@ -97,8 +140,11 @@ public final class Attention implements AutoCloseable {
     public void setWeights(AttentionWeights w) {
         ensureOpen();
         AttentionWeights checked = checkWeights(config, w);
-        engine.setWeights(checked);
-        this.weights = checked;
+        locked(() -> {
+            engine.setWeights(checked);
+            this.weights = checked;
+            return null;
+        });
     }
 
     /**
@@ -122,7 +168,7 @@ public final class Attention implements AutoCloseable {
     public AttentionOutput forward(Tensor dec, Tensor enc, Tensor mask) {
         ensureOpen();
         int[] m = checkInputs(dec, enc, mask);
-        return engine.forward(dec, enc, m);
+        return locked(() -> engine.forward(dec, enc, m));
     }
 
     /**
@@ -135,7 +181,7 @@ public final class Attention implements AutoCloseable {
         ensureOpen();
         int[] m = checkInputs(dec, enc, mask);
         Shapes.require("dcontext", dcontext, dec.dim(0), dec.dim(1), config.encoderSize());
-        return engine.backward(dec, enc, m, dcontext);
+        return locked(() -> engine.backward(dec, enc, m, dcontext));
     }
 
     private int[] checkInputs(Tensor dec, Tensor enc, Tensor mask) {
@@ -171,14 +217,12 @@ public final class Attention implements AutoCloseable {
     }
 
     private void ensureOpen() {
-        if (closed) throw new IllegalStateException("Attention: used after close()");
+        if (handle.isClosed()) throw new IllegalStateException("Attention: used after close()");
     }
 
     /** Frees the engine's device memory (nothing for the reference); closing twice is harmless. */
     @Override
     public void close() {
-        if (closed) return;
-        closed = true;
-        engine.close();
+        handle.close();
     }
 }

@@ -156,6 +156,6 @@ public final class Parameters {
     /** Loads a checkpoint written by {@link #save}: exactly this model's names and shapes. */
     public void load(Path file) throws IOException {
         if (file == null) throw new IllegalArgumentException("file: must not be null");
-        copyFrom(SafeTensors.load(file));
+        copyFrom(SafeTensors.read(file).floatTensors());
     }
 }

@@ -283,7 +283,7 @@ public final class LanguageModel implements AutoCloseable {
         LanguageModel lm = create(ConfigMetadata.integer(m, "lm.vocab"), ConfigMetadata.integer(m, "lm.embeddingSize"),
                 ConfigMetadata.decode("rnn", m), ConfigMetadata.integer(m, "lm.padId"), backend, 0);
         try {
-            lm.params.copyFrom(st.tensors());
+            lm.params.copyFrom(st.floatTensors());
         } catch (RuntimeException e) {
             lm.close();
             throw e;

@@ -246,7 +246,7 @@ public final class Seq2Seq implements AutoCloseable {
                 ConfigMetadata.integer(m, "s2s.bosId"), ConfigMetadata.integer(m, "s2s.eosId"));
         Seq2Seq model = create(c, backend, 0);
         try {
-            model.params.copyFrom(st.tensors());
+            model.params.copyFrom(st.floatTensors());
         } catch (RuntimeException e) {
             model.close();
             throw e;

@@ -52,7 +52,7 @@ class ScheduledRnnTest {
             long withTrace = be.memoryInUse();
             out.close();
             assertEquals(withTrace - saved, be.memoryInUse(), "closing the trace frees exactly what it saved");
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> rnn.backward(out, null, null, null));
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> rnn.backward(out, null, null, null));
             assertTrue(e.getMessage().contains("trace"), e.getMessage());
         }
     }
