@@ -1,0 +1,414 @@
+package dev.recur.backend.cpu;
+
+import dev.recur.backend.Backend;
+import dev.recur.backend.BackendProvider;
+import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceBuffer;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.management.ManagementFactory;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The fast pure-Java backend: float32 buffers off-heap ({@link MemorySegment}s), {@link CpuGemm} for the
+ * matrix products and {@link CpuKernels} for the named kernels, all on one persistent {@link CpuPool}. It runs
+ * the shared schedule like the OpenCL and CUDA backends, so everything the schedule supports works here.
+ *
+ * <p>Operations run synchronously on the calling thread (helped by the pool), so the in-order stream of the
+ * contract is simply program order and {@link #finish()} has nothing to wait for.
+ *
+ * <p>Threads: {@link #PROVIDER} opens a backend with {@link #defaultThreads()} threads (the system property
+ * {@value #THREADS_PROPERTY}, else every available processor); {@link #open(int)} takes an explicit count.
+ */
+public final class CpuBackend implements DeviceBackend {
+    /** System property with the default thread count. */
+    public static final String THREADS_PROPERTY = "recur.cpu.threads";
+
+    public static final BackendProvider PROVIDER = new BackendProvider() {
+        @Override
+        public String name() {
+            return "cpu";
+        }
+
+        @Override
+        public Availability probe() {
+            try {
+                int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+                return Availability.yes(description(defaultThreads(), lanes));
+            } catch (LinkageError e) {
+                return Availability.no("the Vector API is missing: run with --add-modules jdk.incubator.vector ("
+                        + e + ")");
+            }
+        }
+
+        @Override
+        public Backend open() {
+            return CpuBackend.open(defaultThreads());
+        }
+    };
+
+    private static String description(int threads, int lanes) {
+        return "Java Vector API float32, " + lanes + " lanes, " + threads + " thread" + (threads == 1 ? "" : "s")
+                + " (" + Runtime.version() + ")";
+    }
+
+    /** The default thread count: {@value #THREADS_PROPERTY} if set, else the available processors. */
+    public static int defaultThreads() {
+        String p = System.getProperty(THREADS_PROPERTY);
+        if (p != null && !p.isBlank()) {
+            try {
+                int n = Integer.parseInt(p.trim());
+                if (n >= 1) return n;
+            } catch (NumberFormatException e) {
+                // fall through to the error below
+            }
+            throw new IllegalArgumentException(THREADS_PROPERTY + ": expected a whole number >= 1, got '" + p + "'");
+        }
+        return Runtime.getRuntime().availableProcessors();
+    }
+
+    /** A cpu backend with {@code threads} threads (the caller's included). */
+    public static CpuBackend open(int threads) {
+        if (threads < 1) throw new IllegalArgumentException("threads: expected >= 1, got " + threads);
+        return new CpuBackend(threads, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS);
+    }
+
+    private final CpuPool pool;
+    private final CpuGemm gemm;
+    private final CpuKernels kernels;
+    private final PackCache packs = new PackCache();
+    private final Set<CpuBuffer> live = Collections.synchronizedSet(Collections.newSetFromMap(new IdentityHashMap<>()));
+    private final AtomicLong inUse = new AtomicLong();
+    private volatile boolean closed;
+
+    /** Tests lower the thresholds to send small launches through the multi-threaded paths. */
+    CpuBackend(int threads, long gemmParallelMinFmas, long kernelParallelMinElements) {
+        this.pool = new CpuPool(threads);
+        this.gemm = new CpuGemm(pool, false, gemmParallelMinFmas);
+        this.kernels = new CpuKernels(pool, kernelParallelMinElements);
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public String deviceName() {
+        return description(pool.threads(), jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length());
+    }
+
+    /** Threads this backend computes on, the caller's included. */
+    public int threads() {
+        return pool.threads();
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Memory
+
+    @Override
+    public DeviceBuffer allocate(DeviceBuffer.Type type, long elements) {
+        ensureOpen();
+        if (type == null) throw new IllegalArgumentException("type: must not be null");
+        if (elements < 1) throw new IllegalArgumentException("elements: expected >= 1, got " + elements);
+        long bytes;
+        try {
+            bytes = Math.multiplyExact(elements, (long) type.bytes());
+        } catch (ArithmeticException e) {
+            throw new OutOfDeviceMemoryException("cpu", Long.MAX_VALUE, freeMemory(), elements + " elements");
+        }
+        Arena arena = Arena.ofShared();
+        MemorySegment seg;
+        try {
+            seg = arena.allocate(bytes, 64);
+        } catch (OutOfMemoryError | IllegalArgumentException e) {
+            arena.close();
+            throw new OutOfDeviceMemoryException("cpu", bytes, freeMemory(), e.toString());
+        }
+        CpuBuffer b = new CpuBuffer(this, type, elements, arena, seg);
+        live.add(b);
+        inUse.addAndGet(bytes);
+        return b;
+    }
+
+    private static long freeMemory() {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
+            return os.getFreeMemorySize();
+        }
+        return -1;
+    }
+
+    void released(CpuBuffer b) {
+        if (live.remove(b)) inUse.addAndGet(-b.bytes());
+        packs.forget(b);
+    }
+
+    private CpuBuffer check(String arg, DeviceBuffer buf, DeviceBuffer.Type type, long off, long count) {
+        if (buf == null) throw new IllegalArgumentException(arg + ": must not be null");
+        if (!(buf instanceof CpuBuffer cb) || cb.owner != this) {
+            throw new IllegalArgumentException(arg + ": a buffer of another backend (" + buf + ")");
+        }
+        if (cb.isClosed()) throw new IllegalStateException(arg + ": buffer used after close()");
+        if (type != null && cb.type() != type) {
+            throw new IllegalArgumentException(arg + ": expected a " + type + " buffer, got " + cb.type());
+        }
+        if (off < 0 || count < 0 || off + count > cb.size()) {
+            throw new IllegalArgumentException(arg + ": elements [" + off + ", " + (off + count) + ") outside a buffer of "
+                    + cb.size());
+        }
+        return cb;
+    }
+
+    private static void checkArray(String arg, Object array, int length, int off, int count) {
+        if (array == null) throw new IllegalArgumentException(arg + ": must not be null");
+        if (off < 0 || count < 0 || (long) off + count > length) {
+            throw new IllegalArgumentException(arg + ": elements [" + off + ", " + ((long) off + count)
+                    + ") outside an array of " + length);
+        }
+    }
+
+    @Override
+    public void upload(float[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
+        ensureOpen();
+        checkArray("src", src, src == null ? 0 : src.length, srcOff, count);
+        CpuBuffer d = check("dst", dst, DeviceBuffer.Type.F32, dstOff, count);
+        d.version++;
+        MemorySegment.copy(src, srcOff, d.segment(), ValueLayout.JAVA_FLOAT, dstOff * 4, count);
+    }
+
+    @Override
+    public void upload(int[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
+        ensureOpen();
+        checkArray("src", src, src == null ? 0 : src.length, srcOff, count);
+        CpuBuffer d = check("dst", dst, DeviceBuffer.Type.I32, dstOff, count);
+        d.version++;
+        MemorySegment.copy(src, srcOff, d.segment(), ValueLayout.JAVA_INT, dstOff * 4, count);
+    }
+
+    @Override
+    public void download(DeviceBuffer src, long srcOff, float[] dst, int dstOff, int count) {
+        ensureOpen();
+        CpuBuffer s = check("src", src, DeviceBuffer.Type.F32, srcOff, count);
+        checkArray("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
+        MemorySegment.copy(s.segment(), ValueLayout.JAVA_FLOAT, srcOff * 4, dst, dstOff, count);
+    }
+
+    @Override
+    public void download(DeviceBuffer src, long srcOff, int[] dst, int dstOff, int count) {
+        ensureOpen();
+        CpuBuffer s = check("src", src, DeviceBuffer.Type.I32, srcOff, count);
+        checkArray("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
+        MemorySegment.copy(s.segment(), ValueLayout.JAVA_INT, srcOff * 4, dst, dstOff, count);
+    }
+
+    @Override
+    public void fill(DeviceBuffer dst, long off, long count, double value) {
+        ensureOpen();
+        CpuBuffer d = check("dst", dst, null, off, count);
+        d.version++;
+        if (count == 0) return;
+        MemorySegment s = d.segment().asSlice(off * 4, count * 4);
+        int bits = d.type() == DeviceBuffer.Type.F32 ? Float.floatToRawIntBits((float) value) : (int) value;
+        if (bits == 0) {
+            s.fill((byte) 0);
+        } else {
+            for (long i = 0; i < count; i++) s.setAtIndex(ValueLayout.JAVA_INT, i, bits);
+        }
+    }
+
+    @Override
+    public void copy(DeviceBuffer src, long srcOff, DeviceBuffer dst, long dstOff, long count) {
+        ensureOpen();
+        CpuBuffer s = check("src", src, null, srcOff, count);
+        CpuBuffer d = check("dst", dst, s.type(), dstOff, count);
+        d.version++;
+        if (count == 0) return;
+        if (s == d && srcOff < dstOff + count && dstOff < srcOff + count) {
+            throw new IllegalArgumentException("copy: overlapping ranges in one buffer (src " + srcOff + ", dst " + dstOff
+                    + ", count " + count + ")");
+        }
+        MemorySegment.copy(s.segment(), srcOff * 4, d.segment(), dstOff * 4, count * 4);
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // GEMM
+
+    @Override
+    public void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, DeviceBuffer a, long offA,
+                     int lda, DeviceBuffer b, long offB, int ldb, float beta, DeviceBuffer c, long offC, int ldc) {
+        gemmStridedBatched(transA, transB, m, n, k, alpha, a, offA, lda, 0, b, offB, ldb, 0, beta, c, offC, ldc, 0, 1);
+    }
+
+    @Override
+    public void gemmStridedBatched(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                                   DeviceBuffer a, long offA, int lda, long strideA,
+                                   DeviceBuffer b, long offB, int ldb, long strideB,
+                                   float beta, DeviceBuffer c, long offC, int ldc, long strideC, int batch) {
+        ensureOpen();
+        CpuBuffer ab = check("a", a, DeviceBuffer.Type.F32, 0, 0);
+        CpuBuffer bb = check("b", b, DeviceBuffer.Type.F32, 0, 0);
+        CpuBuffer cb = check("c", c, DeviceBuffer.Type.F32, 0, 0);
+        cb.version++;
+        // Products with a weight matrix stored [n, k] as B (the per-step recurrent projections, the input
+        // projection) reuse B packed once for as long as the buffer is unchanged.
+        if (!transA && transB && m > 0 && n > 0 && k > 0 && bb != cb) {
+            CpuGemm.PackedB[] packed = packs.lookup(bb, offB, ldb, strideB, k, n, batch);
+            if (packed != null) {
+                gemm.gemmPrepacked(false, m, alpha, ab.segment(), offA, lda, strideA, packed, beta, cb.segment(), offC,
+                        ldc, strideC);
+                return;
+            }
+        }
+        // CpuGemm checks dimensions, leading dimensions and ranges against the segments, naming the argument.
+        gemm.gemmStridedBatched(transA, transB, m, n, k, alpha, ab.segment(), offA, lda, strideA,
+                bb.segment(), offB, ldb, strideB, beta, cb.segment(), offC, ldc, strideC, batch);
+    }
+
+    /**
+     * Packed copies of weight matrices for the per-step GEMMs, keyed by buffer and layout. A copy is made the
+     * second time the same unchanged B is seen (once could be a one-off product), used while the buffer's
+     * version stays the same, and dropped when the buffer is closed or the cache outgrows its budget.
+     */
+    private final class PackCache {
+        private record Key(CpuBuffer buffer, long off, int ld, long stride, int k, int n, int batch) {}
+
+        private record Entry(long version, CpuGemm.PackedB[] packed) {}
+
+        private static final long BUDGET_BYTES = 512L << 20;
+        private final java.util.Map<Key, Entry> entries = new java.util.HashMap<>();
+        private final java.util.Map<Key, Long> seen = new java.util.HashMap<>();
+        private long bytes;
+
+        CpuGemm.PackedB[] lookup(CpuBuffer b, long off, int ld, long stride, int k, int n, int batch) {
+            Key key = new Key(b, off, ld, stride, k, n, batch);
+            Entry e = entries.get(key);
+            if (e != null && e.version == b.version) return e.packed;
+            Long v = seen.put(key, b.version);
+            if (v == null || v != b.version) return null;
+            // Out-of-range layouts are left to the plain GEMM, which reports them by name.
+            long need = off + (batch - 1L) * stride + (long) (n - 1) * ld + k;
+            if (off < 0 || stride < 0 || ld < k || need > b.size()) return null;
+            if (e != null) drop(key, e);
+            CpuGemm.PackedB[] packed = new CpuGemm.PackedB[batch];
+            long size = 0;
+            for (int q = 0; q < batch; q++) {
+                packed[q] = gemm.pack(true, k, n, b.segment(), off + q * stride, ld);
+                size += packed[q].bytes();
+            }
+            if (bytes + size > BUDGET_BYTES) clear();
+            entries.put(key, new Entry(b.version, packed));
+            bytes += size;
+            return packed;
+        }
+
+        private void drop(Key key, Entry e) {
+            entries.remove(key);
+            for (CpuGemm.PackedB p : e.packed) bytes -= p.bytes();
+        }
+
+        void forget(CpuBuffer b) {
+            entries.entrySet().removeIf(en -> {
+                if (en.getKey().buffer != b) return false;
+                for (CpuGemm.PackedB p : en.getValue().packed) bytes -= p.bytes();
+                return true;
+            });
+            seen.keySet().removeIf(k -> k.buffer == b);
+        }
+
+        void clear() {
+            entries.clear();
+            seen.clear();
+            bytes = 0;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Kernels
+
+    @Override
+    public void launch(String name, long[] globalSize, Object... args) {
+        ensureOpen();
+        CpuKernels.Spec spec = name == null ? null : CpuKernels.SPECS.get(name);
+        if (spec == null) {
+            throw new IllegalArgumentException("kernel: no kernel named '" + name + "' in " + CpuKernels.SPECS.keySet());
+        }
+        if (globalSize == null || globalSize.length < 1 || globalSize.length > 3) {
+            throw new IllegalArgumentException("kernel " + name + ": globalSize must have 1 to 3 extents, got "
+                    + (globalSize == null ? "null" : globalSize.length));
+        }
+        long[] grid = {1, 1, 1};
+        for (int i = 0; i < globalSize.length; i++) {
+            if (globalSize[i] < 1) {
+                throw new IllegalArgumentException("kernel " + name + ": globalSize[" + i + "] must be >= 1, got " + globalSize[i]);
+            }
+            grid[i] = globalSize[i];
+        }
+        int n = spec.params().size();
+        if (args == null || args.length != n) {
+            throw new IllegalArgumentException("kernel " + name + ": expected " + n + " arguments, got "
+                    + (args == null ? 0 : args.length));
+        }
+        CpuKernels.Args bound = new CpuKernels.Args(grid, n);
+        for (int i = 0; i < n; i++) {
+            CpuKernels.Param p = spec.params().get(i);
+            Object v = args[i];
+            switch (p.kind()) {
+                case 'i' -> {
+                    if (!(v instanceof Integer x)) throw badArg(name, i, p, "an Integer", v);
+                    bound.ints[i] = x;
+                }
+                case 'f' -> {
+                    if (!(v instanceof Float x)) throw badArg(name, i, p, "a Float", v);
+                    bound.floats[i] = x;
+                }
+                case 'F', 'I' -> {
+                    if (!(v instanceof DeviceBuffer db)) throw badArg(name, i, p, "a DeviceBuffer", v);
+                    DeviceBuffer.Type want = p.kind() == 'F' ? DeviceBuffer.Type.F32 : DeviceBuffer.Type.I32;
+                    CpuBuffer cb = check("kernel " + name + " argument " + i + " (" + p.name() + ")", db, want, 0, 0);
+                    // Kernels do not declare which arguments they write: count every one as written.
+                    cb.version++;
+                    bound.segs[i] = cb.segment();
+                }
+                default -> throw new IllegalStateException("kernel " + name + ": parameter kind " + p.kind());
+            }
+        }
+        spec.body().run(kernels, bound);
+    }
+
+    private static IllegalArgumentException badArg(String kernel, int i, CpuKernels.Param p, String expected, Object got) {
+        return new IllegalArgumentException("kernel " + kernel + ": argument " + i + " (" + p.name() + ") must be "
+                + expected + ", got " + (got == null ? "null" : got.getClass().getSimpleName() + " " + got));
+    }
+
+    @Override
+    public void finish() {
+        ensureOpen();
+    }
+
+    @Override
+    public long memoryInUse() {
+        return inUse.get();
+    }
+
+    private void ensureOpen() {
+        if (closed) throw new IllegalStateException("cpu backend: used after close()");
+    }
+
+    /** Frees every buffer still open and stops the pool's threads. */
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        CpuBuffer[] open;
+        synchronized (live) {
+            open = live.toArray(new CpuBuffer[0]);
+        }
+        for (CpuBuffer b : open) b.close();
+        pool.close();
+    }
+}

@@ -1,0 +1,201 @@
+package dev.recur.backend.cpu;
+
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * A fixed set of persistent worker threads that run one batch of numbered tasks at a time, with the
+ * calling thread taking part. An RNN calls thousands of small GEMMs and pointwise passes per second, so
+ * starting threads or going through an executor's queues per call would cost more than the work: workers
+ * instead spin briefly on a generation counter after each batch (the next step's GEMM usually follows within
+ * microseconds) and only then park.
+ *
+ * <p>One batch runs at a time (callers take a lock); a batch started from inside a task runs inline on the
+ * thread running that task, so nested use cannot deadlock.
+ */
+public final class CpuPool implements AutoCloseable {
+    /** A batch body: called once per task index, with the index of the thread running it (0 = caller). */
+    @FunctionalInterface
+    public interface Task {
+        void run(int task, int thread);
+    }
+
+    /** How long an idle worker polls before parking; a few RNN steps' worth of pointwise work. */
+    private static final long SPIN_NANOS = 200_000L;
+
+    private final int threads;
+    private final Worker[] workers;
+    private final AtomicInteger nextTask = new AtomicInteger();
+    private final AtomicInteger finished = new AtomicInteger();
+    private volatile int generation;
+    private volatile boolean closed;
+    // Written before the generation bump (volatile), read after it: safely published to workers.
+    private Task task;
+    private int taskCount;
+    private volatile Throwable failure;
+    /** A batch is in progress (only the thread holding the lock can see this true at entry: re-entry). */
+    private boolean running;
+
+    /**
+     * @param threads total threads taking part in a batch, including the caller; at least 1
+     */
+    public CpuPool(int threads) {
+        if (threads < 1) throw new IllegalArgumentException("threads: expected >= 1, got " + threads);
+        this.threads = threads;
+        this.workers = new Worker[threads - 1];
+        for (int i = 0; i < workers.length; i++) {
+            workers[i] = new Worker(i + 1);
+            workers[i].start();
+        }
+    }
+
+    /** Threads taking part in a batch, the caller included. */
+    public int threads() {
+        return threads;
+    }
+
+    /**
+     * Whether the workers may touch {@code segment}: false for a segment of a confined arena owned by the
+     * caller, which work on it must then run on the calling thread alone.
+     */
+    public boolean shareable(MemorySegment segment) {
+        return workers.length == 0 || segment.isAccessibleBy(workers[0]);
+    }
+
+    /**
+     * Runs {@code body} for every task index in [0, tasks), spread over the pool, and returns when all have
+     * finished. The first exception thrown by any task is rethrown here after the batch has drained.
+     */
+    public void run(int tasks, Task body) {
+        if (closed) throw new IllegalStateException("CpuPool: already closed");
+        if (tasks <= 0) return;
+        // A worker must not wait for the lock: the caller holding it is waiting for this worker.
+        if (Thread.currentThread() instanceof Worker w) {
+            for (int t = 0; t < tasks; t++) body.run(t, w.index);
+            return;
+        }
+        runLocked(tasks, body);
+    }
+
+    private synchronized void runLocked(int tasks, Task body) {
+        if (closed) throw new IllegalStateException("CpuPool: already closed");
+        if (tasks == 1 || workers.length == 0 || running) {
+            // One task, no workers, or a batch started from inside a task on the caller's thread: run here.
+            for (int t = 0; t < tasks; t++) body.run(t, 0);
+            return;
+        }
+        running = true;
+        try {
+            runBatch(tasks, body);
+        } finally {
+            running = false;
+        }
+    }
+
+    private void runBatch(int tasks, Task body) {
+        task = body;
+        taskCount = tasks;
+        failure = null;
+        nextTask.set(0);
+        finished.set(0);
+        generation++;
+        for (Worker w : workers) {
+            if (w.sleeping) LockSupport.unpark(w);
+        }
+        drain(0);
+        int spins = 0;
+        while (finished.get() < workers.length) {
+            if (++spins < 1 << 20) Thread.onSpinWait();
+            else Thread.yield();
+        }
+        task = null;
+        Throwable f = failure;
+        if (f != null) {
+            failure = null;
+            if (f instanceof RuntimeException re) throw re;
+            if (f instanceof Error e) throw e;
+            throw new IllegalStateException("CpuPool: a task failed", f);
+        }
+    }
+
+    private void drain(int thread) {
+        Task body = task;
+        int n = taskCount;
+        try {
+            for (int t = nextTask.getAndIncrement(); t < n; t = nextTask.getAndIncrement()) body.run(t, thread);
+        } catch (Throwable e) {
+            if (failure == null) failure = e;
+            // Stop the other threads from starting more tasks of a failed batch.
+            nextTask.set(n);
+        }
+    }
+
+    /** Stops the workers; a batch in progress finishes first (run is synchronized). */
+    @Override
+    public synchronized void close() {
+        if (closed) return;
+        closed = true;
+        generation++;
+        for (Worker w : workers) LockSupport.unpark(w);
+        for (Worker w : workers) {
+            try {
+                w.join(1000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    private final class Worker extends Thread {
+        private final int index;
+        private final int startGeneration;
+        volatile boolean sleeping;
+
+        Worker(int index) {
+            super("recur-cpu-" + index);
+            this.index = index;
+            this.startGeneration = generation;
+            setDaemon(true);
+        }
+
+        @Override
+        public void run() {
+            // Start from the generation the pool had when this worker was made, not when the thread got going:
+            // a batch posted in between would otherwise be taken as already seen, and its caller would wait
+            // forever for this worker.
+            int seen = startGeneration;
+            while (true) {
+                int g = awaitNewGeneration(seen);
+                if (closed) return;
+                seen = g;
+                drain(index);
+                finished.incrementAndGet();
+            }
+        }
+
+        private int awaitNewGeneration(int seen) {
+            long start = System.nanoTime();
+            int g;
+            int polls = 0;
+            while ((g = generation) == seen) {
+                if ((++polls & 63) != 0 || System.nanoTime() - start < SPIN_NANOS) {
+                    Thread.onSpinWait();
+                    continue;
+                }
+                // Dekker-style handshake with run(): publish that we sleep, then re-check the generation, so a
+                // bump that did not see the flag is seen here instead.
+                sleeping = true;
+                if ((g = generation) != seen) {
+                    sleeping = false;
+                    return g;
+                }
+                LockSupport.park(this);
+                sleeping = false;
+                start = System.nanoTime();
+            }
+            return g;
+        }
+    }
+}
