@@ -1,6 +1,7 @@
 package dev.recur.cli;
 
 import dev.recur.backend.Backend;
+import dev.recur.backend.BackendProvider;
 import dev.recur.backend.Backends;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
@@ -15,6 +16,7 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 /** What the training commands ({@code demo}, {@code lm}, {@code forecast}) share: backends, progress bars, checks. */
 final class AppSupport {
@@ -33,6 +35,19 @@ final class AppSupport {
             throw new CommandLine.ParameterException(cl, "--backend: " + e.getMessage().replaceFirst("^backend: ", ""));
         }
         return Backends.open(n);
+    }
+
+    /**
+     * The first available backend among {@code order} (names not known here are skipped), else the best
+     * available: for models whose fastest backend is not the general preference order.
+     */
+    static String firstAvailable(List<String> order) {
+        for (String name : order) {
+            for (BackendProvider p : Backends.providers()) {
+                if (p.name().equals(name) && p.probe().available()) return name;
+            }
+        }
+        return Backends.bestName();
     }
 
     static void positive(CommandLine cl, String option, long v) {

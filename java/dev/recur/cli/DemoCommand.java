@@ -36,7 +36,7 @@ import java.util.concurrent.Callable;
                         + " into the --out folder. Seeded: the same seed and backend give the same result.",
                 ""})
 final class DemoCommand implements Callable<Integer> {
-    /** Default training steps: >= 99% held-out exact match on reference and opencl (seed 1), well inside 3 minutes. */
+    /** Default training steps: 99.9% held-out exact match on opencl, 99.7% on reference (seed 1), well inside 3 minutes. */
     static final int DEFAULT_STEPS = 400;
 
     @Spec
@@ -45,8 +45,17 @@ final class DemoCommand implements Callable<Integer> {
     @CommandLine.Mixin
     Main.VerboseOption verbose;
 
+    /**
+     * The default backends, in order: this model is small (hidden 32-64, batch 32) and steps through the
+     * decoder one short call at a time, so per-call overhead dominates. Measured for the default 400 steps on
+     * 2 busy cores: opencl (PoCL) 20-26 s, reference 22-50 s, cpu 90 s; so opencl when there is one (cuda
+     * first, untested here), else reference.
+     */
+    static final List<String> DEFAULT_ORDER = List.of("cuda", "opencl", "reference");
+
     @Option(names = "--backend", paramLabel = "reference|cpu|opencl|cuda",
-            description = "Where the recurrent networks and attention run (default: the best available, see 'recur devices').")
+            description = "Where the recurrent networks and attention run (default: cuda, else opencl, else reference:"
+                    + " the fastest for this small model; see 'recur devices').")
     String backend;
 
     @Option(names = "--seed", defaultValue = "1", description = "Seeds the data, the weights and the order (default: ${DEFAULT-VALUE}).")
@@ -73,7 +82,7 @@ final class DemoCommand implements Callable<Integer> {
         DateDemo demo = new DateDemo(DateDemo.Settings.defaults(steps, seed).withHeldOut(heldOut));
         long t0 = System.nanoTime();
         DateDemo.Result r;
-        try (Backend be = AppSupport.openBackend(cl, backend)) {
+        try (Backend be = AppSupport.openBackend(cl, backend != null ? backend : AppSupport.firstAvailable(DEFAULT_ORDER))) {
             w.printf("Dates written by people -> ISO 8601: a character-level seq2seq model with attention%n");
             w.printf("backend   %s (%s)%n", be.name(), be.deviceName());
             var mc = demo.modelConfig();

@@ -101,6 +101,15 @@ class DemoCommandTest {
     }
 
     @Test
+    void theDefaultBackendIsTheFirstAvailableOfTheDemoOrder() {
+        assertEquals("reference", AppSupport.firstAvailable(java.util.List.of("no-such-backend", "reference")));
+        assertEquals(dev.recur.backend.Backends.bestName(), AppSupport.firstAvailable(java.util.List.of("no-such-backend")));
+        boolean opencl = dev.recur.backend.Backends.provider("opencl").probe().available();
+        assertEquals(opencl ? "opencl" : "reference", AppSupport.firstAvailable(java.util.List.of("opencl", "reference")));
+        assertEquals(java.util.List.of("cuda", "opencl", "reference"), DemoCommand.DEFAULT_ORDER, "cpu is slowest for this model (measured)");
+    }
+
+    @Test
     void badOptionsExitTwoWithOneLine() throws IOException {
         Path file = Files.writeString(dir.resolve("a-file"), "x");
         String[][] cases = {
