@@ -2,6 +2,8 @@
  *   KERNEL       entry-point qualifier           GLOBAL     global-memory pointer qualifier
  *   LOCAL_MEM    work-group shared memory         GLOBAL_ID(d)  work-item index in dimension d (0 = x)
  *   BARRIER()    work-group barrier on local memory
+ *   BARRIER_ALL()  work-group barrier ordering global and local memory (single-work-group kernels)
+ *   LOCAL_ID0 / LOCAL_SIZE0  work-item index and work-group size in dimension 0 (single-work-group kernels)
  *   FN           qualifier of helper functions    RESTRICT   no-alias pointer qualifier
  * Kernels never rely on the work-group size: every work item checks its indexes against the extents it
  * is given, so a host may round grids up (CUDA blocks) or let the runtime pick (OpenCL). */
@@ -15,6 +17,9 @@
 #define FN static __device__ __forceinline__
 #define RESTRICT __restrict__
 #define BARRIER() __syncthreads()
+#define BARRIER_ALL() __syncthreads()
+#define LOCAL_ID0 ((int) threadIdx.x)
+#define LOCAL_SIZE0 ((int) blockDim.x)
 #define GLOBAL_ID(d) ((d) == 0 ? (int)(blockIdx.x * blockDim.x + threadIdx.x) \
                     : (d) == 1 ? (int)(blockIdx.y * blockDim.y + threadIdx.y) \
                                : (int)(blockIdx.z * blockDim.z + threadIdx.z))
@@ -29,6 +34,9 @@ typedef unsigned int uint;
 #define FN static inline
 #define RESTRICT restrict
 #define BARRIER() barrier(CLK_LOCAL_MEM_FENCE)
+#define BARRIER_ALL() barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)
+#define LOCAL_ID0 ((int) get_local_id(0))
+#define LOCAL_SIZE0 ((int) get_local_size(0))
 #define GLOBAL_ID(d) ((int) get_global_id(d))
 #define EXPF(x) exp(x)
 #define TANHF(x) tanh(x)

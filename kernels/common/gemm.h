@@ -77,7 +77,7 @@ FN void gemm_transpose_body(int c, int r, int q, int rows, int cols, GLOBAL cons
  * computes 4 rows x 16 columns of C as two float8 per row, so each step of p is 2 contiguous vector loads of
  * B, 4 broadcasts of A and 8 vector multiply-adds (10 of a CPU's 16 vector registers). Measured on PoCL it is
  * 3x the scalar 8x8 block. */
-/* Launch shape: grid {ceil(n/16), ceil(m/4), batch}. Partial tiles use a plain scalar loop. */
+/* Launch shape: grid {ceil(n/16), ceil(m/4), batch}. Partial column tiles use a plain scalar loop. */
 #define RECUR_GEMMV4_BODY(NAME, A_AT)                                                                      \
 FN void NAME(int jb, int ib, int q, int M, int N, int K, float alpha,                                     \
              GLOBAL const float* RESTRICT a, int offA, int lda, int strideA,                              \
@@ -88,7 +88,7 @@ FN void NAME(int jb, int ib, int q, int M, int N, int K, float alpha,           
     GLOBAL const float* A = a + offA + q * strideA;                                                       \
     GLOBAL const float* Bm = b + offB + q * strideB;                                                      \
     GLOBAL float* C = c + offC + q * strideC;                                                             \
-    if (i0 + 4 > M || j0 + 16 > N) {                                                                      \
+    if (j0 + 16 > N) {                                                                                    \
         for (int i = i0; i < i0 + 4 && i < M; i++) {                                                      \
             for (int j = j0; j < j0 + 16 && j < N; j++) {                                                 \
                 float acc = 0.0f;                                                                         \
@@ -99,18 +99,21 @@ FN void NAME(int jb, int ib, int q, int M, int N, int K, float alpha,           
         }                                                                                                 \
         return;                                                                                           \
     }                                                                                                     \
+    /* Rows past M (a last partial block, e.g. the per-step GEMM at batch 1) repeat row M-1 and are not       \
+     * stored, so every block runs the vector loop. */                                                    \
+    int i1 = i0 + 1 < M ? i0 + 1 : M - 1, i2 = i0 + 2 < M ? i0 + 2 : M - 1, i3 = i0 + 3 < M ? i0 + 3 : M - 1; \
     float8 c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;                        \
     GLOBAL const float* bp = Bm + j0;                                                                     \
     for (int p = 0; p < K; p++) {                                                                         \
         float8 b0 = vload8(0, bp + p * ldb), b1 = vload8(1, bp + p * ldb);                                \
-        float a0 = A[A_AT(i0, p)], a1 = A[A_AT(i0 + 1, p)], a2 = A[A_AT(i0 + 2, p)], a3 = A[A_AT(i0 + 3, p)]; \
+        float a0 = A[A_AT(i0, p)], a1 = A[A_AT(i1, p)], a2 = A[A_AT(i2, p)], a3 = A[A_AT(i3, p)];         \
         c00 += a0 * b0; c01 += a0 * b1;                                                                   \
         c10 += a1 * b0; c11 += a1 * b1;                                                                   \
         c20 += a2 * b0; c21 += a2 * b1;                                                                   \
         c30 += a3 * b0; c31 += a3 * b1;                                                                   \
     }                                                                                                     \
     float8 acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};                                             \
-    for (int u = 0; u < 4; u++) {                                                                         \
+    for (int u = 0; u < 4 && i0 + u < M; u++) {                                                          \
         GLOBAL float* row = C + (i0 + u) * ldc + j0;                                                      \
         for (int h = 0; h < 2; h++) {                                                                     \
             float8 v = alpha * acc[2 * u + h];                                                            \

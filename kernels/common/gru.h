@@ -53,6 +53,56 @@ FN void gru_step_fwd_body(int j, int b, int d, int s, int T, int B, int H, int D
     }
 }
 
+/* gru_step_fwd8: gru_step_fwd for 8 consecutive units per work item (grid {ceil(H/8), B, D}, the same
+ * arguments); float8 on OpenCL for a full block of an active sequence (see lstm_step_fwd8), else the one-unit body. */
+FN void gru_step_fwd8_body(int jc, int b, int d, int s, int T, int B, int H, int D, int training,
+                           GLOBAL const int* lengths, GLOBAL const float* xw, GLOBAL const float* hw,
+                           GLOBAL const float* bih, GLOBAL const float* bhh,
+                           GLOBAL float* h, GLOBAL float* hin, GLOBAL float* y, GLOBAL float* gsave,
+                           int seed_lo, int seed_hi, int layer, int thresh, float scale) {
+    int j0 = jc * 8;
+    if (j0 >= H || b >= B || d >= D) return;
+#if defined(__OPENCL_VERSION__)
+    int len = lengths[b];
+    if (j0 + 8 <= H && s < len) {
+        int GH = 3 * H;
+        int t = recur_time(s, d, len);
+        GLOBAL const float* xp = xw + recur_tbd(t, b, d, B, D, GH, j0);
+        GLOBAL const float* hq = hw + recur_dbw(d, b, B, GH, j0);
+        int bo = d * GH + j0;
+        float8 r = recur_sigmoid8(vload8(0, xp) + vload8(0, hq) + vload8(0, bih + bo) + vload8(0, bhh + bo));
+        float8 z = recur_sigmoid8(vload8(0, xp + H) + vload8(0, hq + H) + vload8(0, bih + bo + H)
+                                  + vload8(0, bhh + bo + H));
+        float8 hn = vload8(0, hq + 2 * H) + vload8(0, bhh + bo + 2 * H);
+        float8 n = recur_tanh8(vload8(0, xp + 2 * H) + vload8(0, bih + bo + 2 * H) + r * hn);
+        int sh = recur_dbw(d, b, B, H, j0);
+        float8 v = (1.0f - z) * n + z * vload8(0, h + sh);
+        vstore8(v, 0, h + sh);
+        vstore8(v, 0, y + recur_tbd(t, b, d, B, D, H, j0));
+        if (thresh != 0) {
+            float vv[8];
+            vstore8(v, 0, vv);
+            for (int u = 0; u < 8; u++) {
+                hin[sh + u] = vv[u] * recur_mask(seed_lo, seed_hi, recur_stream(layer, d, RECUR_DROP_RECURRENT),
+                                                 b * H + j0 + u, thresh, scale);
+            }
+        }
+        if (training) {
+            GLOBAL float* g = gsave + recur_tbd(t, b, d, B, D, 4 * H, j0);
+            vstore8(r, 0, g);
+            vstore8(z, 0, g + H);
+            vstore8(n, 0, g + 2 * H);
+            vstore8(hn, 0, g + 3 * H);
+        }
+        return;
+    }
+#endif
+    for (int u = 0; u < 8; u++) {
+        gru_step_fwd_body(j0 + u, b, d, s, T, B, H, D, training, lengths, xw, hw, bih, bhh, h, hin, y, gsave,
+                          seed_lo, seed_hi, layer, thresh, scale);
+    }
+}
+
 FN void gru_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D,
                           GLOBAL const int* lengths, GLOBAL const float* dy, GLOBAL const float* dhN,
                           GLOBAL const float* dhrec, GLOBAL float* ddir, GLOBAL const float* gsave,

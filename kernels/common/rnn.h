@@ -24,6 +24,30 @@ FN void rnn_step_fwd_body(int j, int b, int d, int s, int T, int B, int H, int D
     y[recur_tbd(t, b, d, B, D, H, j)] = v;
 }
 
+/* rnn_step_fwd8: rnn_step_fwd for 8 consecutive units per work item (grid {ceil(H/8), B, D}, the same arguments);
+ * float8 on OpenCL for a full block of an active sequence, else the one-unit body. */
+FN void rnn_step_fwd8_body(int jc, int b, int d, int s, int T, int B, int H, int D, int act,
+                           GLOBAL const int* lengths, GLOBAL const float* xw, GLOBAL const float* hw,
+                           GLOBAL const float* bih, GLOBAL const float* bhh,
+                           GLOBAL float* h, GLOBAL float* y) {
+    int j0 = jc * 8;
+    if (j0 >= H || b >= B || d >= D) return;
+#if defined(__OPENCL_VERSION__)
+    int len = lengths[b];
+    if (j0 + 8 <= H && s < len) {
+        int t = recur_time(s, d, len);
+        int sh = recur_dbw(d, b, B, H, j0);
+        float8 pre = vload8(0, xw + recur_tbd(t, b, d, B, D, H, j0)) + vload8(0, hw + sh) + vload8(0, bih + d * H + j0)
+                     + vload8(0, bhh + d * H + j0);
+        float8 v = act == 0 ? recur_tanh8(pre) : fmax(pre, 0.0f);
+        vstore8(v, 0, h + sh);
+        vstore8(v, 0, y + recur_tbd(t, b, d, B, D, H, j0));
+        return;
+    }
+#endif
+    for (int u = 0; u < 8; u++) rnn_step_fwd_body(j0 + u, b, d, s, T, B, H, D, act, lengths, xw, hw, bih, bhh, h, y);
+}
+
 FN void rnn_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D, int act,
                           GLOBAL const int* lengths, GLOBAL const float* dy, GLOBAL const float* dhN,
                           GLOBAL const float* dhrec, GLOBAL const float* y,

@@ -1,6 +1,7 @@
 package dev.recur.backend;
 
 import dev.recur.backend.cpu.CpuBackend;
+import dev.recur.backend.cuda.CudaBackend;
 import dev.recur.backend.opencl.OpenClBackend;
 import dev.recur.backend.reference.ReferenceBackend;
 
@@ -18,6 +19,7 @@ public final class Backends {
     /** Every known backend, in preference order. */
     public static List<BackendProvider> providers() {
         List<BackendProvider> list = new ArrayList<>();
+        list.add(CudaBackend.PROVIDER);
         list.add(OpenClBackend.PROVIDER);
         list.add(CpuBackend.PROVIDER);
         list.add(ReferenceBackend.PROVIDER);

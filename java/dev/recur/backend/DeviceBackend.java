@@ -2,6 +2,7 @@ package dev.recur.backend;
 
 import dev.recur.nn.RnnConfig;
 import dev.recur.nn.RnnEngine;
+import dev.recur.schedule.Kernels;
 import dev.recur.schedule.ScheduledRnn;
 
 /**
@@ -31,7 +32,8 @@ import dev.recur.schedule.ScheduledRnn;
  * as Java code computing the same thing from the same argument list. A backend may run a grid rounded up in
  * any dimension: every kernel ignores work items whose index is outside the extents it is given as
  * arguments. Work items of one launch are independent (no kernel relies on a work-group size or on
- * synchronisation between work items), so any order or parallel split is correct.
+ * synchronisation between work items), so any order or parallel split is correct; the only exceptions are the
+ * optional {@link Kernels#SINGLE_GROUP} kernels, launched only where {@link #supports(String)} says so.
  *
  * <h2>Memory</h2>
  * {@link #memoryInUse()} counts the bytes of the live buffers this backend allocated through
@@ -101,6 +103,15 @@ public interface DeviceBackend extends Backend {
      * wrong kind, naming the kernel and the argument position.
      */
     void launch(String name, long[] globalSize, Object... args);
+
+    /**
+     * Whether this backend runs the optional kernel {@code kernel} (one of {@link Kernels#SINGLE_GROUP}: a grid
+     * run as exactly one work-group, with barriers). The schedule launches an optional kernel only when this is
+     * true and otherwise uses the per-step kernels every backend has; the default supports none.
+     */
+    default boolean supports(String kernel) {
+        return false;
+    }
 
     /** Waits until every issued operation has completed; reports asynchronous failures. */
     void finish();

@@ -100,6 +100,20 @@ package dev.recur.schedule;
  *                  (dg [D,B,G*H] in place from da to dv for active sequences; dv also by time in dvall, zeros at
  *                   padded positions)
  * </pre>
+ *
+ * <h2>Optional single-work-group kernels</h2>
+ * Launched only when {@link dev.recur.backend.DeviceBackend#supports} says so (a backend without them, such as
+ * {@code cpu}, needs no change: the schedule then uses the per-step kernels above). The grid {@code {L}} runs as
+ * exactly ONE work-group of {@code L} work items that loop over every step with work-group barriers
+ * ({@code kernels/common/persist.h}), so they rely on work-group size and barriers, unlike the kernels above.
+ * <pre>
+ * lstm_seq_fwd  grid {L}: T,B,H,D,peep,coupled,training, lengths, xw, whhT, hw, bih, bhh, peepw, c, h, hin, y,
+ *                         gsave, csave, seedLo,seedHi,layer,thresh,scale
+ *               (every step of lstm_step_fwd without projection, each after hw = h~ W_hh^T; whhT [D,H,GH])
+ * gru_seq_fwd   grid {L}: T,B,H,D,training, lengths, xw, whhT, hw, bih, bhh, h, hin, y, gsave,
+ *                         seedLo,seedHi,layer,thresh,scale          (every step of gru_step_fwd, reset after)
+ * rnn_seq_fwd   grid {L}: T,B,H,D,act, lengths, xw, whhT, hw, bih, bhh, h, y   (every step of rnn_step_fwd)
+ * </pre>
  */
 public final class Kernels {
     private Kernels() {}
@@ -132,7 +146,32 @@ public final class Kernels {
     public static final String LN_STEP_FWD = "ln_step_fwd";
     public static final String LN_STEP_BWD = "ln_step_bwd";
 
-    /** Every kernel the schedule may launch. */
+    public static final String LSTM_SEQ_FWD = "lstm_seq_fwd";
+    public static final String GRU_SEQ_FWD = "gru_seq_fwd";
+    public static final String RNN_SEQ_FWD = "rnn_seq_fwd";
+
+    /**
+     * The optional single-work-group kernels: launched only on a backend whose
+     * {@link dev.recur.backend.DeviceBackend#supports} returns true for them, as one work-group of the whole grid.
+     */
+    public static final java.util.List<String> SINGLE_GROUP = java.util.List.of(LSTM_SEQ_FWD, GRU_SEQ_FWD, RNN_SEQ_FWD);
+
+    public static final String LSTM_STEP_FWD8 = "lstm_step_fwd8";
+    public static final String LSTM_STEP_BWD8 = "lstm_step_bwd8";
+    public static final String GRU_STEP_FWD8 = "gru_step_fwd8";
+    public static final String RNN_STEP_FWD8 = "rnn_step_fwd8";
+
+    /**
+     * Optional kernels: launched only where {@link dev.recur.backend.DeviceBackend#supports} says so; the schedule
+     * otherwise uses the kernels of {@link #ALL}. {@code lstm_step_fwd8}, {@code lstm_step_bwd8},
+     * {@code gru_step_fwd8}, {@code rnn_step_fwd8} are {@code lstm_step_fwd}, {@code lstm_step_bwd},
+     * {@code gru_step_fwd}, {@code rnn_step_fwd} (same arguments) over the grid
+     * {@code {ceil(H/8), B, D}}, 8 units per work item.
+     */
+    public static final java.util.List<String> OPTIONAL = java.util.List.of(LSTM_SEQ_FWD, GRU_SEQ_FWD, RNN_SEQ_FWD,
+            LSTM_STEP_FWD8, LSTM_STEP_BWD8, GRU_STEP_FWD8, RNN_STEP_FWD8);
+
+    /** Every kernel the schedule may launch on any backend (the optional ones are in {@link #OPTIONAL}). */
     public static final java.util.List<String> ALL = java.util.List.of(
             RNN_STEP_FWD, RNN_STEP_BWD, LSTM_STEP_FWD, LSTM_STEP_BWD, LSTM_PROJ_FWD, LSTM_PROJ_BWD,
             LSTM_PEEPHOLE_GRAD, GRU_STEP_FWD, GRU_STEP_BWD, GRU_BEFORE_GATE_FWD, GRU_BEFORE_STEP_FWD,

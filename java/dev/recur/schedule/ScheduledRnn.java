@@ -61,7 +61,72 @@ public final class ScheduledRnn implements RnnEngine {
         int in;
     }
 
+    /**
+     * When a layer's forward recurrence runs as one single-work-group launch ({@link Kernels#SINGLE_GROUP}) instead
+     * of two launches per step: {@code AUTO} by the size heuristic of {@link #persistentKernel}, {@code ALWAYS}
+     * whenever the backend and the configuration allow it, {@code NEVER}. The default comes from the system
+     * property {@code recur.persistent} ({@code auto}, {@code always}, {@code never}; benchmarks use it).
+     */
+    public enum Persistence {
+        AUTO, ALWAYS, NEVER;
+
+        static Persistence fromProperty() {
+            String v = System.getProperty("recur.persistent", "auto").trim().toUpperCase(java.util.Locale.ROOT);
+            try {
+                return valueOf(v);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("recur.persistent: expected auto, always or never, got '"
+                        + System.getProperty("recur.persistent") + "'");
+            }
+        }
+    }
+
+    /** Work items of the single work-group that runs a persistent layer. */
+    public static final int PERSIST_GROUP = 256;
+    /**
+     * AUTO runs a layer persistently when its per-step recurrent GEMM has at most this many rows (batch times
+     * directions) and {@link #PERSIST_MAX_MACS} multiply-adds: one work-group is one core on a CPU device (one
+     * multiprocessor on a GPU), so it wins only while launch and synchronisation costs dominate the step.
+     * Measured with {@code ./recur bench --cell lstm --seq-len 20} and {@code -Drecur.persistent=always|never} on
+     * PoCL (2-core EPYC, loaded; median ms persistent / per-step): H=128 B=1 1.38 / 5.3, B=4 3.9 / 3.1,
+     * B=8 3.4 / 7.4, B=16 16 / 36 (min 10.2 / 10.2); H=256 B=1 4.2 / 29, B=4 4.6 / 8.1, B=8 10.9 / 13.9,
+     * B=16 26 / 29 (min 16.6 / 16.9); H=512 B=1 13.7 / 220, B=4 94 / 42 (min 13 / 22). Past about 2M multiply-adds
+     * per step or 8 rows the two cores of the per-step path catch up with the saved launches.
+     */
+    public static final int PERSIST_MAX_ROWS = 8;
+    /** AUTO's bound on the multiply-adds of one step's recurrent GEMM (rows * G*H * P). */
+    public static final long PERSIST_MAX_MACS = 1L << 21;
+
+    /**
+     * The single-work-group kernel that runs a whole layer's forward for this configuration and batch, or null for
+     * the per-step path: supported are LSTM without projection or layer norm, GRU reset-after without layer norm,
+     * and the plain RNNs, on a backend that {@code supports} the kernel.
+     */
+    public static String persistentKernel(RnnConfig cfg, int batch, Persistence mode,
+                                          java.util.function.Predicate<String> supports) {
+        if (mode == Persistence.NEVER) return null;
+        String k = switch (cfg.cell()) {
+            case LSTM -> cfg.projSize() == 0 && !cfg.layerNorm() ? Kernels.LSTM_SEQ_FWD : null;
+            case GRU -> cfg.gruReset() == GruReset.AFTER && !cfg.layerNorm() ? Kernels.GRU_SEQ_FWD : null;
+            case RNN_TANH, RNN_RELU -> Kernels.RNN_SEQ_FWD;
+        };
+        if (k == null || !supports.test(k)) return null;
+        if (mode == Persistence.ALWAYS) return k;
+        long rows = (long) batch * cfg.directions();
+        long macs = rows * cfg.gates() * cfg.hiddenSize() * (long) cfg.outSize();
+        return rows <= PERSIST_MAX_ROWS && macs <= PERSIST_MAX_MACS ? k : null;
+    }
+
+    private final Persistence persistence;
+
     public ScheduledRnn(DeviceBackend backend, RnnConfig config) {
+        this(backend, config, Persistence.fromProperty());
+    }
+
+    /** A network on {@code backend} whose forward uses the persistent kernels as {@code persistence} says. */
+    public ScheduledRnn(DeviceBackend backend, RnnConfig config, Persistence persistence) {
+        if (persistence == null) throw new IllegalArgumentException("persistence: must not be null");
+        this.persistence = persistence;
         if (backend == null) throw new IllegalArgumentException("backend: must not be null");
         if (config == null) throw new IllegalArgumentException("config: must not be null");
         this.be = backend;
@@ -381,7 +446,23 @@ public final class ScheduledRnn implements RnnEngine {
         DeviceBuffer msave = ls.msave != null ? ls.msave : dummy;
         DeviceBuffer peep = w.peep != null ? w.peep : dummy;
         long[] grid = {H, B, D};
-        for (int s = 0; s < T; s++) {
+        String seq = persistentKernel(cfg, B, persistence, be::supports);
+        // The 8-units-per-work-item step kernels where the backend has them (same arguments, grid8).
+        boolean fwd8 = be.supports(lstm ? Kernels.LSTM_STEP_FWD8 : gru ? Kernels.GRU_STEP_FWD8 : Kernels.RNN_STEP_FWD8);
+        long[] grid8 = {(H + 7) / 8, B, D};
+        if (seq != null) {
+            long[] one = {PERSIST_GROUP};
+            switch (cell) {
+                case RNN_TANH, RNN_RELU -> be.launch(Kernels.RNN_SEQ_FWD, one, T, B, H, D,
+                        cell == CellType.RNN_TANH ? 0 : 1, lenBuf, xw, w.whhT, hw, w.bih, w.bhh, h, ls.y);
+                case LSTM -> be.launch(Kernels.LSTM_SEQ_FWD, one, T, B, H, D, cfg.peephole() ? 1 : 0,
+                        cfg.coupledGate() ? 1 : 0, training ? 1 : 0, lenBuf, xw, w.whhT, hw, w.bih, w.bhh, peep, c, h,
+                        hin, ls.y, gsave, csave, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+                case GRU -> be.launch(Kernels.GRU_SEQ_FWD, one, T, B, H, D, training ? 1 : 0, lenBuf, xw, w.whhT, hw,
+                        w.bih, w.bhh, h, hin, ls.y, gsave, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+            }
+        }
+        for (int s = 0; s < T && seq == null; s++) {
             if (before) {
                 // r and z first; the n block multiplies r*h~, known only after them.
                 be.gemmStridedBatched(false, false, B, 2 * H, P, 1f, hsrc, 0, P, (long) B * P, w.whhT, 0, gh,
@@ -408,14 +489,16 @@ public final class ScheduledRnn implements RnnEngine {
                         training ? 1 : 0, lenBuf, hw, w.lnHhW, w.lnHhB, xhatHh, rstdHh);
             }
             switch (cell) {
-                case RNN_TANH, RNN_RELU -> be.launch(Kernels.RNN_STEP_FWD, grid, s, T, B, H, D,
-                        cell == CellType.RNN_TANH ? 0 : 1, lenBuf, xw, hw, w.bih, w.bhh, h, ls.y);
-                case LSTM -> be.launch(Kernels.LSTM_STEP_FWD, grid, s, T, B, H, D, P, proj ? 1 : 0,
+                case RNN_TANH, RNN_RELU -> be.launch(fwd8 ? Kernels.RNN_STEP_FWD8 : Kernels.RNN_STEP_FWD,
+                        fwd8 ? grid8 : grid, s, T, B, H, D, cell == CellType.RNN_TANH ? 0 : 1, lenBuf, xw, hw, w.bih,
+                        w.bhh, h, ls.y);
+                case LSTM -> be.launch(fwd8 ? Kernels.LSTM_STEP_FWD8 : Kernels.LSTM_STEP_FWD, fwd8 ? grid8 : grid, s,
+                        T, B, H, D, P, proj ? 1 : 0,
                         cfg.peephole() ? 1 : 0, cfg.coupledGate() ? 1 : 0, training ? 1 : 0, lenBuf, xw, hw, w.bih,
                         w.bhh, peep, c, h, hin, ls.y, gsave, csave, mout, msave, drop.seedLo, drop.seedHi, k,
                         drop.recThresh, drop.recScale);
-                case GRU -> be.launch(Kernels.GRU_STEP_FWD, grid, s, T, B, H, D, training ? 1 : 0, lenBuf, xw, hw,
-                        w.bih, w.bhh, h, hin, ls.y, gsave, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+                case GRU -> be.launch(fwd8 ? Kernels.GRU_STEP_FWD8 : Kernels.GRU_STEP_FWD, fwd8 ? grid8 : grid, s, T,
+                        B, H, D, training ? 1 : 0, lenBuf, xw, hw, w.bih, w.bhh, h, hin, ls.y, gsave, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
             }
             if (proj) {
                 be.gemmStridedBatched(false, false, B, P, H, 1f, mout, 0, H, (long) B * H, w.whrT, 0, P, (long) P * H,
@@ -516,6 +599,8 @@ public final class ScheduledRnn implements RnnEngine {
             DeviceBuffer dm = proj ? ws.f32("dm", (long) D * B * H) : dummy;
             DeviceBuffer peep = w.peep != null ? w.peep : dummy;
             long[] grid = {H, B, D};
+            boolean bwd8 = lstm && be.supports(Kernels.LSTM_STEP_BWD8);
+            long[] grid8 = {(H + 7) / 8, B, D};
             for (int s = T - 1; s >= 0; s--) {
                 if (before) {
                     be.launch(Kernels.GRU_BEFORE_STEP_BWD, grid, s, T, B, H, D, lenBuf, dy, dhN, dhrec, ddir, ls.gsave,
@@ -545,7 +630,8 @@ public final class ScheduledRnn implements RnnEngine {
                 switch (cell) {
                     case RNN_TANH, RNN_RELU -> be.launch(Kernels.RNN_STEP_BWD, grid, s, T, B, H, D,
                             cell == CellType.RNN_TANH ? 0 : 1, lenBuf, dy, dhN, dhrec, ls.y, dgs, dgall);
-                    case LSTM -> be.launch(Kernels.LSTM_STEP_BWD, grid, s, T, B, H, D, P, proj ? 1 : 0,
+                    case LSTM -> be.launch(bwd8 ? Kernels.LSTM_STEP_BWD8 : Kernels.LSTM_STEP_BWD, bwd8 ? grid8 : grid,
+                            s, T, B, H, D, P, proj ? 1 : 0,
                             cfg.peephole() ? 1 : 0, cfg.coupledGate() ? 1 : 0, lenBuf, dy, dhN, dhrec, dm, dcN, dc,
                             ls.gsave, ls.csave, c0l, peep, dgs, dgall, drop.seedLo, drop.seedHi, k, drop.recThresh,
                             drop.recScale);

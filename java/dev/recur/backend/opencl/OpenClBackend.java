@@ -34,6 +34,14 @@ import static org.jocl.CL.*;
  * n=1024 k=256 NN 29.1 / 3.0, dx 1600x256x1024 NN 26.9 / 4.1, dW 1024x256x1600 TN 15.0 / 1.7, and NT (not used
  * by the schedule) 3.0 / 1.9. The hand-written kernel wins at every shape; the schedule keeps transposed weight
  * copies so that all its GEMMs have a non-transposed B, the hand kernel's vector case.
+ *
+ * <p>Optional kernels ({@link #supports}): every one of {@link Kernels#OPTIONAL}. The 8-units-per-work-item step
+ * kernels ({@code *_step_fwd8}, {@code lstm_step_bwd8}) because PoCL does not vectorise the one-unit step kernels
+ * across work items: with a library exp/tanh per unit the LSTM forward step cost 1.0 ms of CPU per step at B=32,
+ * H=256, more than the step's recurrent GEMM (0.5 ms); with a rational tanh 0.5 ms, as float8 0.13 ms. The
+ * single-work-group kernels ({@link Kernels#SINGLE_GROUP}) run as one work-group of the whole grid, which this
+ * backend launches with local size = global size; the schedule sends small batches there (see
+ * {@code ScheduledRnn.persistentKernel}).
  */
 public final class OpenClBackend implements DeviceBackend {
     public static final BackendProvider PROVIDER = new BackendProvider() {
@@ -106,6 +114,7 @@ public final class OpenClBackend implements DeviceBackend {
                         + gemmName + "'");
             };
             for (String name : Kernels.ALL) kernels.put(name, kernelInfo(name));
+            for (String name : Kernels.OPTIONAL) kernels.put(name, kernelInfo(name));
             for (String name : dev.recur.schedule.AttentionKernels.ALL) kernels.put(name, kernelInfo(name));
         } catch (RuntimeException | Error e) {
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
@@ -338,6 +347,11 @@ public final class OpenClBackend implements DeviceBackend {
                 throw new IllegalArgumentException("kernel " + name + ": globalSize[" + i + "] must be >= 1, got " + globalSize[i]);
             }
         }
+        boolean singleGroup = Kernels.SINGLE_GROUP.contains(name);
+        if (singleGroup && (globalSize.length != 1 || globalSize[0] > device.maxWorkGroup)) {
+            throw new IllegalArgumentException("kernel " + name + ": a single work-group kernel needs a 1-D grid of at "
+                    + "most " + device.maxWorkGroup + " work items, got " + java.util.Arrays.toString(globalSize));
+        }
         if (args.length != ki.kinds.length) {
             throw new IllegalArgumentException("kernel " + name + ": expected " + ki.kinds.length + " arguments, got " + args.length);
         }
@@ -366,6 +380,10 @@ public final class OpenClBackend implements DeviceBackend {
             ki.last[i] = a;
         }
         long[] global = globalSize.clone();
+        if (singleGroup) {
+            clEnqueueNDRangeKernel(queue, k, 1, null, global, global.clone(), 0, null, null);
+            return;
+        }
         long[] local = new long[global.length];
         java.util.Arrays.fill(local, 1);
         // One fixed work-group shape: PoCL compiles a kernel once per local size, so letting the runtime pick
@@ -381,6 +399,16 @@ public final class OpenClBackend implements DeviceBackend {
         return new IllegalArgumentException("kernel " + kernel + ": argument " + i + " must be " + expected + ", got "
                 + (got == null ? "null" : got.getClass().getSimpleName() + " " + got));
     }
+
+    /** Every optional kernel runs here (PoCL and GPUs alike run one work-group with barriers). */
+    @Override
+    public boolean supports(String kernel) {
+        if (Kernels.SINGLE_GROUP.contains(kernel)) return device.maxWorkGroup >= PERSIST_MIN_GROUP;
+        return Kernels.OPTIONAL.contains(kernel);
+    }
+
+    /** The work-group size the schedule asks of single-group kernels; a device below it gets the per-step path. */
+    private static final long PERSIST_MIN_GROUP = 256;
 
     @Override
     public void finish() {

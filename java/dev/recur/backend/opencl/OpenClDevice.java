@@ -26,7 +26,7 @@ import static org.jocl.CL.*;
 final class OpenClDevice {
     /** The kernel files compiled into the one program. */
     static final List<String> SOURCES = List.of("opencl/rnn_step.cl", "opencl/lstm_step.cl", "opencl/gru_step.cl",
-            "opencl/layer.cl", "opencl/layer_norm.cl", "opencl/gemm.cl", "opencl/attention.cl");
+            "opencl/layer.cl", "opencl/layer_norm.cl", "opencl/gemm.cl", "opencl/attention.cl", "opencl/persist.cl", "opencl/step8.cl");
     static final String BUILD_OPTIONS = "-cl-kernel-arg-info";
 
     private static OpenClDevice shared;
@@ -43,6 +43,8 @@ final class OpenClDevice {
      * 8-lane vectors), 64 elsewhere (whole warps / wavefronts), never above the device's limit.
      */
     final long localX;
+    /** The largest work-group (1-D) this device runs: bounds the single-work-group kernels. */
+    final long maxWorkGroup;
     /** Bytes allocated through every backend on this context. */
     final AtomicLong inUse = new AtomicLong();
     private cl_program program;
@@ -63,6 +65,7 @@ final class OpenClDevice {
         long maxWg = deviceSize(device, CL_DEVICE_MAX_WORK_GROUP_SIZE);
         long[] maxItems = new long[3];
         clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_ITEM_SIZES, 3L * Sizeof.size_t, Pointer.to(maxItems), null);
+        this.maxWorkGroup = Math.min(maxWg, maxItems[0]);
         this.localX = Math.max(1, Math.min((type & CL_DEVICE_TYPE_CPU) != 0 ? 16 : 64, Math.min(maxWg, maxItems[0])));
     }
 

