@@ -271,8 +271,10 @@ public final class CpuBackend implements DeviceBackend {
 
     /**
      * Packed copies of weight matrices for the per-step GEMMs, keyed by buffer and layout. A copy is made the
-     * second time the same unchanged B is seen (once could be a one-off product), used while the buffer's
-     * version stays the same, and dropped when the buffer is closed or the cache outgrows its budget.
+     * first time a B is seen and used while the buffer's version stays the same, and dropped when the buffer is
+     * closed or the cache outgrows its budget. Every eligible product goes through the packed kernel, even a
+     * one-off: the in-place small-M path sums in another order, and a result must not depend on whether this
+     * is the first or a later call with the same operands (bit-identical reruns).
      */
     private final class PackCache {
         private record Key(CpuBuffer buffer, long off, int ld, long stride, int k, int n, int batch) {}
@@ -281,15 +283,12 @@ public final class CpuBackend implements DeviceBackend {
 
         private static final long BUDGET_BYTES = 512L << 20;
         private final java.util.Map<Key, Entry> entries = new java.util.HashMap<>();
-        private final java.util.Map<Key, Long> seen = new java.util.HashMap<>();
         private long bytes;
 
         CpuGemm.PackedB[] lookup(CpuBuffer b, long off, int ld, long stride, int k, int n, int batch) {
             Key key = new Key(b, off, ld, stride, k, n, batch);
             Entry e = entries.get(key);
             if (e != null && e.version == b.version) return e.packed;
-            Long v = seen.put(key, b.version);
-            if (v == null || v != b.version) return null;
             // Out-of-range layouts are left to the plain GEMM, which reports them by name.
             long need = off + (batch - 1L) * stride + (long) (n - 1) * ld + k;
             if (off < 0 || stride < 0 || ld < k || need > b.size()) return null;
@@ -317,12 +316,10 @@ public final class CpuBackend implements DeviceBackend {
                 for (CpuGemm.PackedB p : en.getValue().packed) bytes -= p.bytes();
                 return true;
             });
-            seen.keySet().removeIf(k -> k.buffer == b);
         }
 
         void clear() {
             entries.clear();
-            seen.clear();
             bytes = 0;
         }
     }
