@@ -29,7 +29,7 @@ import java.util.concurrent.Callable;
         versionProvider = Main.Version.class,
         description = "Recurrent networks (LSTM, GRU, RNN) on the reference, cpu, OpenCL and CUDA backends.",
         subcommands = {DevicesCommand.class, ForwardCommand.class, BenchCommand.class, VerifyCommand.class,
-                AttentionCommand.class, CommandLine.HelpCommand.class})
+                AttentionCommand.class, DemoCommand.class, LmCommand.class, ForecastCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
     /** Exit code for bad input. */
     public static final int EXIT_BAD_INPUT = 2;

@@ -1,0 +1,184 @@
+package dev.recur.apps;
+
+import dev.recur.backend.Backend;
+import dev.recur.io.SafeTensors;
+import dev.recur.nn.CellType;
+import dev.recur.nn.RnnConfig;
+import dev.recur.nn.decode.DecoderState;
+import dev.recur.nn.decode.StepModel;
+import dev.recur.nn.layers.Parameters;
+import dev.recur.nn.lm.LanguageModel;
+import dev.recur.tensor.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A {@link LanguageModel} together with its {@link TokenVocab}: what {@code recur lm} trains, samples, measures
+ * and checkpoints. Checkpoints are the library's language-model checkpoints (every parameter as F64, so they
+ * round-trip bit-exactly, and the network configuration) with the vocabulary added to the metadata
+ * ({@code tokens} = {@code chars} or {@code words}, {@code vocab}).
+ */
+public final class TextModel implements AutoCloseable {
+    /**
+     * @param cell      LSTM or GRU
+     * @param layers    stacked recurrent layers
+     * @param hidden    hidden size of every layer
+     * @param embedding token embedding width
+     */
+    public record Shape(CellType cell, int layers, int hidden, int embedding) {
+        public Shape {
+            if (cell != CellType.LSTM && cell != CellType.GRU) throw new IllegalArgumentException("cell: expected lstm or gru, got " + cell);
+            if (layers <= 0) throw new IllegalArgumentException("layers: expected > 0, got " + layers);
+            if (hidden <= 0) throw new IllegalArgumentException("hidden: expected > 0, got " + hidden);
+            if (embedding <= 0) throw new IllegalArgumentException("embedding: expected > 0, got " + embedding);
+        }
+    }
+
+    private final TokenVocab vocab;
+    private final LanguageModel lm;
+
+    private TextModel(TokenVocab vocab, LanguageModel lm) {
+        this.vocab = vocab;
+        this.lm = lm;
+    }
+
+    /** A freshly initialised model (seeded). */
+    public static TextModel create(TokenVocab vocab, Shape shape, Backend backend, long seed) {
+        if (vocab == null) throw new IllegalArgumentException("vocab: must not be null");
+        if (shape == null) throw new IllegalArgumentException("shape: must not be null");
+        RnnConfig cfg = RnnConfig.builder(shape.cell(), shape.embedding(), shape.hidden()).layers(shape.layers()).build();
+        return new TextModel(vocab, LanguageModel.create(vocab.size(), shape.embedding(), cfg, -1, backend, seed));
+    }
+
+    public TokenVocab vocab() {
+        return vocab;
+    }
+
+    public Shape shape() {
+        RnnConfig c = lm.rnnConfig();
+        return new Shape(c.cell(), c.numLayers(), c.hiddenSize(), c.inputSize());
+    }
+
+    public Parameters parameters() {
+        return lm.parameters();
+    }
+
+    /** The network underneath. */
+    public LanguageModel model() {
+        return lm;
+    }
+
+    /** Writes the checkpoint: parameters, network configuration and vocabulary. */
+    public void save(Path file) throws IOException {
+        lm.save(file, Map.of("tokens", vocab.words() ? "words" : "chars", "vocab", vocab.serialize()));
+    }
+
+    /**
+     * Loads a checkpoint written by {@link #save}. A file that is not one throws {@link IllegalArgumentException}
+     * naming the file and what is wrong.
+     */
+    public static TextModel load(Path file, Backend backend) throws IOException {
+        Map<String, String> m = SafeTensors.read(file).metadata();
+        String tokens = m.get("tokens");
+        if (!LanguageModel.FORMAT.equals(m.get("format")) || m.get("vocab") == null || !("chars".equals(tokens) || "words".equals(tokens))) {
+            throw new IllegalArgumentException(file + ": not a language-model checkpoint of 'recur lm' (expected metadata format '"
+                    + LanguageModel.FORMAT + "' with tokens and vocab entries)");
+        }
+        TokenVocab vocab = TokenVocab.deserialize("words".equals(tokens), m.get("vocab"));
+        LanguageModel lm = LanguageModel.open(file, backend);
+        if (lm.vocabSize() != vocab.size()) {
+            lm.close();
+            throw new IllegalArgumentException(file + ": the vocabulary has " + vocab.size() + " tokens but the model " + lm.vocabSize());
+        }
+        return new TextModel(vocab, lm);
+    }
+
+    /** Loss and next-token accuracy of one batch. */
+    public record Loss(double loss, double accuracy) {}
+
+    /**
+     * Forward and backward of a batch of windows from a zero state (gradients added to {@link #parameters()};
+     * zero them first).
+     *
+     * @param inputs  {@code [T*B]} time-major token ids
+     * @param targets {@code [T*B]} the next token of each input
+     */
+    public Loss forwardBackward(int[] inputs, int[] targets, int steps, int batch, long seed) {
+        LanguageModel.Loss l = lm.forwardBackward(inputs, targets, steps, batch, null, null, seed);
+        return new Loss(l.loss(), l.correct() / (double) l.tokens());
+    }
+
+    /**
+     * The per-token perplexity {@code exp(mean -log p(next | previous))} over {@code ids}: read in chunks with
+     * the recurrent state carried across them, so every token after the first is predicted once with all of
+     * the text before it.
+     */
+    public double perplexity(int[] ids) {
+        if (ids.length < 2) throw new IllegalArgumentException("text: expected at least 2 tokens to measure perplexity, got " + ids.length);
+        double nll = 0;
+        int n = 0;
+        Tensor h = null, c = null;
+        int chunk = 256;
+        for (int start = 0; start + 1 < ids.length; start += chunk) {
+            int len = Math.min(chunk, ids.length - 1 - start);
+            int[] in = java.util.Arrays.copyOfRange(ids, start, start + len);
+            int[] tg = java.util.Arrays.copyOfRange(ids, start + 1, start + 1 + len);
+            LanguageModel.Loss l = lm.loss(in, tg, len, 1, h, c, 0);
+            nll += l.loss() * l.tokens();
+            n += l.tokens();
+            h = l.hN();
+            c = l.cN();
+        }
+        return Math.exp(nll / n);
+    }
+
+    /**
+     * {@code length} tokens drawn one at a time from {@code softmax(logits / temperature)} after reading
+     * {@code prime}; seeded, so the same seed gives the same text. (No end token: the text runs to the length.)
+     */
+    public int[] sample(int[] prime, int length, double temperature, long seed) {
+        if (prime == null || prime.length == 0) throw new IllegalArgumentException("prime: expected at least one token, got none");
+        if (length <= 0) throw new IllegalArgumentException("length: expected > 0, got " + length);
+        if (!(temperature > 0) || !Double.isFinite(temperature)) {
+            throw new IllegalArgumentException("temperature: expected a finite value > 0, got " + temperature);
+        }
+        SplittableRandom rnd = new SplittableRandom(seed);
+        StepModel model = lm.stepModel(List.of(prime));
+        DecoderState state = model.start(1);
+        int[] token = {prime[prime.length - 1]};
+        int[] out = new int[length];
+        for (int i = 0; i < length; i++) {
+            StepModel.Step s = model.step(token, state);
+            out[i] = draw(s.logits().data(), temperature, rnd);
+            token = new int[] {out[i]};
+            state = s.next();
+        }
+        return out;
+    }
+
+    private static int draw(double[] logits, double temperature, SplittableRandom rnd) {
+        double m = Double.NEGATIVE_INFINITY;
+        for (double l : logits) m = Math.max(m, l / temperature);
+        double[] p = new double[logits.length];
+        double sum = 0;
+        for (int j = 0; j < p.length; j++) {
+            p[j] = Math.exp(logits[j] / temperature - m);
+            sum += p[j];
+        }
+        double u = rnd.nextDouble() * sum;
+        for (int j = 0; j < p.length; j++) {
+            u -= p[j];
+            if (u < 0) return j;
+        }
+        return p.length - 1;
+    }
+
+    @Override
+    public void close() {
+        lm.close();
+    }
+}
