@@ -44,7 +44,7 @@ public final class Main implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        throw new ParameterException(spec.commandLine(), "missing command: expected one of devices, forward, bench, verify, attention, help");
+        throw new ParameterException(spec.commandLine(), "missing command: expected one of devices, demo, forward, attention, verify, bench, lm, forecast, help");
     }
 
     public static void main(String[] args) {
