@@ -20,26 +20,10 @@
 #ifndef RECUR_ATTENTION_H
 #define RECUR_ATTENTION_H
 #include "dialect.h"
+#include "step.h"
 
-/* tanh as a rational function (Eigen's float tanh: odd degree-13 numerator, even degree-6 denominator, input
- * clamped to [-9, 9], absolute error below 4e-7 over the whole line). Only multiply-adds and one division, so
- * the chunked loops below vectorise completely; a library tanh or exp is a call per lane on CPU OpenCL. */
-FN float attn_tanh(float x) {
-    float c = x < -9.0f ? -9.0f : (x > 9.0f ? 9.0f : x);
-    float x2 = c * c;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 - 8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return c * p / q;
-}
+/* tanh is step.h's recur_tanh: a rational function with only multiply-adds and one division, so the chunked
+ * loops below vectorise completely; a library tanh or exp is a call per lane on CPU OpenCL. */
 
 /* Each work item of the additive kernels covers ATTN_TT consecutive outputs along the contiguous axis (t of the
  * forward, a of the backward) with private accumulators: the innermost loop then has a fixed trip count over
@@ -54,7 +38,7 @@ FN void attn_additive_fwd_chunk(GLOBAL const float* RESTRICT e, GLOBAL const flo
     for (int k = 0; k < ATTN_TT; k++) acc[k] = 0.0f;
     for (int a = 0; a < A; a++) {
         float da = d[a], va = v[a];
-        for (int k = 0; k < n; k++) acc[k] += va * attn_tanh(e[a * T + k] + da);
+        for (int k = 0; k < n; k++) acc[k] += va * recur_tanh(e[a * T + k] + da);
     }
     for (int k = 0; k < n; k++) out[k] = acc[k];
 }
@@ -87,7 +71,7 @@ FN void attn_additive_bwd_dec_chunk(int row, int b, int a0, int B, int T, int A,
         float g = ds[row * T + t];
         GLOBAL const float* e = ek + (t * B + b) * A + a0;
         for (int k = 0; k < n; k++) {
-            float th = attn_tanh(e[k] + dka[k]);
+            float th = recur_tanh(e[k] + dka[k]);
             accv[k] += g * th;
             accd[k] += g * (1.0f - th * th);
         }
@@ -112,7 +96,7 @@ FN void attn_additive_bwd_enc_chunk(int t, int b, int a0, int U, int B, int T, i
         float g = ds[(u * B + b) * T + t];
         GLOBAL const float* d = dk + (u * B + b) * A + a0;
         for (int k = 0; k < n; k++) {
-            float th = attn_tanh(eka[k] + d[k]);
+            float th = recur_tanh(eka[k] + d[k]);
             acc[k] += g * (1.0f - th * th);
         }
     }

@@ -7,7 +7,7 @@
 #include "random.h"
 
 /* tanh as a rational function (Eigen's float tanh: odd degree-13 numerator, even degree-6 denominator, input
- * clamped to [-9, 9], absolute error below 4e-7 on the whole line; the same as attention.h's attn_tanh). Only
+ * clamped to [-9, 9], absolute error below 4e-7 on the whole line). Only
  * multiply-adds and one division: on CPU OpenCL (PoCL) a library tanh or exp is a scalar call per work item,
  * which made the fused step kernels cost more than the recurrent GEMM (LSTM B=32 H=256: 1.3 ms of pointwise per
  * step against 0.6 ms of GEMM); with this the work-item loops vectorise. */

@@ -32,7 +32,7 @@ public final class CpuAttentionKernels {
 
     private CpuAttentionKernels() {}
 
-    /** The same tanh as the device kernels ({@code attn_tanh}): a rational function, |error| below 4e-7. */
+    /** The same tanh as the device kernels ({@code recur_tanh} of kernels/common/step.h): a rational function, |error| below 4e-7. */
     static float tanh(float x) {
         float c = Math.max(-9.0f, Math.min(9.0f, x));
         float x2 = c * c;
