@@ -256,10 +256,11 @@ public final class CpuBackend implements DeviceBackend {
         CpuBuffer bb = check("b", b, DeviceBuffer.Type.F32, 0, 0);
         CpuBuffer cb = check("c", c, DeviceBuffer.Type.F32, 0, 0);
         cb.mem.version++;
-        // Products with a weight matrix stored [n, k] as B (the per-step recurrent projections, the input
-        // projection) reuse B packed once for as long as the buffer is unchanged.
-        if (!transA && transB && m > 0 && n > 0 && k > 0 && bb != cb) {
-            CpuGemm.PackedB[] packed = packs.lookup(bb, offB, ldb, strideB, k, n, batch);
+        // Products with a weight matrix as B, stored [n, k] or [k, n] (the per-step recurrent projections, the
+        // input projection, the backward data products) reuse B packed once for as long as the buffer is
+        // unchanged: the packed micro-kernel beats reading B in place even at M = 32, and packing is then free.
+        if (!transA && m > 0 && n > 0 && k > 0 && bb != cb) {
+            CpuGemm.PackedB[] packed = packs.lookup(bb, transB, offB, ldb, strideB, k, n, batch);
             if (packed != null) {
                 gemm.gemmPrepacked(false, m, alpha, ab.segment(), offA, lda, strideA, packed, beta, cb.segment(), offC,
                         ldc, strideC);
@@ -277,7 +278,7 @@ public final class CpuBackend implements DeviceBackend {
      * version stays the same, and dropped when the buffer is closed or the cache outgrows its budget.
      */
     private final class PackCache {
-        private record Key(CpuBuffer.Mem buffer, long off, int ld, long stride, int k, int n, int batch) {}
+        private record Key(CpuBuffer.Mem buffer, boolean transB, long off, int ld, long stride, int k, int n, int batch) {}
 
         private record Entry(long version, CpuGemm.PackedB[] packed) {}
 
@@ -287,21 +288,23 @@ public final class CpuBackend implements DeviceBackend {
         private long bytes;
 
         // Synchronized: a forgotten buffer is forgotten here from the cleaner's thread.
-        synchronized CpuGemm.PackedB[] lookup(CpuBuffer cb, long off, int ld, long stride, int k, int n, int batch) {
+        synchronized CpuGemm.PackedB[] lookup(CpuBuffer cb, boolean transB, long off, int ld, long stride, int k, int n,
+                                              int batch) {
             CpuBuffer.Mem b = cb.mem;
-            Key key = new Key(b, off, ld, stride, k, n, batch);
+            Key key = new Key(b, transB, off, ld, stride, k, n, batch);
             Entry e = entries.get(key);
             if (e != null && e.version == b.version) return e.packed;
             Long v = seen.put(key, b.version);
             if (v == null || v != b.version) return null;
             // Out-of-range layouts are left to the plain GEMM, which reports them by name.
-            long need = off + (batch - 1L) * stride + (long) (n - 1) * ld + k;
-            if (off < 0 || stride < 0 || ld < k || need > cb.size()) return null;
+            int rows = transB ? n : k, cols = transB ? k : n;
+            long need = off + (batch - 1L) * stride + (long) (rows - 1) * ld + cols;
+            if (off < 0 || stride < 0 || ld < cols || need > cb.size()) return null;
             if (e != null) drop(key, e);
             CpuGemm.PackedB[] packed = new CpuGemm.PackedB[batch];
             long size = 0;
             for (int q = 0; q < batch; q++) {
-                packed[q] = gemm.pack(true, k, n, cb.segment(), off + q * stride, ld);
+                packed[q] = gemm.pack(transB, k, n, cb.segment(), off + q * stride, ld);
                 size += packed[q].bytes();
             }
             if (bytes + size > BUDGET_BYTES) clear();
