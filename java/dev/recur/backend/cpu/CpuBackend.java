@@ -256,12 +256,11 @@ public final class CpuBackend implements DeviceBackend {
         CpuBuffer bb = check("b", b, DeviceBuffer.Type.F32, 0, 0);
         CpuBuffer cb = check("c", c, DeviceBuffer.Type.F32, 0, 0);
         cb.mem.version++;
-        // Products with a weight matrix as B, stored [n, k] or [k, n] (the per-step recurrent projections, the
-        // input projection, the backward data products) reuse B packed once for as long as the buffer is
-        // unchanged: the packed micro-kernel beats reading B in place even at M = 32, and packing is then free.
-        // Only where the uncached call takes the packed route too (everything but small-M A * Bᵀ), so that a
-        // result does not depend on whether the copy exists yet (bit-identical reruns).
-        if (!transA && (!transB || m > CpuGemm.SMALL_M) && m > 0 && n > 0 && k > 0 && bb != cb) {
+        // Large-M products with a weight matrix as B, stored [n, k] or [k, n] (the input projection, the
+        // backward data products) reuse B packed once for as long as the buffer is unchanged. Only large M:
+        // there the uncached call takes the packed route too, so a result does not depend on whether the copy
+        // exists yet (bit-identical reruns); small M reads B in place, which scales better over the threads.
+        if (!transA && m > CpuGemm.SMALL_M && n > 0 && k > 0 && bb != cb) {
             CpuGemm.PackedB[] packed = packs.lookup(bb, transB, offB, ldb, strideB, k, n, batch);
             if (packed != null) {
                 gemm.gemmPrepacked(false, m, alpha, ab.segment(), offA, lda, strideA, packed, beta, cb.segment(), offC,

@@ -18,11 +18,10 @@ import java.nio.ByteOrder;
  * (6 rows x 2 vectors = 12 accumulators, which leaves the other 4 of AVX2's 16 vector registers for the two
  * B vectors and the A broadcast). Row blocks are spread over a persistent {@link CpuPool}.
  *
- * <p>Small-M products {@code A * Bᵀ} (A untransposed) read the operands in place, as register-blocked dot
- * products along K split over the pool by columns. Small-M {@code A * B} — the per-step recurrent GEMMs of an
- * RNN, e.g. {@code [32 x 256] * [256 x 1024]} — take the packed route: the backend packs such weight matrices
- * once ({@link #pack}) and the packed micro-kernel then beats reading B in place; the uncached packed route
- * gives the same bits, so results do not depend on whether a packed copy was used.
+ * <p>Small-M products with an untransposed A — the per-step recurrent GEMMs of an RNN, e.g.
+ * {@code [32 x 256] * [256 x 1024]} — would spend as long packing the weight matrix as multiplying, so they
+ * read the operands in place: {@code A * Bᵀ} as register-blocked dot products along K, {@code A * B} as
+ * broadcast FMAs over B's rows, split over the pool by columns.
  *
  * <p>Beta zero means C is not read (it may hold NaN). Instances are thread-safe (calls are serialised);
  * close to stop the pool's threads.
@@ -142,11 +141,8 @@ public final class CpuGemm implements AutoCloseable {
         }
         boolean par = pool.threads() > 1 && (long) m * n * k * batch >= parallelMinFmas
                 && pool.shareable(a) && pool.shareable(b) && pool.shareable(c);
-        // Small products with B stored [n, k] read both operands in place. With B stored [k, n] they take the
-        // packed route like large ones: the packed micro-kernel is faster even at M = 32, and it gives the
-        // same bits as a product with B packed once (gemmPrepacked), so cached and uncached calls agree.
-        if (!transA && transB && m <= SMALL_M) {
-            direct(par, m, n, k, alpha, a, aOffset, lda, strideA, b, bOffset, ldb, strideB,
+        if (!transA && m <= SMALL_M) {
+            direct(par, transB, m, n, k, alpha, a, aOffset, lda, strideA, b, bOffset, ldb, strideB,
                     beta, c, cOffset, ldc, strideC, batch);
             return;
         }
@@ -271,7 +267,7 @@ public final class CpuGemm implements AutoCloseable {
             }
             for (int pc = 0; pc < k; pc += kcStep) {
                 int kc = Math.min(kcStep, k - pc);
-                packA(transA, a, ao, lda, ic, mc, pc, kc, ap, rowBuf(th, mc));
+                packA(transA, a, ao, lda, ic, mc, pc, kc, ap, rowBuf(th, Math.max(mc, kc)));
                 macro(ap, mc, kc, pb.data, pb.sliceBase(pc), p0, p1, 0, n, alpha, pc == 0 ? beta : 1f, c, co, ldc, edge[th]);
             }
         };
@@ -348,7 +344,7 @@ public final class CpuGemm implements AutoCloseable {
                     float[] ap = aPack[th];
                     int need = roundUp(mc, MR) * kc;
                     if (ap == null || ap.length < need + L) ap = aPack[th] = new float[roundUp(mcStep, MR) * kcStep + L];
-                    packA(transA, a, aOff, lda, ic, mc, fpc, kc, ap, rowBuf(th, mc));
+                    packA(transA, a, aOff, lda, ic, mc, fpc, kc, ap, rowBuf(th, Math.max(mc, kc)));
                     macro(ap, mc, kc, bPack, 0, p0, p1, fjc, nc, alpha, betaHere, c, cOff + (long) ic * ldc, ldc, edge[th]);
                 };
                 if (par) pool.run(tasks, body);
@@ -398,8 +394,9 @@ public final class CpuGemm implements AutoCloseable {
             int base = ip * kc;
             for (int r = 0; r < MR; r++) {
                 if (r < rows) {
-                    long src = aOff + (long) (i0 + ip + r) * lda + p0;
-                    for (int p = 0; p < kc; p++) ap[base + p * MR + r] = a.getAtIndex(F32, src + p);
+                    // One bulk copy of the row, then the scatter from a heap array: cheaper than kc segment reads.
+                    MemorySegment.copy(a, F32, (aOff + (long) (i0 + ip + r) * lda + p0) * Float.BYTES, rowBuf, 0, kc);
+                    for (int p = 0, d = base + r; p < kc; p++, d += MR) ap[d] = rowBuf[p];
                 } else {
                     for (int p = 0; p < kc; p++) ap[base + p * MR + r] = 0f;
                 }
@@ -560,14 +557,14 @@ public final class CpuGemm implements AutoCloseable {
     }
 
     // ---------------------------------------------------------------------------------------------------------
-    // Direct (unpacked) path for small M with an untransposed A and a transposed B
+    // Direct (unpacked) path for small M with an untransposed A
 
-    private void direct(boolean par, int m, int n, int k, float alpha,
+    private void direct(boolean par, boolean transB, int m, int n, int k, float alpha,
                         MemorySegment a, long aOff, int lda, long strideA, MemorySegment b, long bOff, int ldb, long strideB,
                         float beta, MemorySegment c, long cOff, int ldc, long strideC, int batch) {
         // Column chunks of whole register blocks, a few per thread so uneven finishing evens out; a task never
         // spans two products of the batch.
-        int unit = DOT_NB;
+        int unit = transB ? DOT_NB : 2 * L;
         int units = ceilDiv(n, unit);
         int perBatch = par ? Math.min(units, Math.max(1, ceilDiv(2 * pool.threads(), batch))) : 1;
         int perTask = ceilDiv(units, perBatch);
@@ -577,7 +574,8 @@ public final class CpuGemm implements AutoCloseable {
             int j1 = Math.min(n, j0 + perTask * unit);
             if (j0 >= j1) return;
             long ao = aOff + q * strideA, bo = bOff + q * strideB, co = cOff + q * strideC;
-            dotRange(m, j0, j1, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);
+            if (transB) dotRange(m, j0, j1, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);
+            else axpyRange(m, j0, j1, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc, edge[th]);
         };
         int tasks = batch * perBatch;
         if (par && tasks > 1) pool.run(tasks, body);
@@ -669,6 +667,141 @@ public final class CpuGemm implements AutoCloseable {
         long ci = cOff + (long) i * ldc + j;
         float v = alpha * s;
         c.setAtIndex(F32, ci, beta == 0f ? v : v + beta * c.getAtIndex(F32, ci));
+    }
+
+    /** C[:, j0:j1] for op(B) = B: rows of C accumulate broadcast A elements times rows of B. */
+    private static void axpyRange(int m, int j0, int j1, int k, float alpha, MemorySegment a, long aOff, int lda,
+                                  MemorySegment b, long bOff, int ldb, float beta, MemorySegment c, long cOff, int ldc,
+                                  float[] tile) {
+        int j = j0;
+        for (; j + 2 * L <= j1; j += 2 * L) {
+            int i = 0;
+            for (; i + MR <= m; i += MR) {
+                axpy6(i, j, k, a, aOff, lda, b, bOff, ldb, tile);
+                storeTile(tile, c, cOff + (long) i * ldc + j, ldc, alpha, beta);
+            }
+            for (; i + 2 <= m; i += 2) {
+                axpy2(i, j, k, a, aOff, lda, b, bOff, ldb, tile);
+                storeRows(tile, 2, c, cOff + (long) i * ldc + j, ldc, alpha, beta);
+            }
+            if (i < m) axpy1(i, j, 2 * L, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+        }
+        if (j < j1) {
+            for (int i = 0; i < m; i++) axpy1(i, j, j1 - j, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+        }
+    }
+
+    private static void axpy6(int i, int j, int k, MemorySegment a, long aOff, int lda,
+                              MemorySegment b, long bOff, int ldb, float[] tile) {
+        long a0 = aOff + (long) i * lda;
+        long a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda;
+        long bRow = (bOff + j) * Float.BYTES, lb = (long) ldb * Float.BYTES, half = (long) L * Float.BYTES;
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+        FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        for (int p = 0; p < k; p++) {
+            long bo = bRow + p * lb;
+            FloatVector b0 = FloatVector.fromMemorySegment(S, b, bo, NATIVE);
+            FloatVector b1 = FloatVector.fromMemorySegment(S, b, bo + half, NATIVE);
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F32, a0 + p));
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a1 + p));
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a2 + p));
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a3 + p));
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a4 + p));
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a5 + p));
+            c50 = x.fma(b0, c50);
+            c51 = x.fma(b1, c51);
+        }
+        c00.intoArray(tile, 0);
+        c01.intoArray(tile, L);
+        c10.intoArray(tile, NR);
+        c11.intoArray(tile, NR + L);
+        c20.intoArray(tile, 2 * NR);
+        c21.intoArray(tile, 2 * NR + L);
+        c30.intoArray(tile, 3 * NR);
+        c31.intoArray(tile, 3 * NR + L);
+        c40.intoArray(tile, 4 * NR);
+        c41.intoArray(tile, 4 * NR + L);
+        c50.intoArray(tile, 5 * NR);
+        c51.intoArray(tile, 5 * NR + L);
+    }
+
+    /** Two rows of C over 2L columns; depth unrolled by two so that eight FMA chains hide the FMA latency. */
+    private static void axpy2(int i, int j, int k, MemorySegment a, long aOff, int lda,
+                              MemorySegment b, long bOff, int ldb, float[] tile) {
+        long a0 = aOff + (long) i * lda, a1 = a0 + lda;
+        long bRow = (bOff + j) * Float.BYTES, lb = (long) ldb * Float.BYTES, half = (long) L * Float.BYTES;
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00;
+        FloatVector d00 = c00, d01 = c00, d10 = c00, d11 = c00;
+        int p = 0;
+        for (; p + 1 < k; p += 2) {
+            long bo = bRow + p * lb;
+            FloatVector b0 = FloatVector.fromMemorySegment(S, b, bo, NATIVE);
+            FloatVector b1 = FloatVector.fromMemorySegment(S, b, bo + half, NATIVE);
+            FloatVector b2 = FloatVector.fromMemorySegment(S, b, bo + lb, NATIVE);
+            FloatVector b3 = FloatVector.fromMemorySegment(S, b, bo + lb + half, NATIVE);
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F32, a0 + p));
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a1 + p));
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a0 + p + 1));
+            d00 = x.fma(b2, d00);
+            d01 = x.fma(b3, d01);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a1 + p + 1));
+            d10 = x.fma(b2, d10);
+            d11 = x.fma(b3, d11);
+        }
+        if (p < k) {
+            long bo = bRow + p * lb;
+            FloatVector b0 = FloatVector.fromMemorySegment(S, b, bo, NATIVE);
+            FloatVector b1 = FloatVector.fromMemorySegment(S, b, bo + half, NATIVE);
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F32, a0 + p));
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, a.getAtIndex(F32, a1 + p));
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+        }
+        c00.add(d00).intoArray(tile, 0);
+        c01.add(d01).intoArray(tile, L);
+        c10.add(d10).intoArray(tile, NR);
+        c11.add(d11).intoArray(tile, NR + L);
+    }
+
+    /** One row of C over columns [j, j+w), w <= 2L: vectors where whole, scalars at the tail. */
+    private static void axpy1(int i, int j, int w, int k, float alpha, MemorySegment a, long aOff, int lda,
+                              MemorySegment b, long bOff, int ldb, float beta, MemorySegment c, long cOff, int ldc) {
+        long ar = aOff + (long) i * lda;
+        long cr = cOff + (long) i * ldc + j;
+        int jv = 0;
+        for (; jv + L <= w; jv += L) {
+            FloatVector acc = FloatVector.zero(S);
+            for (int p = 0; p < k; p++) {
+                acc = FloatVector.broadcast(S, a.getAtIndex(F32, ar + p))
+                        .fma(FloatVector.fromMemorySegment(S, b, (bOff + (long) p * ldb + j + jv) * Float.BYTES, NATIVE), acc);
+            }
+            long co = (cr + jv) * Float.BYTES;
+            FloatVector v = acc.mul(alpha);
+            if (beta != 0f) v = FloatVector.fromMemorySegment(S, c, co, NATIVE).fma(FloatVector.broadcast(S, beta), v);
+            v.intoMemorySegment(c, co, NATIVE);
+        }
+        for (; jv < w; jv++) {
+            float s = 0f;
+            for (int p = 0; p < k; p++) s += a.getAtIndex(F32, ar + p) * b.getAtIndex(F32, bOff + (long) p * ldb + j + jv);
+            float v = alpha * s;
+            c.setAtIndex(F32, cr + jv, beta == 0f ? v : v + beta * c.getAtIndex(F32, cr + jv));
+        }
     }
 
     private static int ceilDiv(int a, int b) {

@@ -156,14 +156,15 @@ class CpuBackendTest {
         packedCopiesFollowWrites(true);
     }
 
-    /** The same for B stored untransposed ({@code [k, n]}, as the schedule passes W_hh^T), packed too. */
+    /** The same for B stored untransposed ({@code [k, n]}, as the schedule passes W_ih^T), packed too. */
     @Test
     void packedUntransposedWeightCopiesFollowEveryWriteToB() {
         packedCopiesFollowWrites(false);
     }
 
     private void packedCopiesFollowWrites(boolean transB) {
-        int m = 3, n = 20, k = 9;
+        // Above SMALL_M rows: the backend caches packed copies only for products it would otherwise pack anyway.
+        int m = CpuGemm.SMALL_M + 5, n = 20, k = 9;
         try (DeviceBuffer a = be.allocate(DeviceBuffer.Type.F32, m * k); DeviceBuffer b = be.allocate(DeviceBuffer.Type.F32, n * k);
              DeviceBuffer c = be.allocate(DeviceBuffer.Type.F32, m * n); DeviceBuffer tmp = be.allocate(DeviceBuffer.Type.F32, n * k)) {
             float[] av = new float[m * k], bv = new float[n * k];
