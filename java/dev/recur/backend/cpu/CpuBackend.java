@@ -82,7 +82,7 @@ public final class CpuBackend implements DeviceBackend {
     private final CpuGemm gemm;
     private final CpuKernels kernels;
     private final PackCache packs = new PackCache();
-    private final Set<CpuBuffer> live = Collections.synchronizedSet(Collections.newSetFromMap(new IdentityHashMap<>()));
+    private final Set<CpuBuffer.Mem> live = Collections.synchronizedSet(Collections.newSetFromMap(new IdentityHashMap<>()));
     private final AtomicLong inUse = new AtomicLong();
     private volatile boolean closed;
 
@@ -130,8 +130,9 @@ public final class CpuBackend implements DeviceBackend {
             arena.close();
             throw new OutOfDeviceMemoryException("cpu", bytes, freeMemory(), e.toString());
         }
-        CpuBuffer b = new CpuBuffer(this, type, elements, arena, seg);
-        live.add(b);
+        CpuBuffer.Mem mem = new CpuBuffer.Mem(this, bytes, arena, seg);
+        live.add(mem);
+        CpuBuffer b = new CpuBuffer(this, type, elements, mem);
         inUse.addAndGet(bytes);
         return b;
     }
@@ -143,9 +144,10 @@ public final class CpuBackend implements DeviceBackend {
         return -1;
     }
 
-    void released(CpuBuffer b) {
-        if (live.remove(b)) inUse.addAndGet(-b.bytes());
-        packs.forget(b);
+    /** Called once per buffer when its memory is freed, from any thread (the cleaner's included). */
+    void released(CpuBuffer.Mem m) {
+        if (live.remove(m)) inUse.addAndGet(-m.bytes);
+        packs.forget(m);
     }
 
     private CpuBuffer check(String arg, DeviceBuffer buf, DeviceBuffer.Type type, long off, long count) {
@@ -177,7 +179,7 @@ public final class CpuBackend implements DeviceBackend {
         ensureOpen();
         checkArray("src", src, src == null ? 0 : src.length, srcOff, count);
         CpuBuffer d = check("dst", dst, DeviceBuffer.Type.F32, dstOff, count);
-        d.version++;
+        d.mem.version++;
         MemorySegment.copy(src, srcOff, d.segment(), ValueLayout.JAVA_FLOAT, dstOff * 4, count);
     }
 
@@ -186,7 +188,7 @@ public final class CpuBackend implements DeviceBackend {
         ensureOpen();
         checkArray("src", src, src == null ? 0 : src.length, srcOff, count);
         CpuBuffer d = check("dst", dst, DeviceBuffer.Type.I32, dstOff, count);
-        d.version++;
+        d.mem.version++;
         MemorySegment.copy(src, srcOff, d.segment(), ValueLayout.JAVA_INT, dstOff * 4, count);
     }
 
@@ -210,7 +212,7 @@ public final class CpuBackend implements DeviceBackend {
     public void fill(DeviceBuffer dst, long off, long count, double value) {
         ensureOpen();
         CpuBuffer d = check("dst", dst, null, off, count);
-        d.version++;
+        d.mem.version++;
         if (count == 0) return;
         MemorySegment s = d.segment().asSlice(off * 4, count * 4);
         int bits = d.type() == DeviceBuffer.Type.F32 ? Float.floatToRawIntBits((float) value) : (int) value;
@@ -226,7 +228,7 @@ public final class CpuBackend implements DeviceBackend {
         ensureOpen();
         CpuBuffer s = check("src", src, null, srcOff, count);
         CpuBuffer d = check("dst", dst, s.type(), dstOff, count);
-        d.version++;
+        d.mem.version++;
         if (count == 0) return;
         if (s == d && srcOff < dstOff + count && dstOff < srcOff + count) {
             throw new IllegalArgumentException("copy: overlapping ranges in one buffer (src " + srcOff + ", dst " + dstOff
@@ -253,11 +255,13 @@ public final class CpuBackend implements DeviceBackend {
         CpuBuffer ab = check("a", a, DeviceBuffer.Type.F32, 0, 0);
         CpuBuffer bb = check("b", b, DeviceBuffer.Type.F32, 0, 0);
         CpuBuffer cb = check("c", c, DeviceBuffer.Type.F32, 0, 0);
-        cb.version++;
-        // Products with a weight matrix stored [n, k] as B (the per-step recurrent projections, the input
-        // projection) reuse B packed once for as long as the buffer is unchanged.
-        if (!transA && transB && m > 0 && n > 0 && k > 0 && bb != cb) {
-            CpuGemm.PackedB[] packed = packs.lookup(bb, offB, ldb, strideB, k, n, batch);
+        cb.mem.version++;
+        // Large-M products with a weight matrix as B, stored [n, k] or [k, n] (the input projection, the
+        // backward data products) reuse B packed once for as long as the buffer is unchanged. Only large M:
+        // there the uncached call takes the packed route too, so a result does not depend on whether the copy
+        // exists yet (bit-identical reruns); small M reads B in place, which scales better over the threads.
+        if (!transA && m > CpuGemm.SMALL_M && n > 0 && k > 0 && bb != cb) {
+            CpuGemm.PackedB[] packed = packs.lookup(bb, transB, offB, ldb, strideB, k, n, batch);
             if (packed != null) {
                 gemm.gemmPrepacked(false, m, alpha, ab.segment(), offA, lda, strideA, packed, beta, cb.segment(), offC,
                         ldc, strideC);
@@ -277,7 +281,7 @@ public final class CpuBackend implements DeviceBackend {
      * is the first or a later call with the same operands (bit-identical reruns).
      */
     private final class PackCache {
-        private record Key(CpuBuffer buffer, long off, int ld, long stride, int k, int n, int batch) {}
+        private record Key(CpuBuffer.Mem buffer, boolean transB, long off, int ld, long stride, int k, int n, int batch) {}
 
         private record Entry(long version, CpuGemm.PackedB[] packed) {}
 
@@ -285,18 +289,22 @@ public final class CpuBackend implements DeviceBackend {
         private final java.util.Map<Key, Entry> entries = new java.util.HashMap<>();
         private long bytes;
 
-        CpuGemm.PackedB[] lookup(CpuBuffer b, long off, int ld, long stride, int k, int n, int batch) {
-            Key key = new Key(b, off, ld, stride, k, n, batch);
+        // Synchronized: a forgotten buffer is forgotten here from the cleaner's thread.
+        synchronized CpuGemm.PackedB[] lookup(CpuBuffer cb, boolean transB, long off, int ld, long stride, int k, int n,
+                                              int batch) {
+            CpuBuffer.Mem b = cb.mem;
+            Key key = new Key(b, transB, off, ld, stride, k, n, batch);
             Entry e = entries.get(key);
             if (e != null && e.version == b.version) return e.packed;
             // Out-of-range layouts are left to the plain GEMM, which reports them by name.
-            long need = off + (batch - 1L) * stride + (long) (n - 1) * ld + k;
-            if (off < 0 || stride < 0 || ld < k || need > b.size()) return null;
+            int rows = transB ? n : k, cols = transB ? k : n;
+            long need = off + (batch - 1L) * stride + (long) (rows - 1) * ld + cols;
+            if (off < 0 || stride < 0 || ld < cols || need > cb.size()) return null;
             if (e != null) drop(key, e);
             CpuGemm.PackedB[] packed = new CpuGemm.PackedB[batch];
             long size = 0;
             for (int q = 0; q < batch; q++) {
-                packed[q] = gemm.pack(true, k, n, b.segment(), off + q * stride, ld);
+                packed[q] = gemm.pack(transB, k, n, cb.segment(), off + q * stride, ld);
                 size += packed[q].bytes();
             }
             if (bytes + size > BUDGET_BYTES) clear();
@@ -310,7 +318,7 @@ public final class CpuBackend implements DeviceBackend {
             for (CpuGemm.PackedB p : e.packed) bytes -= p.bytes();
         }
 
-        void forget(CpuBuffer b) {
+        synchronized void forget(CpuBuffer.Mem b) {
             entries.entrySet().removeIf(en -> {
                 if (en.getKey().buffer != b) return false;
                 for (CpuGemm.PackedB p : en.getValue().packed) bytes -= p.bytes();
@@ -318,7 +326,7 @@ public final class CpuBackend implements DeviceBackend {
             });
         }
 
-        void clear() {
+        synchronized void clear() {
             entries.clear();
             bytes = 0;
         }
@@ -368,7 +376,7 @@ public final class CpuBackend implements DeviceBackend {
                     DeviceBuffer.Type want = p.kind() == 'F' ? DeviceBuffer.Type.F32 : DeviceBuffer.Type.I32;
                     CpuBuffer cb = check("kernel " + name + " argument " + i + " (" + p.name() + ")", db, want, 0, 0);
                     // Kernels do not declare which arguments they write: count every one as written.
-                    cb.version++;
+                    cb.mem.version++;
                     bound.segs[i] = cb.segment();
                 }
                 default -> throw new IllegalStateException("kernel " + name + ": parameter kind " + p.kind());
@@ -401,11 +409,11 @@ public final class CpuBackend implements DeviceBackend {
     public void close() {
         if (closed) return;
         closed = true;
-        CpuBuffer[] open;
+        CpuBuffer.Mem[] open;
         synchronized (live) {
-            open = live.toArray(new CpuBuffer[0]);
+            open = live.toArray(new CpuBuffer.Mem[0]);
         }
-        for (CpuBuffer b : open) b.close();
+        for (CpuBuffer.Mem m : open) m.release();
         pool.close();
     }
 }

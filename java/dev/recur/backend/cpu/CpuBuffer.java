@@ -1,35 +1,75 @@
 package dev.recur.backend.cpu;
 
 import dev.recur.backend.DeviceBuffer;
+import dev.recur.backend.Leaks;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
  * A {@link CpuBackend} buffer: off-heap memory from its own shared {@link Arena} (shared, so that the
- * backend's worker threads may read and write it), freed by {@link #close()}.
+ * backend's worker threads may read and write it), freed by {@link #close()}. The memory lives in a separate
+ * {@link Mem} that the backend tracks (so it can free what is still open when it closes) and that the
+ * {@link Leaks} cleaner frees if this buffer is forgotten without {@link #close()}: neither refers back to the
+ * buffer, so an unclosed buffer can still become unreachable.
  */
 final class CpuBuffer implements DeviceBuffer {
     final CpuBackend owner;
     private final Type type;
     private final long size;
-    private final Arena arena;
-    private MemorySegment segment;
-    /** Bumped by every backend operation that may write this buffer; packed copies record the value they saw. */
-    long version;
+    final Mem mem;
+    private final Leaks.Handle handle;
 
-    CpuBuffer(CpuBackend owner, Type type, long size, Arena arena, MemorySegment segment) {
+    /** The memory and its account; released at most once, from any thread (close, backend close, or cleaner). */
+    static final class Mem implements Leaks.Release {
+        private final CpuBackend owner;
+        final long bytes;
+        private Arena arena;
+        private volatile MemorySegment segment;
+        /** Bumped by every backend operation that may write the buffer; packed copies record the value they saw. */
+        long version;
+
+        Mem(CpuBackend owner, long bytes, Arena arena, MemorySegment segment) {
+            this.owner = owner;
+            this.bytes = bytes;
+            this.arena = arena;
+            this.segment = segment;
+        }
+
+        @Override
+        public boolean release() {
+            Arena a;
+            synchronized (this) {
+                a = arena;
+                if (a == null) return false;
+                arena = null;
+                segment = null;
+            }
+            try {
+                a.close();
+            } finally {
+                owner.released(this);
+            }
+            return true;
+        }
+
+        boolean isClosed() {
+            return segment == null;
+        }
+    }
+
+    CpuBuffer(CpuBackend owner, Type type, long size, Mem mem) {
         this.owner = owner;
         this.type = type;
         this.size = size;
-        this.arena = arena;
-        this.segment = segment;
+        this.mem = mem;
+        this.handle = Leaks.register(this, "A cpu DeviceBuffer", mem);
     }
 
     /** The memory; throws once closed. */
     MemorySegment segment() {
-        MemorySegment s = segment;
-        if (s == null) throw new IllegalStateException("DeviceBuffer: used after close()");
+        MemorySegment s = mem.segment;
+        if (s == null) throw new IllegalStateException("DeviceBuffer: used after close() (" + this + ")");
         return s;
     }
 
@@ -45,19 +85,16 @@ final class CpuBuffer implements DeviceBuffer {
 
     @Override
     public boolean isClosed() {
-        return segment == null;
+        return mem.isClosed();
     }
 
     @Override
     public void close() {
-        if (segment == null) return;
-        segment = null;
-        arena.close();
-        owner.released(this);
+        handle.close();
     }
 
     @Override
     public String toString() {
-        return "CpuBuffer[" + type + " x " + size + (segment == null ? ", closed" : "") + "]";
+        return "CpuBuffer[" + type + " x " + size + (isClosed() ? ", closed" : "") + "]";
     }
 }

@@ -8,7 +8,7 @@ import java.util.concurrent.locks.LockSupport;
  * A fixed set of persistent worker threads that run one batch of numbered tasks at a time, with the
  * calling thread taking part. An RNN calls thousands of small GEMMs and pointwise passes per second, so
  * starting threads or going through an executor's queues per call would cost more than the work: workers
- * instead spin briefly on a generation counter after each batch (the next step's GEMM usually follows within
+ * instead spin briefly on the current batch after each one (the next step's GEMM usually follows within
  * microseconds) and only then park.
  *
  * <p>One batch runs at a time (callers take a lock); a batch started from inside a task runs inline on the
@@ -26,16 +26,43 @@ public final class CpuPool implements AutoCloseable {
 
     private final int threads;
     private final Worker[] workers;
-    private final AtomicInteger nextTask = new AtomicInteger();
-    private final AtomicInteger finished = new AtomicInteger();
-    private volatile int generation;
+    /** The latest batch; workers compare it by identity with the last one they saw. */
+    private volatile Batch current;
     private volatile boolean closed;
-    // Written before the generation bump (volatile), read after it: safely published to workers.
-    private Task task;
-    private int taskCount;
-    private volatile Throwable failure;
     /** A batch is in progress (only the thread holding the lock can see this true at entry: re-entry). */
     private boolean running;
+
+    /**
+     * One batch with its own counters. The caller waits for the batch's tasks, not for the workers: on a
+     * loaded machine a worker may not be scheduled for milliseconds, and the caller then simply runs every
+     * task itself; a worker that wakes late claims from its old batch's counter, finds it exhausted, and
+     * cannot disturb the next batch.
+     */
+    private static final class Batch {
+        final Task body;
+        final int n;
+        final AtomicInteger next = new AtomicInteger();
+        final AtomicInteger done = new AtomicInteger();
+        volatile Throwable failure;
+
+        Batch(Task body, int n) {
+            this.body = body;
+            this.n = n;
+        }
+
+        void drain(int thread) {
+            for (int t = next.getAndIncrement(); t < n; t = next.getAndIncrement()) {
+                try {
+                    // After a failure the remaining tasks are counted but not run.
+                    if (failure == null) body.run(t, thread);
+                } catch (Throwable e) {
+                    if (failure == null) failure = e;
+                } finally {
+                    done.incrementAndGet();
+                }
+            }
+        }
+    }
 
     /**
      * @param threads total threads taking part in a batch, including the caller; at least 1
@@ -94,40 +121,22 @@ public final class CpuPool implements AutoCloseable {
     }
 
     private void runBatch(int tasks, Task body) {
-        task = body;
-        taskCount = tasks;
-        failure = null;
-        nextTask.set(0);
-        finished.set(0);
-        generation++;
+        Batch b = new Batch(body, tasks);
+        current = b;
         for (Worker w : workers) {
             if (w.sleeping) LockSupport.unpark(w);
         }
-        drain(0);
+        b.drain(0);
         int spins = 0;
-        while (finished.get() < workers.length) {
-            if (++spins < 1 << 20) Thread.onSpinWait();
+        while (b.done.get() < tasks) {
+            if (++spins < 1 << 16) Thread.onSpinWait();
             else Thread.yield();
         }
-        task = null;
-        Throwable f = failure;
+        Throwable f = b.failure;
         if (f != null) {
-            failure = null;
             if (f instanceof RuntimeException re) throw re;
             if (f instanceof Error e) throw e;
             throw new IllegalStateException("CpuPool: a task failed", f);
-        }
-    }
-
-    private void drain(int thread) {
-        Task body = task;
-        int n = taskCount;
-        try {
-            for (int t = nextTask.getAndIncrement(); t < n; t = nextTask.getAndIncrement()) body.run(t, thread);
-        } catch (Throwable e) {
-            if (failure == null) failure = e;
-            // Stop the other threads from starting more tasks of a failed batch.
-            nextTask.set(n);
         }
     }
 
@@ -136,7 +145,6 @@ public final class CpuPool implements AutoCloseable {
     public synchronized void close() {
         if (closed) return;
         closed = true;
-        generation++;
         for (Worker w : workers) LockSupport.unpark(w);
         for (Worker w : workers) {
             try {
@@ -150,52 +158,51 @@ public final class CpuPool implements AutoCloseable {
 
     private final class Worker extends Thread {
         private final int index;
-        private final int startGeneration;
+        private final Batch startBatch;
         volatile boolean sleeping;
 
         Worker(int index) {
             super("recur-cpu-" + index);
             this.index = index;
-            this.startGeneration = generation;
+            this.startBatch = current;
             setDaemon(true);
         }
 
         @Override
         public void run() {
-            // Start from the generation the pool had when this worker was made, not when the thread got going:
-            // a batch posted in between would otherwise be taken as already seen, and its caller would wait
-            // forever for this worker.
-            int seen = startGeneration;
+            // Start from the batch the pool had when this worker was made, not when the thread got going: a
+            // batch posted in between must not be taken as already seen. (Missing one would only cost speed
+            // now, as the caller runs unclaimed tasks itself.)
+            Batch seen = startBatch;
             while (true) {
-                int g = awaitNewGeneration(seen);
+                Batch b = awaitNewBatch(seen);
                 if (closed) return;
-                seen = g;
-                drain(index);
-                finished.incrementAndGet();
+                seen = b;
+                b.drain(index);
             }
         }
 
-        private int awaitNewGeneration(int seen) {
+        private Batch awaitNewBatch(Batch seen) {
             long start = System.nanoTime();
-            int g;
+            Batch b;
             int polls = 0;
-            while ((g = generation) == seen) {
+            while ((b = current) == seen && !closed) {
                 if ((++polls & 63) != 0 || System.nanoTime() - start < SPIN_NANOS) {
                     Thread.onSpinWait();
                     continue;
                 }
-                // Dekker-style handshake with run(): publish that we sleep, then re-check the generation, so a
-                // bump that did not see the flag is seen here instead.
+                // Dekker-style handshake with runBatch(): publish that we sleep, then re-check the batch, so a
+                // post that did not see the flag is seen here instead.
                 sleeping = true;
-                if ((g = generation) != seen) {
+                if ((b = current) != seen || closed) {
                     sleeping = false;
-                    return g;
+                    return b;
                 }
                 LockSupport.park(this);
                 sleeping = false;
                 start = System.nanoTime();
             }
-            return g;
+            return b;
         }
     }
 }

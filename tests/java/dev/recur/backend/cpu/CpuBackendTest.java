@@ -153,7 +153,18 @@ class CpuBackendTest {
      */
     @Test
     void packedWeightCopiesFollowEveryWriteToB() {
-        int m = 3, n = 20, k = 9;
+        packedCopiesFollowWrites(true);
+    }
+
+    /** The same for B stored untransposed ({@code [k, n]}, as the schedule passes W_ih^T), packed too. */
+    @Test
+    void packedUntransposedWeightCopiesFollowEveryWriteToB() {
+        packedCopiesFollowWrites(false);
+    }
+
+    private void packedCopiesFollowWrites(boolean transB) {
+        // Above SMALL_M rows: the backend caches packed copies only for products it would otherwise pack anyway.
+        int m = CpuGemm.SMALL_M + 5, n = 20, k = 9;
         try (DeviceBuffer a = be.allocate(DeviceBuffer.Type.F32, m * k); DeviceBuffer b = be.allocate(DeviceBuffer.Type.F32, n * k);
              DeviceBuffer c = be.allocate(DeviceBuffer.Type.F32, m * n); DeviceBuffer tmp = be.allocate(DeviceBuffer.Type.F32, n * k)) {
             float[] av = new float[m * k], bv = new float[n * k];
@@ -162,14 +173,15 @@ class CpuBackendTest {
             java.util.function.IntConsumer round = r -> {
                 be.download(b, 0, bv, 0, bv.length);
                 for (int call = 0; call < 3; call++) {
-                    be.gemm(false, true, m, n, k, 1f, a, 0, k, b, 0, k, 0f, c, 0, n);
+                    be.gemm(false, transB, m, n, k, 1f, a, 0, k, b, 0, transB ? k : n, 0f, c, 0, n);
                     float[] out = new float[m * n];
                     be.download(c, 0, out, 0, out.length);
                     for (int i = 0; i < m; i++) {
                         for (int j = 0; j < n; j++) {
                             float want = 0;
-                            for (int p = 0; p < k; p++) want += av[i * k + p] * bv[j * k + p];
-                            assertEquals(want, out[i * n + j], 1e-4, "round " + r + " call " + call + ": C[" + i + "][" + j + "]");
+                            for (int p = 0; p < k; p++) want += av[i * k + p] * (transB ? bv[j * k + p] : bv[p * n + j]);
+                            assertEquals(want, out[i * n + j], 1e-4,
+                                    "transB " + transB + " round " + r + " call " + call + ": C[" + i + "][" + j + "]");
                         }
                     }
                 }
