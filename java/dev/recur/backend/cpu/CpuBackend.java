@@ -274,7 +274,7 @@ public final class CpuBackend implements DeviceBackend {
     }
 
     /**
-     * Packed copies of weight matrices for the per-step GEMMs, keyed by buffer and layout. A copy is made the
+     * Packed copies of weight matrices for the large-M GEMMs, keyed by buffer and layout. A copy is made the
      * first time a B is seen and used while the buffer's version stays the same, and dropped when the buffer is
      * closed or the cache outgrows its budget. Every eligible product goes through the packed kernel, even a
      * one-off: the in-place small-M path sums in another order, and a result must not depend on whether this
