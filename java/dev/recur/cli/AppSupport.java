@@ -3,6 +3,7 @@ package dev.recur.cli;
 import dev.recur.backend.Backend;
 import dev.recur.backend.BackendProvider;
 import dev.recur.backend.Backends;
+import dev.recur.io.SafeTensors;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
@@ -15,10 +16,11 @@ import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 
-/** What the training commands ({@code demo}, {@code lm}, {@code forecast}) share: backends, progress bars, checks. */
+/** What the commands share: backends, progress bars, checks of options and files. */
 final class AppSupport {
     private AppSupport() {}
 
@@ -59,6 +61,32 @@ final class AppSupport {
         if (!Files.exists(file)) throw bad(cl, option + ": file " + file + " does not exist");
         if (!Files.isRegularFile(file)) throw bad(cl, option + ": " + file + " is not a regular file");
         if (!Files.isReadable(file)) throw bad(cl, option + ": file " + file + " is not readable");
+    }
+
+    /** {@code out} names a file in an existing folder (it need not exist yet), else exit 2 naming the option. */
+    static void outputFile(CommandLine cl, String option, Path out) {
+        Path abs = out.toAbsolutePath();
+        if (Files.isDirectory(abs)) throw bad(cl, option + ": " + out + " is a folder, expected a file name");
+        Path parent = abs.getParent();
+        if (parent == null || !Files.isDirectory(parent)) throw bad(cl, option + ": folder " + parent + " does not exist");
+    }
+
+    /**
+     * Reads a safetensors file given by an option: a missing or irregular file is exit 2 naming the option; any
+     * other I/O or format error is an IOException whose message names the option and the file.
+     */
+    static SafeTensors readSafeTensors(CommandLine cl, String option, Path file) throws IOException {
+        if (!Files.exists(file)) throw bad(cl, option + ": no such file: " + file);
+        if (!Files.isRegularFile(file)) throw bad(cl, option + ": not a regular file: " + file);
+        try {
+            return SafeTensors.read(file);
+        } catch (NoSuchFileException e) {
+            throw bad(cl, option + ": no such file: " + file);
+        } catch (IOException e) {
+            // Format errors already name the file; other I/O errors may not.
+            String m = e.getMessage() != null ? e.getMessage() : e.toString();
+            throw new IOException(option + ": " + (m.contains(file.toString()) ? m : file + ": " + m), e);
+        }
     }
 
     /** Creates the output folder (exit 2 when it is a file or cannot be created). */

@@ -20,8 +20,6 @@ import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -81,8 +79,8 @@ final class AttentionCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        checkOutputPath();
-        SafeTensors in = read("--inputs", inputs);
+        AppSupport.outputFile(spec.commandLine(), "--out", out);
+        SafeTensors in = AppSupport.readSafeTensors(spec.commandLine(), "--inputs", inputs);
         String where = "--inputs " + inputs + ": ";
         for (String name : in.tensors().keySet()) {
             if (!INPUT_NAMES.contains(name)) {
@@ -101,7 +99,7 @@ final class AttentionCommand implements Callable<Integer> {
 
         Map<String, Tensor> w = Map.of();
         if (weights != null) {
-            w = read("--weights", weights).tensors();
+            w = AppSupport.readSafeTensors(spec.commandLine(), "--weights", weights).tensors();
         } else if (!score.weightNames().isEmpty()) {
             throw bad("--weights: required for --score " + score.label() + " (" + String.join(", ", score.weightNames()) + ")");
         }
@@ -164,26 +162,6 @@ final class AttentionCommand implements Callable<Integer> {
                     + ") to equal that of enc (" + he + "); use general or additive for different widths");
         }
         return new AttentionConfig(score, hd, he, a);
-    }
-
-    private void checkOutputPath() {
-        Path abs = out.toAbsolutePath();
-        if (Files.isDirectory(abs)) throw bad("--out: " + out + " is a folder, expected a file name");
-        Path parent = abs.getParent();
-        if (parent == null || !Files.isDirectory(parent)) throw bad("--out: folder " + parent + " does not exist");
-    }
-
-    private SafeTensors read(String option, Path file) throws IOException {
-        if (!Files.exists(file)) throw bad(option + ": no such file: " + file);
-        if (!Files.isRegularFile(file)) throw bad(option + ": not a regular file: " + file);
-        try {
-            return SafeTensors.read(file);
-        } catch (NoSuchFileException e) {
-            throw bad(option + ": no such file: " + file);
-        } catch (IOException e) {
-            String m = e.getMessage() != null ? e.getMessage() : e.toString();
-            throw new IOException(option + ": " + (m.contains(file.toString()) ? m : file + ": " + m), e);
-        }
     }
 
     /** Checks inside {@link Attention} name the tensor; prefix the file so the one line says where it is. */

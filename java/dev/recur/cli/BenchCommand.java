@@ -146,15 +146,15 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        positive("--seq-len", seqLen);
-        positive("--batch", batch);
-        positive("--input-size", inputSize);
-        positive("--hidden-size", hiddenSize);
-        positive("--layers", layers);
-        positive("--repeats", repeats);
+        AppSupport.positive(spec.commandLine(), "--seq-len", seqLen);
+        AppSupport.positive(spec.commandLine(), "--batch", batch);
+        AppSupport.positive(spec.commandLine(), "--input-size", inputSize);
+        AppSupport.positive(spec.commandLine(), "--hidden-size", hiddenSize);
+        AppSupport.positive(spec.commandLine(), "--layers", layers);
+        AppSupport.positive(spec.commandLine(), "--repeats", repeats);
         if (warmup < 0) throw bad("--warmup: expected >= 0, got " + warmup);
         if (threads != null && threads < 1) throw bad("--threads: expected >= 1, got " + threads);
-        if (decLen != null) positive("--dec-len", decLen);
+        if (decLen != null) AppSupport.positive(spec.commandLine(), "--dec-len", decLen);
         int u = decLen == null ? seqLen : decLen;
         List<Cell> cellList = List.copyOf(new LinkedHashSet<>(cells));
         List<Mode> modeList = List.copyOf(new LinkedHashSet<>(modes));
@@ -371,10 +371,6 @@ final class BenchCommand implements Callable<Integer> {
         double[] d = t.data();
         for (int i = 0; i < d.length; i++) d[i] = (float) rnd.nextDouble(-1, 1);
         return t;
-    }
-
-    private void positive(String option, int v) {
-        if (v <= 0) throw bad(option + ": expected > 0, got " + v);
     }
 
     private ParameterException bad(String message) {

@@ -23,8 +23,6 @@ import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -103,15 +101,15 @@ final class ForwardCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         RnnConfig config = config();
-        checkOutputPath();
-        SafeTensors w = read("--weights", weights);
+        AppSupport.outputFile(spec.commandLine(), "--out", out);
+        SafeTensors w = AppSupport.readSafeTensors(spec.commandLine(), "--weights", weights);
         RnnWeights rnnWeights;
         try {
             rnnWeights = RnnWeights.of(config, w.floatTensors());
         } catch (IllegalArgumentException e) {
             throw bad("--weights " + weights + ": " + stripPrefix(e.getMessage(), "weights: "));
         }
-        SafeTensors in = read("--inputs", inputs);
+        SafeTensors in = AppSupport.readSafeTensors(spec.commandLine(), "--inputs", inputs);
         Inputs args = inputs(config, in);
         String backendName = backend != null ? backend : Backends.bestName();
         try {
@@ -153,9 +151,9 @@ final class ForwardCommand implements Callable<Integer> {
     }
 
     private RnnConfig config() {
-        positive("--input-size", inputSize);
-        positive("--hidden-size", hiddenSize);
-        positive("--layers", layers);
+        AppSupport.positive(spec.commandLine(), "--input-size", inputSize);
+        AppSupport.positive(spec.commandLine(), "--hidden-size", hiddenSize);
+        AppSupport.positive(spec.commandLine(), "--layers", layers);
         if (projSize < 0) throw bad("--proj-size: expected >= 0, got " + projSize);
         if (projSize > 0 && cell != CellType.LSTM) throw bad("--proj-size: only --cell lstm has a projection, got --cell " + cell.cliName());
         if (projSize >= hiddenSize) throw bad("--proj-size: expected < --hidden-size (" + hiddenSize + "), got " + projSize);
@@ -169,31 +167,6 @@ final class ForwardCommand implements Callable<Integer> {
                     .build();
         } catch (IllegalArgumentException e) {
             throw bad(e.getMessage());
-        }
-    }
-
-    private void positive(String option, int v) {
-        if (v <= 0) throw bad(option + ": expected > 0, got " + v);
-    }
-
-    private void checkOutputPath() {
-        Path abs = out.toAbsolutePath();
-        if (Files.isDirectory(abs)) throw bad("--out: " + out + " is a folder, expected a file name");
-        Path parent = abs.getParent();
-        if (parent == null || !Files.isDirectory(parent)) throw bad("--out: folder " + parent + " does not exist");
-    }
-
-    private SafeTensors read(String option, Path file) throws IOException {
-        if (!Files.exists(file)) throw bad(option + ": no such file: " + file);
-        if (!Files.isRegularFile(file)) throw bad(option + ": not a regular file: " + file);
-        try {
-            return SafeTensors.read(file);
-        } catch (NoSuchFileException e) {
-            throw bad(option + ": no such file: " + file);
-        } catch (IOException e) {
-            // Format errors already name the file; other I/O errors may not.
-            String m = e.getMessage() != null ? e.getMessage() : e.toString();
-            throw new IOException(option + ": " + (m.contains(file.toString()) ? m : file + ": " + m), e);
         }
     }
 
