@@ -113,6 +113,15 @@ public interface DeviceBackend extends Backend {
         return false;
     }
 
+    /**
+     * Whether this backend's {@link Kernels#SINGLE_GROUP} kernels use the whole device (every core) rather than one
+     * work-group on one core: the schedule's automatic mode then runs them at every size, not only where launch
+     * costs dominate. The default is false (a GPU or PoCL work-group is one multiprocessor or core).
+     */
+    default boolean sequenceKernelsScale() {
+        return false;
+    }
+
     /** Waits until every issued operation has completed; reports asynchronous failures. */
     void finish();
 

@@ -104,6 +104,16 @@ public final class ScheduledRnn implements RnnEngine {
      */
     public static String persistentKernel(RnnConfig cfg, int batch, Persistence mode,
                                           java.util.function.Predicate<String> supports) {
+        return persistentKernel(cfg, batch, mode, supports, false);
+    }
+
+    /**
+     * As {@link #persistentKernel(RnnConfig, int, Persistence, java.util.function.Predicate)}; with
+     * {@code wholeDevice} (the backend's {@link DeviceBackend#sequenceKernelsScale}) AUTO takes the kernel at every
+     * size: it then runs on all cores, so there is nothing for the per-step path to win back.
+     */
+    public static String persistentKernel(RnnConfig cfg, int batch, Persistence mode,
+                                          java.util.function.Predicate<String> supports, boolean wholeDevice) {
         if (mode == Persistence.NEVER) return null;
         String k = switch (cfg.cell()) {
             case LSTM -> cfg.projSize() == 0 && !cfg.layerNorm() ? Kernels.LSTM_SEQ_FWD : null;
@@ -111,7 +121,7 @@ public final class ScheduledRnn implements RnnEngine {
             case RNN_TANH, RNN_RELU -> Kernels.RNN_SEQ_FWD;
         };
         if (k == null || !supports.test(k)) return null;
-        if (mode == Persistence.ALWAYS) return k;
+        if (mode == Persistence.ALWAYS || wholeDevice) return k;
         long rows = (long) batch * cfg.directions();
         long macs = rows * cfg.gates() * cfg.hiddenSize() * (long) cfg.outSize();
         return rows <= PERSIST_MAX_ROWS && macs <= PERSIST_MAX_MACS ? k : null;
@@ -446,7 +456,7 @@ public final class ScheduledRnn implements RnnEngine {
         DeviceBuffer msave = ls.msave != null ? ls.msave : dummy;
         DeviceBuffer peep = w.peep != null ? w.peep : dummy;
         long[] grid = {H, B, D};
-        String seq = persistentKernel(cfg, B, persistence, be::supports);
+        String seq = persistentKernel(cfg, B, persistence, be::supports, be.sequenceKernelsScale());
         // The 8-units-per-work-item step kernels where the backend has them (same arguments, grid8).
         boolean fwd8 = be.supports(lstm ? Kernels.LSTM_STEP_FWD8 : gru ? Kernels.GRU_STEP_FWD8 : Kernels.RNN_STEP_FWD8);
         long[] grid8 = {(H + 7) / 8, B, D};

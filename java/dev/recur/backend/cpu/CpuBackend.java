@@ -4,6 +4,7 @@ import dev.recur.backend.Backend;
 import dev.recur.backend.BackendProvider;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
+import dev.recur.schedule.Kernels;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -75,7 +76,8 @@ public final class CpuBackend implements DeviceBackend {
     /** A cpu backend with {@code threads} threads (the caller's included). */
     public static CpuBackend open(int threads) {
         if (threads < 1) throw new IllegalArgumentException("threads: expected >= 1, got " + threads);
-        return new CpuBackend(threads, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS);
+        return new CpuBackend(threads, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS,
+                CpuSeqKernels.PARALLEL_MIN_MACS);
     }
 
     private final CpuPool pool;
@@ -87,10 +89,12 @@ public final class CpuBackend implements DeviceBackend {
     private volatile boolean closed;
 
     /** Tests lower the thresholds to send small launches through the multi-threaded paths. */
-    CpuBackend(int threads, long gemmParallelMinFmas, long kernelParallelMinElements) {
+    CpuBackend(int threads, long gemmParallelMinFmas, long kernelParallelMinElements, long seqParallelMinMacs) {
         this.pool = new CpuPool(threads);
         this.gemm = new CpuGemm(pool, false, gemmParallelMinFmas);
-        this.kernels = new CpuKernels(pool, kernelParallelMinElements);
+        CpuSeqKernels seq = new CpuSeqKernels(pool,
+                (b, off, ld, stride, k, n, batch) -> packs.lookup(b, false, off, ld, stride, k, n, batch), seqParallelMinMacs);
+        this.kernels = new CpuKernels(pool, kernelParallelMinElements, seq);
     }
 
     @Override
@@ -371,13 +375,14 @@ public final class CpuBackend implements DeviceBackend {
                     if (!(v instanceof Float x)) throw badArg(name, i, p, "a Float", v);
                     bound.floats[i] = x;
                 }
-                case 'F', 'I' -> {
+                case 'F', 'I', 'R' -> {
                     if (!(v instanceof DeviceBuffer db)) throw badArg(name, i, p, "a DeviceBuffer", v);
-                    DeviceBuffer.Type want = p.kind() == 'F' ? DeviceBuffer.Type.F32 : DeviceBuffer.Type.I32;
+                    DeviceBuffer.Type want = p.kind() == 'I' ? DeviceBuffer.Type.I32 : DeviceBuffer.Type.F32;
                     CpuBuffer cb = check("kernel " + name + " argument " + i + " (" + p.name() + ")", db, want, 0, 0);
-                    // Kernels do not declare which arguments they write: count every one as written.
-                    cb.mem.version++;
+                    // Only 'R' parameters are declared read-only: every other buffer counts as written.
+                    if (p.kind() != 'R') cb.mem.version++;
                     bound.segs[i] = cb.segment();
+                    bound.bufs[i] = cb;
                 }
                 default -> throw new IllegalStateException("kernel " + name + ": parameter kind " + p.kind());
             }
@@ -388,6 +393,17 @@ public final class CpuBackend implements DeviceBackend {
     private static IllegalArgumentException badArg(String kernel, int i, CpuKernels.Param p, String expected, Object got) {
         return new IllegalArgumentException("kernel " + kernel + ": argument " + i + " (" + p.name() + ") must be "
                 + expected + ", got " + (got == null ? "null" : got.getClass().getSimpleName() + " " + got));
+    }
+
+    /** The whole-sequence forwards ({@link Kernels#SINGLE_GROUP}) run here on every thread of the pool. */
+    @Override
+    public boolean supports(String kernel) {
+        return Kernels.SINGLE_GROUP.contains(kernel);
+    }
+
+    @Override
+    public boolean sequenceKernelsScale() {
+        return true;
     }
 
     @Override

@@ -186,7 +186,7 @@ public final class CpuGemm implements AutoCloseable {
             return (long) data.length * Float.BYTES;
         }
 
-        private int sliceBase(int pc) {
+        int sliceBase(int pc) {
             return pc * panels * NR;
         }
     }
@@ -441,7 +441,7 @@ public final class CpuGemm implements AutoCloseable {
      * itself: C2 must inline everything that touches the twelve accumulators or it boxes them, and the C update
      * is too large to inline alongside the loop.
      */
-    private static void kernel(int kc, float[] ap, int ao, float[] bp, int bo, float[] tile) {
+    static void kernel(int kc, float[] ap, int ao, float[] bp, int bo, float[] tile) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
         // Induction variables stepped directly rather than recomputed from p: C2 then keeps the loop free of
@@ -487,7 +487,7 @@ public final class CpuGemm implements AutoCloseable {
      * four rows of zero padding. Depth is unrolled by two into separate accumulators: eight independent FMA
      * chains cover the FMA latency as the full kernel's twelve do.
      */
-    private static void kernel2(int kc, float[] ap, int ao, float[] bp, int bo, float[] tile) {
+    static void kernel2(int kc, float[] ap, int ao, float[] bp, int bo, float[] tile) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00;
         FloatVector d00 = c00, d01 = c00, d10 = c00, d11 = c00;
         int p = kc & ~1;

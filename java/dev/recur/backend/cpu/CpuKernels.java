@@ -35,7 +35,10 @@ final class CpuKernels {
     /** Below this many elements a launch runs on the calling thread (a hand-off costs a few microseconds). */
     static final long PARALLEL_MIN_ELEMENTS = 16_384;
 
-    /** A parameter: its name, and its kind: 'i' int, 'f' float, 'F' F32 buffer, 'I' I32 buffer. */
+    /**
+     * A parameter: its name, and its kind: 'i' int, 'f' float, 'F' F32 buffer, 'I' I32 buffer, 'R' an F32 buffer
+     * the kernel only reads (its version, which keys the backend's packed-weight cache, stays as it is).
+     */
     record Param(String name, char kind) {}
 
     /** A kernel's parameter list and its Java body. */
@@ -52,12 +55,14 @@ final class CpuKernels {
         final int[] ints;
         final float[] floats;
         final MemorySegment[] segs;
+        final CpuBuffer[] bufs;
 
         Args(long[] grid, int n) {
             this.grid = grid;
             this.ints = new int[n];
             this.floats = new float[n];
             this.segs = new MemorySegment[n];
+            this.bufs = new CpuBuffer[n];
         }
 
         int i(int pos) {
@@ -135,6 +140,13 @@ final class CpuKernels {
         spec(Kernels.LN_ROWS_BWD, "rows:i H:i G:i D:i da:F gain:F xhat:F rstd:F dv:F", CpuKernels::lnRowsBwd);
         spec(Kernels.LN_STEP_FWD, "s:i T:i B:i H:i D:i G:i g0:i nblk:i training:i lengths:I v:F gain:F shift:F xhat:F "
                 + "rstd:F", CpuKernels::lnStepFwd);
+        // The whole-sequence forwards: bodies in CpuSeqKernels (one launch per layer, on all threads).
+        spec(Kernels.LSTM_SEQ_FWD, "T:i B:i H:i D:i peep:i coupled:i training:i lengths:I xw:F whhT:R hw:F bih:F bhh:F "
+                + "peepw:F c:F h:F hin:F y:F gsave:F csave:F" + DROP, (k, a) -> k.seq.lstm(a, a.bufs[9]));
+        spec(Kernels.GRU_SEQ_FWD, "T:i B:i H:i D:i training:i lengths:I xw:F whhT:R hw:F bih:F bhh:F h:F hin:F y:F "
+                + "gsave:F" + DROP, (k, a) -> k.seq.gru(a, a.bufs[7]));
+        spec(Kernels.RNN_SEQ_FWD, "T:i B:i H:i D:i act:i lengths:I xw:F whhT:R hw:F bih:F bhh:F h:F y:F",
+                (k, a) -> k.seq.rnn(a, a.bufs[7]));
         spec(Kernels.LN_STEP_BWD, "s:i T:i B:i H:i D:i G:i g0:i nblk:i lengths:I dg:F gain:F xhat:F rstd:F dvall:F",
                 CpuKernels::lnStepBwd);
     }
@@ -150,10 +162,12 @@ final class CpuKernels {
 
     private final CpuPool pool;
     private final long parallelMinElements;
+    final CpuSeqKernels seq;
 
-    CpuKernels(CpuPool pool, long parallelMinElements) {
+    CpuKernels(CpuPool pool, long parallelMinElements, CpuSeqKernels seq) {
         this.pool = pool;
         this.parallelMinElements = parallelMinElements;
+        this.seq = seq;
         this.scratch = new float[pool.threads()][12][];
     }
 

@@ -39,6 +39,40 @@ final class CpuRows {
         MemorySegment.copy(src, s, dst, F, d * Float.BYTES, n);
     }
 
+    private static final java.nio.ByteOrder NATIVE = java.nio.ByteOrder.nativeOrder();
+
+    /**
+     * dst[d..d+n) = src[s..s+n) from a buffer with vector loads: for the short rows of the sequence kernels, where
+     * a bulk copy's fixed cost exceeds the copying.
+     */
+    static void get(MemorySegment src, long s, float[] dst, int d, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L) FloatVector.fromMemorySegment(S, src, (s + i) * Float.BYTES, NATIVE).intoArray(dst, d + i);
+        for (; i < n; i++) dst[d + i] = src.getAtIndex(F, s + i);
+    }
+
+    /** dst[d..d+n) in a buffer = src[s..s+n), with vector stores (short rows; see {@link #get}). */
+    static void put(float[] src, int s, MemorySegment dst, long d, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L) FloatVector.fromArray(S, src, s + i).intoMemorySegment(dst, (d + i) * Float.BYTES, NATIVE);
+        for (; i < n; i++) dst.setAtIndex(F, d + i, src[s + i]);
+    }
+
+    /** x[xo..xo+n) += src[s..s+n) read from a buffer (short rows; see {@link #get}). */
+    static void addFrom(float[] x, int xo, MemorySegment src, long s, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            FloatVector.fromArray(S, x, xo + i).add(FloatVector.fromMemorySegment(S, src, (s + i) * Float.BYTES, NATIVE))
+                    .intoArray(x, xo + i);
+        }
+        for (; i < n; i++) x[xo + i] += src.getAtIndex(F, s + i);
+    }
+
+    /** Adds the vector v[vo..vo+n) to each of {@code rows} consecutive rows of n at x[xo..]. */
+    static void addRows(float[] x, int xo, int rows, int n, float[] v, int vo) {
+        for (int r = 0; r < rows; r++) add(x, xo + r * n, v, vo, n);
+    }
+
     /** x[xo..] += y[yo..]. */
     static void add(float[] x, int xo, float[] y, int yo, int n) {
         int i = 0;

@@ -46,8 +46,8 @@ class CpuBackendParityTest {
 
     @BeforeAll
     static void open() {
-        one = new CpuBackend(1, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS);
-        two = new CpuBackend(2, 1, 1);
+        one = new CpuBackend(1, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS, CpuSeqKernels.PARALLEL_MIN_MACS);
+        two = new CpuBackend(2, 1, 1, 1);
     }
 
     @AfterAll

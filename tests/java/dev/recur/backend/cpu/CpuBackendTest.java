@@ -219,7 +219,9 @@ class CpuBackendTest {
         for (String k : dev.recur.schedule.AttentionKernels.ALL) {
             assertTrue(CpuKernels.SPECS.containsKey(k), "attention kernel " + k + " implemented");
         }
-        assertEquals(Kernels.ALL.size() + dev.recur.schedule.AttentionKernels.ALL.size(), CpuKernels.SPECS.size(),
+        for (String k : Kernels.SINGLE_GROUP) assertTrue(CpuKernels.SPECS.containsKey(k), "sequence kernel " + k + " implemented");
+        assertEquals(Kernels.ALL.size() + Kernels.SINGLE_GROUP.size() + dev.recur.schedule.AttentionKernels.ALL.size(),
+                CpuKernels.SPECS.size(),
                 "no kernel the schedules do not launch");
     }
 

@@ -1,0 +1,436 @@
+package dev.recur.backend.cpu;
+
+import dev.recur.nn.DropoutMask;
+import dev.recur.schedule.Kernels;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
+/**
+ * The whole-sequence forward kernels of {@link Kernels#SINGLE_GROUP} ({@code lstm_seq_fwd}, {@code gru_seq_fwd},
+ * {@code rnn_seq_fwd}) on the cpu backend: one launch runs a layer's whole recurrence, both directions.
+ *
+ * <p>What it computes, for s = 0..T-1 (the same as the per-step path of the schedule, see
+ * {@code kernels/common/persist.h}):
+ * <pre>
+ *   hw[d,b,:] = hsrc[d,b,:] W_hh[d]ᵀ        hsrc = h, or hin = h ⊙ recurrent mask when thresh != 0
+ *   then the cell's step body (lstm.h / gru.h / rnn.h) for every unit j, row b, direction d
+ * </pre>
+ * with the arguments of the OpenCL kernels ({@code whhT} is {@code [D, H, G*H]}; {@code hw} is not used: the
+ * products stay in per-thread scratch). Launch shape: the grid is ignored; the work runs on the backend's pool.
+ *
+ * <p>Why a fused kernel: the per-step path hands two batches per step to the pool (the recurrent GEMM, then the
+ * pointwise pass) and reads {@code W_hh} in place, where its 4-KiB row stride maps a column panel onto one L1
+ * set. Here the hidden units are cut into chunks and every chunk, for the whole sequence, multiplies the
+ * previous state by its own columns of {@code W_hh} (all gates of its units; packed once per weight version by
+ * the backend's pack cache, so a thread re-reads the same panels from L2 at every step), runs the gate math
+ * for its units straight from that product, and writes its part of the next state. One barrier per step
+ * separates the steps: the next product reads every unit's state. The state the products read is double
+ * buffered and kept in the micro-kernel's packed-row layout, so writing it is the only packing per step.
+ *
+ * <p>Threads run their own chunks first (the same columns every step, so the weights stay in their caches) and
+ * then take any chunk nobody has claimed; a thread waits only for chunks another running thread has claimed, so a
+ * worker the OS does not schedule slows a step down but cannot deadlock it.
+ */
+final class CpuSeqKernels {
+    private static final int MR = CpuGemm.MR, NR = CpuGemm.NR;
+    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT;
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
+    /** Below this many multiply-adds per step one thread runs the layer (a barrier costs about a microsecond). */
+    static final long PARALLEL_MIN_MACS = 1L << 15;
+    /** Chunks per thread: a few, so a thread that falls behind can hand work to the others. */
+    private static final int CHUNKS_PER_THREAD = 2;
+
+    /** The backend's cache of packed weight matrices. */
+    @FunctionalInterface
+    interface Packer {
+        /** {@code batch} matrices [k, n] (row stride {@code ld}, {@code stride} apart from {@code off}), packed. */
+        CpuGemm.PackedB[] packed(CpuBuffer b, long off, int ld, long stride, int k, int n, int batch);
+    }
+
+    private final CpuPool pool;
+    private final Packer packer;
+    private final long parallelMinMacs;
+    /** Per-thread scratch, grown on demand and kept: [thread][slot]. */
+    private final float[][][] scratch;
+    /** The two state buffers the products read, in packed-row layout; kept between launches. */
+    private float[] stateA = new float[0], stateB = new float[0];
+
+    CpuSeqKernels(CpuPool pool, Packer packer, long parallelMinMacs) {
+        this.pool = pool;
+        this.packer = packer;
+        this.parallelMinMacs = parallelMinMacs;
+        this.scratch = new float[pool.threads()][8][];
+    }
+
+    private float[] buf(int thread, int slot, int size) {
+        float[] b = scratch[thread][slot];
+        if (b == null || b.length < size) b = scratch[thread][slot] = new float[Math.max(size, 64)];
+        return b;
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // The shared machinery: chunks, the packed state, the per-step product, the step barrier
+
+    /** One launch: sizes, the packed weights and the state layout. */
+    private final class Layer {
+        final int T, B, H, D, G, GH, P, mPad, kcStep, units, perDir, chunks;
+        final int[] lens;
+        final CpuGemm.PackedB[] w;
+
+        Layer(int T, int B, int H, int D, int G, MemorySegment lengths, CpuBuffer whhT, int participantsHint) {
+            this.T = T;
+            this.B = B;
+            this.H = H;
+            this.D = D;
+            this.G = G;
+            this.GH = G * H;
+            this.P = H;
+            this.mPad = (B + MR - 1) / MR * MR;
+            this.w = packer.packed(whhT, 0, GH, (long) P * GH, P, GH, D);
+            this.kcStep = w[0].kcStep;
+            this.lens = new int[B];
+            for (int b = 0; b < B; b++) lens[b] = lengths.getAtIndex(I32, b);
+            // Whole panels of units where H allows; tiny H is one chunk per direction.
+            int want = Math.max(1, CHUNKS_PER_THREAD * participantsHint / D);
+            int u = (H + want - 1) / want;
+            u = H < NR ? H : Math.min(H, (u + NR - 1) / NR * NR);
+            this.units = u;
+            this.perDir = (H + u - 1) / u;
+            this.chunks = D * perDir;
+        }
+
+        /** Writes {@code v[vo..vo+nu)} as state units j0.. of row (d, b), in the packed-row layout. */
+        void put(float[] a, int d, int b, int j0, float[] v, int vo, int nu) {
+            int base = d * mPad * P, rb = b - b % MR, rr = b % MR, end = j0 + nu;
+            for (int j = j0; j < end; ) {
+                int pc = j / kcStep * kcStep, kc = Math.min(kcStep, P - pc), stop = Math.min(end, pc + kc);
+                for (int i = base + pc * mPad + rb * kc + (j - pc) * MR + rr; j < stop; j++, i += MR) a[i] = v[vo + j - j0];
+            }
+        }
+
+        /** Carries units j0.. of row (d, b) unchanged into the next state (a finished sequence). */
+        void carry(float[] from, float[] to, int d, int b, int j0, int nu) {
+            int base = d * mPad * P, rb = b - b % MR, rr = b % MR, end = j0 + nu;
+            for (int j = j0; j < end; ) {
+                int pc = j / kcStep * kcStep, kc = Math.min(kcStep, P - pc), stop = Math.min(end, pc + kc);
+                for (int i = base + pc * mPad + rb * kc + (j - pc) * MR + rr; j < stop; j++, i += MR) to[i] = from[i];
+            }
+        }
+
+        /**
+         * g[q*B*nu + b*nu + u] = sum_p state[d,b,p] W[d][p, q*H + j0 + u] for all rows b < B (gate-major, so each
+         * gate's activation is one pass over all rows): the chunk's columns of every gate, one NR-wide weight
+         * panel at a time (that panel stays in L1 over the row panels).
+         */
+        void product(float[] a, int d, int j0, int nu, float[] g, float[] tile) {
+            CpuGemm.PackedB wd = w[d];
+            int aBase = d * mPad * P, bn = B * nu;
+            for (int q = 0; q < G; q++) {
+                int c0 = q * H + j0, c1 = c0 + nu;
+                for (int p = c0 / NR; p * NR < c1; p++) {
+                    int pcol = p * NR, lo = Math.max(c0, pcol), hi = Math.min(c1, pcol + NR);
+                    for (int pc = 0; pc < P; pc += kcStep) {
+                        int kc = Math.min(kcStep, P - pc);
+                        int bo = wd.sliceBase(pc) + p * kc * NR, ab = aBase + pc * mPad;
+                        for (int ip = 0; ip < B; ip += MR) {
+                            int mr = Math.min(MR, B - ip);
+                            if (mr > 2) CpuGemm.kernel(kc, a, ab + ip * kc, wd.data, bo, tile);
+                            else CpuGemm.kernel2(kc, a, ab + ip * kc, wd.data, bo, tile);
+                            for (int r = 0; r < mr; r++) {
+                                int gi = q * bn + (ip + r) * nu - c0 + lo, ti = r * NR - pcol + lo;
+                                if (pc == 0) System.arraycopy(tile, ti, g, gi, hi - lo);
+                                else CpuRows.add(g, gi, tile, ti, hi - lo);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * A cell's step for one chunk (direction d, units j0..j0+nu, every row): {@code g} holds the products,
+     * gate-major ({@code g[q*B*nu + b*nu + u]}); the step overwrites it. {@code cur} and {@code next} are the
+     * state buffers the products read now and at the next step.
+     */
+    @FunctionalInterface
+    private interface ChunkStep {
+        void run(int d, int s, int j0, int nu, float[] g, float[] cur, float[] next, int thread);
+    }
+
+    /** Packs the initial state {@code hsrc [D,B,H]} into the first state buffer. */
+    private float[] initState(Layer l, MemorySegment hsrc) {
+        int size = l.D * l.mPad * l.P;
+        if (stateA.length < size) {
+            stateA = new float[size];
+            stateB = new float[size];
+        }
+        java.util.Arrays.fill(stateA, 0, size, 0f);
+        java.util.Arrays.fill(stateB, 0, size, 0f);
+        float[] row = new float[l.P];
+        for (int d = 0; d < l.D; d++) {
+            for (int b = 0; b < l.B; b++) {
+                MemorySegment.copy(hsrc, F32, ((long) (d * l.B + b) * l.P) * Float.BYTES, row, 0, l.P);
+                l.put(stateA, d, b, 0, row, 0, l.P);
+            }
+        }
+        return stateA;
+    }
+
+    /** Runs the layer's T steps over the chunks, with a step barrier; {@code step} does one row of one chunk. */
+    private void run(Layer l, ChunkStep step, boolean shareable) {
+        long macs = (long) l.D * l.B * l.GH * l.P;
+        int participants = shareable && macs >= parallelMinMacs ? Math.min(pool.threads(), l.chunks) : 1;
+        AtomicIntegerArray claims = new AtomicIntegerArray(l.chunks);
+        AtomicInteger done = new AtomicInteger();
+        Throwable[] failure = new Throwable[1];
+        int maxLen = 0;
+        for (int len : l.lens) maxLen = Math.max(maxLen, len);
+        int active = Math.min(l.T, maxLen);
+        CpuPool.Task body = (part, th) -> {
+            float[] tile = buf(th, 6, MR * NR);
+            int first = part * l.chunks / participants;
+            for (int s = 0; s < l.T; s++) {
+                float[] cur = (s & 1) == 0 ? stateA : stateB, next = (s & 1) == 0 ? stateB : stateA;
+                for (int i = 0; i < l.chunks; i++) {
+                    int c = (first + i) % l.chunks;
+                    if (claims.get(c) != s || !claims.compareAndSet(c, s, s + 1)) continue;
+                    try {
+                        if (failure[0] == null) chunk(l, c, s, s < active, cur, next, step, tile, th);
+                    } catch (Throwable e) {
+                        synchronized (failure) {
+                            if (failure[0] == null) failure[0] = e;
+                        }
+                    } finally {
+                        done.incrementAndGet();
+                    }
+                }
+                int target = (s + 1) * l.chunks, spins = 0;
+                while (done.get() < target) {
+                    if (++spins < 1 << 12) Thread.onSpinWait();
+                    else Thread.yield();
+                }
+            }
+        };
+        if (participants > 1) pool.run(participants, body);
+        else body.run(0, 0);
+        if (failure[0] instanceof RuntimeException re) throw re;
+        if (failure[0] instanceof Error e) throw e;
+        if (failure[0] != null) throw new IllegalStateException("sequence kernel failed", failure[0]);
+    }
+
+    private void chunk(Layer l, int c, int s, boolean anyActive, float[] cur, float[] next, ChunkStep step, float[] tile,
+                       int th) {
+        int d = c / l.perDir, j0 = (c % l.perDir) * l.units, nu = Math.min(l.units, l.H - j0);
+        float[] g = buf(th, 7, l.B * l.G * nu);
+        if (anyActive) l.product(cur, d, j0, nu, g, tile);
+        step.run(d, s, j0, nu, g, cur, next, th);
+    }
+
+    private static boolean shareable(CpuPool pool, CpuKernels.Args a) {
+        for (MemorySegment m : a.segs) if (m != null && !pool.shareable(m)) return false;
+        return true;
+    }
+
+    private static float[] heap(MemorySegment s, long count) {
+        float[] v = new float[(int) count];
+        MemorySegment.copy(s, F32, 0, v, 0, (int) count);
+        return v;
+    }
+
+    private static long tbd(int t, int b, int d, int B, int D, int W, int j) {
+        return ((long) (t * B + b) * D + d) * W + j;
+    }
+
+    private static long dbw(int d, int b, int B, int W, int j) {
+        return (long) (d * B + b) * W + j;
+    }
+
+    private static void zero(MemorySegment s, long from, int count) {
+        s.asSlice(from * Float.BYTES, (long) count * Float.BYTES).fill((byte) 0);
+    }
+
+    private static int prefix(int seedLo, int seedHi, int layer, int d) {
+        return CpuRows.maskPrefix(seedLo, seedHi, DropoutMask.stream(layer, d, DropoutMask.RECURRENT));
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // LSTM: lstm_step_fwd without projection (kernels/common/lstm.h), every step
+
+    /** lstm_seq_fwd: T B H D peep coupled training lengths xw whhT hw bih bhh peepw c h hin y gsave csave + dropout. */
+    void lstm(CpuKernels.Args a, CpuBuffer whhT) {
+        int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
+        boolean peep = a.i(4) != 0, coupled = a.i(5) != 0, training = a.i(6) != 0;
+        MemorySegment lengths = a.m(7), xw = a.m(8), c = a.m(14), h = a.m(15), hin = a.m(16), y = a.m(17),
+                gsave = a.m(18), csave = a.m(19);
+        int seedLo = a.i(20), seedHi = a.i(21), layer = a.i(22), thresh = a.i(23);
+        float scale = a.f(24);
+        int G = coupled ? 3 : 4, GH = G * H;
+        Layer l = new Layer(T, B, H, D, G, lengths, whhT, pool.threads());
+        float[] bih = heap(a.m(11), (long) D * GH), bhh = heap(a.m(12), (long) D * GH);
+        float[] pw = peep ? heap(a.m(13), 3L * D * H) : null;
+        initState(l, thresh != 0 ? hin : h);
+        int bg = coupled ? 1 : 2, bo = coupled ? 2 : 3;
+        ChunkStep step = (d, s, j0, nu, g, cur, next, th) -> {
+            int bn = B * nu, pb = d * 3 * H + j0;
+            // Pre-activations in the per-step kernel's order: (hw + xw) + b_ih + b_hh.
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b];
+                if (s >= len) continue;
+                long xo = tbd(d == 0 ? s : len - 1 - s, b, d, B, D, GH, j0);
+                for (int q = 0; q < G; q++) CpuRows.addFrom(g, q * bn + b * nu, xw, xo + (long) q * H, nu);
+            }
+            for (int q = 0; q < G; q++) CpuRows.addRows(g, q * bn, B, nu, bih, d * GH + q * H + j0);
+            for (int q = 0; q < G; q++) CpuRows.addRows(g, q * bn, B, nu, bhh, d * GH + q * H + j0);
+            float[] cp = buf(th, 1, bn), cn = buf(th, 2, bn), m = buf(th, 3, bn), hm = buf(th, 4, nu);
+            for (int b = 0; b < B; b++) CpuRows.get(c, dbw(d, b, B, H, j0), cp, b * nu, nu);
+            if (peep) {
+                for (int b = 0; b < B; b++) {
+                    CpuRows.fma(g, b * nu, pw, pb, cp, b * nu, nu);
+                    if (!coupled) CpuRows.fma(g, bn + b * nu, pw, pb + H, cp, b * nu, nu);
+                }
+            }
+            CpuRows.sigmoid(g, 0, coupled ? bn : 2 * bn);
+            CpuRows.tanh(g, bg * bn, bn);
+            CpuRows.lstmCell(g, 0, bn, bg * bn, coupled, cp, cn, bn);
+            if (peep) for (int b = 0; b < B; b++) CpuRows.fma(g, bo * bn + b * nu, pw, pb + 2 * H, cn, b * nu, nu);
+            CpuRows.sigmoid(g, bo * bn, bn);
+            CpuRows.tanh(cn, 0, m, 0, bn);
+            CpuRows.mul(m, 0, g, bo * bn, bn);
+            int prefix = thresh != 0 ? prefix(seedLo, seedHi, layer, d) : 0;
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b], r = b * nu;
+                if (s >= len) {
+                    zero(y, tbd(s, b, d, B, D, H, j0), nu);
+                    if (training) {
+                        for (int q = 0; q < G; q++) zero(gsave, tbd(s, b, d, B, D, GH, q * H + j0), nu);
+                        zero(csave, tbd(s, b, d, B, D, H, j0), nu);
+                    }
+                    l.carry(cur, next, d, b, j0, nu);
+                    continue;
+                }
+                int t = d == 0 ? s : len - 1 - s;
+                long sc = dbw(d, b, B, H, j0);
+                CpuRows.put(cn, r, c, sc, nu);
+                if (training) {
+                    long go = tbd(t, b, d, B, D, GH, j0);
+                    for (int q = 0; q < G; q++) CpuRows.put(g, q * bn + r, gsave, go + (long) q * H, nu);
+                    CpuRows.put(cn, r, csave, tbd(t, b, d, B, D, H, j0), nu);
+                }
+                CpuRows.put(m, r, h, sc, nu);
+                CpuRows.put(m, r, y, tbd(t, b, d, B, D, H, j0), nu);
+                if (thresh != 0) {
+                    System.arraycopy(m, r, hm, 0, nu);
+                    CpuRows.mask(hm, 0, nu, prefix, b * H + j0, thresh, scale);
+                    CpuRows.put(hm, 0, hin, sc, nu);
+                    l.put(next, d, b, j0, hm, 0, nu);
+                } else {
+                    l.put(next, d, b, j0, m, r, nu);
+                }
+            }
+        };
+        run(l, step, shareable(pool, a));
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // GRU, reset after the product: gru_step_fwd (kernels/common/gru.h), every step
+
+    /** gru_seq_fwd: T B H D training lengths xw whhT hw bih bhh h hin y gsave + dropout. */
+    void gru(CpuKernels.Args a, CpuBuffer whhT) {
+        int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
+        boolean training = a.i(4) != 0;
+        MemorySegment lengths = a.m(5), xw = a.m(6), h = a.m(11), hin = a.m(12), y = a.m(13), gsave = a.m(14);
+        int seedLo = a.i(15), seedHi = a.i(16), layer = a.i(17), thresh = a.i(18);
+        float scale = a.f(19);
+        int GH = 3 * H;
+        Layer l = new Layer(T, B, H, D, 3, lengths, whhT, pool.threads());
+        float[] bih = heap(a.m(9), (long) D * GH), bhh = heap(a.m(10), (long) D * GH);
+        initState(l, thresh != 0 ? hin : h);
+        ChunkStep step = (d, s, j0, nu, g, cur, next, th) -> {
+            int bn = B * nu;
+            float[] pre = buf(th, 1, 3 * bn), hp = buf(th, 2, bn), hm = buf(th, 3, nu);
+            // hh = hw + b_hh (in g); pre = xw + b_ih; r and z take both, n takes r * hh_n.
+            for (int q = 0; q < 3; q++) CpuRows.addRows(g, q * bn, B, nu, bhh, d * GH + q * H + j0);
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b];
+                if (s >= len) continue;
+                long xo = tbd(d == 0 ? s : len - 1 - s, b, d, B, D, GH, j0);
+                for (int q = 0; q < 3; q++) CpuRows.get(xw, xo + (long) q * H, pre, q * bn + b * nu, nu);
+            }
+            for (int q = 0; q < 3; q++) CpuRows.addRows(pre, q * bn, B, nu, bih, d * GH + q * H + j0);
+            CpuRows.add(pre, 0, g, 0, 2 * bn);
+            CpuRows.sigmoid(pre, 0, 2 * bn);
+            CpuRows.fma(pre, 2 * bn, pre, 0, g, 2 * bn, bn);
+            CpuRows.tanh(pre, 2 * bn, bn);
+            for (int b = 0; b < B; b++) CpuRows.get(h, dbw(d, b, B, H, j0), hp, b * nu, nu);
+            CpuRows.gruUpdate(pre, bn, 2 * bn, hp, bn);
+            int prefix = thresh != 0 ? prefix(seedLo, seedHi, layer, d) : 0;
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b], r = b * nu;
+                if (s >= len) {
+                    zero(y, tbd(s, b, d, B, D, H, j0), nu);
+                    if (training) for (int q = 0; q < 4; q++) zero(gsave, tbd(s, b, d, B, D, 4 * H, q * H + j0), nu);
+                    l.carry(cur, next, d, b, j0, nu);
+                    continue;
+                }
+                int t = d == 0 ? s : len - 1 - s;
+                long sh = dbw(d, b, B, H, j0);
+                CpuRows.put(hp, r, h, sh, nu);
+                CpuRows.put(hp, r, y, tbd(t, b, d, B, D, H, j0), nu);
+                if (training) {
+                    long so = tbd(t, b, d, B, D, 4 * H, j0);
+                    for (int q = 0; q < 3; q++) CpuRows.put(pre, q * bn + r, gsave, so + (long) q * H, nu);
+                    CpuRows.put(g, 2 * bn + r, gsave, so + 3L * H, nu);
+                }
+                if (thresh != 0) {
+                    System.arraycopy(hp, r, hm, 0, nu);
+                    CpuRows.mask(hm, 0, nu, prefix, b * H + j0, thresh, scale);
+                    CpuRows.put(hm, 0, hin, sh, nu);
+                    l.put(next, d, b, j0, hm, 0, nu);
+                } else {
+                    l.put(next, d, b, j0, hp, r, nu);
+                }
+            }
+        };
+        run(l, step, shareable(pool, a));
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Plain RNN: rnn_step_fwd (kernels/common/rnn.h), every step
+
+    /** rnn_seq_fwd: T B H D act lengths xw whhT hw bih bhh h y. */
+    void rnn(CpuKernels.Args a, CpuBuffer whhT) {
+        int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
+        boolean relu = a.i(4) != 0;
+        MemorySegment lengths = a.m(5), xw = a.m(6), h = a.m(11), y = a.m(12);
+        Layer l = new Layer(T, B, H, D, 1, lengths, whhT, pool.threads());
+        float[] bih = heap(a.m(9), (long) D * H), bhh = heap(a.m(10), (long) D * H);
+        initState(l, h);
+        ChunkStep step = (d, s, j0, nu, g, cur, next, th) -> {
+            int bn = B * nu;
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b];
+                if (s < len) CpuRows.addFrom(g, b * nu, xw, tbd(d == 0 ? s : len - 1 - s, b, d, B, D, H, j0), nu);
+            }
+            CpuRows.addRows(g, 0, B, nu, bih, d * H + j0);
+            CpuRows.addRows(g, 0, B, nu, bhh, d * H + j0);
+            if (relu) CpuRows.relu(g, 0, bn);
+            else CpuRows.tanh(g, 0, bn);
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b], r = b * nu;
+                if (s >= len) {
+                    zero(y, tbd(s, b, d, B, D, H, j0), nu);
+                    l.carry(cur, next, d, b, j0, nu);
+                    continue;
+                }
+                CpuRows.put(g, r, h, dbw(d, b, B, H, j0), nu);
+                CpuRows.put(g, r, y, tbd(d == 0 ? s : len - 1 - s, b, d, B, D, H, j0), nu);
+                l.put(next, d, b, j0, g, r, nu);
+            }
+        };
+        run(l, step, shareable(pool, a));
+    }
+}
