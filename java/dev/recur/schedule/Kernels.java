@@ -102,8 +102,8 @@ package dev.recur.schedule;
  * </pre>
  *
  * <h2>Optional single-work-group kernels</h2>
- * Launched only when {@link dev.recur.backend.DeviceBackend#supports} says so (a backend without them, such as
- * {@code cpu}, needs no change: the schedule then uses the per-step kernels above). The grid {@code {L}} runs as
+ * Launched only when {@link dev.recur.backend.DeviceBackend#supports} says so (a backend without them needs no
+ * change: the schedule then uses the per-step kernels above). The grid {@code {L}} runs as
  * exactly ONE work-group of {@code L} work items that loop over every step with work-group barriers
  * ({@code kernels/common/persist.h}), so they rely on work-group size and barriers, unlike the kernels above.
  * <pre>
@@ -113,6 +113,22 @@ package dev.recur.schedule;
  * gru_seq_fwd   grid {L}: T,B,H,D,training, lengths, xw, whhT, hw, bih, bhh, h, hin, y, gsave,
  *                         seedLo,seedHi,layer,thresh,scale          (every step of gru_step_fwd, reset after)
  * rnn_seq_fwd   grid {L}: T,B,H,D,act, lengths, xw, whhT, hw, bih, bhh, h, y   (every step of rnn_step_fwd)
+ * </pre>
+ * On the {@code cpu} backend these run on every thread
+ * ({@link dev.recur.backend.DeviceBackend#sequenceKernelsScale}).
+ *
+ * <h2>Optional whole-sequence backward kernels</h2>
+ * A layer's whole backward recurrence in one launch, for a backend that runs it on the whole device
+ * ({@link #SEQUENCE_BWD}; the {@code cpu} backend). Each is, for s = T-1 down to 0, the per-step kernel followed by
+ * the recurrent data product {@code dhrec[d] = dgs[d] W_hh[d]} ({@code whh [D,GH,H]}), exactly as the schedule's
+ * per-step loop; afterwards {@code dhrec}, {@code dc} and {@code ddir} hold what that loop leaves in them
+ * ({@code dgs} is scratch). No projection, no layer norm, GRU reset after.
+ * <pre>
+ * lstm_seq_bwd  grid {1}: T,B,H,D,peep,coupled, lengths, dy, dhN, dhrec, dcN, dc, gsave, csave, c0, peepw, whh,
+ *                         dgs, dgall, seedLo,seedHi,layer,thresh,scale
+ * gru_seq_bwd   grid {1}: T,B,H,D, lengths, dy, dhN, dhrec, ddir, gsave, y, h0, whh, dgs, dgall, dgallh,
+ *                         seedLo,seedHi,layer,thresh,scale
+ * rnn_seq_bwd   grid {1}: T,B,H,D,act, lengths, dy, dhN, dhrec, y, whh, dgs, dgall
  * </pre>
  */
 public final class Kernels {
@@ -155,6 +171,13 @@ public final class Kernels {
      * {@link dev.recur.backend.DeviceBackend#supports} returns true for them, as one work-group of the whole grid.
      */
     public static final java.util.List<String> SINGLE_GROUP = java.util.List.of(LSTM_SEQ_FWD, GRU_SEQ_FWD, RNN_SEQ_FWD);
+
+    public static final String LSTM_SEQ_BWD = "lstm_seq_bwd";
+    public static final String GRU_SEQ_BWD = "gru_seq_bwd";
+    public static final String RNN_SEQ_BWD = "rnn_seq_bwd";
+
+    /** The optional whole-sequence backward kernels (no OpenCL/CUDA versions: launched where {@code supports} says). */
+    public static final java.util.List<String> SEQUENCE_BWD = java.util.List.of(LSTM_SEQ_BWD, GRU_SEQ_BWD, RNN_SEQ_BWD);
 
     public static final String LSTM_STEP_FWD8 = "lstm_step_fwd8";
     public static final String LSTM_STEP_BWD8 = "lstm_step_bwd8";

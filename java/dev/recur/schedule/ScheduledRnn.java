@@ -127,6 +127,22 @@ public final class ScheduledRnn implements RnnEngine {
         return rows <= PERSIST_MAX_ROWS && macs <= PERSIST_MAX_MACS ? k : null;
     }
 
+    /**
+     * The whole-sequence backward kernel ({@link Kernels#SEQUENCE_BWD}) for this configuration, or null for the
+     * per-step loop: the same configurations as the forward ones, on a backend that {@code supports} it, unless
+     * {@code mode} is NEVER (which benchmarks use to time the per-step path).
+     */
+    public static String sequenceBackwardKernel(RnnConfig cfg, Persistence mode,
+                                                java.util.function.Predicate<String> supports) {
+        if (mode == Persistence.NEVER) return null;
+        String k = switch (cfg.cell()) {
+            case LSTM -> cfg.projSize() == 0 && !cfg.layerNorm() ? Kernels.LSTM_SEQ_BWD : null;
+            case GRU -> cfg.gruReset() == GruReset.AFTER && !cfg.layerNorm() ? Kernels.GRU_SEQ_BWD : null;
+            case RNN_TANH, RNN_RELU -> Kernels.RNN_SEQ_BWD;
+        };
+        return k != null && supports.test(k) ? k : null;
+    }
+
     private final Persistence persistence;
 
     public ScheduledRnn(DeviceBackend backend, RnnConfig config) {
@@ -611,7 +627,21 @@ public final class ScheduledRnn implements RnnEngine {
             long[] grid = {H, B, D};
             boolean bwd8 = lstm && be.supports(Kernels.LSTM_STEP_BWD8);
             long[] grid8 = {(H + 7) / 8, B, D};
-            for (int s = T - 1; s >= 0; s--) {
+            String seqBwd = sequenceBackwardKernel(cfg, persistence, be::supports);
+            if (seqBwd != null) {
+                long[] one = {1};
+                switch (cell) {
+                    case RNN_TANH, RNN_RELU -> be.launch(Kernels.RNN_SEQ_BWD, one, T, B, H, D,
+                            cell == CellType.RNN_TANH ? 0 : 1, lenBuf, dy, dhN, dhrec, ls.y, w.whh, dgs, dgall);
+                    case LSTM -> be.launch(Kernels.LSTM_SEQ_BWD, one, T, B, H, D, cfg.peephole() ? 1 : 0,
+                            cfg.coupledGate() ? 1 : 0, lenBuf, dy, dhN, dhrec, dcN, dc, ls.gsave, ls.csave, c0l, peep,
+                            w.whh, dgs, dgall, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
+                    case GRU -> be.launch(Kernels.GRU_SEQ_BWD, one, T, B, H, D, lenBuf, dy, dhN, dhrec, ddir, ls.gsave,
+                            ls.y, h0l, w.whh, dgs, dgall, dgallh, drop.seedLo, drop.seedHi, k, drop.recThresh,
+                            drop.recScale);
+                }
+            }
+            for (int s = T - 1; s >= 0 && seqBwd == null; s--) {
                 if (before) {
                     be.launch(Kernels.GRU_BEFORE_STEP_BWD, grid, s, T, B, H, D, lenBuf, dy, dhN, dhrec, ddir, ls.gsave,
                             ls.y, h0l, dgs, dgall, drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
@@ -723,8 +753,12 @@ public final class ScheduledRnn implements RnnEngine {
             if (cfg.bias()) {
                 DeviceBuffer db = ws.f32("dbias", 2L * D * gh);
                 be.launch(Kernels.COL_SUM, new long[] {(long) D * gh}, (int) tb, D * gh, dgall, db, 0f);
-                DeviceBuffer dbh = ws.f32("dbiash", (long) D * gh);
-                be.launch(Kernels.COL_SUM, new long[] {(long) D * gh}, (int) tb, D * gh, dgallh, dbh, 0f);
+                DeviceBuffer dbh = db;
+                if (dgallh != dgall) {
+                    // Both bias gradients are the same column sums unless the recurrent side differs (GRU, reset after).
+                    dbh = ws.f32("dbiash", (long) D * gh);
+                    be.launch(Kernels.COL_SUM, new long[] {(long) D * gh}, (int) tb, D * gh, dgallh, dbh, 0f);
+                }
                 fbih = new float[D * gh];
                 fbhh = new float[D * gh];
                 be.download(db, 0, fbih, 0, fbih.length);

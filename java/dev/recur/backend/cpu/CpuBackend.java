@@ -395,10 +395,13 @@ public final class CpuBackend implements DeviceBackend {
                 + expected + ", got " + (got == null ? "null" : got.getClass().getSimpleName() + " " + got));
     }
 
-    /** The whole-sequence forwards ({@link Kernels#SINGLE_GROUP}) run here on every thread of the pool. */
+    /**
+     * The whole-sequence forwards ({@link Kernels#SINGLE_GROUP}) and backwards ({@link Kernels#SEQUENCE_BWD}), on
+     * every thread of the pool ({@link CpuSeqKernels}).
+     */
     @Override
     public boolean supports(String kernel) {
-        return Kernels.SINGLE_GROUP.contains(kernel);
+        return Kernels.SINGLE_GROUP.contains(kernel) || Kernels.SEQUENCE_BWD.contains(kernel);
     }
 
     @Override

@@ -4,6 +4,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -53,7 +54,7 @@ public final class CpuGemm implements AutoCloseable {
     private final float[][] aPack;
     private final float[][] edge;
     private final float[][] rowBufs;
-    private final float[] bPack = new float[KC * NC];
+    private final MemorySegment bPack = alignedFloats((long) KC * NC);
 
     /** A GEMM with its own pool of {@code threads} threads (the caller included). */
     public CpuGemm(int threads) {
@@ -146,10 +147,34 @@ public final class CpuGemm implements AutoCloseable {
                     beta, c, cOffset, ldc, strideC, batch);
             return;
         }
+        if ((long) k * roundUp(n, NR) <= SCRATCH_PACK_FLOATS) {
+            // All of op(B) packed in one hand-off, then every row block over every depth slice in a second one:
+            // two pool round trips per product instead of two per depth slice, and no thread idles at a slice
+            // boundary. Same slices, kernel and accumulation order as packed(), so the results are identical.
+            for (int q = 0; q < batch; q++) {
+                PackedB pb = packInto(transB, k, n, b, bOffset + q * strideB, ldb, par);
+                gemmPrepacked(transA, m, alpha, a, aOffset + q * strideA, lda, 0, new PackedB[] {pb}, beta, c,
+                        cOffset + q * strideC, ldc, 0);
+            }
+            return;
+        }
         for (int q = 0; q < batch; q++) {
             packed(par, transA, transB, m, n, k, alpha, a, aOffset + q * strideA, lda, b, bOffset + q * strideB, ldb,
                     beta, c, cOffset + q * strideC, ldc);
         }
+    }
+
+    /** Largest op(B) packed whole into the reusable scratch (floats; 16 MiB). */
+    static final long SCRATCH_PACK_FLOATS = 4L << 20;
+    private MemorySegment scratchPack = MemorySegment.NULL;
+
+    /**
+     * Packed panels live off-heap, 64-byte aligned, in memory the garbage collector frees: the micro-kernel's
+     * vector loads from a heap float[] ran at half speed under some collectors (42 vs 90 GFLOP/s on one thread
+     * with ParallelGC here, whatever the offset), from an aligned segment at full speed under all of them.
+     */
+    static MemorySegment alignedFloats(long floats) {
+        return Arena.ofAuto().allocate(Math.max(1, floats) * Float.BYTES, 64);
     }
 
     /**
@@ -161,9 +186,10 @@ public final class CpuGemm implements AutoCloseable {
      */
     public static final class PackedB {
         final int k, n, kcStep, panels;
-        final float[] data;
+        /** The panels: {@code k * panels * NR} floats, 64-byte aligned. */
+        final MemorySegment data;
 
-        private PackedB(int k, int n, int kcStep, int panels, float[] data) {
+        private PackedB(int k, int n, int kcStep, int panels, MemorySegment data) {
             this.k = k;
             this.n = n;
             this.kcStep = kcStep;
@@ -181,9 +207,9 @@ public final class CpuGemm implements AutoCloseable {
             return n;
         }
 
-        /** Heap bytes held. */
+        /** Bytes held. */
         public long bytes() {
-            return (long) data.length * Float.BYTES;
+            return (long) k * panels * NR * Float.BYTES;
         }
 
         int sliceBase(int pc) {
@@ -196,16 +222,32 @@ public final class CpuGemm implements AutoCloseable {
         if (k < 1) throw new IllegalArgumentException("k: expected >= 1, got " + k);
         if (n < 1) throw new IllegalArgumentException("n: expected >= 1, got " + n);
         checkOperand("b", b, bOffset, bOffset, ldb, transB ? n : k, transB ? k : n);
-        int kBlocks = ceilDiv(k, KC);
-        int kcStep = ceilDiv(k, kBlocks);
-        int panels = ceilDiv(n, NR);
-        long size = (long) k * panels * NR;
+        long size = (long) k * ceilDiv(n, NR) * NR;
         if (size > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("b: " + k + "x" + n + " is too large to pack (" + size + " floats)");
         }
-        float[] data = new float[(int) size];
+        return packInto(transB, k, n, b, bOffset, ldb, null);
+    }
+
+    /**
+     * Packs op(B) into {@code data} when given (a fresh array otherwise); {@code par} null decides by size. With
+     * {@code Boolean} {@code par} the copy goes into this GEMM's reusable scratch (valid until the next call).
+     */
+    private PackedB packInto(boolean transB, int k, int n, MemorySegment b, long bOffset, int ldb, Boolean scratchPar) {
+        int kBlocks = ceilDiv(k, KC);
+        int kcStep = ceilDiv(k, kBlocks);
+        int panels = ceilDiv(n, NR);
+        int size = k * panels * NR;
+        MemorySegment data;
+        if (scratchPar != null) {
+            if (scratchPack.byteSize() < (long) size * Float.BYTES) scratchPack = alignedFloats(size);
+            data = scratchPack;
+        } else {
+            data = alignedFloats(size);
+        }
         PackedB pb = new PackedB(k, n, kcStep, panels, data);
-        boolean par = pool.threads() > 1 && size >= parallelMinFmas / 16 && pool.shareable(b);
+        boolean par = scratchPar != null ? scratchPar && pool.threads() > 1
+                : pool.threads() > 1 && size >= parallelMinFmas / 16 && pool.shareable(b);
         int slices = ceilDiv(k, kcStep);
         int tasks = slices * panels;
         CpuPool.Task body = (t, th) -> {
@@ -248,6 +290,8 @@ public final class CpuGemm implements AutoCloseable {
                 && pool.shareable(a) && pool.shareable(c);
         int kcStep = bs[0].kcStep, panels = bs[0].panels;
         int mBlocks = ceilDiv(m, MC);
+        // A whole number of row blocks per thread (9 blocks on 2 threads would leave one idle a ninth of the time).
+        if (par && mBlocks * batch > 1) mBlocks = roundUp(mBlocks * batch, pool.threads()) / batch;
         int mcStep = roundUp(ceilDiv(m, mBlocks), MR);
         mBlocks = ceilDiv(m, mcStep);
         int nSplit = par ? Math.max(1, Math.min(panels, ceilDiv(2 * pool.threads(), mBlocks * batch))) : 1;
@@ -354,7 +398,7 @@ public final class CpuGemm implements AutoCloseable {
     }
 
     /** Runs the micro-kernel over B panels [p0, p1) (outer, so each stays in L1) and the block's A panels. */
-    private static void macro(float[] ap, int mc, int kc, float[] bp, int bBase, int p0, int p1, int jc, int nc,
+    private static void macro(float[] ap, int mc, int kc, MemorySegment bp, int bBase, int p0, int p1, int jc, int nc,
                               float alpha, float beta, MemorySegment c, long cOff, int ldc, float[] tile) {
         for (int p = p0; p < p1; p++) {
             int j = p * NR;
@@ -406,7 +450,7 @@ public final class CpuGemm implements AutoCloseable {
 
     /** Packs columns [jc + panel*NR, +NR) x depth [p0, p0+kc) of op(B), k-major, zero-padded. */
     private static void packBPanel(boolean transB, MemorySegment b, long bOff, int ldb, int p0, int kc,
-                                   int jc, int nc, int panel, float[] bp, int base) {
+                                   int jc, int nc, int panel, MemorySegment bp, int base) {
         int j0 = panel * NR;
         int cols = Math.min(NR, nc - j0);
         if (transB) {
@@ -414,24 +458,25 @@ public final class CpuGemm implements AutoCloseable {
             for (int j = 0; j < NR; j++) {
                 if (j < cols) {
                     long src = bOff + (long) (jc + j0 + j) * ldb + p0;
-                    for (int p = 0; p < kc; p++) bp[base + p * NR + j] = b.getAtIndex(F32, src + p);
+                    for (int p = 0; p < kc; p++) bp.setAtIndex(F32, base + p * NR + j, b.getAtIndex(F32, src + p));
                 } else {
-                    for (int p = 0; p < kc; p++) bp[base + p * NR + j] = 0f;
+                    for (int p = 0; p < kc; p++) bp.setAtIndex(F32, base + p * NR + j, 0f);
                 }
             }
         } else if (cols == NR) {
             for (int p = 0; p < kc; p++) {
                 long src = (bOff + (long) (p0 + p) * ldb + jc + j0) * Float.BYTES;
                 int dst = base + p * NR;
-                FloatVector.fromMemorySegment(S, b, src, NATIVE).intoArray(bp, dst);
-                FloatVector.fromMemorySegment(S, b, src + (long) L * Float.BYTES, NATIVE).intoArray(bp, dst + L);
+                FloatVector.fromMemorySegment(S, b, src, NATIVE).intoMemorySegment(bp, (long) dst * Float.BYTES, NATIVE);
+                FloatVector.fromMemorySegment(S, b, src + (long) L * Float.BYTES, NATIVE)
+                        .intoMemorySegment(bp, (long) (dst + L) * Float.BYTES, NATIVE);
             }
         } else {
             for (int p = 0; p < kc; p++) {
                 long src = bOff + (long) (p0 + p) * ldb + jc + j0;
                 int dst = base + p * NR;
-                for (int j = 0; j < cols; j++) bp[dst + j] = b.getAtIndex(F32, src + j);
-                for (int j = cols; j < NR; j++) bp[dst + j] = 0f;
+                for (int j = 0; j < cols; j++) bp.setAtIndex(F32, dst + j, b.getAtIndex(F32, src + j));
+                for (int j = cols; j < NR; j++) bp.setAtIndex(F32, dst + j, 0f);
             }
         }
     }
@@ -441,14 +486,16 @@ public final class CpuGemm implements AutoCloseable {
      * itself: C2 must inline everything that touches the twelve accumulators or it boxes them, and the C update
      * is too large to inline alongside the loop.
      */
-    static void kernel(int kc, float[] ap, int ao, float[] bp, int bo, float[] tile) {
+    static void kernel(int kc, float[] ap, int ao, MemorySegment bp, int bo, float[] tile) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
         // Induction variables stepped directly rather than recomputed from p: C2 then keeps the loop free of
         // per-iteration index arithmetic and bounds checks (measured: 43 -> 73 GFLOP/s on one thread).
-        for (int bi = bo, ai = ao, bEnd = bo + kc * NR; bi < bEnd; bi += NR, ai += MR) {
-            FloatVector b0 = FloatVector.fromArray(S, bp, bi);
-            FloatVector b1 = FloatVector.fromArray(S, bp, bi + L);
+        int ai = ao;
+        for (long bi = (long) bo * Float.BYTES, bEnd = bi + (long) kc * NR * Float.BYTES; bi < bEnd;
+             bi += NR * Float.BYTES, ai += MR) {
+            FloatVector b0 = FloatVector.fromMemorySegment(S, bp, bi, NATIVE);
+            FloatVector b1 = FloatVector.fromMemorySegment(S, bp, bi + L * Float.BYTES, NATIVE);
             FloatVector x = FloatVector.broadcast(S, ap[ai]);
             c00 = x.fma(b0, c00);
             c01 = x.fma(b1, c01);
@@ -487,15 +534,17 @@ public final class CpuGemm implements AutoCloseable {
      * four rows of zero padding. Depth is unrolled by two into separate accumulators: eight independent FMA
      * chains cover the FMA latency as the full kernel's twelve do.
      */
-    static void kernel2(int kc, float[] ap, int ao, float[] bp, int bo, float[] tile) {
+    static void kernel2(int kc, float[] ap, int ao, MemorySegment bp, int bo, float[] tile) {
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00;
         FloatVector d00 = c00, d01 = c00, d10 = c00, d11 = c00;
         int p = kc & ~1;
-        for (int bi = bo, ai = ao, bEnd = bo + p * NR; bi < bEnd; bi += 2 * NR, ai += 2 * MR) {
-            FloatVector b0 = FloatVector.fromArray(S, bp, bi);
-            FloatVector b1 = FloatVector.fromArray(S, bp, bi + L);
-            FloatVector b2 = FloatVector.fromArray(S, bp, bi + NR);
-            FloatVector b3 = FloatVector.fromArray(S, bp, bi + NR + L);
+        int ai = ao;
+        for (long bi = (long) bo * Float.BYTES, bEnd = bi + (long) p * NR * Float.BYTES; bi < bEnd;
+             bi += 2 * NR * Float.BYTES, ai += 2 * MR) {
+            FloatVector b0 = FloatVector.fromMemorySegment(S, bp, bi, NATIVE);
+            FloatVector b1 = FloatVector.fromMemorySegment(S, bp, bi + L * Float.BYTES, NATIVE);
+            FloatVector b2 = FloatVector.fromMemorySegment(S, bp, bi + NR * Float.BYTES, NATIVE);
+            FloatVector b3 = FloatVector.fromMemorySegment(S, bp, bi + (NR + L) * Float.BYTES, NATIVE);
             FloatVector x = FloatVector.broadcast(S, ap[ai]);
             c00 = x.fma(b0, c00);
             c01 = x.fma(b1, c01);
@@ -510,9 +559,10 @@ public final class CpuGemm implements AutoCloseable {
             d11 = x.fma(b3, d11);
         }
         if (p < kc) {
-            int bi = bo + p * NR, ai = ao + p * MR;
-            FloatVector b0 = FloatVector.fromArray(S, bp, bi);
-            FloatVector b1 = FloatVector.fromArray(S, bp, bi + L);
+            long bi = (long) (bo + p * NR) * Float.BYTES;
+            ai = ao + p * MR;
+            FloatVector b0 = FloatVector.fromMemorySegment(S, bp, bi, NATIVE);
+            FloatVector b1 = FloatVector.fromMemorySegment(S, bp, bi + L * Float.BYTES, NATIVE);
             FloatVector x = FloatVector.broadcast(S, ap[ai]);
             c00 = x.fma(b0, c00);
             c01 = x.fma(b1, c01);

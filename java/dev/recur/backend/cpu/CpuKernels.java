@@ -147,6 +147,12 @@ final class CpuKernels {
                 + "gsave:F" + DROP, (k, a) -> k.seq.gru(a, a.bufs[7]));
         spec(Kernels.RNN_SEQ_FWD, "T:i B:i H:i D:i act:i lengths:I xw:F whhT:R hw:F bih:F bhh:F h:F y:F",
                 (k, a) -> k.seq.rnn(a, a.bufs[7]));
+        spec(Kernels.LSTM_SEQ_BWD, "T:i B:i H:i D:i peep:i coupled:i lengths:I dy:F dhN:F dhrec:F dcN:F dc:F gsave:F "
+                + "csave:F c0:F peepw:F whh:R dgs:F dgall:F" + DROP, (k, a) -> k.seq.lstmBackward(a, a.bufs[16]));
+        spec(Kernels.GRU_SEQ_BWD, "T:i B:i H:i D:i lengths:I dy:F dhN:F dhrec:F ddir:F gsave:F y:F h0:F whh:R dgs:F "
+                + "dgall:F dgallh:F" + DROP, (k, a) -> k.seq.gruBackward(a, a.bufs[12]));
+        spec(Kernels.RNN_SEQ_BWD, "T:i B:i H:i D:i act:i lengths:I dy:F dhN:F dhrec:F y:F whh:R dgs:F dgall:F",
+                (k, a) -> k.seq.rnnBackward(a, a.bufs[10]));
         spec(Kernels.LN_STEP_BWD, "s:i T:i B:i H:i D:i G:i g0:i nblk:i lengths:I dg:F gain:F xhat:F rstd:F dvall:F",
                 CpuKernels::lnStepBwd);
     }

@@ -21,8 +21,11 @@ public final class CpuPool implements AutoCloseable {
         void run(int task, int thread);
     }
 
-    /** How long an idle worker polls before parking; a few RNN steps' worth of pointwise work. */
-    private static final long SPIN_NANOS = 200_000L;
+    /**
+     * How long an idle worker polls before parking: longer than the host-side gaps between the operations of one
+     * network call (conversions, small copies), so a call's products do not pay a wake-up system call each.
+     */
+    private static final long SPIN_NANOS = 1_000_000L;
 
     private final int threads;
     private final Worker[] workers;

@@ -41,7 +41,7 @@ final class CpuSeqKernels {
     /** Below this many multiply-adds per step one thread runs the layer (a barrier costs about a microsecond). */
     static final long PARALLEL_MIN_MACS = 1L << 15;
     /** Chunks per thread: a few, so a thread that falls behind can hand work to the others. */
-    private static final int CHUNKS_PER_THREAD = 2;
+    private static final int CHUNKS_PER_THREAD = Integer.getInteger("recur.cpu.chunks", 2);
 
     /** The backend's cache of packed weight matrices. */
     @FunctionalInterface
@@ -62,7 +62,7 @@ final class CpuSeqKernels {
         this.pool = pool;
         this.packer = packer;
         this.parallelMinMacs = parallelMinMacs;
-        this.scratch = new float[pool.threads()][8][];
+        this.scratch = new float[pool.threads()][12][];
     }
 
     private float[] buf(int thread, int slot, int size) {
@@ -74,27 +74,32 @@ final class CpuSeqKernels {
     // ------------------------------------------------------------------------------------------------------
     // The shared machinery: chunks, the packed state, the per-step product, the step barrier
 
-    /** One launch: sizes, the packed weights and the state layout. */
+    /**
+     * One launch: sizes, the packed weights and the layout of the state the products read. The product of a
+     * chunk is {@code state[d] (B x K) times W[d] (K x blocks*H)}, restricted to the columns
+     * {@code q*H + j0 .. q*H + j0 + nu} of every block q: forward, K = H and the blocks are the gates; backward,
+     * K = G*H (the gate gradients) and one block (the units of dh).
+     */
     private final class Layer {
-        final int T, B, H, D, G, GH, P, mPad, kcStep, units, perDir, chunks;
+        final int T, B, H, D, blocks, K, mPad, kcStep, units, perDir, chunks;
         final int[] lens;
         final CpuGemm.PackedB[] w;
 
-        Layer(int T, int B, int H, int D, int G, MemorySegment lengths, CpuBuffer whhT, int participantsHint) {
+        Layer(int T, int B, int H, int D, int blocks, int K, MemorySegment lengths, CpuBuffer wBuf) {
             this.T = T;
             this.B = B;
             this.H = H;
             this.D = D;
-            this.G = G;
-            this.GH = G * H;
-            this.P = H;
+            this.blocks = blocks;
+            this.K = K;
             this.mPad = (B + MR - 1) / MR * MR;
-            this.w = packer.packed(whhT, 0, GH, (long) P * GH, P, GH, D);
+            int n = blocks * H;
+            this.w = packer.packed(wBuf, 0, n, (long) K * n, K, n, D);
             this.kcStep = w[0].kcStep;
             this.lens = new int[B];
             for (int b = 0; b < B; b++) lens[b] = lengths.getAtIndex(I32, b);
             // Whole panels of units where H allows; tiny H is one chunk per direction.
-            int want = Math.max(1, CHUNKS_PER_THREAD * participantsHint / D);
+            int want = Math.max(1, CHUNKS_PER_THREAD * pool.threads() / D);
             int u = (H + want - 1) / want;
             u = H < NR ? H : Math.min(H, (u + NR - 1) / NR * NR);
             this.units = u;
@@ -102,20 +107,52 @@ final class CpuSeqKernels {
             this.chunks = D * perDir;
         }
 
+        int dir(int chunk) {
+            return chunk / perDir;
+        }
+
+        int j0(int chunk) {
+            return (chunk % perDir) * units;
+        }
+
+        int nu(int chunk) {
+            return Math.min(units, H - j0(chunk));
+        }
+
+        /** Both state buffers sized for this layer and cleared (padding rows stay zero). */
+        void clearState() {
+            int size = D * mPad * K;
+            if (stateA.length < size) {
+                stateA = new float[size];
+                stateB = new float[size];
+            }
+            java.util.Arrays.fill(stateA, 0, size, 0f);
+            java.util.Arrays.fill(stateB, 0, size, 0f);
+        }
+
         /** Writes {@code v[vo..vo+nu)} as state units j0.. of row (d, b), in the packed-row layout. */
         void put(float[] a, int d, int b, int j0, float[] v, int vo, int nu) {
-            int base = d * mPad * P, rb = b - b % MR, rr = b % MR, end = j0 + nu;
+            int base = d * mPad * K, rb = b - b % MR, rr = b % MR, end = j0 + nu;
             for (int j = j0; j < end; ) {
-                int pc = j / kcStep * kcStep, kc = Math.min(kcStep, P - pc), stop = Math.min(end, pc + kc);
+                int pc = j / kcStep * kcStep, kc = Math.min(kcStep, K - pc), stop = Math.min(end, pc + kc);
                 for (int i = base + pc * mPad + rb * kc + (j - pc) * MR + rr; j < stop; j++, i += MR) a[i] = v[vo + j - j0];
+            }
+        }
+
+        /** Zeroes units j0.. of row (d, b) of a state buffer. */
+        void clear(float[] a, int d, int b, int j0, int nu) {
+            int base = d * mPad * K, rb = b - b % MR, rr = b % MR, end = j0 + nu;
+            for (int j = j0; j < end; ) {
+                int pc = j / kcStep * kcStep, kc = Math.min(kcStep, K - pc), stop = Math.min(end, pc + kc);
+                for (int i = base + pc * mPad + rb * kc + (j - pc) * MR + rr; j < stop; j++, i += MR) a[i] = 0f;
             }
         }
 
         /** Carries units j0.. of row (d, b) unchanged into the next state (a finished sequence). */
         void carry(float[] from, float[] to, int d, int b, int j0, int nu) {
-            int base = d * mPad * P, rb = b - b % MR, rr = b % MR, end = j0 + nu;
+            int base = d * mPad * K, rb = b - b % MR, rr = b % MR, end = j0 + nu;
             for (int j = j0; j < end; ) {
-                int pc = j / kcStep * kcStep, kc = Math.min(kcStep, P - pc), stop = Math.min(end, pc + kc);
+                int pc = j / kcStep * kcStep, kc = Math.min(kcStep, K - pc), stop = Math.min(end, pc + kc);
                 for (int i = base + pc * mPad + rb * kc + (j - pc) * MR + rr; j < stop; j++, i += MR) to[i] = from[i];
             }
         }
@@ -127,13 +164,13 @@ final class CpuSeqKernels {
          */
         void product(float[] a, int d, int j0, int nu, float[] g, float[] tile) {
             CpuGemm.PackedB wd = w[d];
-            int aBase = d * mPad * P, bn = B * nu;
-            for (int q = 0; q < G; q++) {
+            int aBase = d * mPad * K, bn = B * nu;
+            for (int q = 0; q < blocks; q++) {
                 int c0 = q * H + j0, c1 = c0 + nu;
                 for (int p = c0 / NR; p * NR < c1; p++) {
                     int pcol = p * NR, lo = Math.max(c0, pcol), hi = Math.min(c1, pcol + NR);
-                    for (int pc = 0; pc < P; pc += kcStep) {
-                        int kc = Math.min(kcStep, P - pc);
+                    for (int pc = 0; pc < K; pc += kcStep) {
+                        int kc = Math.min(kcStep, K - pc);
                         int bo = wd.sliceBase(pc) + p * kc * NR, ab = aBase + pc * mPad;
                         for (int ip = 0; ip < B; ip += MR) {
                             int mr = Math.min(MR, B - ip);
@@ -151,55 +188,43 @@ final class CpuSeqKernels {
         }
     }
 
-    /**
-     * A cell's step for one chunk (direction d, units j0..j0+nu, every row): {@code g} holds the products,
-     * gate-major ({@code g[q*B*nu + b*nu + u]}); the step overwrites it. {@code cur} and {@code next} are the
-     * state buffers the products read now and at the next step.
-     */
+    /** One phase (a step) of one chunk; {@code cur} is the state the products read, {@code next} the one written. */
     @FunctionalInterface
-    private interface ChunkStep {
-        void run(int d, int s, int j0, int nu, float[] g, float[] cur, float[] next, int thread);
+    private interface Phase {
+        void run(int phase, int chunk, float[] cur, float[] next, int thread);
     }
 
-    /** Packs the initial state {@code hsrc [D,B,H]} into the first state buffer. */
-    private float[] initState(Layer l, MemorySegment hsrc) {
-        int size = l.D * l.mPad * l.P;
-        if (stateA.length < size) {
-            stateA = new float[size];
-            stateB = new float[size];
-        }
-        java.util.Arrays.fill(stateA, 0, size, 0f);
-        java.util.Arrays.fill(stateB, 0, size, 0f);
-        float[] row = new float[l.P];
+    /** Packs the initial state {@code hsrc [D,B,H]} into the first state buffer (forward: K = H). */
+    private void initState(Layer l, MemorySegment hsrc) {
+        l.clearState();
+        float[] row = new float[l.K];
         for (int d = 0; d < l.D; d++) {
             for (int b = 0; b < l.B; b++) {
-                MemorySegment.copy(hsrc, F32, ((long) (d * l.B + b) * l.P) * Float.BYTES, row, 0, l.P);
-                l.put(stateA, d, b, 0, row, 0, l.P);
+                MemorySegment.copy(hsrc, F32, ((long) (d * l.B + b) * l.K) * Float.BYTES, row, 0, l.K);
+                l.put(stateA, d, b, 0, row, 0, l.K);
             }
         }
-        return stateA;
     }
 
-    /** Runs the layer's T steps over the chunks, with a step barrier; {@code step} does one row of one chunk. */
-    private void run(Layer l, ChunkStep step, boolean shareable) {
-        long macs = (long) l.D * l.B * l.GH * l.P;
+    /**
+     * Runs {@code phases} phases of every chunk with a barrier after each: phase i reads state buffer i%2 and
+     * writes the other. A thread takes its own chunks first, then any unclaimed one.
+     */
+    private void run(Layer l, int phases, Phase body, boolean shareable) {
+        long macs = (long) l.D * l.B * l.blocks * l.H * l.K;
         int participants = shareable && macs >= parallelMinMacs ? Math.min(pool.threads(), l.chunks) : 1;
         AtomicIntegerArray claims = new AtomicIntegerArray(l.chunks);
         AtomicInteger done = new AtomicInteger();
         Throwable[] failure = new Throwable[1];
-        int maxLen = 0;
-        for (int len : l.lens) maxLen = Math.max(maxLen, len);
-        int active = Math.min(l.T, maxLen);
-        CpuPool.Task body = (part, th) -> {
-            float[] tile = buf(th, 6, MR * NR);
+        CpuPool.Task task = (part, th) -> {
             int first = part * l.chunks / participants;
-            for (int s = 0; s < l.T; s++) {
+            for (int s = 0; s < phases; s++) {
                 float[] cur = (s & 1) == 0 ? stateA : stateB, next = (s & 1) == 0 ? stateB : stateA;
                 for (int i = 0; i < l.chunks; i++) {
                     int c = (first + i) % l.chunks;
                     if (claims.get(c) != s || !claims.compareAndSet(c, s, s + 1)) continue;
                     try {
-                        if (failure[0] == null) chunk(l, c, s, s < active, cur, next, step, tile, th);
+                        if (failure[0] == null) body.run(s, c, cur, next, th);
                     } catch (Throwable e) {
                         synchronized (failure) {
                             if (failure[0] == null) failure[0] = e;
@@ -215,19 +240,34 @@ final class CpuSeqKernels {
                 }
             }
         };
-        if (participants > 1) pool.run(participants, body);
-        else body.run(0, 0);
+        if (participants > 1) pool.run(participants, task);
+        else task.run(0, 0);
         if (failure[0] instanceof RuntimeException re) throw re;
         if (failure[0] instanceof Error e) throw e;
         if (failure[0] != null) throw new IllegalStateException("sequence kernel failed", failure[0]);
     }
 
-    private void chunk(Layer l, int c, int s, boolean anyActive, float[] cur, float[] next, ChunkStep step, float[] tile,
-                       int th) {
-        int d = c / l.perDir, j0 = (c % l.perDir) * l.units, nu = Math.min(l.units, l.H - j0);
-        float[] g = buf(th, 7, l.B * l.G * nu);
-        if (anyActive) l.product(cur, d, j0, nu, g, tile);
-        step.run(d, s, j0, nu, g, cur, next, th);
+    /** Forward phases: the product of the chunk's gate columns (skipped once every sequence has ended), then the cell. */
+    private void forward(Layer l, ChunkStep step, boolean shareable) {
+        int maxLen = 0;
+        for (int len : l.lens) maxLen = Math.max(maxLen, len);
+        int active = Math.min(l.T, maxLen);
+        run(l, l.T, (s, c, cur, next, th) -> {
+            int d = l.dir(c), j0 = l.j0(c), nu = l.nu(c);
+            float[] g = buf(th, 7, l.B * l.blocks * nu);
+            if (s < active) l.product(cur, d, j0, nu, g, buf(th, 6, MR * NR));
+            step.run(d, s, j0, nu, g, cur, next, th);
+        }, shareable);
+    }
+
+    /**
+     * A cell's step for one chunk (direction d, units j0..j0+nu, every row): {@code g} holds the products,
+     * gate-major ({@code g[q*B*nu + b*nu + u]}); the step overwrites it. {@code cur} and {@code next} are the
+     * state buffers the products read now and at the next step.
+     */
+    @FunctionalInterface
+    private interface ChunkStep {
+        void run(int d, int s, int j0, int nu, float[] g, float[] cur, float[] next, int thread);
     }
 
     private static boolean shareable(CpuPool pool, CpuKernels.Args a) {
@@ -269,7 +309,7 @@ final class CpuSeqKernels {
         int seedLo = a.i(20), seedHi = a.i(21), layer = a.i(22), thresh = a.i(23);
         float scale = a.f(24);
         int G = coupled ? 3 : 4, GH = G * H;
-        Layer l = new Layer(T, B, H, D, G, lengths, whhT, pool.threads());
+        Layer l = new Layer(T, B, H, D, G, H, lengths, whhT);
         float[] bih = heap(a.m(11), (long) D * GH), bhh = heap(a.m(12), (long) D * GH);
         float[] pw = peep ? heap(a.m(13), 3L * D * H) : null;
         initState(l, thresh != 0 ? hin : h);
@@ -332,7 +372,7 @@ final class CpuSeqKernels {
                 }
             }
         };
-        run(l, step, shareable(pool, a));
+        forward(l, step, shareable(pool, a));
     }
 
     // ------------------------------------------------------------------------------------------------------
@@ -346,7 +386,7 @@ final class CpuSeqKernels {
         int seedLo = a.i(15), seedHi = a.i(16), layer = a.i(17), thresh = a.i(18);
         float scale = a.f(19);
         int GH = 3 * H;
-        Layer l = new Layer(T, B, H, D, 3, lengths, whhT, pool.threads());
+        Layer l = new Layer(T, B, H, D, 3, H, lengths, whhT);
         float[] bih = heap(a.m(9), (long) D * GH), bhh = heap(a.m(10), (long) D * GH);
         initState(l, thresh != 0 ? hin : h);
         ChunkStep step = (d, s, j0, nu, g, cur, next, th) -> {
@@ -395,7 +435,7 @@ final class CpuSeqKernels {
                 }
             }
         };
-        run(l, step, shareable(pool, a));
+        forward(l, step, shareable(pool, a));
     }
 
     // ------------------------------------------------------------------------------------------------------
@@ -406,7 +446,7 @@ final class CpuSeqKernels {
         int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
         boolean relu = a.i(4) != 0;
         MemorySegment lengths = a.m(5), xw = a.m(6), h = a.m(11), y = a.m(12);
-        Layer l = new Layer(T, B, H, D, 1, lengths, whhT, pool.threads());
+        Layer l = new Layer(T, B, H, D, 1, H, lengths, whhT);
         float[] bih = heap(a.m(9), (long) D * H), bhh = heap(a.m(10), (long) D * H);
         initState(l, h);
         ChunkStep step = (d, s, j0, nu, g, cur, next, th) -> {
@@ -431,6 +471,190 @@ final class CpuSeqKernels {
                 l.put(next, d, b, j0, g, r, nu);
             }
         };
-        run(l, step, shareable(pool, a));
+        forward(l, step, shareable(pool, a));
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Backward: for s = T-1 .. 0 the per-step backward kernel, then dhrec = dgs W_hh (Kernels.SEQUENCE_BWD)
+
+    /**
+     * A cell's backward step for one chunk (direction d, units j0..j0+nu, every row): {@code dr} holds this step's
+     * recurrent gradient dhrec for the chunk's units ({@code dr[b*nu + u]}); the step writes its gate gradients
+     * (dgs) into {@code next}, block q at columns {@code q*H + j0 ..}.
+     */
+    @FunctionalInterface
+    private interface BackStep {
+        void run(int d, int s, int j0, int nu, float[] dr, float[] next, int thread);
+    }
+
+    /**
+     * Backward phases i = 0..T: the chunk's units of dhrec for step s = T-1-i, the product of step s+1's gate
+     * gradients (all of them: hence the barrier) with the chunk's columns of W_hh (none at phase 0: nothing has
+     * flowed back yet), then the cell's backward step s. The last phase only stores dhrec, as the per-step loop
+     * leaves it.
+     */
+    private void backward(Layer l, BackStep step, MemorySegment dhrec, boolean shareable) {
+        l.clearState();
+        run(l, l.T + 1, (i, c, cur, next, th) -> {
+            int d = l.dir(c), j0 = l.j0(c), nu = l.nu(c), s = l.T - 1 - i;
+            float[] dr = buf(th, 7, l.B * nu);
+            if (i == 0) java.util.Arrays.fill(dr, 0, l.B * nu, 0f);
+            else l.product(cur, d, j0, nu, dr, buf(th, 6, MR * NR));
+            if (s >= 0) {
+                step.run(d, s, j0, nu, dr, next, th);
+            } else {
+                for (int b = 0; b < l.B; b++) CpuRows.put(dr, b * nu, dhrec, dbw(d, b, l.B, l.H, j0), nu);
+            }
+        }, shareable);
+    }
+
+    /** lstm_seq_bwd: T B H D peep coupled lengths dy dhN dhrec dcN dc gsave csave c0 peepw whh dgs dgall + dropout. */
+    void lstmBackward(CpuKernels.Args a, CpuBuffer whh) {
+        int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
+        boolean peep = a.i(4) != 0, coupled = a.i(5) != 0;
+        MemorySegment lengths = a.m(6), dy = a.m(7), dhN = a.m(8), dhrec = a.m(9), dcN = a.m(10), dc = a.m(11),
+                gsave = a.m(12), csave = a.m(13), c0 = a.m(14), dgall = a.m(18);
+        int seedLo = a.i(19), seedHi = a.i(20), layer = a.i(21), thresh = a.i(22);
+        float scale = a.f(23);
+        int G = coupled ? 3 : 4, GH = G * H;
+        Layer l = new Layer(T, B, H, D, 1, GH, lengths, whh);
+        float[] pw = peep ? heap(a.m(15), 3L * D * H) : null;
+        BackStep step = (d, s, j0, nu, dr, next, th) -> {
+            int bn = B * nu;
+            float[] dh = buf(th, 0, bn), dcin = buf(th, 1, bn), cp = buf(th, 2, bn), tc = buf(th, 3, bn);
+            float[] gt = buf(th, 4, G * bn), dg = buf(th, 5, G * bn), dcPrev = buf(th, 8, bn);
+            float[] pwx = peep ? buf(th, 9, 3 * bn) : null;
+            int prefix = thresh != 0 ? prefix(seedLo, seedHi, layer, d) : 0;
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b], r = b * nu;
+                if (s >= len) continue;
+                int t = d == 0 ? s : len - 1 - s;
+                boolean last = s == len - 1, first = d == 0 ? t == 0 : t == len - 1;
+                long sh = dbw(d, b, B, H, j0);
+                if (last) {
+                    CpuRows.get(dhN, sh, dh, r, nu);
+                } else {
+                    System.arraycopy(dr, r, dh, r, nu);
+                    CpuRows.mask(dh, r, nu, prefix, b * H + j0, thresh, scale);
+                }
+                CpuRows.addFrom(dh, r, dy, tbd(t, b, d, B, D, H, j0), nu);
+                CpuRows.get(last ? dcN : dc, sh, dcin, r, nu);
+                CpuRows.get(first ? c0 : csave, first ? sh : tbd(d == 0 ? t - 1 : t + 1, b, d, B, D, H, j0), cp, r, nu);
+                CpuRows.get(csave, tbd(t, b, d, B, D, H, j0), tc, r, nu);
+                long go = tbd(t, b, d, B, D, GH, j0);
+                for (int q = 0; q < G; q++) CpuRows.get(gsave, go + (long) q * H, gt, q * bn + r, nu);
+                if (peep) for (int q = 0; q < 3; q++) System.arraycopy(pw, d * 3 * H + q * H + j0, pwx, q * bn + r, nu);
+            }
+            CpuRows.tanh(tc, 0, bn);
+            CpuRows.lstmBackward(dh, dcin, cp, tc, gt, bn, coupled, pwx, dg, dcPrev, bn);
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b], r = b * nu;
+                if (s >= len) {
+                    for (int q = 0; q < G; q++) {
+                        zero(dgall, tbd(s, b, d, B, D, GH, q * H + j0), nu);
+                        l.clear(next, d, b, q * H + j0, nu);
+                    }
+                    continue;
+                }
+                int t = d == 0 ? s : len - 1 - s;
+                CpuRows.put(dcPrev, r, dc, dbw(d, b, B, H, j0), nu);
+                long go = tbd(t, b, d, B, D, GH, j0);
+                for (int q = 0; q < G; q++) {
+                    CpuRows.put(dg, q * bn + r, dgall, go + (long) q * H, nu);
+                    l.put(next, d, b, q * H + j0, dg, q * bn + r, nu);
+                }
+            }
+        };
+        backward(l, step, dhrec, shareable(pool, a));
+    }
+
+    /** gru_seq_bwd: T B H D lengths dy dhN dhrec ddir gsave y h0 whh dgs dgall dgallh + dropout. */
+    void gruBackward(CpuKernels.Args a, CpuBuffer whh) {
+        int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
+        MemorySegment lengths = a.m(4), dy = a.m(5), dhN = a.m(6), dhrec = a.m(7), ddir = a.m(8), gsave = a.m(9),
+                y = a.m(10), h0 = a.m(11), dgall = a.m(14), dgallh = a.m(15);
+        int seedLo = a.i(16), seedHi = a.i(17), layer = a.i(18), thresh = a.i(19);
+        float scale = a.f(20);
+        int GH = 3 * H;
+        Layer l = new Layer(T, B, H, D, 1, GH, lengths, whh);
+        BackStep step = (d, s, j0, nu, dr, next, th) -> {
+            int bn = B * nu;
+            float[] dh = buf(th, 0, bn), g4 = buf(th, 1, 4 * bn), hp = buf(th, 2, bn), dgi = buf(th, 3, 3 * bn);
+            float[] dgh = buf(th, 4, 3 * bn), dd = buf(th, 5, bn);
+            int prefix = thresh != 0 ? prefix(seedLo, seedHi, layer, d) : 0;
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b], r = b * nu;
+                if (s >= len) continue;
+                int t = d == 0 ? s : len - 1 - s;
+                boolean last = s == len - 1, first = d == 0 ? t == 0 : t == len - 1;
+                long sh = dbw(d, b, B, H, j0);
+                if (last) {
+                    CpuRows.get(dhN, sh, dh, r, nu);
+                } else {
+                    System.arraycopy(dr, r, dh, r, nu);
+                    CpuRows.mask(dh, r, nu, prefix, b * H + j0, thresh, scale);
+                    CpuRows.addFrom(dh, r, ddir, sh, nu);
+                }
+                CpuRows.addFrom(dh, r, dy, tbd(t, b, d, B, D, H, j0), nu);
+                long go = tbd(t, b, d, B, D, 4 * H, j0);
+                for (int q = 0; q < 4; q++) CpuRows.get(gsave, go + (long) q * H, g4, q * bn + r, nu);
+                CpuRows.get(first ? h0 : y, first ? sh : tbd(d == 0 ? t - 1 : t + 1, b, d, B, D, H, j0), hp, r, nu);
+            }
+            CpuRows.gruBackward(dh, g4, hp, bn, dgi, dgh, dd, bn);
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b], r = b * nu;
+                if (s >= len) {
+                    for (int q = 0; q < 3; q++) {
+                        long ao = tbd(s, b, d, B, D, GH, q * H + j0);
+                        zero(dgall, ao, nu);
+                        zero(dgallh, ao, nu);
+                        l.clear(next, d, b, q * H + j0, nu);
+                    }
+                    continue;
+                }
+                int t = d == 0 ? s : len - 1 - s;
+                CpuRows.put(dd, r, ddir, dbw(d, b, B, H, j0), nu);
+                long ao = tbd(t, b, d, B, D, GH, j0);
+                for (int q = 0; q < 3; q++) {
+                    CpuRows.put(dgi, q * bn + r, dgall, ao + (long) q * H, nu);
+                    CpuRows.put(dgh, q * bn + r, dgallh, ao + (long) q * H, nu);
+                    l.put(next, d, b, q * H + j0, dgh, q * bn + r, nu);
+                }
+            }
+        };
+        backward(l, step, dhrec, shareable(pool, a));
+    }
+
+    /** rnn_seq_bwd: T B H D act lengths dy dhN dhrec y whh dgs dgall. */
+    void rnnBackward(CpuKernels.Args a, CpuBuffer whh) {
+        int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
+        boolean relu = a.i(4) != 0;
+        MemorySegment lengths = a.m(5), dy = a.m(6), dhN = a.m(7), dhrec = a.m(8), y = a.m(9), dgall = a.m(12);
+        Layer l = new Layer(T, B, H, D, 1, H, lengths, whh);
+        BackStep step = (d, s, j0, nu, dr, next, th) -> {
+            int bn = B * nu;
+            float[] dh = buf(th, 0, bn), yv = buf(th, 1, bn);
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b], r = b * nu;
+                if (s >= len) continue;
+                long to = tbd(d == 0 ? s : len - 1 - s, b, d, B, D, H, j0);
+                if (s == len - 1) CpuRows.get(dhN, dbw(d, b, B, H, j0), dh, r, nu);
+                else System.arraycopy(dr, r, dh, r, nu);
+                CpuRows.addFrom(dh, r, dy, to, nu);
+                CpuRows.get(y, to, yv, r, nu);
+            }
+            CpuRows.rnnBackward(dh, yv, relu, bn);
+            for (int b = 0; b < B; b++) {
+                int len = l.lens[b], r = b * nu;
+                if (s >= len) {
+                    zero(dgall, tbd(s, b, d, B, D, H, j0), nu);
+                    l.clear(next, d, b, j0, nu);
+                    continue;
+                }
+                CpuRows.put(dh, r, dgall, tbd(d == 0 ? s : len - 1 - s, b, d, B, D, H, j0), nu);
+                l.put(next, d, b, j0, dh, r, nu);
+            }
+        };
+        backward(l, step, dhrec, shareable(pool, a));
     }
 }

@@ -220,7 +220,9 @@ class CpuBackendTest {
             assertTrue(CpuKernels.SPECS.containsKey(k), "attention kernel " + k + " implemented");
         }
         for (String k : Kernels.SINGLE_GROUP) assertTrue(CpuKernels.SPECS.containsKey(k), "sequence kernel " + k + " implemented");
-        assertEquals(Kernels.ALL.size() + Kernels.SINGLE_GROUP.size() + dev.recur.schedule.AttentionKernels.ALL.size(),
+        for (String k : Kernels.SEQUENCE_BWD) assertTrue(CpuKernels.SPECS.containsKey(k), "sequence kernel " + k + " implemented");
+        assertEquals(Kernels.ALL.size() + Kernels.SINGLE_GROUP.size() + Kernels.SEQUENCE_BWD.size()
+                + dev.recur.schedule.AttentionKernels.ALL.size(),
                 CpuKernels.SPECS.size(),
                 "no kernel the schedules do not launch");
     }
