@@ -126,13 +126,20 @@ public final class CpuBackend implements DeviceBackend {
         } catch (ArithmeticException e) {
             throw new OutOfDeviceMemoryException("cpu", Long.MAX_VALUE, freeMemory(), elements + " elements");
         }
-        Arena arena = Arena.ofShared();
+        Arena arena;
         MemorySegment seg;
-        try {
-            seg = arena.allocate(bytes, 64);
-        } catch (OutOfMemoryError | IllegalArgumentException e) {
-            arena.close();
-            throw new OutOfDeviceMemoryException("cpu", bytes, freeMemory(), e.toString());
+        Recycler.Free free = recycler.take(bytes);
+        if (free != null) {
+            arena = free.arena();
+            seg = free.segment();
+        } else {
+            arena = Arena.ofShared();
+            try {
+                seg = allocateFresh(arena, bytes);
+            } catch (OutOfMemoryError | IllegalArgumentException e) {
+                arena.close();
+                throw new OutOfDeviceMemoryException("cpu", bytes, freeMemory(), e.toString());
+            }
         }
         CpuBuffer.Mem mem = new CpuBuffer.Mem(this, bytes, arena, seg);
         live.add(mem);
@@ -148,11 +155,78 @@ public final class CpuBackend implements DeviceBackend {
         return -1;
     }
 
-    /** Called once per buffer when its memory is freed, from any thread (the cleaner's included). */
-    void released(CpuBuffer.Mem m) {
-        if (live.remove(m)) inUse.addAndGet(-m.bytes);
-        packs.forget(m);
+    private MemorySegment allocateFresh(Arena arena, long bytes) {
+        try {
+            return arena.allocate(bytes, 64);
+        } catch (OutOfMemoryError e) {
+            // Memory kept for reuse is the first thing to give back.
+            recycler.drain();
+            return arena.allocate(bytes, 64);
+        }
     }
+
+    /**
+     * Called once per buffer when it is closed, from any thread (the cleaner's included): its memory goes to the
+     * {@link Recycler} or back to the system.
+     */
+    void released(CpuBuffer.Mem m, Arena arena, MemorySegment segment) {
+        try {
+            if (closed || !recycler.offer(m.bytes, arena, segment)) arena.close();
+        } finally {
+            if (live.remove(m)) inUse.addAndGet(-m.bytes);
+            packs.forget(m);
+        }
+    }
+
+    /**
+     * Closed buffers' memory, kept for the next allocation of the same size. A training step allocates its trace
+     * (the saved gates and states, hundreds of MiB for a large network) and frees it after the backward pass;
+     * taking fresh memory every time cost the zero-filling of {@code Arena.allocate} plus a page fault per 4 KiB
+     * (measured: 19 s of system time in 14 two-layer bidirectional T=100 B=64 H=512 runs). Bounded by
+     * {@value #RECYCLE_BUDGET_BYTES} bytes; not counted by {@link #memoryInUse()}; freed by {@link #close()}.
+     */
+    private static final class Recycler {
+        record Free(Arena arena, MemorySegment segment) {}
+
+        private final java.util.Map<Long, java.util.ArrayDeque<Free>> free = new java.util.HashMap<>();
+        private long bytes;
+        private boolean shut;
+
+        synchronized boolean offer(long size, Arena arena, MemorySegment segment) {
+            if (shut || bytes + size > RECYCLE_BUDGET_BYTES) return false;
+            free.computeIfAbsent(size, k -> new java.util.ArrayDeque<>()).push(new Free(arena, segment));
+            bytes += size;
+            return true;
+        }
+
+        synchronized Free take(long size) {
+            java.util.ArrayDeque<Free> q = free.get(size);
+            if (q == null || q.isEmpty()) return null;
+            bytes -= size;
+            return q.pop();
+        }
+
+        /** Frees everything kept; with {@code shut}, nothing is kept from now on. */
+        void drain(boolean shut) {
+            java.util.List<Free> all = new java.util.ArrayList<>();
+            synchronized (this) {
+                this.shut |= shut;
+                for (java.util.ArrayDeque<Free> q : free.values()) all.addAll(q);
+                free.clear();
+                bytes = 0;
+            }
+            for (Free f : all) f.arena().close();
+        }
+
+        void drain() {
+            drain(false);
+        }
+    }
+
+    /** Bytes of closed buffers the backend keeps for reuse. */
+    static final long RECYCLE_BUDGET_BYTES = 1L << 30;
+
+    private final Recycler recycler = new Recycler();
 
     private CpuBuffer check(String arg, DeviceBuffer buf, DeviceBuffer.Type type, long off, long count) {
         if (buf == null) throw new IllegalArgumentException(arg + ": must not be null");
@@ -433,6 +507,7 @@ public final class CpuBackend implements DeviceBackend {
             open = live.toArray(new CpuBuffer.Mem[0]);
         }
         for (CpuBuffer.Mem m : open) m.release();
+        recycler.drain(true);
         pool.close();
     }
 }

@@ -39,17 +39,15 @@ final class CpuBuffer implements DeviceBuffer {
         @Override
         public boolean release() {
             Arena a;
+            MemorySegment s;
             synchronized (this) {
                 a = arena;
+                s = segment;
                 if (a == null) return false;
                 arena = null;
                 segment = null;
             }
-            try {
-                a.close();
-            } finally {
-                owner.released(this);
-            }
+            owner.released(this, a, s);
             return true;
         }
 
