@@ -55,13 +55,40 @@ class PersistentHeuristicTest {
         assertEquals(Kernels.LSTM_SEQ_FWD, ScheduledRnn.persistentKernel(big, 64, Persistence.ALWAYS, k -> true));
         assertNull(ScheduledRnn.persistentKernel(lstm(8, 8), 1, Persistence.NEVER, k -> true));
         assertNull(ScheduledRnn.persistentKernel(lstm(8, 8), 1, Persistence.ALWAYS, k -> false),
-                "a backend without the optional kernel (cpu) keeps the per-step path");
+                "a backend without the optional kernel keeps the per-step path");
         assertNull(ScheduledRnn.persistentKernel(RnnConfig.builder(CellType.LSTM, 8, 8).projSize(4).build(), 1,
                 Persistence.ALWAYS, k -> true), "projection");
         assertNull(ScheduledRnn.persistentKernel(RnnConfig.builder(CellType.GRU, 8, 8).layerNorm(true).build(), 1,
                 Persistence.ALWAYS, k -> true), "layer norm");
         assertNull(ScheduledRnn.persistentKernel(RnnConfig.builder(CellType.GRU, 8, 8).gruReset(GruReset.BEFORE)
                 .build(), 1, Persistence.ALWAYS, k -> true), "GRU reset-before");
+    }
+
+    @Test
+    void aBackendWhoseSequenceKernelsUseTheWholeDeviceGetsThemAtEverySize() {
+        assertEquals(Kernels.LSTM_SEQ_FWD, ScheduledRnn.persistentKernel(lstm(512, 512), 64, Persistence.AUTO,
+                k -> true, true), "cpu: LSTM H=512 B=64");
+        assertNull(ScheduledRnn.persistentKernel(lstm(512, 512), 64, Persistence.NEVER, k -> true, true), "never");
+        assertNull(ScheduledRnn.persistentKernel(RnnConfig.builder(CellType.LSTM, 8, 8).layerNorm(true).build(), 64,
+                Persistence.AUTO, k -> true, true), "layer norm stays per step");
+        assertEquals(Kernels.LSTM_SEQ_BWD, ScheduledRnn.sequenceBackwardKernel(lstm(256, 256), Persistence.AUTO,
+                k -> true));
+        assertEquals(Kernels.GRU_SEQ_BWD, ScheduledRnn.sequenceBackwardKernel(RnnConfig.builder(CellType.GRU, 8, 8)
+                .build(), Persistence.AUTO, k -> true));
+        assertEquals(Kernels.RNN_SEQ_BWD, ScheduledRnn.sequenceBackwardKernel(RnnConfig.builder(CellType.RNN_TANH, 8,
+                8).build(), Persistence.AUTO, k -> true));
+        assertNull(ScheduledRnn.sequenceBackwardKernel(lstm(8, 8), Persistence.NEVER, k -> true), "never");
+        assertNull(ScheduledRnn.sequenceBackwardKernel(lstm(8, 8), Persistence.AUTO, k -> false), "unsupported");
+        assertNull(ScheduledRnn.sequenceBackwardKernel(RnnConfig.builder(CellType.LSTM, 8, 8).projSize(4).build(),
+                Persistence.AUTO, k -> true), "projection");
+        assertNull(ScheduledRnn.sequenceBackwardKernel(RnnConfig.builder(CellType.GRU, 8, 8).gruReset(GruReset.BEFORE)
+                .build(), Persistence.AUTO, k -> true), "GRU reset-before");
+        try (DeviceBackend cpu = dev.recur.backend.cpu.CpuBackend.open(2)) {
+            assertTrue(cpu.sequenceKernelsScale());
+            for (String k : Kernels.SINGLE_GROUP) assertTrue(cpu.supports(k), k);
+            for (String k : Kernels.SEQUENCE_BWD) assertTrue(cpu.supports(k), k);
+            assertFalse(cpu.supports(Kernels.LSTM_STEP_FWD8), "no 8-unit step kernels");
+        }
     }
 
     @Test
