@@ -37,9 +37,13 @@ public final class CpuGemm implements AutoCloseable {
     public static final int MR = 6;
     /** Columns of the micro-kernel tile: two vectors. */
     public static final int NR = 2 * L;
-    /** Depth of a packed slice: an NR-wide B micro-panel of this depth (16 KiB on AVX2) stays in L1. */
-    static final int KC = 256;
-    /** Rows of a packed A block (MC x KC floats = 120 KiB, resident in L2). */
+    /**
+     * Depth of a packed slice. An NR-wide B micro-panel of this depth is 32 KiB (L1-sized on this AVX2 machine);
+     * a deeper slice means fewer read-modify-write passes over C: 512 against 256 measured 44-46 vs 57 ms (min)
+     * for a [3200 x 512] x [512 x 2048] product on two threads.
+     */
+    static final int KC = 512;
+    /** Rows of a packed A block (MC x KC floats = 240 KiB, resident in L2). */
     static final int MC = 120;
     /** Columns of packed B per slice (KC x NC floats = 4 MiB, resident in L3). */
     static final int NC = 4096;
