@@ -15,8 +15,9 @@ import static org.jocl.CL.clReleaseKernel;
 import static org.jocl.CL.clSetKernelArg;
 
 /**
- * The register-blocked kernels of {@code kernels/common/gemm.h}: a 4 x 16 block of C per work item in float8
- * vectors when B is not transposed (the schedule's every GEMM), a scalar 8 x 4 block otherwise.
+ * The register-blocked kernels of {@code kernels/common/gemm.h}: a 6 x 16 block of C per work item in float8
+ * vectors with B staged through local memory when B is not transposed (the schedule's every GEMM), a scalar
+ * 8 x 4 block otherwise. A big transposed A (the weight gradients) is first packed by 8 x 8 tiles.
  */
 final class HandGemm implements ClGemm {
     private static final int TM = 8, TN = 4;
@@ -44,7 +45,7 @@ final class HandGemm implements ClGemm {
 
     @Override
     public String name() {
-        return "hand-written register-blocked (4x16 float8 blocks; scalar 8x4 when B is transposed)";
+        return "hand-written register-blocked (6x16 float8 blocks; scalar 8x4 when B is transposed)";
     }
 
     @Override
@@ -64,7 +65,8 @@ final class HandGemm implements ClGemm {
             setInt(tr, j++, lda);
             setInt(tr, j++, Math.toIntExact(strideA));
             setMem(tr, j, at);
-            long[] tg = {(m + localX - 1) / localX * localX, k, batch};
+            long tx = (m + 7) / 8;
+            long[] tg = {(tx + localX - 1) / localX * localX, (k + 7) / 8, batch};
             clEnqueueNDRangeKernel(queue, tr, 3, null, tg, new long[] {localX, 1, 1}, 0, null, null);
             a = at;
             offA = 0;
@@ -93,9 +95,10 @@ final class HandGemm implements ClGemm {
         setInt(kr, i++, Math.toIntExact(offC));
         setInt(kr, i++, ldc);
         setInt(kr, i, Math.toIntExact(strideC));
-        long gx = v4 ? (n + 15) / 16 : (n + TN - 1) / TN;
+        // Vector kernels: dimension 0 over blocks of 6 rows (a work-group shares one panel of B), 1 over 16 columns.
+        long gx = v4 ? (m + 5) / 6 : (n + TN - 1) / TN;
         long[] global = {(gx + localX - 1) / localX * localX,
-                v4 ? (m + 3) / 4 : (m + TM - 1) / TM, batch};
+                v4 ? (n + 15) / 16 : (m + TM - 1) / TM, batch};
         long[] local = {localX, 1, 1};
         clEnqueueNDRangeKernel(queue, kr, 3, null, global, local, 0, null, null);
     }

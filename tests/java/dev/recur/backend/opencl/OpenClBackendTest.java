@@ -115,8 +115,11 @@ class OpenClBackendTest {
     static void gemmCases(OpenClBackend g) {
         SplittableRandom r = new SplittableRandom(5);
         // {1, 48, 20}: one row in the vector kernel (rows past M repeat the last one). The last shape is big enough
-        // (m*n*k >= 2^22) for the hand GEMM to pack a transposed A first.
-        int[][] shapes = {{1, 1, 1}, {1, 48, 20}, {7, 9, 5}, {17, 33, 12}, {32, 40, 64}, {9, 3, 0}, {130, 70, 500}};
+        // (m*n*k >= 2^22) for the hand GEMM to pack a transposed A first. {101, 64, 520} and {203, 48, 700}: whole
+        // 16-column panels, a partial last block of 6 rows, several work-groups of row blocks and K over more than
+        // one 256-deep chunk of the staged B panel (the second also packs A^T, with partial 8 x 8 tiles).
+        int[][] shapes = {{1, 1, 1}, {1, 48, 20}, {7, 9, 5}, {17, 33, 12}, {32, 40, 64}, {9, 3, 0}, {130, 70, 500},
+                {101, 64, 520}, {203, 48, 700}};
         for (int[] sh : shapes) {
             int m = sh[0], n = sh[1], k = sh[2];
             for (int variant = 0; variant < 4; variant++) {
