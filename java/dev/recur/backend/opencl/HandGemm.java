@@ -67,7 +67,7 @@ final class HandGemm implements ClGemm {
             setMem(tr, j, at);
             long tx = (m + 7) / 8;
             long[] tg = {(tx + localX - 1) / localX * localX, (k + 7) / 8, batch};
-            clEnqueueNDRangeKernel(queue, tr, 3, null, tg, new long[] {localX, 1, 1}, 0, null, null);
+            clEnqueueNDRangeKernel(queue, tr, 3, null, tg, new long[] {localX, 1, 1}, 0, null, Prof.event("transpose " + k + "x" + m));
             a = at;
             offA = 0;
             lda = k;
@@ -100,7 +100,7 @@ final class HandGemm implements ClGemm {
         long[] global = {(gx + localX - 1) / localX * localX,
                 v4 ? (n + 15) / 16 : (m + TM - 1) / TM, batch};
         long[] local = {localX, 1, 1};
-        clEnqueueNDRangeKernel(queue, kr, 3, null, global, local, 0, null, null);
+        clEnqueueNDRangeKernel(queue, kr, 3, null, global, local, 0, null, Prof.event("gemm " + m + "x" + n + "x" + k + (transA ? "T" : "N") + (transB ? "T" : "N") + (batch > 1 ? " b" + batch : "")));
     }
 
     private cl_mem scratch(long floats) {

@@ -98,7 +98,7 @@ public final class OpenClBackend implements DeviceBackend {
     private OpenClBackend(OpenClDevice device, String gemmName) {
         this.device = device;
         device.program();
-        this.queue = clCreateCommandQueue(device.context, device.device, 0, null);
+        this.queue = clCreateCommandQueue(device.context, device.device, Prof.ON ? CL_QUEUE_PROFILING_ENABLE : 0, null);
         try {
             this.gemm = switch (gemmName) {
                 case "hand" -> new HandGemm(device);
@@ -274,7 +274,7 @@ public final class OpenClBackend implements DeviceBackend {
         if (count == 0) return;
         Pointer pattern = d.type == DeviceBuffer.Type.F32 ? Pointer.to(new float[] {(float) value})
                 : Pointer.to(new int[] {(int) value});
-        clEnqueueFillBuffer(queue, d.mem(), pattern, 4, off * 4, count * 4, 0, null, null);
+        clEnqueueFillBuffer(queue, d.mem(), pattern, 4, off * 4, count * 4, 0, null, Prof.event("fill"));
     }
 
     @Override
@@ -287,7 +287,7 @@ public final class OpenClBackend implements DeviceBackend {
             throw new IllegalArgumentException("copy: overlapping ranges in one buffer (src " + srcOff + ", dst " + dstOff
                     + ", count " + count + ")");
         }
-        clEnqueueCopyBuffer(queue, s.mem(), d.mem(), srcOff * 4, dstOff * 4, count * 4, 0, null, null);
+        clEnqueueCopyBuffer(queue, s.mem(), d.mem(), srcOff * 4, dstOff * 4, count * 4, 0, null, Prof.event("copy"));
     }
 
     @Override
@@ -381,7 +381,7 @@ public final class OpenClBackend implements DeviceBackend {
         }
         long[] global = globalSize.clone();
         if (singleGroup) {
-            clEnqueueNDRangeKernel(queue, k, 1, null, global, global.clone(), 0, null, null);
+            clEnqueueNDRangeKernel(queue, k, 1, null, global, global.clone(), 0, null, Prof.event(name));
             return;
         }
         long[] local = new long[global.length];
@@ -391,7 +391,7 @@ public final class OpenClBackend implements DeviceBackend {
         long lx = device.localX;
         local[0] = lx;
         global[0] = (global[0] + lx - 1) / lx * lx;
-        clEnqueueNDRangeKernel(queue, k, global.length, null, global, local, 0, null, null);
+        clEnqueueNDRangeKernel(queue, k, global.length, null, global, local, 0, null, Prof.event(name));
     }
 
 
@@ -414,6 +414,7 @@ public final class OpenClBackend implements DeviceBackend {
     public void finish() {
         ensureOpen();
         clFinish(queue);
+        Prof.resolve();
     }
 
     @Override
@@ -427,6 +428,7 @@ public final class OpenClBackend implements DeviceBackend {
         try {
             clFinish(queue);
         } finally {
+            Prof.dump();
             closed = true;
             for (ClBuffer.Mem b : live.toArray(new ClBuffer.Mem[0])) b.release();
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
