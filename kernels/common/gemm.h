@@ -107,12 +107,31 @@ FN void gemm_transpose_body(int tc, int tr, int q, int rows, int cols, GLOBAL co
  * contiguously from L1. Read in place, the panel is one 64-byte piece per row of B: at ldb = 1024 each piece
  * sits on its own 4 KiB page, which defeats the hardware prefetcher and the L1 sets, and measured on PoCL the
  * 4 x 16 block read that way ran at 45-50 GFLOP/s where this kernel runs at 130-150 (2 cores, quiet machine).
+ * When one work-group holds all M rows (the per-step GEMMs, M = batch) B is read in place instead: the copy
+ * would serve only that group's few row blocks, and measured at M = 32 it cost 10-20%.
  * Rows past M (a last partial block, e.g. the per-step GEMM at batch 32 = 5 blocks of 6 + 2) repeat row
  * M-1 and are not stored, so every block runs the vector loop; columns past N are zero in the staged panel
  * and not stored. Work items past M still take part in the copies and barriers.
  * Launch shape: grid {ceil(m/6) rounded up to the work-group width, ceil(n/16), batch}; any work-group width
  * (the copy loop strides by it). */
 #define RECUR_GEMM_KC 256
+
+/* One step of p of the 6 x 16 block: B row piece (b0, b1), the 6 A values of column pp. */
+#define RECUR_GEMMV_STEP(A_AT, b0, b1, pp)                                                                \
+    {                                                                                                     \
+        float a0 = A[A_AT(i0, pp)];                                                                       \
+        c00 = fma(a0, b0, c00); c01 = fma(a0, b1, c01);                                                   \
+        float a1 = A[A_AT(i1, pp)];                                                                       \
+        c10 = fma(a1, b0, c10); c11 = fma(a1, b1, c11);                                                   \
+        float a2 = A[A_AT(i2, pp)];                                                                       \
+        c20 = fma(a2, b0, c20); c21 = fma(a2, b1, c21);                                                   \
+        float a3 = A[A_AT(i3, pp)];                                                                       \
+        c30 = fma(a3, b0, c30); c31 = fma(a3, b1, c31);                                                   \
+        float a4 = A[A_AT(i4, pp)];                                                                       \
+        c40 = fma(a4, b0, c40); c41 = fma(a4, b1, c41);                                                   \
+        float a5 = A[A_AT(i5, pp)];                                                                       \
+        c50 = fma(a5, b0, c50); c51 = fma(a5, b1, c51);                                                   \
+    }
 
 #define RECUR_GEMMV_BODY(NAME, A_AT)                                                                      \
 FN void NAME(int ib, int jb, int q, int lid, int lsize, int M, int N, int K, float alpha,                  \
@@ -129,35 +148,41 @@ FN void NAME(int ib, int jb, int q, int lid, int lsize, int M, int N, int K, flo
     float8 c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0;                                          \
     float8 c30 = 0, c31 = 0, c40 = 0, c41 = 0, c50 = 0, c51 = 0;                                          \
     int full = j0 + 16 <= N;                                                                              \
-    for (int k0 = 0; k0 < K; k0 += RECUR_GEMM_KC) {                                                       \
-        int kc = min(RECUR_GEMM_KC, K - k0);                                                              \
-        BARRIER();                                                                                        \
-        for (int p = lid; p < kc; p += lsize) {                                                           \
-            GLOBAL const float* src = Bp + (k0 + p) * ldb;                                                \
-            if (full) {                                                                                   \
-                vstore8(vload8(0, src), 2 * p, bl);                                                       \
-                vstore8(vload8(1, src), 2 * p + 1, bl);                                                   \
-            } else {                                                                                      \
-                for (int j = 0; j < 16; j++) bl[16 * p + j] = j0 + j < N ? src[j] : 0.0f;                 \
+    if (M <= 6 * lsize) {                                                                                 \
+        /* One work-group holds every row (the per-step GEMMs): a staged panel would serve only the few    \
+         * row blocks of this group, and the copy cost more than it saved (measured at M = 32). */         \
+        if (i0 < M && full) {                                                                             \
+            for (int p = 0; p < K; p++) {                                                                 \
+                float8 b0 = vload8(0, Bp + p * ldb), b1 = vload8(1, Bp + p * ldb);                        \
+                RECUR_GEMMV_STEP(A_AT, b0, b1, p)                                                         \
+            }                                                                                             \
+        } else if (i0 < M) {                                                                              \
+            for (int p = 0; p < K; p++) {                                                                 \
+                float r[16];                                                                              \
+                for (int j = 0; j < 16; j++) r[j] = j0 + j < N ? Bp[p * ldb + j] : 0.0f;                   \
+                float8 b0 = vload8(0, r), b1 = vload8(1, r);                                              \
+                RECUR_GEMMV_STEP(A_AT, b0, b1, p)                                                         \
             }                                                                                             \
         }                                                                                                 \
-        BARRIER();                                                                                        \
-        if (i0 < M) {                                                                                     \
-            for (int p = 0; p < kc; p++) {                                                                \
-                float8 b0 = vload8(2 * p, bl), b1 = vload8(2 * p + 1, bl);                                \
-                int pp = k0 + p;                                                                          \
-                float a0 = A[A_AT(i0, pp)];                                                               \
-                c00 = fma(a0, b0, c00); c01 = fma(a0, b1, c01);                                           \
-                float a1 = A[A_AT(i1, pp)];                                                               \
-                c10 = fma(a1, b0, c10); c11 = fma(a1, b1, c11);                                           \
-                float a2 = A[A_AT(i2, pp)];                                                               \
-                c20 = fma(a2, b0, c20); c21 = fma(a2, b1, c21);                                           \
-                float a3 = A[A_AT(i3, pp)];                                                               \
-                c30 = fma(a3, b0, c30); c31 = fma(a3, b1, c31);                                           \
-                float a4 = A[A_AT(i4, pp)];                                                               \
-                c40 = fma(a4, b0, c40); c41 = fma(a4, b1, c41);                                           \
-                float a5 = A[A_AT(i5, pp)];                                                               \
-                c50 = fma(a5, b0, c50); c51 = fma(a5, b1, c51);                                           \
+    } else {                                                                                              \
+        for (int k0 = 0; k0 < K; k0 += RECUR_GEMM_KC) {                                                   \
+            int kc = min(RECUR_GEMM_KC, K - k0);                                                          \
+            BARRIER();                                                                                    \
+            for (int p = lid; p < kc; p += lsize) {                                                       \
+                GLOBAL const float* src = Bp + (k0 + p) * ldb;                                            \
+                if (full) {                                                                               \
+                    vstore8(vload8(0, src), 2 * p, bl);                                                   \
+                    vstore8(vload8(1, src), 2 * p + 1, bl);                                               \
+                } else {                                                                                  \
+                    for (int j = 0; j < 16; j++) bl[16 * p + j] = j0 + j < N ? src[j] : 0.0f;             \
+                }                                                                                         \
+            }                                                                                             \
+            BARRIER();                                                                                    \
+            if (i0 < M) {                                                                                 \
+                for (int p = 0; p < kc; p++) {                                                            \
+                    float8 b0 = vload8(2 * p, bl), b1 = vload8(2 * p + 1, bl);                            \
+                    RECUR_GEMMV_STEP(A_AT, b0, b1, k0 + p)                                                \
+                }                                                                                         \
             }                                                                                             \
         }                                                                                                 \
     }                                                                                                     \
