@@ -133,8 +133,31 @@ FN void gemm_transpose_body(int tc, int tr, int q, int rows, int cols, GLOBAL co
         c50 = fma(a5, b0, c50); c51 = fma(a5, b1, c51);                                                   \
     }
 
+/* Stores the 6 x 16 block at (i0, j0): C = alpha*acc + beta*C, or C += alpha*acc when ACCUM (later K chunks). */
+#define RECUR_GEMMV_STORE(ACCUM)                                                                          \
+    {                                                                                                     \
+        float8 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};                    \
+        float bt = (ACCUM) ? 1.0f : beta;                                                                 \
+        for (int u = 0; u < 6 && i0 + u < M; u++) {                                                       \
+            GLOBAL float* row = C + (i0 + u) * ldc + j0;                                                  \
+            if (full) {                                                                                   \
+                for (int h = 0; h < 2; h++) {                                                             \
+                    float8 v = alpha * acc[2 * u + h];                                                    \
+                    if (bt != 0.0f) v += bt * vload8(h, row);                                             \
+                    vstore8(v, h, row);                                                                   \
+                }                                                                                         \
+            } else {                                                                                      \
+                float rr[16];                                                                             \
+                vstore8(acc[2 * u], 0, rr);                                                               \
+                vstore8(acc[2 * u + 1], 1, rr);                                                           \
+                for (int j = 0; j < 16 && j0 + j < N; j++)                                                \
+                    row[j] = alpha * rr[j] + (bt == 0.0f ? 0.0f : bt * row[j]);                           \
+            }                                                                                             \
+        }                                                                                                 \
+    }
+
 #define RECUR_GEMMV_BODY(NAME, A_AT)                                                                      \
-FN void NAME(int ib, int jb, int q, int lid, int lsize, int M, int N, int K, float alpha,                  \
+FN void NAME(int ib, int jb, int q, int lid, int lsize, int gsize, int M, int N, int K, float alpha,       \
              GLOBAL const float* RESTRICT a, int offA, int lda, int strideA,                              \
              GLOBAL const float* RESTRICT b, int offB, int ldb, int strideB,                              \
              float beta, GLOBAL float* RESTRICT c, int offC, int ldc, int strideC,                        \
@@ -148,7 +171,7 @@ FN void NAME(int ib, int jb, int q, int lid, int lsize, int M, int N, int K, flo
     float8 c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0;                                          \
     float8 c30 = 0, c31 = 0, c40 = 0, c41 = 0, c50 = 0, c51 = 0;                                          \
     int full = j0 + 16 <= N;                                                                              \
-    if (M <= 6 * lsize) {                                                                                 \
+    if (M <= 6 * lsize || K == 0) {                                                                       \
         /* One work-group holds every row (the per-step GEMMs): a staged panel would serve only the few    \
          * row blocks of this group, and the copy cost more than it saved (measured at M = 32). */         \
         if (i0 < M && full) {                                                                             \
@@ -164,44 +187,38 @@ FN void NAME(int ib, int jb, int q, int lid, int lsize, int M, int N, int K, flo
                 RECUR_GEMMV_STEP(A_AT, b0, b1, p)                                                         \
             }                                                                                             \
         }                                                                                                 \
-    } else {                                                                                              \
-        for (int k0 = 0; k0 < K; k0 += RECUR_GEMM_KC) {                                                   \
-            int kc = min(RECUR_GEMM_KC, K - k0);                                                          \
-            BARRIER();                                                                                    \
-            for (int p = lid; p < kc; p += lsize) {                                                       \
-                GLOBAL const float* src = Bp + (k0 + p) * ldb;                                            \
-                if (full) {                                                                               \
-                    vstore8(vload8(0, src), 2 * p, bl);                                                   \
-                    vstore8(vload8(1, src), 2 * p + 1, bl);                                               \
-                } else {                                                                                  \
-                    for (int j = 0; j < 16; j++) bl[16 * p + j] = j0 + j < N ? src[j] : 0.0f;             \
-                }                                                                                         \
-            }                                                                                             \
-            BARRIER();                                                                                    \
-            if (i0 < M) {                                                                                 \
-                for (int p = 0; p < kc; p++) {                                                            \
-                    float8 b0 = vload8(2 * p, bl), b1 = vload8(2 * p + 1, bl);                            \
-                    RECUR_GEMMV_STEP(A_AT, b0, b1, k0 + p)                                                \
-                }                                                                                         \
+        if (i0 >= M) return;                                                                              \
+        RECUR_GEMMV_STORE(0)                                                                              \
+        return;                                                                                           \
+    }                                                                                                     \
+    /* Staged: this work item owns row blocks ib*rb .. ib*rb + rb-1, rb = ceil(blocks / gsize), so a group's     \
+     * panel copy serves 16*rb row blocks; over K > RECUR_GEMM_KC the block is accumulated in C chunk by chunk. */ \
+    int blocks = (M + 5) / 6, rb = (blocks + gsize - 1) / gsize;                                          \
+    for (int k0 = 0; k0 < K; k0 += RECUR_GEMM_KC) {                                                       \
+        int kc = min(RECUR_GEMM_KC, K - k0);                                                              \
+        BARRIER();                                                                                        \
+        for (int p = lid; p < kc; p += lsize) {                                                           \
+            GLOBAL const float* src = Bp + (k0 + p) * ldb;                                                \
+            if (full) {                                                                                   \
+                vstore8(vload8(0, src), 2 * p, bl);                                                       \
+                vstore8(vload8(1, src), 2 * p + 1, bl);                                                   \
+            } else {                                                                                      \
+                for (int j = 0; j < 16; j++) bl[16 * p + j] = j0 + j < N ? src[j] : 0.0f;                 \
             }                                                                                             \
         }                                                                                                 \
-    }                                                                                                     \
-    if (i0 >= M) return;                                                                                  \
-    float8 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};                        \
-    for (int u = 0; u < 6 && i0 + u < M; u++) {                                                           \
-        GLOBAL float* row = C + (i0 + u) * ldc + j0;                                                      \
-        if (full) {                                                                                       \
-            for (int h = 0; h < 2; h++) {                                                                 \
-                float8 v = alpha * acc[2 * u + h];                                                        \
-                if (beta != 0.0f) v += beta * vload8(h, row);                                             \
-                vstore8(v, h, row);                                                                       \
+        BARRIER();                                                                                        \
+        for (int r = 0; r < rb; r++) {                                                                    \
+            i0 = (ib * rb + r) * 6;                                                                       \
+            if (i0 >= M) break;                                                                           \
+            i1 = min(i0 + 1, M - 1); i2 = min(i0 + 2, M - 1); i3 = min(i0 + 3, M - 1);                    \
+            i4 = min(i0 + 4, M - 1); i5 = min(i0 + 5, M - 1);                                             \
+            c00 = 0; c01 = 0; c10 = 0; c11 = 0; c20 = 0; c21 = 0;                                         \
+            c30 = 0; c31 = 0; c40 = 0; c41 = 0; c50 = 0; c51 = 0;                                         \
+            for (int p = 0; p < kc; p++) {                                                                \
+                float8 b0 = vload8(2 * p, bl), b1 = vload8(2 * p + 1, bl);                                \
+                RECUR_GEMMV_STEP(A_AT, b0, b1, k0 + p)                                                    \
             }                                                                                             \
-        } else {                                                                                          \
-            float r[16];                                                                                  \
-            vstore8(acc[2 * u], 0, r);                                                                    \
-            vstore8(acc[2 * u + 1], 1, r);                                                                \
-            for (int j = 0; j < 16 && j0 + j < N; j++)                                                    \
-                row[j] = alpha * r[j] + (beta == 0.0f ? 0.0f : beta * row[j]);                            \
+            RECUR_GEMMV_STORE(k0 > 0)                                                                     \
         }                                                                                                 \
     }                                                                                                     \
 }

@@ -26,7 +26,8 @@ KERNEL void NAME(int M, int N, int K, float alpha,                              
                  GLOBAL const float* RESTRICT b, int offB, int ldb, int strideB,                        \
                  float beta, GLOBAL float* RESTRICT c, int offC, int ldc, int strideC) {                \
     LOCAL_MEM float bl[RECUR_GEMM_KC * 16];                                                             \
-    BODY(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), LOCAL_ID0, LOCAL_SIZE0, M, N, K, alpha,              \
+    BODY(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), LOCAL_ID0, LOCAL_SIZE0, (int) get_global_size(0), M, N, K, \
+         alpha,                                                                                         \
          a, offA, lda, strideA, b, offB, ldb, strideB, beta, c, offC, ldc, strideC, bl);                \
 }
 

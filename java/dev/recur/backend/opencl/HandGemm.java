@@ -96,11 +96,28 @@ final class HandGemm implements ClGemm {
         setInt(kr, i++, ldc);
         setInt(kr, i, Math.toIntExact(strideC));
         // Vector kernels: dimension 0 over blocks of 6 rows (a work-group shares one panel of B), 1 over 16 columns.
-        long gx = v4 ? (m + 5) / 6 : (n + TN - 1) / TN;
+        long gx = v4 ? rowItems(m, n, batch) : (n + TN - 1) / TN;
         long[] global = {(gx + localX - 1) / localX * localX,
                 v4 ? (n + 15) / 16 : (m + TM - 1) / TM, batch};
         long[] local = {localX, 1, 1};
         clEnqueueNDRangeKernel(queue, kr, 3, null, global, local, 0, null, Prof.event("gemm " + m + "x" + n + "x" + k + (transA ? "T" : "N") + (transB ? "T" : "N") + (batch > 1 ? " b" + batch : "")));
+    }
+
+    /** Most row blocks one work item of the vector kernel takes: a group's staged B panel then serves 16 * 4. */
+    private static final int MAX_ROW_BLOCKS = 4;
+
+    /**
+     * Work items along dimension 0 of the vector kernels, which give each one ceil(blocks / items) blocks of 6 rows
+     * when the B panel is staged (m above one work-group's rows): up to {@link #MAX_ROW_BLOCKS}, fewer while that
+     * would leave under 8 work-groups for the device's threads.
+     */
+    private long rowItems(int m, int n, int batch) {
+        long blocks = (m + 5) / 6;
+        if (m <= 6 * localX) return blocks;
+        long panels = (long) ((n + 15) / 16) * batch;
+        int rb = MAX_ROW_BLOCKS;
+        while (rb > 1 && (blocks + localX * rb - 1) / (localX * rb) * panels < 8) rb /= 2;
+        return (blocks + rb - 1) / rb;
     }
 
     private cl_mem scratch(long floats) {
