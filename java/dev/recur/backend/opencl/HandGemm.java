@@ -56,7 +56,7 @@ final class HandGemm implements ClGemm {
             // Big A^T B (the weight gradients): pack A^T row-major once, then the NN kernel (3x faster than TN).
             long need = (long) batch * m * k;
             cl_mem at = scratch(need);
-            cl_kernel tr = kernels[6];
+            int tr = 6;
             int j = 0;
             setInt(tr, j++, k);
             setInt(tr, j++, m);
@@ -67,7 +67,7 @@ final class HandGemm implements ClGemm {
             setMem(tr, j, at);
             long tx = (m + 7) / 8;
             long[] tg = {(tx + localX - 1) / localX * localX, (k + 7) / 8, batch};
-            clEnqueueNDRangeKernel(queue, tr, 3, null, tg, new long[] {localX, 1, 1}, 0, null, Prof.event("transpose " + k + "x" + m));
+            clEnqueueNDRangeKernel(queue, kernels[tr], 3, null, tg, new long[] {localX, 1, 1}, 0, null, Prof.event("transpose " + k + "x" + m));
             a = at;
             offA = 0;
             lda = k;
@@ -76,7 +76,7 @@ final class HandGemm implements ClGemm {
         }
         // B not transposed (every GEMM of the schedule): 4x16 float8 blocks; else scalar 8x4 blocks.
         boolean v4 = !transB;
-        cl_kernel kr = v4 ? kernels[4 + (transA ? 1 : 0)] : kernels[(transA ? 2 : 0) + (transB ? 1 : 0)];
+        int kr = v4 ? 4 + (transA ? 1 : 0) : (transA ? 2 : 0) + (transB ? 1 : 0);
         int i = 0;
         setInt(kr, i++, m);
         setInt(kr, i++, n);
@@ -100,7 +100,7 @@ final class HandGemm implements ClGemm {
         long[] global = {(gx + localX - 1) / localX * localX,
                 v4 ? (n + 15) / 16 : (m + TM - 1) / TM, batch};
         long[] local = {localX, 1, 1};
-        clEnqueueNDRangeKernel(queue, kr, 3, null, global, local, 0, null, Prof.event("gemm " + m + "x" + n + "x" + k + (transA ? "T" : "N") + (transB ? "T" : "N") + (batch > 1 ? " b" + batch : "")));
+        clEnqueueNDRangeKernel(queue, kernels[kr], 3, null, global, local, 0, null, Prof.event("gemm " + m + "x" + n + "x" + k + (transA ? "T" : "N") + (transB ? "T" : "N") + (batch > 1 ? " b" + batch : "")));
     }
 
     /** Most row blocks one work item of the vector kernel takes: a group's staged B panel then serves 16 * 4. */
@@ -130,16 +130,33 @@ final class HandGemm implements ClGemm {
         return packed;
     }
 
-    private static void setInt(cl_kernel k, int i, int v) {
-        clSetKernelArg(k, i, Sizeof.cl_int, Pointer.to(new int[] {v}));
+    /*
+     * Argument values last set on each kernel: OpenCL keeps them on the kernel object, so a call sets only those
+     * that changed (in the time loop usually none or an offset). Each set is a JNI call with an allocation, and
+     * on a 2-core host the enqueueing thread competes with the device's worker threads for the same cores.
+     */
+    private final Object[][] last = new Object[7][17];
+
+    private void setInt(int k, int i, int v) {
+        if (last[k][i] instanceof Integer x && x == v) return;
+        last[k][i] = null;
+        clSetKernelArg(kernels[k], i, Sizeof.cl_int, Pointer.to(new int[] {v}));
+        last[k][i] = v;
     }
 
-    private static void setFloat(cl_kernel k, int i, float v) {
-        clSetKernelArg(k, i, Sizeof.cl_float, Pointer.to(new float[] {v}));
+    private void setFloat(int k, int i, float v) {
+        if (last[k][i] instanceof Float x && Float.floatToRawIntBits(x) == Float.floatToRawIntBits(v)) return;
+        last[k][i] = null;
+        clSetKernelArg(kernels[k], i, Sizeof.cl_float, Pointer.to(new float[] {v}));
+        last[k][i] = v;
     }
 
-    private static void setMem(cl_kernel k, int i, cl_mem m) {
-        clSetKernelArg(k, i, Sizeof.cl_mem, Pointer.to(m));
+    private void setMem(int k, int i, cl_mem m) {
+        // By identity: a released cl_mem object is never used again, and a new buffer is a new object.
+        if (last[k][i] == m) return;
+        last[k][i] = null;
+        clSetKernelArg(kernels[k], i, Sizeof.cl_mem, Pointer.to(m));
+        last[k][i] = m;
     }
 
     @Override
