@@ -53,7 +53,8 @@ final class HandGemm implements ClGemm {
                      cl_mem a, long offA, int lda, long strideA, cl_mem b, long offB, int ldb, long strideB,
                      float beta, cl_mem c, long offC, int ldc, long strideC, int batch) {
         if (transA && !transB && (long) m * n * k >= PACK_MIN_WORK) {
-            // Big A^T B (the weight gradients): pack A^T row-major once, then the NN kernel (3x faster than TN).
+            // Big A^T B (the weight gradients): pack A^T row-major once, then the NN kernel. Read in place, A^T's column
+            // of 6 values sits on its own page per p at lda = 1024, and the TN kernel ran at half the NN speed.
             long need = (long) batch * m * k;
             cl_mem at = scratch(need);
             int tr = 6;
@@ -67,14 +68,14 @@ final class HandGemm implements ClGemm {
             setMem(tr, j, at);
             long tx = (m + 7) / 8;
             long[] tg = {(tx + localX - 1) / localX * localX, (k + 7) / 8, batch};
-            clEnqueueNDRangeKernel(queue, kernels[tr], 3, null, tg, new long[] {localX, 1, 1}, 0, null, Prof.event("transpose " + k + "x" + m));
+            clEnqueueNDRangeKernel(queue, kernels[tr], 3, null, tg, new long[] {localX, 1, 1}, 0, null, null);
             a = at;
             offA = 0;
             lda = k;
             strideA = (long) m * k;
             transA = false;
         }
-        // B not transposed (every GEMM of the schedule): 4x16 float8 blocks; else scalar 8x4 blocks.
+        // B not transposed (every GEMM of the schedule): 6x16 float8 blocks; else scalar 8x4 blocks.
         boolean v4 = !transB;
         int kr = v4 ? 4 + (transA ? 1 : 0) : (transA ? 2 : 0) + (transB ? 1 : 0);
         int i = 0;
@@ -100,7 +101,7 @@ final class HandGemm implements ClGemm {
         long[] global = {(gx + localX - 1) / localX * localX,
                 v4 ? (n + 15) / 16 : (m + TM - 1) / TM, batch};
         long[] local = {localX, 1, 1};
-        clEnqueueNDRangeKernel(queue, kernels[kr], 3, null, global, local, 0, null, Prof.event("gemm " + m + "x" + n + "x" + k + (transA ? "T" : "N") + (transB ? "T" : "N") + (batch > 1 ? " b" + batch : "")));
+        clEnqueueNDRangeKernel(queue, kernels[kr], 3, null, global, local, 0, null, null);
     }
 
     /** Most row blocks one work item of the vector kernel takes: a group's staged B panel then serves 16 * 4. */

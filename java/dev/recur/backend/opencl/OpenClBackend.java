@@ -28,12 +28,13 @@ import static org.jocl.CL.*;
  * are shared per process ({@link OpenClDevice}); each backend has its own in-order queue, kernel objects and
  * memory account, and frees whatever buffers are still open when it is closed.
  *
- * <p>GEMM: {@link HandGemm} by default; {@code -Drecur.opencl.gemm=clblast} selects CLBlast. Measured with
- * {@code OpenClGemmBench} on PoCL (2-core EPYC shared with other jobs, load 5-9, so absolute numbers are noisy;
- * JMH averages, GFLOP/s hand / CLBlast): input projection m=1600 n=1024 k=256 NN 23.5 / 2.6, per step m=32
- * n=1024 k=256 NN 29.1 / 3.0, dx 1600x256x1024 NN 26.9 / 4.1, dW 1024x256x1600 TN 15.0 / 1.7, and NT (not used
- * by the schedule) 3.0 / 1.9. The hand-written kernel wins at every shape; the schedule keeps transposed weight
- * copies so that all its GEMMs have a non-transposed B, the hand kernel's vector case.
+ * <p>GEMM: {@link HandGemm} by default; {@code -Drecur.opencl.gemm=clblast} selects CLBlast. Measured on PoCL
+ * (2-core EPYC shared with other jobs; one call plus clFinish, median of 20-200 at a quiet moment, GFLOP/s), the
+ * 6 x 16 kernel against the earlier 4 x 16 one: input projection m=1600 n=1024 k=256 NN 124 (was 91), per step
+ * m=32 n=1024 k=256 NN 75 (35; about 70 us of each call is the clFinish round trip), per-step backward m=32 n=256
+ * k=1024 NN 68 (35), dx 1600x256x1024 NN 112 (85), dW 1024x256x1600 TN 105 (49, both packing A^T first).
+ * {@code OpenClGemmBench} measured CLBlast at 2-4 and the NT case (not used by the schedule) at 3; the schedule
+ * keeps transposed weight copies so that all its GEMMs have a non-transposed B, the hand kernel's vector case.
  *
  * <p>Optional kernels ({@link #supports}): every one of {@link Kernels#OPTIONAL}. The 8-units-per-work-item step
  * kernels ({@code *_step_fwd8}, {@code lstm_step_bwd8}) because PoCL does not vectorise the one-unit step kernels
@@ -98,7 +99,7 @@ public final class OpenClBackend implements DeviceBackend {
     private OpenClBackend(OpenClDevice device, String gemmName) {
         this.device = device;
         device.program();
-        this.queue = clCreateCommandQueue(device.context, device.device, Prof.ON ? CL_QUEUE_PROFILING_ENABLE : 0, null);
+        this.queue = clCreateCommandQueue(device.context, device.device, 0, null);
         try {
             this.gemm = switch (gemmName) {
                 case "hand" -> new HandGemm(device);
@@ -274,7 +275,7 @@ public final class OpenClBackend implements DeviceBackend {
         if (count == 0) return;
         Pointer pattern = d.type == DeviceBuffer.Type.F32 ? Pointer.to(new float[] {(float) value})
                 : Pointer.to(new int[] {(int) value});
-        clEnqueueFillBuffer(queue, d.mem(), pattern, 4, off * 4, count * 4, 0, null, Prof.event("fill"));
+        clEnqueueFillBuffer(queue, d.mem(), pattern, 4, off * 4, count * 4, 0, null, null);
     }
 
     @Override
@@ -287,7 +288,7 @@ public final class OpenClBackend implements DeviceBackend {
             throw new IllegalArgumentException("copy: overlapping ranges in one buffer (src " + srcOff + ", dst " + dstOff
                     + ", count " + count + ")");
         }
-        clEnqueueCopyBuffer(queue, s.mem(), d.mem(), srcOff * 4, dstOff * 4, count * 4, 0, null, Prof.event("copy"));
+        clEnqueueCopyBuffer(queue, s.mem(), d.mem(), srcOff * 4, dstOff * 4, count * 4, 0, null, null);
     }
 
     @Override
@@ -381,7 +382,7 @@ public final class OpenClBackend implements DeviceBackend {
         }
         long[] global = globalSize.clone();
         if (singleGroup) {
-            clEnqueueNDRangeKernel(queue, k, 1, null, global, global.clone(), 0, null, Prof.event(name));
+            clEnqueueNDRangeKernel(queue, k, 1, null, global, global.clone(), 0, null, null);
             return;
         }
         long[] local = new long[global.length];
@@ -391,7 +392,7 @@ public final class OpenClBackend implements DeviceBackend {
         long lx = device.localX;
         local[0] = lx;
         global[0] = (global[0] + lx - 1) / lx * lx;
-        clEnqueueNDRangeKernel(queue, k, global.length, null, global, local, 0, null, Prof.event(name));
+        clEnqueueNDRangeKernel(queue, k, global.length, null, global, local, 0, null, null);
     }
 
 
@@ -414,7 +415,6 @@ public final class OpenClBackend implements DeviceBackend {
     public void finish() {
         ensureOpen();
         clFinish(queue);
-        Prof.resolve();
     }
 
     @Override
@@ -428,7 +428,6 @@ public final class OpenClBackend implements DeviceBackend {
         try {
             clFinish(queue);
         } finally {
-            Prof.dump();
             closed = true;
             for (ClBuffer.Mem b : live.toArray(new ClBuffer.Mem[0])) b.release();
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
