@@ -103,7 +103,7 @@ FN void gru_step_fwd8_body(int jc, int b, int d, int s, int T, int B, int H, int
     }
 }
 
-FN void gru_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D,
+FN void gru_step_bwd_unit(int j, int b, int d, int s, int T, int B, int H, int D,
                           GLOBAL const int* lengths, GLOBAL const float* dy, GLOBAL const float* dhN,
                           GLOBAL const float* dhrec, GLOBAL float* ddir, GLOBAL const float* gsave,
                           GLOBAL const float* y, GLOBAL const float* h0,
@@ -146,6 +146,56 @@ FN void gru_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D
     dgallh[ao] = dr_pre;
     dgallh[ao + H] = dz_pre;
     dgallh[ao + 2 * H] = dn_pre * r;
+}
+
+/* gru_step_bwd: the one-unit body above, and on OpenCL the first work item of every 8 units runs all 8 as float8
+ * vectors (the other 7 return; hosts round grids up to whole work-groups of 16 or 64, so every unit is covered):
+ * PoCL runs the one-unit body one scalar work item at a time, 190 us per step at B = 32, H = 256. */
+FN void gru_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D,
+                          GLOBAL const int* lengths, GLOBAL const float* dy, GLOBAL const float* dhN,
+                          GLOBAL const float* dhrec, GLOBAL float* ddir, GLOBAL const float* gsave,
+                          GLOBAL const float* y, GLOBAL const float* h0,
+                          GLOBAL float* dgs, GLOBAL float* dgall, GLOBAL float* dgallh,
+                          int seed_lo, int seed_hi, int layer, int thresh, float scale) {
+#if defined(__OPENCL_VERSION__)
+    if (j >= H || b >= B || d >= D || (j & 7) != 0) return;
+    int len = lengths[b];
+    if (j + 8 <= H && s < len && thresh == 0) {
+        int GH = 3 * H;
+        int t = recur_time(s, d, len);
+        int sh = recur_dbw(d, b, B, H, j);
+        int th = recur_tbd(t, b, d, B, D, H, j);
+        float8 dh = (s == len - 1 ? vload8(0, dhN + sh) : vload8(0, dhrec + sh) + vload8(0, ddir + sh))
+                    + vload8(0, dy + th);
+        GLOBAL const float* g = gsave + recur_tbd(t, b, d, B, D, 4 * H, j);
+        float8 r = vload8(0, g), z = vload8(0, g + H), n = vload8(0, g + 2 * H), hn = vload8(0, g + 3 * H);
+        float8 hp = recur_is_first(t, d, len) ? vload8(0, h0 + sh)
+                                              : vload8(0, y + recur_tbd(recur_prev_time(t, d), b, d, B, D, H, j));
+        float8 dn_pre = dh * (1.0f - z) * (1.0f - n * n);
+        float8 dz_pre = dh * (hp - n) * z * (1.0f - z);
+        float8 dr_pre = dn_pre * hn * r * (1.0f - r);
+        vstore8(dh * z, 0, ddir + sh);
+        GLOBAL float* gs = dgs + recur_dbw(d, b, B, GH, j);
+        int ao = recur_tbd(t, b, d, B, D, GH, j);
+        vstore8(dr_pre, 0, gs);
+        vstore8(dz_pre, 0, gs + H);
+        vstore8(dn_pre * r, 0, gs + 2 * H);
+        vstore8(dr_pre, 0, dgall + ao);
+        vstore8(dz_pre, 0, dgall + ao + H);
+        vstore8(dn_pre, 0, dgall + ao + 2 * H);
+        vstore8(dr_pre, 0, dgallh + ao);
+        vstore8(dz_pre, 0, dgallh + ao + H);
+        vstore8(dn_pre * r, 0, dgallh + ao + 2 * H);
+        return;
+    }
+    for (int u = j; u < j + 8 && u < H; u++) {
+        gru_step_bwd_unit(u, b, d, s, T, B, H, D, lengths, dy, dhN, dhrec, ddir, gsave, y, h0, dgs, dgall, dgallh,
+                          seed_lo, seed_hi, layer, thresh, scale);
+    }
+#else
+    gru_step_bwd_unit(j, b, d, s, T, B, H, D, lengths, dy, dhN, dhrec, ddir, gsave, y, h0, dgs, dgall, dgallh,
+                      seed_lo, seed_hi, layer, thresh, scale);
+#endif
 }
 
 /* GRU with the reset gate applied BEFORE the recurrent matmul (Cho et al.): n = tanh(xw_n + b_in + W_hn (r*h~) + b_hn).

@@ -48,7 +48,7 @@ FN void rnn_step_fwd8_body(int jc, int b, int d, int s, int T, int B, int H, int
     for (int u = 0; u < 8; u++) rnn_step_fwd_body(j0 + u, b, d, s, T, B, H, D, act, lengths, xw, hw, bih, bhh, h, y);
 }
 
-FN void rnn_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D, int act,
+FN void rnn_step_bwd_unit(int j, int b, int d, int s, int T, int B, int H, int D, int act,
                           GLOBAL const int* lengths, GLOBAL const float* dy, GLOBAL const float* dhN,
                           GLOBAL const float* dhrec, GLOBAL const float* y,
                           GLOBAL float* dgs, GLOBAL float* dgall) {
@@ -67,6 +67,32 @@ FN void rnn_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D
     float dpre = act == 0 ? dh * (1.0f - v * v) : (v > 0.0f ? dh : 0.0f);
     dgs[sd] = dpre;
     dgall[td] = dpre;
+}
+
+/* rnn_step_bwd: the one-unit body above, and on OpenCL the first work item of every 8 units runs all 8 as float8
+ * vectors (the other 7 return; hosts round grids up to whole work-groups of 16 or 64, so every unit is covered). */
+FN void rnn_step_bwd_body(int j, int b, int d, int s, int T, int B, int H, int D, int act,
+                          GLOBAL const int* lengths, GLOBAL const float* dy, GLOBAL const float* dhN,
+                          GLOBAL const float* dhrec, GLOBAL const float* y,
+                          GLOBAL float* dgs, GLOBAL float* dgall) {
+#if defined(__OPENCL_VERSION__)
+    if (j >= H || b >= B || d >= D || (j & 7) != 0) return;
+    int len = lengths[b];
+    if (j + 8 <= H && s < len) {
+        int t = recur_time(s, d, len);
+        int sd = recur_dbw(d, b, B, H, j);
+        int td = recur_tbd(t, b, d, B, D, H, j);
+        float8 dh = (s == len - 1 ? vload8(0, dhN + sd) : vload8(0, dhrec + sd)) + vload8(0, dy + td);
+        float8 v = vload8(0, y + td);
+        float8 dpre = act == 0 ? dh * (1.0f - v * v) : select((float8) 0.0f, dh, v > 0.0f);
+        vstore8(dpre, 0, dgs + sd);
+        vstore8(dpre, 0, dgall + td);
+        return;
+    }
+    for (int u = j; u < j + 8 && u < H; u++) rnn_step_bwd_unit(u, b, d, s, T, B, H, D, act, lengths, dy, dhN, dhrec, y, dgs, dgall);
+#else
+    rnn_step_bwd_unit(j, b, d, s, T, B, H, D, act, lengths, dy, dhN, dhrec, y, dgs, dgall);
+#endif
 }
 
 #endif

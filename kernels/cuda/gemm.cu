@@ -43,7 +43,8 @@ KERNEL void gemm_tt(int M, int N, int K, float alpha,
                  b, offB, ldb, strideB, beta, c, offC, ldc, strideC);
 }
 
-/* gemm_transpose: packs op(A) = A^T into a row-major scratch so the GEMM runs as NN. Grid {cols, rows, batch}. */
+/* gemm_transpose: packs op(A) = A^T into a row-major scratch so the GEMM runs as NN. Grid {ceil(cols/8),
+ * ceil(rows/8), batch}: one 8 x 8 tile per work item. */
 KERNEL void gemm_transpose(int rows, int cols, GLOBAL const float* RESTRICT src, int off, int ld, int stride,
                            GLOBAL float* RESTRICT dst) {
     gemm_transpose_body(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), rows, cols, src, off, ld, stride, dst);

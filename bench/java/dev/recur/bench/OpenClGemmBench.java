@@ -34,8 +34,9 @@ import java.util.concurrent.TimeUnit;
 public class OpenClGemmBench {
     @Param({"hand", "clblast"})
     public String gemm;
-    /** m x n x k and op: input projection, per-step recurrent, dx, dW. */
-    @Param({"1600x1024x256:NN", "32x1024x256:NN", "1600x1024x256:NT", "1600x256x1024:NN", "1024x256x1600:TN"})
+    /** m x n x k and op: input projection, per-step recurrent forward and backward, dx, dW. */
+    @Param({"1600x1024x256:NN", "32x1024x256:NN", "32x256x1024:NN", "1600x1024x256:NT", "1600x256x1024:NN",
+            "1024x256x1600:TN"})
     public String shape;
 
     OpenClBackend be;

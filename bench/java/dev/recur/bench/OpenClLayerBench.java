@@ -35,8 +35,14 @@ import java.util.concurrent.TimeUnit;
  * after the float8 step kernels and the rational tanh, run back to back: LSTM fwd 93.6 / 47.9 (52.2 in a second
  * run), fwd_bwd 223 / 182 (177); GRU fwd 49.3 / 32.8 (31.6), fwd_bwd 178 / 123 (126); RNN-tanh fwd 23.8 / 13.2
  * (12.2), fwd_bwd 63.6 / 53.4 (47.0). PyTorch with default OpenBLAS on a quiet machine of this kind: LSTM 53 / 169,
- * GRU 39 / 134, RNN-tanh fwd 14.6. What remains is GEMM: the input, recurrent and weight-gradient GEMMs run at
- * about 30 GFLOP/s per core (a third of AVX2 FMA peak).
+ * GRU 39 / 134, RNN-tanh fwd 14.6. What remained then was GEMM, at about 30 GFLOP/s per core.
+ *
+ * <p>After the 6 x 16 staged GEMM, the float8 col_sum / gather_hprev / GRU and RNN backward steps (branch clperf2,
+ * measured with {@code ./recur bench ... --repeats 30 --warmup 30}, median / min ms, base 1ff4a85 and new run
+ * alternately, load 1.3-1.7): LSTM fwd 33.5 / 26.8 -> 26.0 / 18.7, fwd_bwd 119 / 96 -> 83 / 62; GRU fwd 21.4 / 19.1
+ * -> 19.1 / 17.8, fwd_bwd 87 / 71 -> 66 / 50; RNN-tanh fwd 9.3 / 6.4 -> 9.6 / 7.1 (unchanged: per-step launches),
+ * fwd_bwd 36.6 / 25.4 -> 26.2 / 18.6. Big GEMMs now run at 105-125 GFLOP/s on the two cores, the per-step ones
+ * at 70-90.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)

@@ -15,8 +15,9 @@ import static org.jocl.CL.clReleaseKernel;
 import static org.jocl.CL.clSetKernelArg;
 
 /**
- * The register-blocked kernels of {@code kernels/common/gemm.h}: a 4 x 16 block of C per work item in float8
- * vectors when B is not transposed (the schedule's every GEMM), a scalar 8 x 4 block otherwise.
+ * The register-blocked kernels of {@code kernels/common/gemm.h}: a 6 x 16 block of C per work item in float8
+ * vectors with B staged through local memory when B is not transposed (the schedule's every GEMM), a scalar
+ * 8 x 4 block otherwise. A big transposed A (the weight gradients) is first packed by 8 x 8 tiles.
  */
 final class HandGemm implements ClGemm {
     private static final int TM = 8, TN = 4;
@@ -44,7 +45,7 @@ final class HandGemm implements ClGemm {
 
     @Override
     public String name() {
-        return "hand-written register-blocked (4x16 float8 blocks; scalar 8x4 when B is transposed)";
+        return "hand-written register-blocked (6x16 float8 blocks; scalar 8x4 when B is transposed)";
     }
 
     @Override
@@ -52,10 +53,11 @@ final class HandGemm implements ClGemm {
                      cl_mem a, long offA, int lda, long strideA, cl_mem b, long offB, int ldb, long strideB,
                      float beta, cl_mem c, long offC, int ldc, long strideC, int batch) {
         if (transA && !transB && (long) m * n * k >= PACK_MIN_WORK) {
-            // Big A^T B (the weight gradients): pack A^T row-major once, then the NN kernel (3x faster than TN).
+            // Big A^T B (the weight gradients): pack A^T row-major once, then the NN kernel. Read in place, A^T's column
+            // of 6 values sits on its own page per p at lda = 1024, and the TN kernel ran at half the NN speed.
             long need = (long) batch * m * k;
             cl_mem at = scratch(need);
-            cl_kernel tr = kernels[6];
+            int tr = 6;
             int j = 0;
             setInt(tr, j++, k);
             setInt(tr, j++, m);
@@ -64,17 +66,18 @@ final class HandGemm implements ClGemm {
             setInt(tr, j++, lda);
             setInt(tr, j++, Math.toIntExact(strideA));
             setMem(tr, j, at);
-            long[] tg = {(m + localX - 1) / localX * localX, k, batch};
-            clEnqueueNDRangeKernel(queue, tr, 3, null, tg, new long[] {localX, 1, 1}, 0, null, null);
+            long tx = (m + 7) / 8;
+            long[] tg = {(tx + localX - 1) / localX * localX, (k + 7) / 8, batch};
+            clEnqueueNDRangeKernel(queue, kernels[tr], 3, null, tg, new long[] {localX, 1, 1}, 0, null, null);
             a = at;
             offA = 0;
             lda = k;
             strideA = (long) m * k;
             transA = false;
         }
-        // B not transposed (every GEMM of the schedule): 4x16 float8 blocks; else scalar 8x4 blocks.
+        // B not transposed (every GEMM of the schedule): 6x16 float8 blocks; else scalar 8x4 blocks.
         boolean v4 = !transB;
-        cl_kernel kr = v4 ? kernels[4 + (transA ? 1 : 0)] : kernels[(transA ? 2 : 0) + (transB ? 1 : 0)];
+        int kr = v4 ? 4 + (transA ? 1 : 0) : (transA ? 2 : 0) + (transB ? 1 : 0);
         int i = 0;
         setInt(kr, i++, m);
         setInt(kr, i++, n);
@@ -93,11 +96,29 @@ final class HandGemm implements ClGemm {
         setInt(kr, i++, Math.toIntExact(offC));
         setInt(kr, i++, ldc);
         setInt(kr, i, Math.toIntExact(strideC));
-        long gx = v4 ? (n + 15) / 16 : (n + TN - 1) / TN;
+        // Vector kernels: dimension 0 over blocks of 6 rows (a work-group shares one panel of B), 1 over 16 columns.
+        long gx = v4 ? rowItems(m, n, batch) : (n + TN - 1) / TN;
         long[] global = {(gx + localX - 1) / localX * localX,
-                v4 ? (m + 3) / 4 : (m + TM - 1) / TM, batch};
+                v4 ? (n + 15) / 16 : (m + TM - 1) / TM, batch};
         long[] local = {localX, 1, 1};
-        clEnqueueNDRangeKernel(queue, kr, 3, null, global, local, 0, null, null);
+        clEnqueueNDRangeKernel(queue, kernels[kr], 3, null, global, local, 0, null, null);
+    }
+
+    /** Most row blocks one work item of the vector kernel takes: a group's staged B panel then serves 16 * 4. */
+    private static final int MAX_ROW_BLOCKS = 4;
+
+    /**
+     * Work items along dimension 0 of the vector kernels, which give each one ceil(blocks / items) blocks of 6 rows
+     * when the B panel is staged (m above one work-group's rows): up to {@link #MAX_ROW_BLOCKS}, fewer while that
+     * would leave under 8 work-groups for the device's threads.
+     */
+    private long rowItems(int m, int n, int batch) {
+        long blocks = (m + 5) / 6;
+        if (m <= 6 * localX) return blocks;
+        long panels = (long) ((n + 15) / 16) * batch;
+        int rb = MAX_ROW_BLOCKS;
+        while (rb > 1 && (blocks + localX * rb - 1) / (localX * rb) * panels < 8) rb /= 2;
+        return (blocks + rb - 1) / rb;
     }
 
     private cl_mem scratch(long floats) {
@@ -110,16 +131,33 @@ final class HandGemm implements ClGemm {
         return packed;
     }
 
-    private static void setInt(cl_kernel k, int i, int v) {
-        clSetKernelArg(k, i, Sizeof.cl_int, Pointer.to(new int[] {v}));
+    /*
+     * Argument values last set on each kernel: OpenCL keeps them on the kernel object, so a call sets only those
+     * that changed (in the time loop usually none or an offset). Each set is a JNI call with an allocation, and
+     * on a 2-core host the enqueueing thread competes with the device's worker threads for the same cores.
+     */
+    private final Object[][] last = new Object[7][17];
+
+    private void setInt(int k, int i, int v) {
+        if (last[k][i] instanceof Integer x && x == v) return;
+        last[k][i] = null;
+        clSetKernelArg(kernels[k], i, Sizeof.cl_int, Pointer.to(new int[] {v}));
+        last[k][i] = v;
     }
 
-    private static void setFloat(cl_kernel k, int i, float v) {
-        clSetKernelArg(k, i, Sizeof.cl_float, Pointer.to(new float[] {v}));
+    private void setFloat(int k, int i, float v) {
+        if (last[k][i] instanceof Float x && Float.floatToRawIntBits(x) == Float.floatToRawIntBits(v)) return;
+        last[k][i] = null;
+        clSetKernelArg(kernels[k], i, Sizeof.cl_float, Pointer.to(new float[] {v}));
+        last[k][i] = v;
     }
 
-    private static void setMem(cl_kernel k, int i, cl_mem m) {
-        clSetKernelArg(k, i, Sizeof.cl_mem, Pointer.to(m));
+    private void setMem(int k, int i, cl_mem m) {
+        // By identity: a released cl_mem object is never used again, and a new buffer is a new object.
+        if (last[k][i] == m) return;
+        last[k][i] = null;
+        clSetKernelArg(kernels[k], i, Sizeof.cl_mem, Pointer.to(m));
+        last[k][i] = m;
     }
 
     @Override

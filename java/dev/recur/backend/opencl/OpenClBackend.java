@@ -28,12 +28,13 @@ import static org.jocl.CL.*;
  * are shared per process ({@link OpenClDevice}); each backend has its own in-order queue, kernel objects and
  * memory account, and frees whatever buffers are still open when it is closed.
  *
- * <p>GEMM: {@link HandGemm} by default; {@code -Drecur.opencl.gemm=clblast} selects CLBlast. Measured with
- * {@code OpenClGemmBench} on PoCL (2-core EPYC shared with other jobs, load 5-9, so absolute numbers are noisy;
- * JMH averages, GFLOP/s hand / CLBlast): input projection m=1600 n=1024 k=256 NN 23.5 / 2.6, per step m=32
- * n=1024 k=256 NN 29.1 / 3.0, dx 1600x256x1024 NN 26.9 / 4.1, dW 1024x256x1600 TN 15.0 / 1.7, and NT (not used
- * by the schedule) 3.0 / 1.9. The hand-written kernel wins at every shape; the schedule keeps transposed weight
- * copies so that all its GEMMs have a non-transposed B, the hand kernel's vector case.
+ * <p>GEMM: {@link HandGemm} by default; {@code -Drecur.opencl.gemm=clblast} selects CLBlast. Measured on PoCL
+ * (2-core EPYC shared with other jobs; one call plus clFinish, median of 20-200 at a quiet moment, GFLOP/s), the
+ * 6 x 16 kernel against the earlier 4 x 16 one: input projection m=1600 n=1024 k=256 NN 124 (was 91), per step
+ * m=32 n=1024 k=256 NN 75 (35; about 70 us of each call is the clFinish round trip), per-step backward m=32 n=256
+ * k=1024 NN 68 (35), dx 1600x256x1024 NN 112 (85), dW 1024x256x1600 TN 105 (49, both packing A^T first).
+ * {@code OpenClGemmBench} measured CLBlast at 2-4 and the NT case (not used by the schedule) at 3; the schedule
+ * keeps transposed weight copies so that all its GEMMs have a non-transposed B, the hand kernel's vector case.
  *
  * <p>Optional kernels ({@link #supports}): every one of {@link Kernels#OPTIONAL}. The 8-units-per-work-item step
  * kernels ({@code *_step_fwd8}, {@code lstm_step_bwd8}) because PoCL does not vectorise the one-unit step kernels

@@ -115,8 +115,11 @@ class OpenClBackendTest {
     static void gemmCases(OpenClBackend g) {
         SplittableRandom r = new SplittableRandom(5);
         // {1, 48, 20}: one row in the vector kernel (rows past M repeat the last one). The last shape is big enough
-        // (m*n*k >= 2^22) for the hand GEMM to pack a transposed A first.
-        int[][] shapes = {{1, 1, 1}, {1, 48, 20}, {7, 9, 5}, {17, 33, 12}, {32, 40, 64}, {9, 3, 0}, {130, 70, 500}};
+        // (m*n*k >= 2^22) for the hand GEMM to pack a transposed A first. {101, 64, 520} and {203, 48, 700}: whole
+        // 16-column panels, a partial last block of 6 rows, several work-groups of row blocks and K over more than
+        // one 256-deep chunk of the staged B panel (the second also packs A^T, with partial 8 x 8 tiles).
+        int[][] shapes = {{1, 1, 1}, {1, 48, 20}, {7, 9, 5}, {17, 33, 12}, {32, 40, 64}, {9, 3, 0}, {130, 70, 500},
+                {101, 64, 520}, {203, 48, 700}};
         for (int[] sh : shapes) {
             int m = sh[0], n = sh[1], k = sh[2];
             for (int variant = 0; variant < 4; variant++) {
@@ -173,6 +176,38 @@ class OpenClBackendTest {
     void clblastGemmMatchesFloat64() {
         try (OpenClBackend cl = OpenClBackend.open("clblast")) {
             gemmCases(cl);
+        }
+    }
+
+    /**
+     * col_sum's OpenCL path sums 16 columns per work item as float8 vectors, two rows at a time: odd and even row
+     * counts, whole and partial 16-column groups, and beta, against float64.
+     */
+    @Test
+    void colSumMatchesFloat64() {
+        SplittableRandom r = new SplittableRandom(11);
+        int[][] shapes = {{1, 1}, {7, 16}, {33, 40}, {100, 1024}, {1600, 77}};
+        for (int[] sh : shapes) {
+            int m = sh[0], n = sh[1];
+            float[] src = new float[m * n], dst = new float[n];
+            for (int i = 0; i < src.length; i++) src[i] = (float) r.nextDouble(-1, 1);
+            for (int i = 0; i < n; i++) dst[i] = (float) r.nextDouble(-1, 1);
+            for (float beta : new float[] {0f, 0.5f}) {
+                try (DeviceBuffer ds = be.allocate(DeviceBuffer.Type.F32, src.length);
+                     DeviceBuffer dd = be.allocate(DeviceBuffer.Type.F32, n)) {
+                    be.upload(src, 0, ds, 0, src.length);
+                    be.upload(dst, 0, dd, 0, n);
+                    be.launch("col_sum", new long[] {n}, m, n, ds, dd, beta);
+                    float[] got = new float[n];
+                    be.download(dd, 0, got, 0, n);
+                    for (int j = 0; j < n; j++) {
+                        double want = beta * (double) dst[j];
+                        for (int i = 0; i < m; i++) want += src[i * n + j];
+                        assertEquals(want, got[j], 2.4e-7 * Math.max(8, m),
+                                "col_sum m=" + m + " n=" + n + " beta=" + beta + ": dst[" + j + "]");
+                    }
+                }
+            }
         }
     }
 
