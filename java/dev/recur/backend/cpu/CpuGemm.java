@@ -168,8 +168,11 @@ public final class CpuGemm implements AutoCloseable {
         }
     }
 
-    /** Largest op(B) packed whole into the reusable scratch (floats; 16 MiB). */
-    static final long SCRATCH_PACK_FLOATS = 4L << 20;
+    /**
+     * Largest op(B) packed whole into the reusable scratch (floats; 32 MiB: the weight-gradient products of a
+     * T=100, B=64 layer with 1024 inputs take [6400 x 1024]).
+     */
+    static final long SCRATCH_PACK_FLOATS = 8L << 20;
     private MemorySegment scratchPack = MemorySegment.NULL;
 
     /**
