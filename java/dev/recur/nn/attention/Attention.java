@@ -4,6 +4,8 @@ import dev.recur.backend.Backend;
 import dev.recur.backend.BackendLocks;
 import dev.recur.backend.Leaks;
 import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.cpu.CpuAttention;
+import dev.recur.backend.cpu.CpuBackend;
 import dev.recur.backend.reference.ReferenceAttention;
 import dev.recur.backend.reference.ReferenceBackend;
 import dev.recur.schedule.AttentionSchedule;
@@ -104,6 +106,8 @@ public final class Attention implements AutoCloseable {
         AttentionEngine engine;
         if (backend instanceof ReferenceBackend) {
             engine = new ReferenceAttention(config);
+        } else if (backend instanceof CpuBackend cpu) {
+            engine = new CpuAttention(cpu, config);
         } else if (backend instanceof DeviceBackend db) {
             engine = new AttentionSchedule(db, config);
         } else {

@@ -1,0 +1,363 @@
+package dev.recur.backend.cpu;
+
+import dev.recur.nn.attention.AttentionConfig;
+import dev.recur.nn.attention.AttentionEngine;
+import dev.recur.nn.attention.AttentionGradients;
+import dev.recur.nn.attention.AttentionOutput;
+import dev.recur.nn.attention.AttentionScore;
+import dev.recur.nn.attention.AttentionWeights;
+import dev.recur.schedule.AttentionSchedule;
+import dev.recur.tensor.Tensor;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Attention on the {@code cpu} backend: the dot, scaled and general forward fused per batch row, everything else
+ * through {@link AttentionSchedule} on the same backend.
+ *
+ * <p>Why a fused forward: the schedule's forward is four device operations with float64/float32 conversions and
+ * copies at both ends; at a seq2seq size (U=50, B=32, T=100, H=256) the conversions, copies and the pool hand-offs
+ * of each operation cost more than the 164 MFLOP of products. Here one pool task per batch row {@code b} converts
+ * {@code dec[:,b,:]} and {@code enc[:,b,:]} from the host tensors into float32 scratch that stays in the core's
+ * cache (about 300 KB at that size), computes the scores, the masked softmax and the context there, and writes the
+ * three float64 results directly. The masked positions of a row take no part in its context product. The math is
+ * the schedule's (float32 products, softmax with the maximum subtracted, exactly 0 at masked positions, an all-0
+ * row when nothing is valid); sums run in another order, so results agree with the schedule's to float32
+ * rounding, not bit for bit.
+ *
+ * <p>Not thread-safe: {@code dev.recur.nn.attention.Attention} serialises calls (the backend's lock), and the
+ * per-thread scratch is shared between calls.
+ */
+public final class CpuAttention implements AttentionEngine {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+
+    private final AttentionConfig cfg;
+    private final AttentionSchedule schedule;
+    private final CpuPool pool;
+    private final boolean ownsPool;
+    private final int hd, he, hep;
+    /** W_a [Hd, Hep] for the general score (rows padded with zeros to a whole number of vectors). */
+    private float[] wa;
+    private final Scratch[] scratch;
+    private boolean closed;
+
+    /**
+     * Runs on {@code backend} with a pool of the backend's thread count, owned (and closed) by this engine.
+     * The backend's own pool is private to it; {@link #CpuAttention(CpuBackend, CpuPool, AttentionConfig)} takes a
+     * shared one.
+     */
+    public CpuAttention(CpuBackend backend, AttentionConfig config) {
+        this(backend, new CpuPool(checkedThreads(backend)), config, true);
+    }
+
+    /** Runs on {@code backend}, spreading batch rows over {@code pool} (not closed by this engine). */
+    public CpuAttention(CpuBackend backend, CpuPool pool, AttentionConfig config) {
+        this(backend, pool, config, false);
+    }
+
+    private static int checkedThreads(CpuBackend backend) {
+        if (backend == null) throw new IllegalArgumentException("backend: must not be null");
+        return backend.threads();
+    }
+
+    private CpuAttention(CpuBackend backend, CpuPool pool, AttentionConfig config, boolean ownsPool) {
+        if (pool == null) throw new IllegalArgumentException("pool: must not be null");
+        AttentionSchedule s;
+        try {
+            s = new AttentionSchedule(backend, config);
+        } catch (RuntimeException | Error e) {
+            if (ownsPool) pool.close();
+            throw e;
+        }
+        this.cfg = config;
+        this.schedule = s;
+        this.pool = pool;
+        this.ownsPool = ownsPool;
+        this.hd = config.decoderSize();
+        this.he = config.encoderSize();
+        this.hep = roundUp(he);
+        this.scratch = new Scratch[pool.threads()];
+        for (int i = 0; i < scratch.length; i++) scratch[i] = new Scratch();
+    }
+
+    private static int roundUp(int n) {
+        return (n + L - 1) / L * L;
+    }
+
+    @Override
+    public void setWeights(AttentionWeights w) {
+        ensureOpen();
+        schedule.setWeights(w);
+        if (cfg.score() == AttentionScore.GENERAL) {
+            double[] d = w.get("W_a").data();
+            float[] f = new float[hd * hep];
+            for (int i = 0; i < hd; i++) {
+                for (int j = 0; j < he; j++) f[i * hep + j] = (float) d[i * he + j];
+            }
+            wa = f;
+        }
+    }
+
+    @Override
+    public AttentionOutput forward(Tensor dec, Tensor enc, int[] mask) {
+        ensureOpen();
+        if (cfg.score() == AttentionScore.ADDITIVE) return schedule.forward(dec, enc, mask);
+        int u = dec.dim(0), b = dec.dim(1), t = enc.dim(0);
+        long biggest = Math.max((long) u * b * Math.max(t, he), (long) t * b * he);
+        if (biggest > Integer.MAX_VALUE) return schedule.forward(dec, enc, mask);
+        double[] scores = new double[u * b * t], weights = new double[u * b * t], context = new double[u * b * he];
+        float alpha = cfg.score() == AttentionScore.SCALED ? (float) (1.0 / Math.sqrt(he)) : 1f;
+        double[] dd = dec.data(), ed = enc.data();
+        pool.run(b, (row, thread) -> forwardRow(scratch[thread], row, u, b, t, alpha, dd, ed, mask, scores, weights, context));
+        return new AttentionOutput(Tensor.of(scores, u, b, t), Tensor.of(weights, u, b, t), Tensor.of(context, u, b, he));
+    }
+
+    @Override
+    public AttentionGradients backward(Tensor dec, Tensor enc, int[] mask, Tensor dcontext) {
+        ensureOpen();
+        return schedule.backward(dec, enc, mask, dcontext);
+    }
+
+    /** One batch row's scratch, reused across rows and calls (grown on demand). */
+    private static final class Scratch {
+        float[] encRows = new float[0], encT = new float[0], x = new float[0], q = new float[0];
+        float[] s = new float[0], ctx = new float[0], valid = new float[0];
+        int[] idx = new int[0], iota = new int[0];
+
+        /** 0, 1, .., n-1 (at least): the row list of a product over every row. */
+        int[] identity(int n) {
+            if (iota.length < n) {
+                iota = new int[n];
+                for (int i = 0; i < n; i++) iota[i] = i;
+            }
+            return iota;
+        }
+
+        static float[] grow(float[] a, int n) {
+            return a.length >= n ? a : new float[n];
+        }
+    }
+
+    /** Scores, weights and context of batch row {@code b}. */
+    private void forwardRow(Scratch sc, int b, int U, int B, int T, float alpha, double[] dec, double[] enc, int[] mask,
+                            double[] scores, double[] weights, double[] context) {
+        int tp = roundUp(T);
+        sc.encRows = Scratch.grow(sc.encRows, T * hep);
+        sc.encT = Scratch.grow(sc.encT, he * tp);
+        sc.x = Scratch.grow(sc.x, U * hd);
+        sc.s = Scratch.grow(sc.s, U * tp);
+        sc.ctx = Scratch.grow(sc.ctx, U * hep);
+        sc.valid = Scratch.grow(sc.valid, tp);
+        if (sc.idx.length < T) sc.idx = new int[T];
+        float[] encRows = sc.encRows, encT = sc.encT, x = sc.x, s = sc.s, ctx = sc.ctx, valid = sc.valid;
+        int[] idx = sc.idx;
+
+        // enc[:,b,:] as rows [T, Hep] (the context's B) and transposed [He, Tp] (the scores' B); padding is 0.
+        for (int t = 0; t < T; t++) {
+            int src = (t * B + b) * he, dst = t * hep;
+            for (int j = 0; j < he; j++) {
+                float v = (float) enc[src + j];
+                encRows[dst + j] = v;
+                encT[j * tp + t] = v;
+            }
+            for (int j = he; j < hep; j++) encRows[dst + j] = 0f;
+        }
+        for (int j = 0; j < he; j++) {
+            for (int t = T; t < tp; t++) encT[j * tp + t] = 0f;
+        }
+        for (int uu = 0; uu < U; uu++) {
+            int src = (uu * B + b) * hd, dst = uu * hd;
+            for (int j = 0; j < hd; j++) x[dst + j] = (float) dec[src + j];
+        }
+        int nValid = 0;
+        for (int t = 0; t < tp; t++) {
+            boolean ok = t < T && mask[b * T + t] != 0;
+            valid[t] = ok ? 1f : 0f;
+            if (ok) idx[nValid++] = t;
+        }
+
+        float[] lhs = x;
+        int lda = hd;
+        if (cfg.score() == AttentionScore.GENERAL) {
+            sc.q = Scratch.grow(sc.q, U * hep);
+            matmul(U, hep, hd, x, hd, wa, hep, sc.q, hep, sc.identity(hd));
+            lhs = sc.q;
+            lda = hep;
+        }
+        // s [U, Tp] = lhs [U, He] · enc^T
+        matmul(U, tp, he, lhs, lda, encT, tp, s, tp, sc.identity(he));
+
+        for (int uu = 0; uu < U; uu++) {
+            int row = uu * tp, out = (uu * B + b) * T;
+            if (alpha != 1f) {
+                for (int t = 0; t < tp; t += L) FloatVector.fromArray(S, s, row + t).mul(alpha).intoArray(s, row + t);
+            }
+            for (int t = 0; t < T; t++) scores[out + t] = s[row + t];
+            if (nValid == 0) continue; // weights stay 0; the context row stays 0 below
+            softmaxRow(s, row, tp, valid);
+            for (int t = 0; t < T; t++) weights[out + t] = s[row + t];
+        }
+        if (nValid == 0) return;
+        // ctx [U, Hep] = weights [U, Tp] · enc rows, over the valid positions only (the others weigh exactly 0).
+        matmul(U, hep, nValid, s, tp, encRows, hep, ctx, hep, idx);
+        for (int uu = 0; uu < U; uu++) {
+            int src = uu * hep, out = (uu * B + b) * he;
+            for (int j = 0; j < he; j++) context[out + j] = ctx[src + j];
+        }
+    }
+
+    /** In place: softmax of {@code s[row .. row+tp)} over the lanes where {@code valid} is 1, exactly 0 elsewhere. */
+    private static void softmaxRow(float[] s, int row, int tp, float[] valid) {
+        FloatVector mx = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+        FloatVector ninf = mx;
+        for (int t = 0; t < tp; t += L) {
+            FloatVector v = FloatVector.fromArray(S, s, row + t);
+            FloatVector ok = FloatVector.fromArray(S, valid, t);
+            mx = mx.max(v.blend(ninf, ok.compare(VectorOperators.EQ, 0f)));
+        }
+        float m = mx.reduceLanes(VectorOperators.MAX);
+        FloatVector sum = FloatVector.zero(S);
+        for (int t = 0; t < tp; t += L) {
+            FloatVector v = FloatVector.fromArray(S, s, row + t);
+            FloatVector e = CpuMath.exp(v.sub(m)).mul(FloatVector.fromArray(S, valid, t));
+            e.intoArray(s, row + t);
+            sum = sum.add(e);
+        }
+        float inv = 1f / sum.reduceLanes(VectorOperators.ADD);
+        for (int t = 0; t < tp; t += L) FloatVector.fromArray(S, s, row + t).mul(inv).intoArray(s, row + t);
+    }
+
+    // ---------------------------------------------------------------- products on heap arrays
+
+    /**
+     * {@code c[i, j] = sum_q a[i, p_q] * b[p_q, j]} for {@code i < m}, {@code j < n}, {@code q < k}, {@code p_q = idx[q]};
+     * row-major with the given leading dimensions; {@code n} a multiple of the vector length. Six rows by two vectors
+     * per register block, as CpuGemm's small-M kernel.
+     */
+    static void matmul(int m, int n, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc, int[] idx) {
+        int j = 0;
+        for (; j + 2 * L <= n; j += 2 * L) {
+            int i = 0;
+            for (; i + 6 <= m; i += 6) block6x2(i, j, k, a, lda, b, ldb, c, ldc, idx);
+            for (; i < m; i++) block1x2(i, j, k, a, lda, b, ldb, c, ldc, idx);
+        }
+        for (; j < n; j += L) {
+            int i = 0;
+            for (; i + 6 <= m; i += 6) block6x1(i, j, k, a, lda, b, ldb, c, ldc, idx);
+            for (; i < m; i++) block1x1(i, j, k, a, lda, b, ldb, c, ldc, idx);
+        }
+    }
+
+    private static void block6x2(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc, int[] idx) {
+        int a0 = i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda;
+        FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+        FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        for (int q = 0; q < k; q++) {
+            int p = idx[q];
+            int bo = p * ldb + j;
+            FloatVector b0 = FloatVector.fromArray(S, b, bo);
+            FloatVector b1 = FloatVector.fromArray(S, b, bo + L);
+            FloatVector x = FloatVector.broadcast(S, a[a0 + p]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            x = FloatVector.broadcast(S, a[a1 + p]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            x = FloatVector.broadcast(S, a[a2 + p]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            x = FloatVector.broadcast(S, a[a3 + p]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            x = FloatVector.broadcast(S, a[a4 + p]);
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+            x = FloatVector.broadcast(S, a[a5 + p]);
+            c50 = x.fma(b0, c50);
+            c51 = x.fma(b1, c51);
+        }
+        int o = i * ldc + j;
+        c00.intoArray(c, o);
+        c01.intoArray(c, o + L);
+        o += ldc;
+        c10.intoArray(c, o);
+        c11.intoArray(c, o + L);
+        o += ldc;
+        c20.intoArray(c, o);
+        c21.intoArray(c, o + L);
+        o += ldc;
+        c30.intoArray(c, o);
+        c31.intoArray(c, o + L);
+        o += ldc;
+        c40.intoArray(c, o);
+        c41.intoArray(c, o + L);
+        o += ldc;
+        c50.intoArray(c, o);
+        c51.intoArray(c, o + L);
+    }
+
+    private static void block1x2(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc, int[] idx) {
+        int a0 = i * lda;
+        FloatVector c0 = FloatVector.zero(S), c1 = c0;
+        for (int q = 0; q < k; q++) {
+            int p = idx[q];
+            int bo = p * ldb + j;
+            FloatVector x = FloatVector.broadcast(S, a[a0 + p]);
+            c0 = x.fma(FloatVector.fromArray(S, b, bo), c0);
+            c1 = x.fma(FloatVector.fromArray(S, b, bo + L), c1);
+        }
+        int o = i * ldc + j;
+        c0.intoArray(c, o);
+        c1.intoArray(c, o + L);
+    }
+
+    private static void block6x1(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc, int[] idx) {
+        int a0 = i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda;
+        FloatVector c0 = FloatVector.zero(S), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+        for (int q = 0; q < k; q++) {
+            int p = idx[q];
+            FloatVector y = FloatVector.fromArray(S, b, p * ldb + j);
+            c0 = FloatVector.broadcast(S, a[a0 + p]).fma(y, c0);
+            c1 = FloatVector.broadcast(S, a[a1 + p]).fma(y, c1);
+            c2 = FloatVector.broadcast(S, a[a2 + p]).fma(y, c2);
+            c3 = FloatVector.broadcast(S, a[a3 + p]).fma(y, c3);
+            c4 = FloatVector.broadcast(S, a[a4 + p]).fma(y, c4);
+            c5 = FloatVector.broadcast(S, a[a5 + p]).fma(y, c5);
+        }
+        int o = i * ldc + j;
+        c0.intoArray(c, o);
+        c1.intoArray(c, o + ldc);
+        c2.intoArray(c, o + 2 * ldc);
+        c3.intoArray(c, o + 3 * ldc);
+        c4.intoArray(c, o + 4 * ldc);
+        c5.intoArray(c, o + 5 * ldc);
+    }
+
+    private static void block1x1(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc, int[] idx) {
+        int a0 = i * lda;
+        FloatVector c0 = FloatVector.zero(S);
+        for (int q = 0; q < k; q++) {
+            int p = idx[q];
+            c0 = FloatVector.broadcast(S, a[a0 + p]).fma(FloatVector.fromArray(S, b, p * ldb + j), c0);
+        }
+        c0.intoArray(c, i * ldc + j);
+    }
+
+    private void ensureOpen() {
+        if (closed) throw new IllegalStateException("CpuAttention: used after close()");
+    }
+
+    /** Frees the schedule's device memory and stops an owned pool; closing twice is harmless. */
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        try {
+            schedule.close();
+        } finally {
+            if (ownsPool) pool.close();
+        }
+    }
+}
