@@ -123,17 +123,8 @@ public final class CpuAttention implements AttentionEngine {
     /** One batch row's scratch, reused across rows and calls (grown on demand). */
     private static final class Scratch {
         float[] encRows = new float[0], encT = new float[0], x = new float[0], q = new float[0];
-        float[] s = new float[0], ctx = new float[0], valid = new float[0];
-        int[] idx = new int[0], iota = new int[0];
-
-        /** 0, 1, .., n-1 (at least): the row list of a product over every row. */
-        int[] identity(int n) {
-            if (iota.length < n) {
-                iota = new int[n];
-                for (int i = 0; i < n; i++) iota[i] = i;
-            }
-            return iota;
-        }
+        float[] s = new float[0], w = new float[0], ctx = new float[0], valid = new float[0];
+        int[] idx = new int[0];
 
         static float[] grow(float[] a, int n) {
             return a.length >= n ? a : new float[n];
@@ -148,21 +139,29 @@ public final class CpuAttention implements AttentionEngine {
         sc.encT = Scratch.grow(sc.encT, he * tp);
         sc.x = Scratch.grow(sc.x, U * hd);
         sc.s = Scratch.grow(sc.s, U * tp);
+        sc.w = Scratch.grow(sc.w, U * T);
         sc.ctx = Scratch.grow(sc.ctx, U * hep);
         sc.valid = Scratch.grow(sc.valid, tp);
         if (sc.idx.length < T) sc.idx = new int[T];
-        float[] encRows = sc.encRows, encT = sc.encT, x = sc.x, s = sc.s, ctx = sc.ctx, valid = sc.valid;
+        float[] encRows = sc.encRows, encT = sc.encT, x = sc.x, s = sc.s, w = sc.w, ctx = sc.ctx, valid = sc.valid;
         int[] idx = sc.idx;
 
-        // enc[:,b,:] as rows [T, Hep] (the context's B) and transposed [He, Tp] (the scores' B); padding is 0.
-        for (int t = 0; t < T; t++) {
-            int src = (t * B + b) * he, dst = t * hep;
-            for (int j = 0; j < he; j++) {
-                float v = (float) enc[src + j];
-                encRows[dst + j] = v;
-                encT[j * tp + t] = v;
+        int nValid = 0;
+        for (int t = 0; t < tp; t++) {
+            boolean ok = t < T && mask[b * T + t] != 0;
+            valid[t] = ok ? 1f : 0f;
+            if (ok) idx[nValid++] = t;
+        }
+        // enc[:,b,:] transposed [He, Tp] (the scores' B, every position, padding 0) and its valid rows packed
+        // [nValid, Hep] (the context's B: the masked positions weigh exactly 0, so they are left out).
+        for (int t = 0, r = 0; t < T; t++) {
+            int src = (t * B + b) * he;
+            for (int j = 0; j < he; j++) encT[j * tp + t] = (float) enc[src + j];
+            if (valid[t] != 0f) {
+                int dst = r++ * hep;
+                for (int j = 0; j < he; j++) encRows[dst + j] = encT[j * tp + t];
+                for (int j = he; j < hep; j++) encRows[dst + j] = 0f;
             }
-            for (int j = he; j < hep; j++) encRows[dst + j] = 0f;
         }
         for (int j = 0; j < he; j++) {
             for (int t = T; t < tp; t++) encT[j * tp + t] = 0f;
@@ -171,23 +170,17 @@ public final class CpuAttention implements AttentionEngine {
             int src = (uu * B + b) * hd, dst = uu * hd;
             for (int j = 0; j < hd; j++) x[dst + j] = (float) dec[src + j];
         }
-        int nValid = 0;
-        for (int t = 0; t < tp; t++) {
-            boolean ok = t < T && mask[b * T + t] != 0;
-            valid[t] = ok ? 1f : 0f;
-            if (ok) idx[nValid++] = t;
-        }
 
         float[] lhs = x;
         int lda = hd;
         if (cfg.score() == AttentionScore.GENERAL) {
             sc.q = Scratch.grow(sc.q, U * hep);
-            matmul(U, hep, hd, x, hd, wa, hep, sc.q, hep, sc.identity(hd));
+            matmul(U, hep, hd, x, hd, wa, hep, sc.q, hep);
             lhs = sc.q;
             lda = hep;
         }
         // s [U, Tp] = lhs [U, He] · enc^T
-        matmul(U, tp, he, lhs, lda, encT, tp, s, tp, sc.identity(he));
+        matmul(U, tp, he, lhs, lda, encT, tp, s, tp);
 
         for (int uu = 0; uu < U; uu++) {
             int row = uu * tp, out = (uu * B + b) * T;
@@ -198,10 +191,11 @@ public final class CpuAttention implements AttentionEngine {
             if (nValid == 0) continue; // weights stay 0; the context row stays 0 below
             softmaxRow(s, row, tp, valid);
             for (int t = 0; t < T; t++) weights[out + t] = s[row + t];
+            for (int q = 0; q < nValid; q++) w[uu * nValid + q] = s[row + idx[q]];
         }
         if (nValid == 0) return;
-        // ctx [U, Hep] = weights [U, Tp] · enc rows, over the valid positions only (the others weigh exactly 0).
-        matmul(U, hep, nValid, s, tp, encRows, hep, ctx, hep, idx);
+        // ctx [U, Hep] = weights of the valid positions [U, nValid] · their enc rows [nValid, Hep]
+        matmul(U, hep, nValid, w, nValid, encRows, hep, ctx, hep);
         for (int uu = 0; uu < U; uu++) {
             int src = uu * hep, out = (uu * B + b) * he;
             for (int j = 0; j < he; j++) context[out + j] = ctx[src + j];
@@ -232,30 +226,29 @@ public final class CpuAttention implements AttentionEngine {
     // ---------------------------------------------------------------- products on heap arrays
 
     /**
-     * {@code c[i, j] = sum_q a[i, p_q] * b[p_q, j]} for {@code i < m}, {@code j < n}, {@code q < k}, {@code p_q = idx[q]};
+     * {@code c[i, j] = sum_p a[i, p] * b[p, j]} for {@code i < m}, {@code j < n}, {@code p < k};
      * row-major with the given leading dimensions; {@code n} a multiple of the vector length. Six rows by two vectors
      * per register block, as CpuGemm's small-M kernel.
      */
-    static void matmul(int m, int n, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc, int[] idx) {
+    static void matmul(int m, int n, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc) {
         int j = 0;
         for (; j + 2 * L <= n; j += 2 * L) {
             int i = 0;
-            for (; i + 6 <= m; i += 6) block6x2(i, j, k, a, lda, b, ldb, c, ldc, idx);
-            for (; i < m; i++) block1x2(i, j, k, a, lda, b, ldb, c, ldc, idx);
+            for (; i + 6 <= m; i += 6) block6x2(i, j, k, a, lda, b, ldb, c, ldc);
+            for (; i < m; i++) block1x2(i, j, k, a, lda, b, ldb, c, ldc);
         }
         for (; j < n; j += L) {
             int i = 0;
-            for (; i + 6 <= m; i += 6) block6x1(i, j, k, a, lda, b, ldb, c, ldc, idx);
-            for (; i < m; i++) block1x1(i, j, k, a, lda, b, ldb, c, ldc, idx);
+            for (; i + 6 <= m; i += 6) block6x1(i, j, k, a, lda, b, ldb, c, ldc);
+            for (; i < m; i++) block1x1(i, j, k, a, lda, b, ldb, c, ldc);
         }
     }
 
-    private static void block6x2(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc, int[] idx) {
+    private static void block6x2(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc) {
         int a0 = i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda;
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-        for (int q = 0; q < k; q++) {
-            int p = idx[q];
+        for (int p = 0; p < k; p++) {
             int bo = p * ldb + j;
             FloatVector b0 = FloatVector.fromArray(S, b, bo);
             FloatVector b1 = FloatVector.fromArray(S, b, bo + L);
@@ -298,11 +291,10 @@ public final class CpuAttention implements AttentionEngine {
         c51.intoArray(c, o + L);
     }
 
-    private static void block1x2(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc, int[] idx) {
+    private static void block1x2(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc) {
         int a0 = i * lda;
         FloatVector c0 = FloatVector.zero(S), c1 = c0;
-        for (int q = 0; q < k; q++) {
-            int p = idx[q];
+        for (int p = 0; p < k; p++) {
             int bo = p * ldb + j;
             FloatVector x = FloatVector.broadcast(S, a[a0 + p]);
             c0 = x.fma(FloatVector.fromArray(S, b, bo), c0);
@@ -313,11 +305,10 @@ public final class CpuAttention implements AttentionEngine {
         c1.intoArray(c, o + L);
     }
 
-    private static void block6x1(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc, int[] idx) {
+    private static void block6x1(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc) {
         int a0 = i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda;
         FloatVector c0 = FloatVector.zero(S), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-        for (int q = 0; q < k; q++) {
-            int p = idx[q];
+        for (int p = 0; p < k; p++) {
             FloatVector y = FloatVector.fromArray(S, b, p * ldb + j);
             c0 = FloatVector.broadcast(S, a[a0 + p]).fma(y, c0);
             c1 = FloatVector.broadcast(S, a[a1 + p]).fma(y, c1);
@@ -335,11 +326,10 @@ public final class CpuAttention implements AttentionEngine {
         c5.intoArray(c, o + 5 * ldc);
     }
 
-    private static void block1x1(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc, int[] idx) {
+    private static void block1x1(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc) {
         int a0 = i * lda;
         FloatVector c0 = FloatVector.zero(S);
-        for (int q = 0; q < k; q++) {
-            int p = idx[q];
+        for (int p = 0; p < k; p++) {
             c0 = FloatVector.broadcast(S, a[a0 + p]).fma(FloatVector.fromArray(S, b, p * ldb + j), c0);
         }
         c0.intoArray(c, i * ldc + j);
