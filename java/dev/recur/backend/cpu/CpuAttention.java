@@ -108,7 +108,7 @@ public final class CpuAttention implements AttentionEngine {
         long biggest = Math.max((long) u * b * Math.max(t, he), (long) t * b * he);
         if (biggest > Integer.MAX_VALUE) return schedule.forward(dec, enc, mask);
         double[] scores = new double[u * b * t], weights = new double[u * b * t], context = new double[u * b * he];
-        float alpha = cfg.score() == AttentionScore.SCALED ? (float) (1.0 / Math.sqrt(he)) : 1f;
+        float alpha = alpha();
         double[] dd = dec.data(), ed = enc.data();
         pool.run(b, (row, thread) -> forwardRow(scratch[thread], row, u, b, t, alpha, dd, ed, mask, scores, weights, context));
         return new AttentionOutput(Tensor.of(scores, u, b, t), Tensor.of(weights, u, b, t), Tensor.of(context, u, b, he));
@@ -117,33 +117,54 @@ public final class CpuAttention implements AttentionEngine {
     @Override
     public AttentionGradients backward(Tensor dec, Tensor enc, int[] mask, Tensor dcontext) {
         ensureOpen();
-        return schedule.backward(dec, enc, mask, dcontext);
+        if (cfg.score() != AttentionScore.DOT && cfg.score() != AttentionScore.SCALED) {
+            return schedule.backward(dec, enc, mask, dcontext);
+        }
+        int u = dec.dim(0), b = dec.dim(1), t = enc.dim(0);
+        long biggest = Math.max((long) u * b * Math.max(t, he), (long) t * b * he);
+        if (biggest > Integer.MAX_VALUE) return schedule.backward(dec, enc, mask, dcontext);
+        double[] dscores = new double[u * b * t], ddec = new double[u * b * hd], denc = new double[t * b * he];
+        float alpha = alpha();
+        double[] dd = dec.data(), ed = enc.data(), dc = dcontext.data();
+        pool.run(b, (row, thread) -> backwardRow(scratch[thread], row, u, b, t, alpha, dd, ed, mask, dc, dscores, ddec, denc));
+        return new AttentionGradients(Tensor.of(dscores, u, b, t), Tensor.of(ddec, u, b, hd), Tensor.of(denc, t, b, he),
+                java.util.Map.of());
+    }
+
+    private float alpha() {
+        return cfg.score() == AttentionScore.SCALED ? (float) (1.0 / Math.sqrt(he)) : 1f;
     }
 
     /** One batch row's scratch, reused across rows and calls (grown on demand). */
     private static final class Scratch {
-        float[] encRows = new float[0], encT = new float[0], x = new float[0], q = new float[0];
+        float[] encRows = new float[0], encT = new float[0], x = new float[0], stack = new float[0];
         float[] s = new float[0], w = new float[0], ctx = new float[0], valid = new float[0];
+        float[] dw = new float[0], wide = new float[0], rows = new float[0];
         int[] idx = new int[0];
+        int tp, nValid;
 
         static float[] grow(float[] a, int n) {
             return a.length >= n ? a : new float[n];
         }
     }
 
-    /** Scores, weights and context of batch row {@code b}. */
-    private void forwardRow(Scratch sc, int b, int U, int B, int T, float alpha, double[] dec, double[] enc, int[] mask,
-                            double[] scores, double[] weights, double[] context) {
+    /**
+     * The part of a batch row shared by forward and backward: the mask's valid positions ({@code idx}, {@code valid}),
+     * enc[:,b,:] transposed ({@code encT [He, Tp]}, every position, padding 0) and its valid rows packed
+     * ({@code encRows [nValid, Hep]}: the masked positions weigh exactly 0 in every product over t), the query
+     * {@code X [U, Hep]} (dec, or dec W_a for general) in rows U..2U-1 of {@code stack}, and the scaled scores
+     * {@code s [U, Tp]}.
+     */
+    private void prepareRow(Scratch sc, int b, int U, int B, int T, float alpha, double[] dec, double[] enc, int[] mask) {
         int tp = roundUp(T);
+        sc.tp = tp;
         sc.encRows = Scratch.grow(sc.encRows, T * hep);
         sc.encT = Scratch.grow(sc.encT, he * tp);
-        sc.x = Scratch.grow(sc.x, U * hd);
+        sc.stack = Scratch.grow(sc.stack, 2 * U * hep);
         sc.s = Scratch.grow(sc.s, U * tp);
-        sc.w = Scratch.grow(sc.w, U * T);
-        sc.ctx = Scratch.grow(sc.ctx, U * hep);
         sc.valid = Scratch.grow(sc.valid, tp);
         if (sc.idx.length < T) sc.idx = new int[T];
-        float[] encRows = sc.encRows, encT = sc.encT, x = sc.x, s = sc.s, w = sc.w, ctx = sc.ctx, valid = sc.valid;
+        float[] encRows = sc.encRows, encT = sc.encT, stack = sc.stack, valid = sc.valid;
         int[] idx = sc.idx;
 
         int nValid = 0;
@@ -152,8 +173,7 @@ public final class CpuAttention implements AttentionEngine {
             valid[t] = ok ? 1f : 0f;
             if (ok) idx[nValid++] = t;
         }
-        // enc[:,b,:] transposed [He, Tp] (the scores' B, every position, padding 0) and its valid rows packed
-        // [nValid, Hep] (the context's B: the masked positions weigh exactly 0, so they are left out).
+        sc.nValid = nValid;
         for (int t = 0, r = 0; t < T; t++) {
             int src = (t * B + b) * he;
             for (int j = 0; j < he; j++) encT[j * tp + t] = (float) enc[src + j];
@@ -166,39 +186,119 @@ public final class CpuAttention implements AttentionEngine {
         for (int j = 0; j < he; j++) {
             for (int t = T; t < tp; t++) encT[j * tp + t] = 0f;
         }
-        for (int uu = 0; uu < U; uu++) {
-            int src = (uu * B + b) * hd, dst = uu * hd;
-            for (int j = 0; j < hd; j++) x[dst + j] = (float) dec[src + j];
-        }
-
-        float[] lhs = x;
-        int lda = hd;
+        int xOff = U * hep;
         if (cfg.score() == AttentionScore.GENERAL) {
-            sc.q = Scratch.grow(sc.q, U * hep);
-            matmul(U, hep, hd, x, hd, wa, hep, sc.q, hep);
-            lhs = sc.q;
-            lda = hep;
+            sc.x = Scratch.grow(sc.x, U * hd);
+            float[] x = sc.x;
+            for (int uu = 0; uu < U; uu++) {
+                int src = (uu * B + b) * hd, dst = uu * hd;
+                for (int j = 0; j < hd; j++) x[dst + j] = (float) dec[src + j];
+            }
+            matmul(U, hep, hd, x, 0, hd, wa, 0, hep, stack, xOff, hep);
+        } else {
+            // dot and scaled: Hd == He
+            for (int uu = 0; uu < U; uu++) {
+                int src = (uu * B + b) * hd, dst = xOff + uu * hep;
+                for (int j = 0; j < hd; j++) stack[dst + j] = (float) dec[src + j];
+                for (int j = hd; j < hep; j++) stack[dst + j] = 0f;
+            }
         }
-        // s [U, Tp] = lhs [U, He] · enc^T
-        matmul(U, tp, he, lhs, lda, encT, tp, s, tp);
+        // s [U, Tp] = X [U, He] · enc^T
+        float[] s = sc.s;
+        matmul(U, tp, he, stack, xOff, hep, encT, 0, tp, s, 0, tp);
+        if (alpha != 1f) {
+            for (int i = 0; i < U * tp; i += L) FloatVector.fromArray(S, s, i).mul(alpha).intoArray(s, i);
+        }
+    }
 
+    /** Scores, weights and context of batch row {@code b}. */
+    private void forwardRow(Scratch sc, int b, int U, int B, int T, float alpha, double[] dec, double[] enc, int[] mask,
+                            double[] scores, double[] weights, double[] context) {
+        prepareRow(sc, b, U, B, T, alpha, dec, enc, mask);
+        int tp = sc.tp, nValid = sc.nValid;
+        sc.w = Scratch.grow(sc.w, U * T);
+        sc.ctx = Scratch.grow(sc.ctx, U * hep);
+        float[] s = sc.s, w = sc.w, ctx = sc.ctx;
+        int[] idx = sc.idx;
         for (int uu = 0; uu < U; uu++) {
             int row = uu * tp, out = (uu * B + b) * T;
-            if (alpha != 1f) {
-                for (int t = 0; t < tp; t += L) FloatVector.fromArray(S, s, row + t).mul(alpha).intoArray(s, row + t);
-            }
             for (int t = 0; t < T; t++) scores[out + t] = s[row + t];
-            if (nValid == 0) continue; // weights stay 0; the context row stays 0 below
-            softmaxRow(s, row, tp, valid);
+            if (nValid == 0) continue; // weights stay 0; so does the context
+            softmaxRow(s, row, tp, sc.valid);
             for (int t = 0; t < T; t++) weights[out + t] = s[row + t];
             for (int q = 0; q < nValid; q++) w[uu * nValid + q] = s[row + idx[q]];
         }
         if (nValid == 0) return;
         // ctx [U, Hep] = weights of the valid positions [U, nValid] · their enc rows [nValid, Hep]
-        matmul(U, hep, nValid, w, nValid, encRows, hep, ctx, hep);
+        matmul(U, hep, nValid, w, 0, nValid, sc.encRows, 0, hep, ctx, 0, hep);
         for (int uu = 0; uu < U; uu++) {
             int src = uu * hep, out = (uu * B + b) * he;
             for (int j = 0; j < he; j++) context[out + j] = ctx[src + j];
+        }
+    }
+
+    /**
+     * Gradients of batch row {@code b} for dot and scaled scores, from the recomputed weights W:
+     * {@code dW = dC enc^T}, {@code dS = W (dW - rowsum(W dW))} (0 where masked), {@code ddec = alpha dS enc},
+     * {@code denc = W^T dC + alpha dS^T dec}, the last as one product over the stacked {@code [dC; dec]}.
+     * Masked positions have W = dS = 0, so only valid positions enter the products and the masked rows of denc
+     * stay 0.
+     */
+    private void backwardRow(Scratch sc, int b, int U, int B, int T, float alpha, double[] dec, double[] enc, int[] mask,
+                             double[] dcontext, double[] dscores, double[] ddec, double[] denc) {
+        prepareRow(sc, b, U, B, T, alpha, dec, enc, mask);
+        int tp = sc.tp, nValid = sc.nValid;
+        if (nValid == 0) return; // every gradient of this row is 0
+        float[] s = sc.s, stack = sc.stack, valid = sc.valid;
+        int[] idx = sc.idx;
+        sc.dw = Scratch.grow(sc.dw, U * tp);
+        sc.w = Scratch.grow(sc.w, U * nValid);
+        sc.wide = Scratch.grow(sc.wide, nValid * 2 * U);
+        sc.ctx = Scratch.grow(sc.ctx, U * hep);
+        sc.rows = Scratch.grow(sc.rows, nValid * hep);
+        float[] dw = sc.dw, dsc = sc.w, wide = sc.wide, dx = sc.ctx, rows = sc.rows;
+        // dC [U, Hep] in rows 0..U-1 of stack
+        for (int uu = 0; uu < U; uu++) {
+            int src = (uu * B + b) * he, dst = uu * hep;
+            for (int j = 0; j < he; j++) stack[dst + j] = (float) dcontext[src + j];
+            for (int j = he; j < hep; j++) stack[dst + j] = 0f;
+        }
+        // dW [U, Tp] = dC · enc^T
+        matmul(U, tp, he, stack, 0, hep, sc.encT, 0, tp, dw, 0, tp);
+        int w2 = 2 * U;
+        for (int uu = 0; uu < U; uu++) {
+            int row = uu * tp, out = (uu * B + b) * T;
+            softmaxRow(s, row, tp, valid);
+            FloatVector acc = FloatVector.zero(S);
+            for (int t = 0; t < tp; t += L) {
+                acc = FloatVector.fromArray(S, s, row + t).fma(FloatVector.fromArray(S, dw, row + t), acc);
+            }
+            float dot = acc.reduceLanes(VectorOperators.ADD);
+            for (int t = 0; t < tp; t += L) {
+                FloatVector wv = FloatVector.fromArray(S, s, row + t);
+                wv.mul(FloatVector.fromArray(S, dw, row + t).sub(dot)).mul(FloatVector.fromArray(S, valid, t))
+                        .intoArray(dw, row + t);
+            }
+            for (int t = 0; t < T; t++) dscores[out + t] = dw[row + t];
+            for (int q = 0; q < nValid; q++) {
+                int t = idx[q];
+                float g = alpha * dw[row + t];
+                dsc[uu * nValid + q] = g;
+                wide[q * w2 + uu] = s[row + t];
+                wide[q * w2 + U + uu] = g;
+            }
+        }
+        // ddec [U, Hep] = alpha dS [U, nValid] · enc rows [nValid, Hep]
+        matmul(U, hep, nValid, dsc, 0, nValid, sc.encRows, 0, hep, dx, 0, hep);
+        for (int uu = 0; uu < U; uu++) {
+            int src = uu * hep, out = (uu * B + b) * hd;
+            for (int j = 0; j < hd; j++) ddec[out + j] = dx[src + j];
+        }
+        // denc rows of the valid positions [nValid, Hep] = [W^T | alpha dS^T] [nValid, 2U] · [dC; dec] [2U, Hep]
+        matmul(nValid, hep, w2, wide, 0, w2, stack, 0, hep, rows, 0, hep);
+        for (int q = 0; q < nValid; q++) {
+            int src = q * hep, out = (idx[q] * B + b) * he;
+            for (int j = 0; j < he; j++) denc[out + j] = rows[src + j];
         }
     }
 
@@ -230,26 +330,28 @@ public final class CpuAttention implements AttentionEngine {
      * row-major with the given leading dimensions; {@code n} a multiple of the vector length. Six rows by two vectors
      * per register block, as CpuGemm's small-M kernel.
      */
-    static void matmul(int m, int n, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc) {
+    static void matmul(int m, int n, int k, float[] a, int aOff, int lda, float[] b, int bOff, int ldb, float[] c, int cOff,
+                       int ldc) {
         int j = 0;
         for (; j + 2 * L <= n; j += 2 * L) {
             int i = 0;
-            for (; i + 6 <= m; i += 6) block6x2(i, j, k, a, lda, b, ldb, c, ldc);
-            for (; i < m; i++) block1x2(i, j, k, a, lda, b, ldb, c, ldc);
+            for (; i + 6 <= m; i += 6) block6x2(i, j, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc);
+            for (; i < m; i++) block1x2(i, j, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc);
         }
         for (; j < n; j += L) {
             int i = 0;
-            for (; i + 6 <= m; i += 6) block6x1(i, j, k, a, lda, b, ldb, c, ldc);
-            for (; i < m; i++) block1x1(i, j, k, a, lda, b, ldb, c, ldc);
+            for (; i + 6 <= m; i += 6) block6x1(i, j, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc);
+            for (; i < m; i++) block1x1(i, j, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc);
         }
     }
 
-    private static void block6x2(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc) {
-        int a0 = i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda;
+    private static void block6x2(int i, int j, int k, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                                 float[] c, int cOff, int ldc) {
+        int a0 = aOff + i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda;
         FloatVector c00 = FloatVector.zero(S), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
         for (int p = 0; p < k; p++) {
-            int bo = p * ldb + j;
+            int bo = bOff + p * ldb + j;
             FloatVector b0 = FloatVector.fromArray(S, b, bo);
             FloatVector b1 = FloatVector.fromArray(S, b, bo + L);
             FloatVector x = FloatVector.broadcast(S, a[a0 + p]);
@@ -271,7 +373,7 @@ public final class CpuAttention implements AttentionEngine {
             c50 = x.fma(b0, c50);
             c51 = x.fma(b1, c51);
         }
-        int o = i * ldc + j;
+        int o = cOff + i * ldc + j;
         c00.intoArray(c, o);
         c01.intoArray(c, o + L);
         o += ldc;
@@ -291,25 +393,27 @@ public final class CpuAttention implements AttentionEngine {
         c51.intoArray(c, o + L);
     }
 
-    private static void block1x2(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc) {
-        int a0 = i * lda;
+    private static void block1x2(int i, int j, int k, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                                 float[] c, int cOff, int ldc) {
+        int a0 = aOff + i * lda;
         FloatVector c0 = FloatVector.zero(S), c1 = c0;
         for (int p = 0; p < k; p++) {
-            int bo = p * ldb + j;
+            int bo = bOff + p * ldb + j;
             FloatVector x = FloatVector.broadcast(S, a[a0 + p]);
             c0 = x.fma(FloatVector.fromArray(S, b, bo), c0);
             c1 = x.fma(FloatVector.fromArray(S, b, bo + L), c1);
         }
-        int o = i * ldc + j;
+        int o = cOff + i * ldc + j;
         c0.intoArray(c, o);
         c1.intoArray(c, o + L);
     }
 
-    private static void block6x1(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc) {
-        int a0 = i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda;
+    private static void block6x1(int i, int j, int k, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                                 float[] c, int cOff, int ldc) {
+        int a0 = aOff + i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda;
         FloatVector c0 = FloatVector.zero(S), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
         for (int p = 0; p < k; p++) {
-            FloatVector y = FloatVector.fromArray(S, b, p * ldb + j);
+            FloatVector y = FloatVector.fromArray(S, b, bOff + p * ldb + j);
             c0 = FloatVector.broadcast(S, a[a0 + p]).fma(y, c0);
             c1 = FloatVector.broadcast(S, a[a1 + p]).fma(y, c1);
             c2 = FloatVector.broadcast(S, a[a2 + p]).fma(y, c2);
@@ -317,7 +421,7 @@ public final class CpuAttention implements AttentionEngine {
             c4 = FloatVector.broadcast(S, a[a4 + p]).fma(y, c4);
             c5 = FloatVector.broadcast(S, a[a5 + p]).fma(y, c5);
         }
-        int o = i * ldc + j;
+        int o = cOff + i * ldc + j;
         c0.intoArray(c, o);
         c1.intoArray(c, o + ldc);
         c2.intoArray(c, o + 2 * ldc);
@@ -326,13 +430,14 @@ public final class CpuAttention implements AttentionEngine {
         c5.intoArray(c, o + 5 * ldc);
     }
 
-    private static void block1x1(int i, int j, int k, float[] a, int lda, float[] b, int ldb, float[] c, int ldc) {
-        int a0 = i * lda;
+    private static void block1x1(int i, int j, int k, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                                 float[] c, int cOff, int ldc) {
+        int a0 = aOff + i * lda;
         FloatVector c0 = FloatVector.zero(S);
         for (int p = 0; p < k; p++) {
-            c0 = FloatVector.broadcast(S, a[a0 + p]).fma(FloatVector.fromArray(S, b, p * ldb + j), c0);
+            c0 = FloatVector.broadcast(S, a[a0 + p]).fma(FloatVector.fromArray(S, b, bOff + p * ldb + j), c0);
         }
-        c0.intoArray(c, i * ldc + j);
+        c0.intoArray(c, cOff + i * ldc + j);
     }
 
     private void ensureOpen() {
