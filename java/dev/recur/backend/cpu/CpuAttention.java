@@ -38,8 +38,9 @@ public final class CpuAttention implements AttentionEngine {
     private final CpuPool pool;
     private final boolean ownsPool;
     private final int hd, he, hep;
-    /** W_a [Hd, Hep] for the general score (rows padded with zeros to a whole number of vectors). */
-    private float[] wa;
+    /** W_a [Hd, Hep] and W_a^T [He, Hdp] for the general score (rows padded with zeros to whole vectors). */
+    private float[] wa, waT;
+    private final int hdp;
     private final Scratch[] scratch;
     private boolean closed;
 
@@ -78,6 +79,7 @@ public final class CpuAttention implements AttentionEngine {
         this.hd = config.decoderSize();
         this.he = config.encoderSize();
         this.hep = roundUp(he);
+        this.hdp = roundUp(hd);
         this.scratch = new Scratch[pool.threads()];
         for (int i = 0; i < scratch.length; i++) scratch[i] = new Scratch();
     }
@@ -92,11 +94,15 @@ public final class CpuAttention implements AttentionEngine {
         schedule.setWeights(w);
         if (cfg.score() == AttentionScore.GENERAL) {
             double[] d = w.get("W_a").data();
-            float[] f = new float[hd * hep];
+            float[] f = new float[hd * hep], ft = new float[he * hdp];
             for (int i = 0; i < hd; i++) {
-                for (int j = 0; j < he; j++) f[i * hep + j] = (float) d[i * he + j];
+                for (int j = 0; j < he; j++) {
+                    f[i * hep + j] = (float) d[i * he + j];
+                    ft[j * hdp + i] = (float) d[i * he + j];
+                }
             }
             wa = f;
+            waT = ft;
         }
     }
 
@@ -117,18 +123,46 @@ public final class CpuAttention implements AttentionEngine {
     @Override
     public AttentionGradients backward(Tensor dec, Tensor enc, int[] mask, Tensor dcontext) {
         ensureOpen();
-        if (cfg.score() != AttentionScore.DOT && cfg.score() != AttentionScore.SCALED) {
-            return schedule.backward(dec, enc, mask, dcontext);
-        }
+        if (cfg.score() == AttentionScore.ADDITIVE) return schedule.backward(dec, enc, mask, dcontext);
         int u = dec.dim(0), b = dec.dim(1), t = enc.dim(0);
-        long biggest = Math.max((long) u * b * Math.max(t, he), (long) t * b * he);
+        long biggest = Math.max((long) u * b * Math.max(t, Math.max(hep, hdp)), (long) t * b * hep);
         if (biggest > Integer.MAX_VALUE) return schedule.backward(dec, enc, mask, dcontext);
         double[] dscores = new double[u * b * t], ddec = new double[u * b * hd], denc = new double[t * b * he];
         float alpha = alpha();
         double[] dd = dec.data(), ed = enc.data(), dc = dcontext.data();
-        pool.run(b, (row, thread) -> backwardRow(scratch[thread], row, u, b, t, alpha, dd, ed, mask, dc, dscores, ddec, denc));
+        boolean general = cfg.score() == AttentionScore.GENERAL;
+        // general: dq of every row [U*B, Hep] (row u*B + b), for dW_a = dec^T dq after the rows
+        float[] dqAll = general ? new float[u * b * hep] : null;
+        pool.run(b, (row, thread) -> backwardRow(scratch[thread], row, u, b, t, alpha, dd, ed, mask, dc, dscores, ddec,
+                denc, dqAll));
+        java.util.Map<String, Tensor> dweights = java.util.Map.of();
+        if (general) dweights = java.util.Map.of("W_a", Tensor.of(weightGradient(dd, dqAll, u * b), hd, he));
         return new AttentionGradients(Tensor.of(dscores, u, b, t), Tensor.of(ddec, u, b, hd), Tensor.of(denc, t, b, he),
-                java.util.Map.of());
+                dweights);
+    }
+
+    /** Rows of dW_a per pool task: each task sums over every decoder row, so the result does not depend on threads. */
+    private static final int WA_ROWS = 16;
+
+    /** {@code dW_a [Hd, He] = dec^T [Hd, R] · dq [R, Hep]} over all {@code R = U*B} rows, in blocks of rows of dW_a. */
+    private double[] weightGradient(double[] dec, float[] dq, int r) {
+        double[] out = new double[hd * he];
+        int tasks = (hd + WA_ROWS - 1) / WA_ROWS;
+        pool.run(tasks, (task, thread) -> {
+            int i0 = task * WA_ROWS, n = Math.min(WA_ROWS, hd - i0);
+            Scratch sc = scratch[thread];
+            sc.decT = Scratch.grow(sc.decT, n * r);
+            sc.dwa = Scratch.grow(sc.dwa, n * hep);
+            float[] decT = sc.decT, dwa = sc.dwa;
+            for (int row = 0; row < r; row++) {
+                for (int i = 0; i < n; i++) decT[i * r + row] = (float) dec[row * hd + i0 + i];
+            }
+            matmul(n, hep, r, decT, 0, r, dq, 0, hep, dwa, 0, hep);
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < he; j++) out[(i0 + i) * he + j] = dwa[i * hep + j];
+            }
+        });
+        return out;
     }
 
     private float alpha() {
@@ -139,7 +173,8 @@ public final class CpuAttention implements AttentionEngine {
     private static final class Scratch {
         float[] encRows = new float[0], encT = new float[0], x = new float[0], stack = new float[0];
         float[] s = new float[0], w = new float[0], ctx = new float[0], valid = new float[0];
-        float[] dw = new float[0], wide = new float[0], rows = new float[0];
+        float[] dw = new float[0], wide = new float[0], rows = new float[0], dd = new float[0];
+        float[] decT = new float[0], dwa = new float[0];
         int[] idx = new int[0];
         int tp, nValid;
 
@@ -238,14 +273,15 @@ public final class CpuAttention implements AttentionEngine {
     }
 
     /**
-     * Gradients of batch row {@code b} for dot and scaled scores, from the recomputed weights W:
-     * {@code dW = dC enc^T}, {@code dS = W (dW - rowsum(W dW))} (0 where masked), {@code ddec = alpha dS enc},
-     * {@code denc = W^T dC + alpha dS^T dec}, the last as one product over the stacked {@code [dC; dec]}.
+     * Gradients of batch row {@code b}, from the recomputed weights W and query X (dec, or q = dec W_a):
+     * {@code dW = dC enc^T}, {@code dS = W (dW - rowsum(W dW))} (0 where masked), {@code dX = alpha dS enc},
+     * {@code denc = W^T dC + alpha dS^T X}, the last as one product over the stacked {@code [dC; X]}. For dot and
+     * scaled dX is ddec; for general it is dq, kept in {@code dqAll} for dW_a, and {@code ddec = dq W_a^T}.
      * Masked positions have W = dS = 0, so only valid positions enter the products and the masked rows of denc
-     * stay 0.
+     * stay 0 (for general, a fully masked row leaves its dq rows 0 as well).
      */
     private void backwardRow(Scratch sc, int b, int U, int B, int T, float alpha, double[] dec, double[] enc, int[] mask,
-                             double[] dcontext, double[] dscores, double[] ddec, double[] denc) {
+                             double[] dcontext, double[] dscores, double[] ddec, double[] denc, float[] dqAll) {
         prepareRow(sc, b, U, B, T, alpha, dec, enc, mask);
         int tp = sc.tp, nValid = sc.nValid;
         if (nValid == 0) return; // every gradient of this row is 0
@@ -288,11 +324,21 @@ public final class CpuAttention implements AttentionEngine {
                 wide[q * w2 + U + uu] = g;
             }
         }
-        // ddec [U, Hep] = alpha dS [U, nValid] · enc rows [nValid, Hep]
+        // dX [U, Hep] = alpha dS [U, nValid] · enc rows [nValid, Hep]: ddec for dot and scaled, dq for general
         matmul(U, hep, nValid, dsc, 0, nValid, sc.encRows, 0, hep, dx, 0, hep);
+        float[] dd = dx;
+        int ldd = hep;
+        if (dqAll != null) {
+            for (int uu = 0; uu < U; uu++) System.arraycopy(dx, uu * hep, dqAll, (uu * B + b) * hep, hep);
+            // ddec [U, Hdp] = dq [U, He] · W_a^T
+            sc.dd = Scratch.grow(sc.dd, U * hdp);
+            dd = sc.dd;
+            ldd = hdp;
+            matmul(U, hdp, he, dx, 0, hep, waT, 0, hdp, dd, 0, hdp);
+        }
         for (int uu = 0; uu < U; uu++) {
-            int src = uu * hep, out = (uu * B + b) * hd;
-            for (int j = 0; j < hd; j++) ddec[out + j] = dx[src + j];
+            int src = uu * ldd, out = (uu * B + b) * hd;
+            for (int j = 0; j < hd; j++) ddec[out + j] = dd[src + j];
         }
         // denc rows of the valid positions [nValid, Hep] = [W^T | alpha dS^T] [nValid, 2U] · [dC; dec] [2U, Hep]
         matmul(nValid, hep, w2, wide, 0, w2, stack, 0, hep, rows, 0, hep);
