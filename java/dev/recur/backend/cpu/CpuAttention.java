@@ -13,8 +13,8 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Attention on the {@code cpu} backend: the dot, scaled and general forward fused per batch row, everything else
- * through {@link AttentionSchedule} on the same backend.
+ * Attention on the {@code cpu} backend: every forward, and the dot, scaled and general backward, fused per batch
+ * row; the additive backward through {@link AttentionSchedule} on the same backend.
  *
  * <p>Why a fused forward: the schedule's forward is four device operations with float64/float32 conversions and
  * copies at both ends; at a seq2seq size (U=50, B=32, T=100, H=256) the conversions, copies and the pool hand-offs
@@ -40,7 +40,9 @@ public final class CpuAttention implements AttentionEngine {
     private final int hd, he, hep;
     /** W_a [Hd, Hep] and W_a^T [He, Hdp] for the general score (rows padded with zeros to whole vectors). */
     private float[] wa, waT;
-    private final int hdp;
+    /** Additive: W1 [A, He], W2^T [Hd, Ap] and v [A]. */
+    private float[] w1, w2T, v;
+    private final int hdp, na, ap;
     private final Scratch[] scratch;
     private boolean closed;
 
@@ -80,6 +82,8 @@ public final class CpuAttention implements AttentionEngine {
         this.he = config.encoderSize();
         this.hep = roundUp(he);
         this.hdp = roundUp(hd);
+        this.na = config.attentionSize();
+        this.ap = roundUp(na);
         this.scratch = new Scratch[pool.threads()];
         for (int i = 0; i < scratch.length; i++) scratch[i] = new Scratch();
     }
@@ -103,15 +107,25 @@ public final class CpuAttention implements AttentionEngine {
             }
             wa = f;
             waT = ft;
+        } else if (cfg.score() == AttentionScore.ADDITIVE) {
+            double[] d1 = w.get("W1").data(), d2 = w.get("W2").data(), dv = w.get("v").data();
+            float[] f1 = new float[na * he], f2 = new float[hd * ap], fv = new float[na];
+            for (int i = 0; i < f1.length; i++) f1[i] = (float) d1[i];
+            for (int a = 0; a < na; a++) {
+                for (int j = 0; j < hd; j++) f2[j * ap + a] = (float) d2[a * hd + j];
+                fv[a] = (float) dv[a];
+            }
+            w1 = f1;
+            w2T = f2;
+            v = fv;
         }
     }
 
     @Override
     public AttentionOutput forward(Tensor dec, Tensor enc, int[] mask) {
         ensureOpen();
-        if (cfg.score() == AttentionScore.ADDITIVE) return schedule.forward(dec, enc, mask);
         int u = dec.dim(0), b = dec.dim(1), t = enc.dim(0);
-        long biggest = Math.max((long) u * b * Math.max(t, he), (long) t * b * he);
+        long biggest = Math.max((long) u * b * Math.max(t, hep), (long) t * b * hep);
         if (biggest > Integer.MAX_VALUE) return schedule.forward(dec, enc, mask);
         double[] scores = new double[u * b * t], weights = new double[u * b * t], context = new double[u * b * he];
         float alpha = alpha();
@@ -174,7 +188,7 @@ public final class CpuAttention implements AttentionEngine {
         float[] encRows = new float[0], encT = new float[0], x = new float[0], stack = new float[0];
         float[] s = new float[0], w = new float[0], ctx = new float[0], valid = new float[0];
         float[] dw = new float[0], wide = new float[0], rows = new float[0], dd = new float[0];
-        float[] decT = new float[0], dwa = new float[0];
+        float[] decT = new float[0], dwa = new float[0], ekt = new float[0], dk = new float[0];
         int[] idx = new int[0];
         int tp, nValid;
 
@@ -221,6 +235,10 @@ public final class CpuAttention implements AttentionEngine {
         for (int j = 0; j < he; j++) {
             for (int t = T; t < tp; t++) encT[j * tp + t] = 0f;
         }
+        if (cfg.score() == AttentionScore.ADDITIVE) {
+            additiveScores(sc, b, U, B, dec);
+            return;
+        }
         int xOff = U * hep;
         if (cfg.score() == AttentionScore.GENERAL) {
             sc.x = Scratch.grow(sc.x, U * hd);
@@ -243,6 +261,37 @@ public final class CpuAttention implements AttentionEngine {
         matmul(U, tp, he, stack, xOff, hep, encT, 0, tp, s, 0, tp);
         if (alpha != 1f) {
             for (int i = 0; i < U * tp; i += L) FloatVector.fromArray(S, s, i).mul(alpha).intoArray(s, i);
+        }
+    }
+
+    /**
+     * Additive scores of batch row {@code b} into {@code s [U, Tp]}: {@code ekt [A, Tp] = W1 · enc^T},
+     * {@code dk [U, Ap] = dec · W2^T}, then {@code s[u,t] = sum_a v[a] tanh(ekt[a,t] + dk[u,a])} with the kernels' tanh.
+     */
+    private void additiveScores(Scratch sc, int b, int U, int B, double[] dec) {
+        int tp = sc.tp;
+        sc.x = Scratch.grow(sc.x, U * hd);
+        sc.ekt = Scratch.grow(sc.ekt, na * tp);
+        sc.dk = Scratch.grow(sc.dk, U * ap);
+        float[] x = sc.x, ekt = sc.ekt, dk = sc.dk;
+        for (int uu = 0; uu < U; uu++) {
+            int src = (uu * B + b) * hd, dst = uu * hd;
+            for (int j = 0; j < hd; j++) x[dst + j] = (float) dec[src + j];
+        }
+        matmul(na, tp, he, w1, 0, he, sc.encT, 0, tp, ekt, 0, tp);
+        matmul(U, ap, hd, x, 0, hd, w2T, 0, ap, dk, 0, ap);
+        for (int uu = 0; uu < U; uu++) additiveRow(na, tp, ekt, dk, uu * ap, v, sc.s, uu * tp);
+    }
+
+    /** One decoder step's scores; the only call site of the vector tanh here, so C2 inlines it (see CpuAttentionKernels). */
+    private static void additiveRow(int na, int tp, float[] ekt, float[] dk, int d, float[] v, float[] s, int out) {
+        for (int t = 0; t < tp; t += L) {
+            FloatVector acc = FloatVector.zero(S);
+            for (int a = 0; a < na; a++) {
+                FloatVector x = FloatVector.fromArray(S, ekt, a * tp + t).add(dk[d + a]);
+                acc = CpuAttentionKernels.tanh(x).fma(FloatVector.broadcast(S, v[a]), acc);
+            }
+            acc.intoArray(s, out + t);
         }
     }
 
