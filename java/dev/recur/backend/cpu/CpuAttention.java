@@ -40,8 +40,8 @@ public final class CpuAttention implements AttentionEngine {
     private final int hd, he, hep;
     /** W_a [Hd, Hep] and W_a^T [He, Hdp] for the general score (rows padded with zeros to whole vectors). */
     private float[] wa, waT;
-    /** Additive: W1 [A, He], W2^T [Hd, Ap] and v [A]. */
-    private float[] w1, w2T, v;
+    /** Additive: W1 [A, He] and padded [A, Hep], W2^T [Hd, Ap], W2 [A, Hdp], v [A]. */
+    private float[] w1, w1p, w2T, w2p, v;
     private final int hdp, na, ap;
     private final Scratch[] scratch;
     private boolean closed;
@@ -109,14 +109,17 @@ public final class CpuAttention implements AttentionEngine {
             waT = ft;
         } else if (cfg.score() == AttentionScore.ADDITIVE) {
             double[] d1 = w.get("W1").data(), d2 = w.get("W2").data(), dv = w.get("v").data();
-            float[] f1 = new float[na * he], f2 = new float[hd * ap], fv = new float[na];
-            for (int i = 0; i < f1.length; i++) f1[i] = (float) d1[i];
+            float[] f1 = new float[na * he], f1p = new float[na * hep], f2 = new float[hd * ap], f2p = new float[na * hdp];
+            float[] fv = new float[na];
             for (int a = 0; a < na; a++) {
-                for (int j = 0; j < hd; j++) f2[j * ap + a] = (float) d2[a * hd + j];
+                for (int j = 0; j < he; j++) f1p[a * hep + j] = f1[a * he + j] = (float) d1[a * he + j];
+                for (int j = 0; j < hd; j++) f2p[a * hdp + j] = f2[j * ap + a] = (float) d2[a * hd + j];
                 fv[a] = (float) dv[a];
             }
             w1 = f1;
+            w1p = f1p;
             w2T = f2;
+            w2p = f2p;
             v = fv;
         }
     }
@@ -137,10 +140,11 @@ public final class CpuAttention implements AttentionEngine {
     @Override
     public AttentionGradients backward(Tensor dec, Tensor enc, int[] mask, Tensor dcontext) {
         ensureOpen();
-        if (cfg.score() == AttentionScore.ADDITIVE) return schedule.backward(dec, enc, mask, dcontext);
         int u = dec.dim(0), b = dec.dim(1), t = enc.dim(0);
-        long biggest = Math.max((long) u * b * Math.max(t, Math.max(hep, hdp)), (long) t * b * hep);
+        long widest = Math.max(Math.max(t, ap), Math.max(hep, hdp));
+        long biggest = Math.max((long) u * b * widest, (long) t * b * widest);
         if (biggest > Integer.MAX_VALUE) return schedule.backward(dec, enc, mask, dcontext);
+        if (cfg.score() == AttentionScore.ADDITIVE) return additiveBackward(u, b, t, dec.data(), enc.data(), mask, dcontext.data());
         double[] dscores = new double[u * b * t], ddec = new double[u * b * hd], denc = new double[t * b * he];
         float alpha = alpha();
         double[] dd = dec.data(), ed = enc.data(), dc = dcontext.data();
@@ -153,6 +157,159 @@ public final class CpuAttention implements AttentionEngine {
         if (general) dweights = java.util.Map.of("W_a", Tensor.of(weightGradient(dd, dqAll, u * b), hd, he));
         return new AttentionGradients(Tensor.of(dscores, u, b, t), Tensor.of(ddec, u, b, hd), Tensor.of(denc, t, b, he),
                 dweights);
+    }
+
+    /**
+     * Additive backward, per batch row: the recomputed W and dS as for the other scores, then one pass over every
+     * (u, a, t) recomputing {@code th = tanh(ekt[a,t] + dk[u,a])} and accumulating, with {@code gp = dS (1 - th^2)},
+     * {@code ddk[u,a] = v[a] sum_t gp}, {@code dek[t,a] = v[a] sum_u gp} and the row's part of
+     * {@code dv[a] = sum_{u,t} dS th}; {@code denc = W^T dC + dek W1}, {@code ddec = ddk W2}. The weight gradients sum
+     * over batch rows, so the rows leave dek, ddk (transposed) and enc, dec (as floats) in shared arrays and
+     * {@code dW1 = dek^T enc}, {@code dW2 = ddk^T dec} follow in blocks of their rows, and dv sums the rows' parts in
+     * order: nothing depends on which thread ran which row.
+     */
+    private AttentionGradients additiveBackward(int u, int b, int t, double[] dec, double[] enc, int[] mask, double[] dc) {
+        double[] dscores = new double[u * b * t], ddec = new double[u * b * hd], denc = new double[t * b * he];
+        Shared sh = new Shared(new float[na * t * b], new float[t * b * hep], new float[na * u * b], new float[u * b * hdp],
+                new float[b * na]);
+        pool.run(b, (row, thread) -> additiveBackwardRow(scratch[thread], row, u, b, t, dec, enc, mask, dc, dscores, ddec,
+                denc, sh));
+        java.util.Map<String, Tensor> dweights = new java.util.LinkedHashMap<>();
+        dweights.put("W1", Tensor.of(rowBlockProduct(sh.dekT, t * b, sh.encAll, hep, he), na, he));
+        dweights.put("W2", Tensor.of(rowBlockProduct(sh.ddkT, u * b, sh.decAll, hdp, hd), na, hd));
+        double[] dv = new double[na];
+        for (int a = 0; a < na; a++) {
+            float sum = 0f;
+            for (int row = 0; row < b; row++) sum += sh.dvPart[row * na + a];
+            dv[a] = sum;
+        }
+        dweights.put("v", Tensor.of(dv, na));
+        return new AttentionGradients(Tensor.of(dscores, u, b, t), Tensor.of(ddec, u, b, hd), Tensor.of(denc, t, b, he),
+                dweights);
+    }
+
+    /**
+     * Arrays the additive backward's batch rows fill for the weight gradients: {@code dekT [A, T*B]} and
+     * {@code ddkT [A, U*B]} (column t*B+b, u*B+b), {@code encAll [T*B, Hep]}, {@code decAll [U*B, Hdp]}, and
+     * {@code dvPart [B, A]}.
+     */
+    private record Shared(float[] dekT, float[] encAll, float[] ddkT, float[] decAll, float[] dvPart) {}
+
+    /** {@code out [A, cols] = aT [A, r] · m [r, ld]} (first {@code cols} columns), in blocks of rows over the pool. */
+    private double[] rowBlockProduct(float[] aT, int r, float[] m, int ld, int cols) {
+        double[] out = new double[na * cols];
+        int tasks = (na + WA_ROWS - 1) / WA_ROWS;
+        pool.run(tasks, (task, thread) -> {
+            int i0 = task * WA_ROWS, n = Math.min(WA_ROWS, na - i0);
+            Scratch sc = scratch[thread];
+            sc.dwa = Scratch.grow(sc.dwa, n * ld);
+            float[] part = sc.dwa;
+            matmul(n, ld, r, aT, i0 * r, r, m, 0, ld, part, 0, ld);
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < cols; j++) out[(i0 + i) * cols + j] = part[i * ld + j];
+            }
+        });
+        return out;
+    }
+
+    private void additiveBackwardRow(Scratch sc, int b, int U, int B, int T, double[] dec, double[] enc, int[] mask,
+                                     double[] dcontext, double[] dscores, double[] ddec, double[] denc, Shared sh) {
+        prepareRow(sc, b, U, B, T, 1f, dec, enc, mask);
+        int tp = sc.tp, nValid = sc.nValid, R1 = T * B, R2 = U * B;
+        float[] x = sc.x, encT = sc.encT;
+        // enc and dec rows as floats for dW1, dW2 (every row: they are multiplied by dek, ddk, 0 where masked)
+        for (int t = 0; t < T; t++) {
+            int dst = (t * B + b) * hep;
+            for (int j = 0; j < he; j++) sh.encAll[dst + j] = encT[j * tp + t];
+        }
+        for (int uu = 0; uu < U; uu++) System.arraycopy(x, uu * hd, sh.decAll, (uu * B + b) * hdp, hd);
+        if (nValid == 0) return; // every gradient of this row is 0
+        float[] s = sc.s, stack = sc.stack, valid = sc.valid;
+        int[] idx = sc.idx;
+        sc.dw = Scratch.grow(sc.dw, U * tp);
+        sc.wide = Scratch.grow(sc.wide, nValid * U);
+        sc.rows = Scratch.grow(sc.rows, 2 * nValid * hep);
+        sc.stack = stack = Scratch.grow(stack, U * hep);
+        float[] dw = sc.dw, wide = sc.wide, rows = sc.rows;
+        for (int uu = 0; uu < U; uu++) {
+            int src = (uu * B + b) * he, dst = uu * hep;
+            for (int j = 0; j < he; j++) stack[dst + j] = (float) dcontext[src + j];
+            for (int j = he; j < hep; j++) stack[dst + j] = 0f;
+        }
+        matmul(U, tp, he, stack, 0, hep, encT, 0, tp, dw, 0, tp);
+        for (int uu = 0; uu < U; uu++) {
+            int row = uu * tp, out = (uu * B + b) * T;
+            softmaxGradRow(s, dw, row, tp, valid);
+            for (int t = 0; t < T; t++) dscores[out + t] = dw[row + t];
+            for (int q = 0; q < nValid; q++) wide[q * U + uu] = s[row + idx[q]];
+        }
+        // th pass: ddk [U, Ap], dek^T [A, Tp], dv part
+        sc.ddk = Scratch.grow(sc.ddk, U * ap);
+        sc.dekT = Scratch.grow(sc.dekT, na * tp);
+        sc.acc = Scratch.grow(sc.acc, 2 * na * L);
+        float[] ddk = sc.ddk, dekT = sc.dekT, acc = sc.acc, ekt = sc.ekt, dk = sc.dk;
+        java.util.Arrays.fill(dekT, 0, na * tp, 0f);
+        java.util.Arrays.fill(acc, 0, 2 * na * L, 0f);
+        for (int uu = 0; uu < U; uu++) {
+            additiveGradRow(na, tp, ekt, dk, uu * ap, dw, uu * tp, dekT, acc);
+            for (int a = 0; a < na; a++) {
+                float g = FloatVector.fromArray(S, acc, a * L).reduceLanes(VectorOperators.ADD);
+                ddk[uu * ap + a] = v[a] * g;
+                sh.ddkT[a * R2 + uu * B + b] = v[a] * g;
+                FloatVector.zero(S).intoArray(acc, a * L);
+            }
+            for (int a = na; a < ap; a++) ddk[uu * ap + a] = 0f;
+        }
+        for (int a = 0; a < na; a++) {
+            sh.dvPart[b * na + a] = FloatVector.fromArray(S, acc, (na + a) * L).reduceLanes(VectorOperators.ADD);
+        }
+        // dek of the valid positions [nValid, A] (the others are 0), also into dekT for dW1
+        sc.w = Scratch.grow(sc.w, nValid * na);
+        float[] dekc = sc.w;
+        for (int a = 0; a < na; a++) {
+            float va = v[a];
+            for (int q = 0; q < nValid; q++) {
+                int t = idx[q];
+                float g = va * dekT[a * tp + t];
+                dekc[q * na + a] = g;
+                sh.dekT[a * R1 + t * B + b] = g;
+            }
+        }
+        // denc (valid rows) = W^T dC + dek W1
+        matmul(nValid, hep, U, wide, 0, U, stack, 0, hep, rows, 0, hep);
+        matmul(nValid, hep, na, dekc, 0, na, w1p, 0, hep, rows, nValid * hep, hep);
+        for (int q = 0; q < nValid; q++) {
+            int src = q * hep, src2 = (nValid + q) * hep, out = (idx[q] * B + b) * he;
+            for (int j = 0; j < he; j++) denc[out + j] = rows[src + j] + rows[src2 + j];
+        }
+        // ddec = ddk W2
+        sc.dd = Scratch.grow(sc.dd, U * hdp);
+        float[] dd = sc.dd;
+        matmul(U, hdp, na, ddk, 0, ap, w2p, 0, hdp, dd, 0, hdp);
+        for (int uu = 0; uu < U; uu++) {
+            int src = uu * hdp, out = (uu * B + b) * hd;
+            for (int j = 0; j < hd; j++) ddec[out + j] = dd[src + j];
+        }
+    }
+
+    /**
+     * One decoder step's tanh pass: for every a and vector of t, {@code gp = g (1 - th^2)} into {@code dekT[a, t]},
+     * the lanes of {@code gp} into {@code acc[a]} (ddk) and of {@code g th} into {@code acc[A + a]} (dv). The only
+     * call site of the vector tanh in this method, so C2 inlines it.
+     */
+    private static void additiveGradRow(int na, int tp, float[] ekt, float[] dk, int d, float[] ds, int dsRow,
+                                        float[] dekT, float[] acc) {
+        FloatVector one = FloatVector.broadcast(S, 1f);
+        for (int t = 0; t < tp; t += L) {
+            FloatVector g = FloatVector.fromArray(S, ds, dsRow + t);
+            for (int a = 0; a < na; a++) {
+                FloatVector th = CpuAttentionKernels.tanh(FloatVector.fromArray(S, ekt, a * tp + t).add(dk[d + a]));
+                FloatVector gp = g.mul(th.neg().fma(th, one));
+                FloatVector.fromArray(S, dekT, a * tp + t).add(gp).intoArray(dekT, a * tp + t);
+                FloatVector.fromArray(S, acc, a * L).add(gp).intoArray(acc, a * L);
+                g.fma(th, FloatVector.fromArray(S, acc, (na + a) * L)).intoArray(acc, (na + a) * L);
+            }
+        }
     }
 
     /** Rows of dW_a per pool task: each task sums over every decoder row, so the result does not depend on threads. */
@@ -189,6 +346,7 @@ public final class CpuAttention implements AttentionEngine {
         float[] s = new float[0], w = new float[0], ctx = new float[0], valid = new float[0];
         float[] dw = new float[0], wide = new float[0], rows = new float[0], dd = new float[0];
         float[] decT = new float[0], dwa = new float[0], ekt = new float[0], dk = new float[0];
+        float[] ddk = new float[0], dekT = new float[0], acc = new float[0];
         int[] idx = new int[0];
         int tp, nValid;
 
@@ -394,6 +552,21 @@ public final class CpuAttention implements AttentionEngine {
         for (int q = 0; q < nValid; q++) {
             int src = q * hep, out = (idx[q] * B + b) * he;
             for (int j = 0; j < he; j++) denc[out + j] = rows[src + j];
+        }
+    }
+
+    /** In place: {@code s} row to its softmax W, {@code dw} row to {@code dS = W (dW - sum W dW)}, 0 where not valid. */
+    private static void softmaxGradRow(float[] s, float[] dw, int row, int tp, float[] valid) {
+        softmaxRow(s, row, tp, valid);
+        FloatVector acc = FloatVector.zero(S);
+        for (int t = 0; t < tp; t += L) {
+            acc = FloatVector.fromArray(S, s, row + t).fma(FloatVector.fromArray(S, dw, row + t), acc);
+        }
+        float dot = acc.reduceLanes(VectorOperators.ADD);
+        for (int t = 0; t < tp; t += L) {
+            FloatVector wv = FloatVector.fromArray(S, s, row + t);
+            wv.mul(FloatVector.fromArray(S, dw, row + t).sub(dot)).mul(FloatVector.fromArray(S, valid, t))
+                    .intoArray(dw, row + t);
         }
     }
 

@@ -52,7 +52,7 @@ class CpuAttentionTest {
         List<Arguments> out = new ArrayList<>();
         AttentionConfig[] configs = {
                 AttentionConfig.dot(19), AttentionConfig.scaled(16), AttentionConfig.general(11, 21), AttentionConfig.general(37, 8),
-                AttentionConfig.additive(9, 13, 10)};
+                AttentionConfig.additive(9, 13, 10), AttentionConfig.additive(16, 8, 37)};
         int[][] shapes = {{13, 3, 37}, {4, 2, 8}, {1, 1, 1}};
         for (AttentionConfig c : configs) {
             for (int[] s : shapes) {
