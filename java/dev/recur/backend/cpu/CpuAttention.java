@@ -37,6 +37,7 @@ public final class CpuAttention implements AttentionEngine {
     private final AttentionSchedule schedule;
     private final CpuPool pool;
     private final boolean ownsPool;
+    private final long parallelMinFmas;
     private final int hd, he, hep;
     /** W_a [Hd, Hep] and W_a^T [He, Hdp] for the general score (rows padded with zeros to whole vectors). */
     private float[] wa, waT;
@@ -52,12 +53,17 @@ public final class CpuAttention implements AttentionEngine {
      * shared one.
      */
     public CpuAttention(CpuBackend backend, AttentionConfig config) {
-        this(backend, new CpuPool(checkedThreads(backend)), config, true);
+        this(backend, config, PARALLEL_MIN_FMAS);
+    }
+
+    /** As {@link #CpuAttention(CpuBackend, AttentionConfig)}, going to the pool from {@code parallelMinFmas} (tests: 0). */
+    CpuAttention(CpuBackend backend, AttentionConfig config, long parallelMinFmas) {
+        this(backend, new CpuPool(checkedThreads(backend)), config, true, parallelMinFmas);
     }
 
     /** Runs on {@code backend}, spreading batch rows over {@code pool} (not closed by this engine). */
     public CpuAttention(CpuBackend backend, CpuPool pool, AttentionConfig config) {
-        this(backend, pool, config, false);
+        this(backend, pool, config, false, PARALLEL_MIN_FMAS);
     }
 
     private static int checkedThreads(CpuBackend backend) {
@@ -65,7 +71,7 @@ public final class CpuAttention implements AttentionEngine {
         return backend.threads();
     }
 
-    private CpuAttention(CpuBackend backend, CpuPool pool, AttentionConfig config, boolean ownsPool) {
+    private CpuAttention(CpuBackend backend, CpuPool pool, AttentionConfig config, boolean ownsPool, long parallelMinFmas) {
         if (pool == null) throw new IllegalArgumentException("pool: must not be null");
         AttentionSchedule s;
         try {
@@ -78,6 +84,7 @@ public final class CpuAttention implements AttentionEngine {
         this.schedule = s;
         this.pool = pool;
         this.ownsPool = ownsPool;
+        this.parallelMinFmas = parallelMinFmas;
         this.hd = config.decoderSize();
         this.he = config.encoderSize();
         this.hep = roundUp(he);
@@ -133,7 +140,7 @@ public final class CpuAttention implements AttentionEngine {
         double[] scores = new double[u * b * t], weights = new double[u * b * t], context = new double[u * b * he];
         float alpha = alpha();
         double[] dd = dec.data(), ed = enc.data();
-        pool.run(b, (row, thread) -> forwardRow(scratch[thread], row, u, b, t, alpha, dd, ed, mask, scores, weights, context));
+        run(b, work(u, b, t), (row, thread) -> forwardRow(scratch[thread], row, u, b, t, alpha, dd, ed, mask, scores, weights, context));
         return new AttentionOutput(Tensor.of(scores, u, b, t), Tensor.of(weights, u, b, t), Tensor.of(context, u, b, he));
     }
 
@@ -151,7 +158,7 @@ public final class CpuAttention implements AttentionEngine {
         boolean general = cfg.score() == AttentionScore.GENERAL;
         // general: dq of every row [U*B, Hep] (row u*B + b), for dW_a = dec^T dq after the rows
         float[] dqAll = general ? new float[u * b * hep] : null;
-        pool.run(b, (row, thread) -> backwardRow(scratch[thread], row, u, b, t, alpha, dd, ed, mask, dc, dscores, ddec,
+        run(b, work(u, b, t), (row, thread) -> backwardRow(scratch[thread], row, u, b, t, alpha, dd, ed, mask, dc, dscores, ddec,
                 denc, dqAll));
         java.util.Map<String, Tensor> dweights = java.util.Map.of();
         if (general) dweights = java.util.Map.of("W_a", Tensor.of(weightGradient(dd, dqAll, u * b), hd, he));
@@ -172,7 +179,7 @@ public final class CpuAttention implements AttentionEngine {
         double[] dscores = new double[u * b * t], ddec = new double[u * b * hd], denc = new double[t * b * he];
         Shared sh = new Shared(new float[na * t * b], new float[t * b * hep], new float[na * u * b], new float[u * b * hdp],
                 new float[b * na]);
-        pool.run(b, (row, thread) -> additiveBackwardRow(scratch[thread], row, u, b, t, dec, enc, mask, dc, dscores, ddec,
+        run(b, work(u, b, t), (row, thread) -> additiveBackwardRow(scratch[thread], row, u, b, t, dec, enc, mask, dc, dscores, ddec,
                 denc, sh));
         java.util.Map<String, Tensor> dweights = new java.util.LinkedHashMap<>();
         dweights.put("W1", Tensor.of(rowBlockProduct(sh.dekT, t * b, sh.encAll, hep, he), na, he));
@@ -199,7 +206,7 @@ public final class CpuAttention implements AttentionEngine {
     private double[] rowBlockProduct(float[] aT, int r, float[] m, int ld, int cols) {
         double[] out = new double[na * cols];
         int tasks = (na + WA_ROWS - 1) / WA_ROWS;
-        pool.run(tasks, (task, thread) -> {
+        run(tasks, (long) na * ld * r, (task, thread) -> {
             int i0 = task * WA_ROWS, n = Math.min(WA_ROWS, na - i0);
             Scratch sc = scratch[thread];
             sc.dwa = Scratch.grow(sc.dwa, n * ld);
@@ -312,6 +319,27 @@ public final class CpuAttention implements AttentionEngine {
         }
     }
 
+    /**
+     * Below this many multiply-adds a call runs on the calling thread alone: waking the pool's worker costs more
+     * than it saves (a seq2seq decoder calls attention once per step with U = 1), and an idle worker spins for a
+     * while, taking a core from the caller's next operation.
+     */
+    static final long PARALLEL_MIN_FMAS = 1L << 20;
+
+    /** Multiply-adds of one call, roughly: the products over t and the widest projection. */
+    private long work(int u, int b, int t) {
+        long widest = Math.max(Math.max(hep, hdp), ap);
+        return (long) u * b * widest * (2L * t + (cfg.score() == AttentionScore.ADDITIVE ? 2L * na : 0L) + widest);
+    }
+
+    private void run(int tasks, long work, CpuPool.Task body) {
+        if (work < parallelMinFmas || pool.threads() == 1) {
+            for (int i = 0; i < tasks; i++) body.run(i, 0);
+        } else {
+            pool.run(tasks, body);
+        }
+    }
+
     /** Rows of dW_a per pool task: each task sums over every decoder row, so the result does not depend on threads. */
     private static final int WA_ROWS = 16;
 
@@ -319,7 +347,7 @@ public final class CpuAttention implements AttentionEngine {
     private double[] weightGradient(double[] dec, float[] dq, int r) {
         double[] out = new double[hd * he];
         int tasks = (hd + WA_ROWS - 1) / WA_ROWS;
-        pool.run(tasks, (task, thread) -> {
+        run(tasks, (long) hd * hep * r, (task, thread) -> {
             int i0 = task * WA_ROWS, n = Math.min(WA_ROWS, hd - i0);
             Scratch sc = scratch[thread];
             sc.decT = Scratch.grow(sc.decT, n * r);

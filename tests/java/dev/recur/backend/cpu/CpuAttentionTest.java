@@ -17,6 +17,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.function.Supplier;
 import java.util.stream.Stream;
 
 import static dev.recur.nn.attention.AttentionTestSupport.assertClose;
@@ -83,9 +84,17 @@ class CpuAttentionTest {
         Tensor dctx = random(rnd, 1.0, u, b, cfg.encoderSize());
         Tensor mask = mask(maskKind, b, t);
         String what = cfg + " U=" + u + " B=" + b + " T=" + t + " mask=" + maskKind + " threads=" + threads;
+        // One thread: through the API (small shapes stay on the caller); two: the engine itself, sent to the pool
+        // whatever the size.
+        int[] m = new int[b * t];
+        for (int i = 0; i < m.length; i++) m[i] = mask == null ? 1 : (int) mask.data()[i];
         try (Attention ref = Attention.create(cfg, REFERENCE, w);
-             Attention cpu = Attention.create(cfg, threads == 1 ? one : two, w)) {
-            AttentionOutput e = ref.forward(dec, enc, mask), g = cpu.forward(dec, enc, mask);
+             Attention api = Attention.create(cfg, one, w);
+             CpuAttention engine = new CpuAttention(two, cfg, 0)) {
+            engine.setWeights(w);
+            Cpu cpu = threads == 1 ? new Cpu(() -> api.forward(dec, enc, mask), () -> api.backward(dec, enc, mask, dctx))
+                    : new Cpu(() -> engine.forward(dec, enc, m), () -> engine.backward(dec, enc, m, dctx));
+            AttentionOutput e = ref.forward(dec, enc, mask), g = cpu.forward.get();
             assertClose(what, "scores", e.scores(), g.scores(), TOL);
             assertClose(what, "weights", e.weights(), g.weights(), TOL);
             assertClose(what, "context", e.context(), g.context(), TOL);
@@ -94,17 +103,19 @@ class CpuAttentionTest {
                     for (int j = 0; j < t; j++) assertEquals(0.0, g.weights().get(i, b - 1, j), what + ": weights of the masked row");
                 }
             }
-            AttentionGradients eg = ref.backward(dec, enc, mask, dctx), gg = cpu.backward(dec, enc, mask, dctx);
+            AttentionGradients eg = ref.backward(dec, enc, mask, dctx), gg = cpu.backward.get();
             assertClose(what, "dscores", eg.dscores(), gg.dscores(), TOL);
             assertClose(what, "ddec", eg.ddec(), gg.ddec(), TOL);
             assertClose(what, "denc", eg.denc(), gg.denc(), TOL);
             for (String name : eg.dweights().keySet()) assertClose(what, "d" + name, eg.weight(name), gg.weight(name), TOL);
             assertEquals(eg.dweights().keySet(), gg.dweights().keySet(), what + ": gradient names");
             // A second call reuses the scratch of the first: same numbers.
-            AttentionOutput again = cpu.forward(dec, enc, mask);
+            AttentionOutput again = cpu.forward.get();
             assertClose(what, "context (second call)", g.context(), again.context(), 0.0);
         }
     }
+
+    private record Cpu(Supplier<AttentionOutput> forward, Supplier<AttentionGradients> backward) {}
 
     @org.junit.jupiter.api.Test
     void closingTwiceIsHarmlessAndUseAfterCloseThrows() {
