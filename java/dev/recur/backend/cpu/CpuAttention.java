@@ -13,20 +13,26 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Attention on the {@code cpu} backend: every forward, and the dot, scaled and general backward, fused per batch
- * row; the additive backward through {@link AttentionSchedule} on the same backend.
+ * Attention on the {@code cpu} backend: forward and backward of every score fused per batch row, from the host
+ * tensors to the host tensors. {@link AttentionSchedule} on the same backend is kept for tensors beyond int
+ * indexing (and holds the parameters as device buffers like every device engine).
  *
- * <p>Why a fused forward: the schedule's forward is four device operations with float64/float32 conversions and
- * copies at both ends; at a seq2seq size (U=50, B=32, T=100, H=256) the conversions, copies and the pool hand-offs
- * of each operation cost more than the 164 MFLOP of products. Here one pool task per batch row {@code b} converts
- * {@code dec[:,b,:]} and {@code enc[:,b,:]} from the host tensors into float32 scratch that stays in the core's
- * cache (about 300 KB at that size), computes the scores, the masked softmax and the context there, and writes the
- * three float64 results directly. The masked positions of a row take no part in its context product. The math is
- * the schedule's (float32 products, softmax with the maximum subtracted, exactly 0 at masked positions, an all-0
- * row when nothing is valid); sums run in another order, so results agree with the schedule's to float32
- * rounding, not bit for bit.
+ * <p>Why fused: the schedule's forward is four device operations with float64/float32 conversions and copies at
+ * both ends; at a seq2seq size (U=50, B=32, T=100, H=256) the conversions, copies, pool hand-offs of each
+ * operation and the dot-product GEMM path cost several times the 164 MFLOP of products. Here one pool task per
+ * batch row {@code b} converts {@code dec[:,b,:]}, {@code enc[:,b,:]} (and {@code dcontext[:,b,:]}) into float32
+ * scratch that stays in the core's cache (about 300 KB at that size), runs every product of the row there with
+ * broadcast-FMA register blocks (enc is stored transposed once, so no product needs dot products along K), and
+ * writes the float64 results directly. Masked positions weigh exactly 0, so they are left out of every product
+ * over t. Weight gradients sum over batch rows: the rows leave their parts in shared arrays and the sums follow
+ * in blocks of the gradient's rows, so results do not depend on which thread ran which row. The math is the
+ * schedule's (float32, softmax with the maximum subtracted, exactly 0 at masked positions, an all-0 row when
+ * nothing is valid, the kernels' tanh for additive scores); sums run in another order, so results agree with
+ * the schedule's to float32 rounding, not bit for bit.
  *
- * <p>Not thread-safe: {@code dev.recur.nn.attention.Attention} serialises calls (the backend's lock), and the
+ * <p>Threads: the backend's pool is private to {@link CpuBackend}, so by default this engine owns a pool of the
+ * backend's thread count (closed with it); calls below {@link #PARALLEL_MIN_FMAS} run on the caller alone. Not
+ * thread-safe: {@code dev.recur.nn.attention.Attention} serialises calls (the backend's lock), and the
  * per-thread scratch is shared between calls.
  */
 public final class CpuAttention implements AttentionEngine {
