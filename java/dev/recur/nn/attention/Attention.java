@@ -32,7 +32,8 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>On the reference backend the computation is float64; on a {@link DeviceBackend} it runs in float32 through
  * GEMMs and the kernels of {@link dev.recur.schedule.AttentionKernels}, and holds device memory until
- * {@link #close()}.
+ * {@link #close()}; on the {@code cpu} backend, {@link CpuAttention} fuses each batch row's work instead (the same
+ * float32 math).
  *
  * <p>Threads: safe to use from several threads. Each call into the backend holds the backend instance's lock
  * ({@link BackendLocks}), so calls on one backend run one after another (as for {@code Rnn}); results are
