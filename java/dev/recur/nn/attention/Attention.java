@@ -4,6 +4,8 @@ import dev.recur.backend.Backend;
 import dev.recur.backend.BackendLocks;
 import dev.recur.backend.Leaks;
 import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.cpu.CpuAttention;
+import dev.recur.backend.cpu.CpuBackend;
 import dev.recur.backend.reference.ReferenceAttention;
 import dev.recur.backend.reference.ReferenceBackend;
 import dev.recur.schedule.AttentionSchedule;
@@ -30,7 +32,8 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>On the reference backend the computation is float64; on a {@link DeviceBackend} it runs in float32 through
  * GEMMs and the kernels of {@link dev.recur.schedule.AttentionKernels}, and holds device memory until
- * {@link #close()}.
+ * {@link #close()}; on the {@code cpu} backend, {@link CpuAttention} fuses each batch row's work instead (the same
+ * float32 math).
  *
  * <p>Threads: safe to use from several threads. Each call into the backend holds the backend instance's lock
  * ({@link BackendLocks}), so calls on one backend run one after another (as for {@code Rnn}); results are
@@ -104,6 +107,8 @@ public final class Attention implements AutoCloseable {
         AttentionEngine engine;
         if (backend instanceof ReferenceBackend) {
             engine = new ReferenceAttention(config);
+        } else if (backend instanceof CpuBackend cpu) {
+            engine = new CpuAttention(cpu, config);
         } else if (backend instanceof DeviceBackend db) {
             engine = new AttentionSchedule(db, config);
         } else {

@@ -55,17 +55,22 @@ class CpuAttentionKernelsTest {
 
     @Test
     void additiveForwardAndBackward() {
-        int U = 3, B = 2, T = 11, A = 13;
+        // Below one vector, and several vectors with a partial one at the end (both kernels' tails).
+        additive(3, 2, 11, 13, new long[] {16, 4, 5}, new long[] {2, 2, 3 + 11});
+        additive(2, 3, 45, 37, new long[] {6, 3, 2}, new long[] {5, 3, 2 + 45});
+    }
+
+    private static void additive(int U, int B, int T, int A, long[] fwdGrid, long[] bwdGrid) {
         SplittableRandom r = new SplittableRandom(4);
         float[] ek = random(r, T * B * A, 1), dk = random(r, U * B * A, 1), v = random(r, A, 1), ds = random(r, U * B * T, 1);
         float[] ekt = new float[B * A * T];
         for (int t = 0; t < T; t++) for (int b = 0; b < B; b++) for (int a = 0; a < A; a++) ekt[(b * A + a) * T + t] = ek[(t * B + b) * A + a];
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment sc = arena.allocate(ValueLayout.JAVA_FLOAT, U * B * T);
-            CpuAttentionKernels.additiveFwd(new long[] {16, 4, 5}, U, B, T, A, floats(arena, ekt), floats(arena, dk), floats(arena, v), sc);
+            CpuAttentionKernels.additiveFwd(fwdGrid, U, B, T, A, floats(arena, ekt), floats(arena, dk), floats(arena, v), sc);
             MemorySegment ddk = arena.allocate(ValueLayout.JAVA_FLOAT, U * B * A), dek = arena.allocate(ValueLayout.JAVA_FLOAT, T * B * A),
                     dvp = arena.allocate(ValueLayout.JAVA_FLOAT, U * B * A);
-            CpuAttentionKernels.additiveBwd(new long[] {2, 2, U + T}, U, B, T, A, floats(arena, ek), floats(arena, dk), floats(arena, v),
+            CpuAttentionKernels.additiveBwd(bwdGrid, U, B, T, A, floats(arena, ek), floats(arena, dk), floats(arena, v),
                     floats(arena, ds), ddk, dek, dvp);
             double[] eddk = new double[U * B * A], edek = new double[T * B * A], edvp = new double[U * B * A];
             for (int u = 0; u < U; u++)
@@ -91,10 +96,19 @@ class CpuAttentionKernelsTest {
 
     @Test
     void maskedSoftmaxForwardAndBackward() {
-        int U = 2, B = 3, T = 7;
-        int[] lengths = {7, 3, 0};
+        // T = 7 and 19: inside one vector, and two whole vectors of 8 plus a tail; row 3 has holes.
+        softmax(7, new int[] {7, 3, 0}, -1);
+        softmax(19, new int[] {19, 11, 0, 17}, 9);
+    }
+
+    private static void softmax(int T, int[] lengths, int hole) {
+        int U = 2, B = lengths.length;
         int[] mask = new int[B * T];
         for (int b = 0; b < B; b++) for (int t = 0; t < lengths[b]; t++) mask[b * T + t] = 1;
+        if (hole >= 0) {
+            mask[(B - 1) * T + hole] = 0;
+            mask[(B - 1) * T] = 0;
+        }
         SplittableRandom r = new SplittableRandom(5);
         float[] s = random(r, U * B * T, 4), dw = random(r, U * B * T, 1);
         try (Arena arena = Arena.ofConfined()) {
@@ -106,18 +120,20 @@ class CpuAttentionKernelsTest {
                 for (int b = 0; b < B; b++) {
                     int row = (u * B + b) * T;
                     double max = Double.NEGATIVE_INFINITY, sum = 0;
-                    for (int t = 0; t < lengths[b]; t++) max = Math.max(max, s[row + t]);
-                    for (int t = 0; t < lengths[b]; t++) sum += Math.exp(s[row + t] - max);
+                    for (int t = 0; t < T; t++) if (mask[b * T + t] != 0) max = Math.max(max, s[row + t]);
+                    for (int t = 0; t < T; t++) if (mask[b * T + t] != 0) sum += Math.exp(s[row + t] - max);
                     double[] we = new double[T];
                     double dot = 0;
-                    for (int t = 0; t < lengths[b]; t++) {
+                    for (int t = 0; t < T; t++) {
+                        if (mask[b * T + t] == 0) continue;
                         we[t] = Math.exp(s[row + t] - max) / sum;
                         dot += we[t] * dw[row + t];
                     }
                     for (int t = 0; t < T; t++) {
+                        boolean ok = mask[b * T + t] != 0;
                         check("weights", row + t, we[t], w);
-                        check("ds", row + t, t < lengths[b] ? we[t] * (dw[row + t] - dot) : 0, ds);
-                        if (t >= lengths[b]) {
+                        check("ds", row + t, ok ? we[t] * (dw[row + t] - dot) : 0, ds);
+                        if (!ok) {
                             assertEquals(0f, w.getAtIndex(ValueLayout.JAVA_FLOAT, row + t), "weights[" + (row + t) + "] masked");
                             assertEquals(0f, ds.getAtIndex(ValueLayout.JAVA_FLOAT, row + t), "ds[" + (row + t) + "] masked");
                         }
