@@ -134,6 +134,14 @@ public interface DeviceBackend extends Backend {
         return new ScheduledRnn(this, config);
     }
 
+    /**
+     * Runs attention on this backend: through the shared {@link dev.recur.schedule.AttentionSchedule} unless the
+     * backend has a fused engine of its own (the {@code cpu} backend).
+     */
+    default dev.recur.nn.attention.AttentionEngine createAttentionEngine(dev.recur.nn.attention.AttentionConfig config) {
+        return new dev.recur.schedule.AttentionSchedule(this, config);
+    }
+
     /** An allocation that does not fit on the device; names what was asked for and what was left. */
     final class OutOfDeviceMemoryException extends RuntimeException {
         private final long requestedBytes;

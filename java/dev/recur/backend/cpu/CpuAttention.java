@@ -30,8 +30,8 @@ import jdk.incubator.vector.VectorSpecies;
  * nothing is valid, the kernels' tanh for additive scores); sums run in another order, so results agree with
  * the schedule's to float32 rounding, not bit for bit.
  *
- * <p>Threads: the backend's pool is private to {@link CpuBackend}, so by default this engine owns a pool of the
- * backend's thread count (closed with it); calls below {@link #PARALLEL_MIN_FMAS} run on the caller alone. Not
+ * <p>Threads: made by {@link CpuBackend#createAttentionEngine}, it runs on the backend's own pool (tests may give
+ * it a pool of its own); calls below {@link #PARALLEL_MIN_FMAS} run on the caller alone. Not
  * thread-safe: {@code dev.recur.nn.attention.Attention} serialises calls (the backend's lock), and the
  * per-thread scratch is shared between calls.
  */
@@ -53,11 +53,7 @@ public final class CpuAttention implements AttentionEngine {
     private final Scratch[] scratch;
     private boolean closed;
 
-    /**
-     * Runs on {@code backend} with a pool of the backend's thread count, owned (and closed) by this engine.
-     * The backend's own pool is private to it; {@link #CpuAttention(CpuBackend, CpuPool, AttentionConfig)} takes a
-     * shared one.
-     */
+    /** Runs on {@code backend} with a pool of the backend's thread count, owned (and closed) by this engine. */
     public CpuAttention(CpuBackend backend, AttentionConfig config) {
         this(backend, config, PARALLEL_MIN_FMAS);
     }

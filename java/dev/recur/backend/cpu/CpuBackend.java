@@ -478,6 +478,13 @@ public final class CpuBackend implements DeviceBackend {
         return Kernels.SINGLE_GROUP.contains(kernel) || Kernels.SEQUENCE_BWD.contains(kernel);
     }
 
+    /** Attention runs fused per batch row ({@link CpuAttention}) on this backend's threads. */
+    @Override
+    public dev.recur.nn.attention.AttentionEngine createAttentionEngine(dev.recur.nn.attention.AttentionConfig config) {
+        ensureOpen();
+        return new CpuAttention(this, pool, config);
+    }
+
     @Override
     public boolean sequenceKernelsScale() {
         return true;

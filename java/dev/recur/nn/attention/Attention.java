@@ -4,11 +4,8 @@ import dev.recur.backend.Backend;
 import dev.recur.backend.BackendLocks;
 import dev.recur.backend.Leaks;
 import dev.recur.backend.DeviceBackend;
-import dev.recur.backend.cpu.CpuAttention;
-import dev.recur.backend.cpu.CpuBackend;
 import dev.recur.backend.reference.ReferenceAttention;
 import dev.recur.backend.reference.ReferenceBackend;
-import dev.recur.schedule.AttentionSchedule;
 import dev.recur.tensor.Shapes;
 import dev.recur.tensor.Tensor;
 
@@ -32,7 +29,7 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>On the reference backend the computation is float64; on a {@link DeviceBackend} it runs in float32 through
  * GEMMs and the kernels of {@link dev.recur.schedule.AttentionKernels}, and holds device memory until
- * {@link #close()}; on the {@code cpu} backend, {@link CpuAttention} fuses each batch row's work instead (the same
+ * {@link #close()}; on the {@code cpu} backend, {@code CpuAttention} fuses each batch row's work instead (the same
  * float32 math).
  *
  * <p>Threads: safe to use from several threads. Each call into the backend holds the backend instance's lock
@@ -107,10 +104,8 @@ public final class Attention implements AutoCloseable {
         AttentionEngine engine;
         if (backend instanceof ReferenceBackend) {
             engine = new ReferenceAttention(config);
-        } else if (backend instanceof CpuBackend cpu) {
-            engine = new CpuAttention(cpu, config);
         } else if (backend instanceof DeviceBackend db) {
-            engine = new AttentionSchedule(db, config);
+            engine = db.createAttentionEngine(config);
         } else {
             throw new IllegalArgumentException("backend: attention runs on the reference backend or a device backend, got '"
                     + backend.name() + "' (" + backend.getClass().getName() + ")");
