@@ -30,9 +30,9 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * separates the steps: the next product reads every unit's state. The state the products read is double
  * buffered and kept in the micro-kernel's packed-row layout, so writing it is the only packing per step.
  *
- * <p>Threads run their own chunks first (the same columns every step, so the weights stay in their caches) and
- * then take any chunk nobody has claimed; a thread waits only for chunks another running thread has claimed, so a
- * worker the OS does not schedule slows a step down but cannot deadlock it.
+ * <p>Threads run their own chunks (the same columns every step, so the weights stay in their caches) and take
+ * another's only when it is late; a thread waits only for chunks another running thread has claimed, so a worker
+ * the OS does not schedule slows a step down but cannot deadlock it.
  */
 final class CpuSeqKernels {
     private static final int MR = CpuGemm.MR, NR = CpuGemm.NR;
@@ -221,25 +221,20 @@ final class CpuSeqKernels {
         AtomicInteger done = new AtomicInteger();
         Throwable[] failure = new Throwable[1];
         CpuPool.Task task = (part, th) -> {
-            int first = part * l.chunks / participants;
+            int first = part * l.chunks / participants, end = (part + 1) * l.chunks / participants;
             for (int s = 0; s < phases; s++) {
                 float[] cur = (s & 1) == 0 ? stateA : stateB, next = (s & 1) == 0 ? stateB : stateA;
-                for (int i = 0; i < l.chunks; i++) {
-                    int c = (first + i) % l.chunks;
-                    if (claims.get(c) != s || !claims.compareAndSet(c, s, s + 1)) continue;
-                    try {
-                        if (failure[0] == null) body.run(s, c, cur, next, th);
-                    } catch (Throwable e) {
-                        synchronized (failure) {
-                            if (failure[0] == null) failure[0] = e;
-                        }
-                    } finally {
-                        done.incrementAndGet();
-                    }
-                }
+                long start = System.nanoTime();
+                for (int c = first; c < end; c++) claimAndRun(claims, c, s, done, failure, body, cur, next, th);
+                // Another thread's chunk is taken only once it is clearly late (half this thread's own time):
+                // taken at once, an owner a microsecond behind would find nothing left and idle a whole step.
+                long mine = System.nanoTime() - start, waitFrom = System.nanoTime();
                 int target = (s + 1) * l.chunks, spins = 0;
                 while (done.get() < target) {
-                    if (++spins < 1 << 12) Thread.onSpinWait();
+                    if ((spins & 63) == 0 && System.nanoTime() - waitFrom > mine / 2) {
+                        for (int c = 0; c < l.chunks; c++) claimAndRun(claims, c, s, done, failure, body, cur, next, th);
+                    }
+                    if (++spins < 1 << 14) Thread.onSpinWait();
                     else Thread.yield();
                 }
             }
@@ -249,6 +244,21 @@ final class CpuSeqKernels {
         if (failure[0] instanceof RuntimeException re) throw re;
         if (failure[0] instanceof Error e) throw e;
         if (failure[0] != null) throw new IllegalStateException("sequence kernel failed", failure[0]);
+    }
+
+    /** Runs chunk c's phase s if no other thread has taken it, and counts it done (even when it throws). */
+    private static void claimAndRun(AtomicIntegerArray claims, int c, int s, AtomicInteger done, Throwable[] failure,
+                                    Phase body, float[] cur, float[] next, int th) {
+        if (claims.get(c) != s || !claims.compareAndSet(c, s, s + 1)) return;
+        try {
+            if (failure[0] == null) body.run(s, c, cur, next, th);
+        } catch (Throwable e) {
+            synchronized (failure) {
+                if (failure[0] == null) failure[0] = e;
+            }
+        } finally {
+            done.incrementAndGet();
+        }
     }
 
     /** Forward phases: the product of the chunk's gate columns (skipped once every sequence has ended), then the cell. */
