@@ -311,6 +311,22 @@ final class CpuSeqKernels {
         return CpuRows.maskPrefix(seedLo, seedHi, DropoutMask.stream(layer, d, DropoutMask.RECURRENT));
     }
 
+    /**
+     * Row (d, b)'s new state {@code v[vo..vo+nu)} for units j0..: into the next step's product input, and under
+     * recurrent dropout masked first and also kept in {@code hin} (the per-step kernels' h~).
+     */
+    private static void emitState(Layer l, float[] next, int d, int b, int j0, int nu, float[] v, int vo, float[] hm,
+                                  MemorySegment hin, long sh, int prefix, int thresh, float scale) {
+        if (thresh == 0) {
+            l.put(next, d, b, j0, v, vo, nu);
+            return;
+        }
+        System.arraycopy(v, vo, hm, 0, nu);
+        CpuRows.mask(hm, 0, nu, prefix, b * l.H + j0, thresh, scale);
+        CpuRows.put(hm, 0, hin, sh, nu);
+        l.put(next, d, b, j0, hm, 0, nu);
+    }
+
     // ------------------------------------------------------------------------------------------------------
     // LSTM: lstm_step_fwd without projection (kernels/common/lstm.h), every step
 
@@ -376,14 +392,7 @@ final class CpuSeqKernels {
                 }
                 CpuRows.put(m, r, h, sc, nu);
                 CpuRows.put(m, r, y, tbd(t, b, d, B, D, H, j0), nu);
-                if (thresh != 0) {
-                    System.arraycopy(m, r, hm, 0, nu);
-                    CpuRows.mask(hm, 0, nu, prefix, b * H + j0, thresh, scale);
-                    CpuRows.put(hm, 0, hin, sc, nu);
-                    l.put(next, d, b, j0, hm, 0, nu);
-                } else {
-                    l.put(next, d, b, j0, m, r, nu);
-                }
+                emitState(l, next, d, b, j0, nu, m, r, hm, hin, sc, prefix, thresh, scale);
             }
         };
         forward(l, step, shareable(pool, a));
@@ -439,14 +448,7 @@ final class CpuSeqKernels {
                     CpuRows.putBlocks(pre, r, bn, gsave, so, H, 3, nu);
                     CpuRows.put(g, 2 * bn + r, gsave, so + 3L * H, nu);
                 }
-                if (thresh != 0) {
-                    System.arraycopy(hp, r, hm, 0, nu);
-                    CpuRows.mask(hm, 0, nu, prefix, b * H + j0, thresh, scale);
-                    CpuRows.put(hm, 0, hin, sh, nu);
-                    l.put(next, d, b, j0, hm, 0, nu);
-                } else {
-                    l.put(next, d, b, j0, hp, r, nu);
-                }
+                emitState(l, next, d, b, j0, nu, hp, r, hm, hin, sh, prefix, thresh, scale);
             }
         };
         forward(l, step, shareable(pool, a));
@@ -522,6 +524,20 @@ final class CpuSeqKernels {
         }, shareable);
     }
 
+    /**
+     * dh[r..r+nu) for a row: dh_N at the sequence's last step, else the recurrent gradient {@code dr} through the
+     * recurrent dropout mask (the forward multiplied h by it before W_hh).
+     */
+    private static void incomingGrad(boolean last, MemorySegment dhN, long sh, float[] dr, float[] dh, int r, int nu,
+                                     int prefix, int index0, int thresh, float scale) {
+        if (last) {
+            CpuRows.get(dhN, sh, dh, r, nu);
+        } else {
+            System.arraycopy(dr, r, dh, r, nu);
+            CpuRows.mask(dh, r, nu, prefix, index0, thresh, scale);
+        }
+    }
+
     /** lstm_seq_bwd: T B H D peep coupled lengths dy dhN dhrec dcN dc gsave csave c0 peepw whh dgs dgall + dropout. */
     void lstmBackward(CpuKernels.Args a, CpuBuffer whh) {
         int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
@@ -545,12 +561,7 @@ final class CpuSeqKernels {
                 int t = d == 0 ? s : len - 1 - s;
                 boolean last = s == len - 1, first = d == 0 ? t == 0 : t == len - 1;
                 long sh = dbw(d, b, B, H, j0);
-                if (last) {
-                    CpuRows.get(dhN, sh, dh, r, nu);
-                } else {
-                    System.arraycopy(dr, r, dh, r, nu);
-                    CpuRows.mask(dh, r, nu, prefix, b * H + j0, thresh, scale);
-                }
+                incomingGrad(last, dhN, sh, dr, dh, r, nu, prefix, b * H + j0, thresh, scale);
                 CpuRows.addFrom(dh, r, dy, tbd(t, b, d, B, D, H, j0), nu);
                 CpuRows.get(last ? dcN : dc, sh, dcin, r, nu);
                 CpuRows.get(first ? c0 : csave, first ? sh : tbd(d == 0 ? t - 1 : t + 1, b, d, B, D, H, j0), cp, r, nu);
@@ -600,13 +611,8 @@ final class CpuSeqKernels {
                 int t = d == 0 ? s : len - 1 - s;
                 boolean last = s == len - 1, first = d == 0 ? t == 0 : t == len - 1;
                 long sh = dbw(d, b, B, H, j0);
-                if (last) {
-                    CpuRows.get(dhN, sh, dh, r, nu);
-                } else {
-                    System.arraycopy(dr, r, dh, r, nu);
-                    CpuRows.mask(dh, r, nu, prefix, b * H + j0, thresh, scale);
-                    CpuRows.addFrom(dh, r, ddir, sh, nu);
-                }
+                incomingGrad(last, dhN, sh, dr, dh, r, nu, prefix, b * H + j0, thresh, scale);
+                if (!last) CpuRows.addFrom(dh, r, ddir, sh, nu);
                 CpuRows.addFrom(dh, r, dy, tbd(t, b, d, B, D, H, j0), nu);
                 long go = tbd(t, b, d, B, D, 4 * H, j0);
                 CpuRows.getBlocks(gsave, go, H, g4, r, bn, 4, nu);
