@@ -33,6 +33,9 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * <p>Threads run their own chunks (the same columns every step, so the weights stay in their caches) and take
  * another's only when it is late; a thread waits only for chunks another running thread has claimed, so a worker
  * the OS does not schedule slows a step down but cannot deadlock it.
+ *
+ * <p>Launches are serialised (each entry point is synchronized): the state buffers and the per-thread scratch
+ * are shared between launches.
  */
 final class CpuSeqKernels {
     private static final int MR = CpuGemm.MR, NR = CpuGemm.NR;
@@ -331,7 +334,7 @@ final class CpuSeqKernels {
     // LSTM: lstm_step_fwd without projection (kernels/common/lstm.h), every step
 
     /** lstm_seq_fwd: T B H D peep coupled training lengths xw whhT hw bih bhh peepw c h hin y gsave csave + dropout. */
-    void lstm(CpuKernels.Args a, CpuBuffer whhT) {
+    synchronized void lstm(CpuKernels.Args a, CpuBuffer whhT) {
         int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
         boolean peep = a.i(4) != 0, coupled = a.i(5) != 0, training = a.i(6) != 0;
         MemorySegment lengths = a.m(7), xw = a.m(8), c = a.m(14), h = a.m(15), hin = a.m(16), y = a.m(17),
@@ -402,7 +405,7 @@ final class CpuSeqKernels {
     // GRU, reset after the product: gru_step_fwd (kernels/common/gru.h), every step
 
     /** gru_seq_fwd: T B H D training lengths xw whhT hw bih bhh h hin y gsave + dropout. */
-    void gru(CpuKernels.Args a, CpuBuffer whhT) {
+    synchronized void gru(CpuKernels.Args a, CpuBuffer whhT) {
         int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
         boolean training = a.i(4) != 0;
         MemorySegment lengths = a.m(5), xw = a.m(6), h = a.m(11), hin = a.m(12), y = a.m(13), gsave = a.m(14);
@@ -458,7 +461,7 @@ final class CpuSeqKernels {
     // Plain RNN: rnn_step_fwd (kernels/common/rnn.h), every step
 
     /** rnn_seq_fwd: T B H D act lengths xw whhT hw bih bhh h y. */
-    void rnn(CpuKernels.Args a, CpuBuffer whhT) {
+    synchronized void rnn(CpuKernels.Args a, CpuBuffer whhT) {
         int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
         boolean relu = a.i(4) != 0;
         MemorySegment lengths = a.m(5), xw = a.m(6), h = a.m(11), y = a.m(12);
@@ -539,7 +542,7 @@ final class CpuSeqKernels {
     }
 
     /** lstm_seq_bwd: T B H D peep coupled lengths dy dhN dhrec dcN dc gsave csave c0 peepw whh dgs dgall + dropout. */
-    void lstmBackward(CpuKernels.Args a, CpuBuffer whh) {
+    synchronized void lstmBackward(CpuKernels.Args a, CpuBuffer whh) {
         int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
         boolean peep = a.i(4) != 0, coupled = a.i(5) != 0;
         MemorySegment lengths = a.m(6), dy = a.m(7), dhN = a.m(8), dhrec = a.m(9), dcN = a.m(10), dc = a.m(11),
@@ -592,7 +595,7 @@ final class CpuSeqKernels {
     }
 
     /** gru_seq_bwd: T B H D lengths dy dhN dhrec ddir gsave y h0 whh dgs dgall dgallh + dropout. */
-    void gruBackward(CpuKernels.Args a, CpuBuffer whh) {
+    synchronized void gruBackward(CpuKernels.Args a, CpuBuffer whh) {
         int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
         MemorySegment lengths = a.m(4), dy = a.m(5), dhN = a.m(6), dhrec = a.m(7), ddir = a.m(8), gsave = a.m(9),
                 y = a.m(10), h0 = a.m(11), dgall = a.m(14), dgallh = a.m(15);
@@ -642,7 +645,7 @@ final class CpuSeqKernels {
     }
 
     /** rnn_seq_bwd: T B H D act lengths dy dhN dhrec y whh dgs dgall. */
-    void rnnBackward(CpuKernels.Args a, CpuBuffer whh) {
+    synchronized void rnnBackward(CpuKernels.Args a, CpuBuffer whh) {
         int T = a.i(0), B = a.i(1), H = a.i(2), D = a.i(3);
         boolean relu = a.i(4) != 0;
         MemorySegment lengths = a.m(5), dy = a.m(6), dhN = a.m(7), dhrec = a.m(8), y = a.m(9), dgall = a.m(12);
