@@ -58,6 +58,34 @@ public interface DeviceBackend extends Backend {
     void download(DeviceBuffer src, long srcOff, int[] dst, int dstOff, int count);
 
     /**
+     * Copies {@code count} float64 values from {@code src[srcOff..]} to the F32 buffer {@code dst[dstOff..]},
+     * rounded to float32 (host tensors are float64). The default converts into one float[] and uploads it.
+     */
+    default void uploadDoubles(double[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
+        checkDoubles("src", src, srcOff, count);
+        float[] f = new float[count];
+        for (int i = 0; i < count; i++) f[i] = (float) src[srcOff + i];
+        upload(f, 0, dst, dstOff, count);
+    }
+
+    /** Copies {@code count} floats from the F32 buffer {@code src[srcOff..]} into {@code dst[dstOff..]} as float64. */
+    default void downloadDoubles(DeviceBuffer src, long srcOff, double[] dst, int dstOff, int count) {
+        checkDoubles("dst", dst, dstOff, count);
+        float[] f = new float[count];
+        download(src, srcOff, f, 0, count);
+        for (int i = 0; i < count; i++) dst[dstOff + i] = f[i];
+    }
+
+    /** Checks a host float64 range of {@link #uploadDoubles} / {@link #downloadDoubles}, naming the argument. */
+    static void checkDoubles(String arg, double[] array, int off, int count) {
+        if (array == null) throw new IllegalArgumentException(arg + ": must not be null");
+        if (off < 0 || count < 0 || (long) off + count > array.length) {
+            throw new IllegalArgumentException(arg + ": elements [" + off + ", " + ((long) off + count)
+                    + ") outside an array of " + array.length);
+        }
+    }
+
+    /**
      * Sets {@code count} elements from {@code off} to {@code value} (converted to the buffer's type: F32 takes
      * {@code (float) value}, I32 takes {@code (int) value}).
      */

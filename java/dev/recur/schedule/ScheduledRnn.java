@@ -262,8 +262,7 @@ public final class ScheduledRnn implements RnnEngine {
     }
 
     private void upload(Tensor t, DeviceBuffer dst, long off) {
-        float[] f = t.toFloatArray();
-        be.upload(f, 0, dst, off, f.length);
+        be.uploadDoubles(t.data(), 0, dst, off, t.data().length);
     }
 
     /** Dropout parameters of one call, as the kernels take them. */
@@ -387,9 +386,8 @@ public final class ScheduledRnn implements RnnEngine {
                 in = merged;
                 result = merged;
             }
-            float[] yf = new float[T * B * width];
-            be.download(result, 0, yf, 0, yf.length);
-            Tensor y = Tensor.ofFloats(yf, T, B, width);
+            Tensor y = Tensor.zeros(T, B, width);
+            be.downloadDoubles(result, 0, y.data(), 0, y.data().length);
             Tensor hNt = Tensor.ofFloats(hN, layers * dirs, B, out);
             Tensor cNt = lstm ? Tensor.ofFloats(cN, layers * dirs, B, hidden) : null;
             return new RnnOutput(y, hNt, cNt, trace);
@@ -799,9 +797,8 @@ public final class ScheduledRnn implements RnnEngine {
                 }
             }
             if (k == 0) {
-                float[] fx = new float[(int) (tb * I)];
-                be.download(dxk, 0, fx, 0, fx.length);
-                dx = Tensor.ofFloats(fx, T, B, I);
+                dx = Tensor.zeros(T, B, I);
+                be.downloadDoubles(dxk, 0, dx.data(), 0, dx.data().length);
             } else if (!cfg.residualAt(k) && drop.betweenThresh == 0) {
                 dout = dxk;
             } else {

@@ -286,6 +286,38 @@ public final class CpuBackend implements DeviceBackend {
         MemorySegment.copy(s.segment(), ValueLayout.JAVA_INT, srcOff * 4, dst, dstOff, count);
     }
 
+    /** Converts in L1-sized blocks straight into the buffer (no whole-tensor float[] staging copy). */
+    @Override
+    public void uploadDoubles(double[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
+        ensureOpen();
+        DeviceBackend.checkDoubles("src", src, srcOff, count);
+        CpuBuffer d = check("dst", dst, DeviceBuffer.Type.F32, dstOff, count);
+        d.mem.version++;
+        float[] block = new float[Math.min(count, CONVERT_BLOCK)];
+        for (int done = 0; done < count; done += block.length) {
+            int n = Math.min(block.length, count - done);
+            for (int i = 0; i < n; i++) block[i] = (float) src[srcOff + done + i];
+            MemorySegment.copy(block, 0, d.segment(), ValueLayout.JAVA_FLOAT, (dstOff + done) * 4, n);
+        }
+    }
+
+    /** Converts in L1-sized blocks straight from the buffer (no whole-tensor float[] staging copy). */
+    @Override
+    public void downloadDoubles(DeviceBuffer src, long srcOff, double[] dst, int dstOff, int count) {
+        ensureOpen();
+        CpuBuffer s = check("src", src, DeviceBuffer.Type.F32, srcOff, count);
+        DeviceBackend.checkDoubles("dst", dst, dstOff, count);
+        float[] block = new float[Math.min(count, CONVERT_BLOCK)];
+        for (int done = 0; done < count; done += block.length) {
+            int n = Math.min(block.length, count - done);
+            MemorySegment.copy(s.segment(), ValueLayout.JAVA_FLOAT, (srcOff + done) * 4, block, 0, n);
+            for (int i = 0; i < n; i++) dst[dstOff + done + i] = block[i];
+        }
+    }
+
+    /** Floats converted per block by uploadDoubles / downloadDoubles (16 KiB). */
+    private static final int CONVERT_BLOCK = 4096;
+
     @Override
     public void fill(DeviceBuffer dst, long off, long count, double value) {
         ensureOpen();
