@@ -62,7 +62,7 @@ public interface DeviceBackend extends Backend {
      * rounded to float32 (host tensors are float64). The default converts into one float[] and uploads it.
      */
     default void uploadDoubles(double[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
-        checkDoubles("src", src, srcOff, count);
+        checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         float[] f = new float[count];
         for (int i = 0; i < count; i++) f[i] = (float) src[srcOff + i];
         upload(f, 0, dst, dstOff, count);
@@ -70,18 +70,21 @@ public interface DeviceBackend extends Backend {
 
     /** Copies {@code count} floats from the F32 buffer {@code src[srcOff..]} into {@code dst[dstOff..]} as float64. */
     default void downloadDoubles(DeviceBuffer src, long srcOff, double[] dst, int dstOff, int count) {
-        checkDoubles("dst", dst, dstOff, count);
+        checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
         float[] f = new float[count];
         download(src, srcOff, f, 0, count);
         for (int i = 0; i < count; i++) dst[dstOff + i] = f[i];
     }
 
-    /** Checks a host float64 range of {@link #uploadDoubles} / {@link #downloadDoubles}, naming the argument. */
-    static void checkDoubles(String arg, double[] array, int off, int count) {
+    /**
+     * Checks the host-array range of an upload or download before anything is copied: {@code array} (of
+     * {@code length} elements) must exist and hold {@code [off, off + count)}. The message names the argument.
+     */
+    static void checkHostRange(String arg, Object array, int length, int off, int count) {
         if (array == null) throw new IllegalArgumentException(arg + ": must not be null");
-        if (off < 0 || count < 0 || (long) off + count > array.length) {
+        if (off < 0 || count < 0 || (long) off + count > length) {
             throw new IllegalArgumentException(arg + ": elements [" + off + ", " + ((long) off + count)
-                    + ") outside an array of " + array.length);
+                    + ") outside an array of " + length);
         }
     }
 

@@ -244,18 +244,10 @@ public final class CpuBackend implements DeviceBackend {
         return cb;
     }
 
-    private static void checkArray(String arg, Object array, int length, int off, int count) {
-        if (array == null) throw new IllegalArgumentException(arg + ": must not be null");
-        if (off < 0 || count < 0 || (long) off + count > length) {
-            throw new IllegalArgumentException(arg + ": elements [" + off + ", " + ((long) off + count)
-                    + ") outside an array of " + length);
-        }
-    }
-
     @Override
     public void upload(float[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
         ensureOpen();
-        checkArray("src", src, src == null ? 0 : src.length, srcOff, count);
+        DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         CpuBuffer d = check("dst", dst, DeviceBuffer.Type.F32, dstOff, count);
         d.mem.version++;
         MemorySegment.copy(src, srcOff, d.segment(), ValueLayout.JAVA_FLOAT, dstOff * 4, count);
@@ -264,7 +256,7 @@ public final class CpuBackend implements DeviceBackend {
     @Override
     public void upload(int[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
         ensureOpen();
-        checkArray("src", src, src == null ? 0 : src.length, srcOff, count);
+        DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         CpuBuffer d = check("dst", dst, DeviceBuffer.Type.I32, dstOff, count);
         d.mem.version++;
         MemorySegment.copy(src, srcOff, d.segment(), ValueLayout.JAVA_INT, dstOff * 4, count);
@@ -274,7 +266,7 @@ public final class CpuBackend implements DeviceBackend {
     public void download(DeviceBuffer src, long srcOff, float[] dst, int dstOff, int count) {
         ensureOpen();
         CpuBuffer s = check("src", src, DeviceBuffer.Type.F32, srcOff, count);
-        checkArray("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
+        DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
         MemorySegment.copy(s.segment(), ValueLayout.JAVA_FLOAT, srcOff * 4, dst, dstOff, count);
     }
 
@@ -282,7 +274,7 @@ public final class CpuBackend implements DeviceBackend {
     public void download(DeviceBuffer src, long srcOff, int[] dst, int dstOff, int count) {
         ensureOpen();
         CpuBuffer s = check("src", src, DeviceBuffer.Type.I32, srcOff, count);
-        checkArray("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
+        DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
         MemorySegment.copy(s.segment(), ValueLayout.JAVA_INT, srcOff * 4, dst, dstOff, count);
     }
 
@@ -290,7 +282,7 @@ public final class CpuBackend implements DeviceBackend {
     @Override
     public void uploadDoubles(double[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
         ensureOpen();
-        DeviceBackend.checkDoubles("src", src, srcOff, count);
+        DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         CpuBuffer d = check("dst", dst, DeviceBuffer.Type.F32, dstOff, count);
         d.mem.version++;
         float[] block = new float[Math.min(count, CONVERT_BLOCK)];
@@ -306,7 +298,7 @@ public final class CpuBackend implements DeviceBackend {
     public void downloadDoubles(DeviceBuffer src, long srcOff, double[] dst, int dstOff, int count) {
         ensureOpen();
         CpuBuffer s = check("src", src, DeviceBuffer.Type.F32, srcOff, count);
-        DeviceBackend.checkDoubles("dst", dst, dstOff, count);
+        DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
         float[] block = new float[Math.min(count, CONVERT_BLOCK)];
         for (int done = 0; done < count; done += block.length) {
             int n = Math.min(block.length, count - done);

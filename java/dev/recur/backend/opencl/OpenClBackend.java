@@ -221,17 +221,10 @@ public final class OpenClBackend implements DeviceBackend {
         return cb;
     }
 
-    private static void checkArray(String arg, int length, int off, int count) {
-        if (off < 0 || count < 0 || (long) off + count > length) {
-            throw new IllegalArgumentException(arg + ": elements [" + off + ", " + ((long) off + count)
-                    + ") outside an array of " + length);
-        }
-    }
-
     @Override
     public void upload(float[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
         ensureOpen();
-        checkArray("src", src.length, srcOff, count);
+        DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         ClBuffer d = check("dst", dst, DeviceBuffer.Type.F32, dstOff, count);
         if (count == 0) return;
         clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, dstOff * 4, (long) count * 4,
@@ -241,7 +234,7 @@ public final class OpenClBackend implements DeviceBackend {
     @Override
     public void upload(int[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
         ensureOpen();
-        checkArray("src", src.length, srcOff, count);
+        DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         ClBuffer d = check("dst", dst, DeviceBuffer.Type.I32, dstOff, count);
         if (count == 0) return;
         clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, dstOff * 4, (long) count * 4,
@@ -252,7 +245,7 @@ public final class OpenClBackend implements DeviceBackend {
     public void download(DeviceBuffer src, long srcOff, float[] dst, int dstOff, int count) {
         ensureOpen();
         ClBuffer s = check("src", src, DeviceBuffer.Type.F32, srcOff, count);
-        checkArray("dst", dst.length, dstOff, count);
+        DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
         if (count == 0) return;
         clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, srcOff * 4, (long) count * 4,
                 Pointer.to(dst).withByteOffset((long) dstOff * 4), 0, null, null);
@@ -262,7 +255,7 @@ public final class OpenClBackend implements DeviceBackend {
     public void download(DeviceBuffer src, long srcOff, int[] dst, int dstOff, int count) {
         ensureOpen();
         ClBuffer s = check("src", src, DeviceBuffer.Type.I32, srcOff, count);
-        checkArray("dst", dst.length, dstOff, count);
+        DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
         if (count == 0) return;
         clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, srcOff * 4, (long) count * 4,
                 Pointer.to(dst).withByteOffset((long) dstOff * 4), 0, null, null);

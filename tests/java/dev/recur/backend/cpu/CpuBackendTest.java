@@ -117,6 +117,9 @@ class CpuBackendTest {
             assertMessage(() -> be.copy(f, 0, f, 2, 3), "overlapping");
             assertMessage(() -> be.upload(new float[2], 0, f, 5, 2), "dst: elements [5, 7) outside a buffer of 6");
             assertMessage(() -> be.download(f, 0, new float[2], 1, 2), "dst: elements [1, 3) outside an array of 2");
+            assertMessage(() -> be.upload((int[]) null, 0, n, 0, 1), "src: must not be null");
+            assertMessage(() -> be.uploadDoubles(new double[2], 1, f, 0, 2), "src: elements [1, 3) outside an array of 2");
+            assertMessage(() -> be.downloadDoubles(f, 0, null, 0, 2), "dst: must not be null");
             assertMessage(() -> be.upload(new float[2], 0, n, 0, 2), "dst: expected a F32 buffer, got I32");
             try (CpuBackend other = CpuBackend.open(1); DeviceBuffer x = other.allocate(DeviceBuffer.Type.F32, 6)) {
                 assertMessage(() -> be.copy(x, 0, f, 0, 1), "src: a buffer of another backend");

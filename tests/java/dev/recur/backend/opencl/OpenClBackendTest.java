@@ -88,6 +88,15 @@ class OpenClBackendTest {
             assertTrue(e.getMessage().contains("dst") && e.getMessage().contains("[8, 12)"), e.getMessage());
             e = assertThrows(IllegalArgumentException.class, () -> be.upload(new float[4], 0, n, 0, 4));
             assertTrue(e.getMessage().contains("F32"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> be.upload((float[]) null, 0, f, 0, 4));
+            assertEquals("src: must not be null", e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> be.downloadDoubles(f, 0, new double[2], 1, 2));
+            assertEquals("dst: elements [1, 3) outside an array of 2", e.getMessage());
+            double[] dv = {0.25, -1.5};
+            be.uploadDoubles(dv, 0, f, 2, 2);
+            double[] back = new double[2];
+            be.downloadDoubles(f, 2, back, 0, 2);
+            assertArrayEquals(dv, back);
         }
         assertEquals(start, be.memoryInUse());
     }
