@@ -55,10 +55,15 @@ public final class CpuGemm implements AutoCloseable {
     private final CpuPool pool;
     private final boolean ownsPool;
     private final long parallelMinFmas;
+    private final long scratchPackFloats;
     private final float[][] aPack;
     private final float[][] edge;
     private final float[][] rowBufs;
-    private final MemorySegment bPack = alignedFloats((long) KC * NC);
+    /**
+     * One KC x NC slice of op(B) for the products too large to pack whole (see {@link #SCRATCH_PACK_FLOATS}); made on
+     * first use (8 MiB), not with every GEMM.
+     */
+    private MemorySegment bPack;
 
     /** A GEMM with its own pool of {@code threads} threads (the caller included). */
     public CpuGemm(int threads) {
@@ -72,10 +77,16 @@ public final class CpuGemm implements AutoCloseable {
 
     /** Tests lower {@code parallelMinFmas} to drive small products through the multi-threaded paths. */
     CpuGemm(CpuPool pool, boolean ownsPool, long parallelMinFmas) {
+        this(pool, ownsPool, parallelMinFmas, SCRATCH_PACK_FLOATS);
+    }
+
+    /** Tests also lower {@code scratchPackFloats} to send products through the slice-by-slice packed path. */
+    CpuGemm(CpuPool pool, boolean ownsPool, long parallelMinFmas, long scratchPackFloats) {
         if (pool == null) throw new IllegalArgumentException("pool: must not be null");
         this.pool = pool;
         this.ownsPool = ownsPool;
         this.parallelMinFmas = parallelMinFmas;
+        this.scratchPackFloats = scratchPackFloats;
         int t = pool.threads();
         aPack = new float[t][];
         edge = new float[t][];
@@ -151,7 +162,7 @@ public final class CpuGemm implements AutoCloseable {
                     beta, c, cOffset, ldc, strideC, batch);
             return;
         }
-        if ((long) k * roundUp(n, NR) <= SCRATCH_PACK_FLOATS) {
+        if ((long) k * roundUp(n, NR) <= scratchPackFloats) {
             // All of op(B) packed in one hand-off, then every row block over every depth slice in a second one:
             // two pool round trips per product instead of two per depth slice, and no thread idles at a slice
             // boundary. Same slices, kernel and accumulation order as packed(), so the results are identical.
@@ -364,6 +375,8 @@ public final class CpuGemm implements AutoCloseable {
         int mBlocks = ceilDiv(m, MC);
         int mcStep = roundUp(ceilDiv(m, mBlocks), MR);
         mBlocks = ceilDiv(m, mcStep);
+        if (bPack == null) bPack = alignedFloats((long) KC * NC);
+        MemorySegment bPack = this.bPack;
         for (int jc = 0; jc < n; jc += NC) {
             int nc = Math.min(NC, n - jc);
             int panels = ceilDiv(nc, NR);

@@ -175,7 +175,7 @@ class CpuGemmTest {
     @ValueSource(ints = {1, 2})
     void blockingOverKMAndN(int threads) {
         // k > KC (two depth slices, the second accumulating onto the first), m > MC (several row blocks),
-        // n > NC (two column slices), and the RNN per-step shapes on the small-M path.
+        // n > NC, all with B packed whole into the scratch; and the RNN per-step shapes on the small-M path.
         for (int combo = 0; combo < 4; combo++) {
             boolean ta = (combo & 1) != 0, tb = (combo & 2) != 0;
             check(gemm(threads), Case.of(ta, tb, 2 * CpuGemm.MC + 7, 37, CpuGemm.KC + 45, 0.5f, -1f, 2, 3), 100 + combo);
@@ -184,6 +184,21 @@ class CpuGemmTest {
         check(gemm(threads), Case.of(false, true, 32, 1024, 256, 1f, 1f, 0, 0), 300);
         check(gemm(threads), Case.of(false, false, 32, 256, 1024, 1f, 0f, 0, 0), 301);
         check(gemm(threads), Case.of(false, true, 7, 259, CpuGemm.KC + 3, 1f, 1f, 3, 2), 302);
+    }
+
+    @ParameterizedTest(name = "threads={0}")
+    @ValueSource(ints = {1, 2})
+    void productsTooLargeToPackWholeGoSliceBySlice(int threads) {
+        // With no whole-B scratch every packed product takes the KC x NC slice path: depth slices accumulating,
+        // two column slices, several row blocks, every transpose.
+        try (CpuPool pool = new CpuPool(threads)) {
+            CpuGemm sliced = new CpuGemm(pool, false, 1, 0);
+            for (int combo = 0; combo < 4; combo++) {
+                boolean ta = (combo & 1) != 0, tb = (combo & 2) != 0;
+                check(sliced, Case.of(ta, tb, 2 * CpuGemm.MC + 7, 37, CpuGemm.KC + 45, 0.5f, -1f, 2, 3), 400 + combo);
+                check(sliced, Case.of(ta, tb, CpuGemm.SMALL_M + 3, CpuGemm.NC + 21, 3, 1f, 0f, 0, 1), 500 + combo);
+            }
+        }
     }
 
     @Test
