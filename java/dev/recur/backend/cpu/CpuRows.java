@@ -70,39 +70,17 @@ final class CpuRows {
 
     /** {@link #get} of {@code blocks} rows of n: block q from src[s + q*sStride..] to dst[d + q*dStride..]. */
     static void getBlocks(MemorySegment src, long s, long sStride, float[] dst, int d, int dStride, int blocks, int n) {
-        for (int q = 0; q < blocks; q++) {
-            long so = s + q * sStride;
-            int dOff = d + q * dStride, i = 0;
-            for (; i <= n - L; i += L) {
-                FloatVector.fromMemorySegment(S, src, (so + i) * Float.BYTES, NATIVE).intoArray(dst, dOff + i);
-            }
-            for (; i < n; i++) dst[dOff + i] = src.getAtIndex(F, so + i);
-        }
+        for (int q = 0; q < blocks; q++) get(src, s + q * sStride, dst, d + q * dStride, n);
     }
 
     /** {@link #put} of {@code blocks} rows of n: block q from src[s + q*sStride..] to dst[d + q*dStride..]. */
     static void putBlocks(float[] src, int s, int sStride, MemorySegment dst, long d, long dStride, int blocks, int n) {
-        for (int q = 0; q < blocks; q++) {
-            int so = s + q * sStride, i = 0;
-            long dOff = d + q * dStride;
-            for (; i <= n - L; i += L) {
-                FloatVector.fromArray(S, src, so + i).intoMemorySegment(dst, (dOff + i) * Float.BYTES, NATIVE);
-            }
-            for (; i < n; i++) dst.setAtIndex(F, dOff + i, src[so + i]);
-        }
+        for (int q = 0; q < blocks; q++) put(src, s + q * sStride, dst, d + q * dStride, n);
     }
 
     /** {@link #addFrom} of {@code blocks} rows of n: x block q at xo + q*xStride, src block q at s + q*sStride. */
     static void addFromBlocks(float[] x, int xo, int xStride, MemorySegment src, long s, long sStride, int blocks, int n) {
-        for (int q = 0; q < blocks; q++) {
-            int xb = xo + q * xStride, i = 0;
-            long sb = s + q * sStride;
-            for (; i <= n - L; i += L) {
-                FloatVector.fromArray(S, x, xb + i).add(FloatVector.fromMemorySegment(S, src, (sb + i) * Float.BYTES, NATIVE))
-                        .intoArray(x, xb + i);
-            }
-            for (; i < n; i++) x[xb + i] += src.getAtIndex(F, sb + i);
-        }
+        for (int q = 0; q < blocks; q++) addFrom(x, xo + q * xStride, src, s + q * sStride, n);
     }
 
     /** Adds the vector v[vo..vo+n) to each of {@code rows} consecutive rows of n at x[xo..]. */
