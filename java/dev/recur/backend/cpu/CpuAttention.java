@@ -53,12 +53,10 @@ public final class CpuAttention implements AttentionEngine {
     private final Scratch[] scratch;
     private boolean closed;
 
-    /** Runs on {@code backend} with a pool of the backend's thread count, owned (and closed) by this engine. */
-    public CpuAttention(CpuBackend backend, AttentionConfig config) {
-        this(backend, config, PARALLEL_MIN_FMAS);
-    }
-
-    /** As {@link #CpuAttention(CpuBackend, AttentionConfig)}, going to the pool from {@code parallelMinFmas} (tests: 0). */
+    /**
+     * Tests: runs on {@code backend} with a pool of its own (the backend's thread count, closed with this engine),
+     * going to the pool from {@code parallelMinFmas} multiply-adds (0: always).
+     */
     CpuAttention(CpuBackend backend, AttentionConfig config, long parallelMinFmas) {
         this(backend, new CpuPool(checkedThreads(backend)), config, true, parallelMinFmas);
     }

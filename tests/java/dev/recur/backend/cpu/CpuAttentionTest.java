@@ -120,7 +120,7 @@ class CpuAttentionTest {
     @org.junit.jupiter.api.Test
     void closingTwiceIsHarmlessAndUseAfterCloseThrows() {
         AttentionConfig cfg = AttentionConfig.dot(8);
-        CpuAttention engine = new CpuAttention(two, cfg);
+        CpuAttention engine = new CpuAttention(two, cfg, CpuAttention.PARALLEL_MIN_FMAS);
         engine.setWeights(AttentionWeights.init(cfg, 1));
         engine.close();
         engine.close();
