@@ -115,11 +115,7 @@ public final class ScheduledRnn implements RnnEngine {
     public static String persistentKernel(RnnConfig cfg, int batch, Persistence mode,
                                           java.util.function.Predicate<String> supports, boolean wholeDevice) {
         if (mode == Persistence.NEVER) return null;
-        String k = switch (cfg.cell()) {
-            case LSTM -> cfg.projSize() == 0 && !cfg.layerNorm() ? Kernels.LSTM_SEQ_FWD : null;
-            case GRU -> cfg.gruReset() == GruReset.AFTER && !cfg.layerNorm() ? Kernels.GRU_SEQ_FWD : null;
-            case RNN_TANH, RNN_RELU -> Kernels.RNN_SEQ_FWD;
-        };
+        String k = sequenceKernel(cfg, Kernels.LSTM_SEQ_FWD, Kernels.GRU_SEQ_FWD, Kernels.RNN_SEQ_FWD);
         if (k == null || !supports.test(k)) return null;
         if (mode == Persistence.ALWAYS || wholeDevice) return k;
         long rows = (long) batch * cfg.directions();
@@ -135,12 +131,20 @@ public final class ScheduledRnn implements RnnEngine {
     public static String sequenceBackwardKernel(RnnConfig cfg, Persistence mode,
                                                 java.util.function.Predicate<String> supports) {
         if (mode == Persistence.NEVER) return null;
-        String k = switch (cfg.cell()) {
-            case LSTM -> cfg.projSize() == 0 && !cfg.layerNorm() ? Kernels.LSTM_SEQ_BWD : null;
-            case GRU -> cfg.gruReset() == GruReset.AFTER && !cfg.layerNorm() ? Kernels.GRU_SEQ_BWD : null;
-            case RNN_TANH, RNN_RELU -> Kernels.RNN_SEQ_BWD;
-        };
+        String k = sequenceKernel(cfg, Kernels.LSTM_SEQ_BWD, Kernels.GRU_SEQ_BWD, Kernels.RNN_SEQ_BWD);
         return k != null && supports.test(k) ? k : null;
+    }
+
+    /**
+     * The whole-sequence kernel for {@code cfg}'s cell, one of the three given, or null where an option rules the
+     * sequence kernels out (LSTM projection, layer norm, GRU reset-before).
+     */
+    private static String sequenceKernel(RnnConfig cfg, String lstm, String gru, String rnn) {
+        return switch (cfg.cell()) {
+            case LSTM -> cfg.projSize() == 0 && !cfg.layerNorm() ? lstm : null;
+            case GRU -> cfg.gruReset() == GruReset.AFTER && !cfg.layerNorm() ? gru : null;
+            case RNN_TANH, RNN_RELU -> rnn;
+        };
     }
 
     private final Persistence persistence;
