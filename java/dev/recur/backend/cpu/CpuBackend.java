@@ -77,7 +77,7 @@ public final class CpuBackend implements DeviceBackend {
     public static CpuBackend open(int threads) {
         if (threads < 1) throw new IllegalArgumentException("threads: expected >= 1, got " + threads);
         return new CpuBackend(threads, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS,
-                CpuSeqKernels.PARALLEL_MIN_MACS);
+                CpuSeqKernels.PARALLEL_MIN_MACS, CpuSeqKernels.Split.fromProperty());
     }
 
     private final CpuPool pool;
@@ -89,11 +89,13 @@ public final class CpuBackend implements DeviceBackend {
     private volatile boolean closed;
 
     /** Tests lower the thresholds to send small launches through the multi-threaded paths. */
-    CpuBackend(int threads, long gemmParallelMinFmas, long kernelParallelMinElements, long seqParallelMinMacs) {
+    CpuBackend(int threads, long gemmParallelMinFmas, long kernelParallelMinElements, long seqParallelMinMacs,
+               CpuSeqKernels.Split seqSplit) {
         this.pool = new CpuPool(threads);
         this.gemm = new CpuGemm(pool, false, gemmParallelMinFmas);
         CpuSeqKernels seq = new CpuSeqKernels(pool,
-                (b, off, ld, stride, k, n, batch) -> packs.lookup(b, false, off, ld, stride, k, n, batch), seqParallelMinMacs);
+                (b, off, ld, stride, k, n, batch) -> packs.lookup(b, false, off, ld, stride, k, n, batch), seqParallelMinMacs,
+                seqSplit);
         this.kernels = new CpuKernels(pool, kernelParallelMinElements, seq);
     }
 

@@ -26,13 +26,16 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * set. Here the hidden units are cut into chunks and every chunk, for the whole sequence, multiplies the
  * previous state by its own columns of {@code W_hh} (all gates of its units; packed once per weight version by
  * the backend's pack cache, so a thread re-reads the same panels from L2 at every step), runs the gate math
- * for its units straight from that product, and writes its part of the next state. One barrier per step
- * separates the steps: the next product reads every unit's state. The state the products read is double
- * buffered and kept in the micro-kernel's packed-row layout, so writing it is the only packing per step.
+ * for its units straight from that product, and writes its part of the next state. The state the products read
+ * is double buffered and kept in the micro-kernel's packed-row layout, so writing it is the only packing per step.
  *
- * <p>Threads run their own chunks (the same columns every step, so the weights stay in their caches) and take
- * another's only when it is late; a thread waits only for chunks another running thread has claimed, so a worker
- * the OS does not schedule slows a step down but cannot deadlock it.
+ * <p>Chunks ({@link Split}): where the batch (or the directions) gives every thread work, a chunk is a group of
+ * rows of one direction with every unit. Rows of a recurrence never mix, so a chunk runs its whole sequence with
+ * no barrier at all, and a thread the OS delays delays only its own rows. Otherwise (B = 1, say) a chunk is a
+ * block of units over every row, and one barrier per step separates the steps, as the next product reads every
+ * unit's state; threads then run their own chunks (the same columns every step, so the weights stay in their
+ * caches) and take another's only when it is late. A thread waits only for chunks another running thread has
+ * claimed, so a worker the OS does not schedule slows a step down but cannot deadlock it.
  *
  * <p>Launches are serialised (each entry point is synchronized): the state buffers and the per-thread scratch
  * are shared between launches.
@@ -57,18 +60,40 @@ final class CpuSeqKernels {
         CpuGemm.PackedB[] packed(CpuBuffer b, long off, int ld, long stride, int k, int n, int batch);
     }
 
+    /**
+     * How a launch is cut into chunks. UNITS: (direction, block of hidden units) over every row, with a barrier
+     * per step (the next product reads every unit). ROWS: (direction, group of rows) over every unit; rows never
+     * mix, so each chunk runs its whole sequence alone, with no barrier, and a late thread delays only itself,
+     * at the price of every thread streaming the direction's whole {@code W_hh} each step. AUTO: ROWS when
+     * directions times row panels give every thread a chunk, else UNITS (B = 1, for instance).
+     */
+    enum Split {
+        AUTO, ROWS, UNITS;
+
+        /** The split named by {@value #PROPERTY} (auto when unset). */
+        static Split fromProperty() {
+            String v = System.getProperty(PROPERTY, "auto").trim();
+            for (Split s : values()) if (s.name().equalsIgnoreCase(v)) return s;
+            throw new IllegalArgumentException(PROPERTY + ": expected auto, rows or units, got '" + v + "'");
+        }
+
+        static final String PROPERTY = "recur.cpu.seqSplit";
+    }
+
     private final CpuPool pool;
     private final Packer packer;
     private final long parallelMinMacs;
+    private final Split split;
     /** Per-thread scratch, grown on demand and kept: [thread][slot]. */
     private final float[][][] scratch;
     /** The two state buffers the products read, in packed-row layout; kept between launches. */
     private float[] stateA = new float[0], stateB = new float[0];
 
-    CpuSeqKernels(CpuPool pool, Packer packer, long parallelMinMacs) {
+    CpuSeqKernels(CpuPool pool, Packer packer, long parallelMinMacs, Split split) {
         this.pool = pool;
         this.packer = packer;
         this.parallelMinMacs = parallelMinMacs;
+        this.split = split;
         this.scratch = new float[pool.threads()][12][];
     }
 
@@ -89,6 +114,10 @@ final class CpuSeqKernels {
      */
     private final class Layer {
         final int T, B, H, D, blocks, K, mPad, kcStep, units, perDir, chunks;
+        /** Row split: chunks are (direction, group of row panels) with every unit, and need no barrier. */
+        final boolean rows;
+        /** Row groups per direction (row split). */
+        final int groups;
         final int[] lens;
         final CpuGemm.PackedB[] w;
 
@@ -105,25 +134,39 @@ final class CpuSeqKernels {
             this.kcStep = w[0].kcStep;
             this.lens = new int[B];
             for (int b = 0; b < B; b++) lens[b] = lengths.getAtIndex(I32, b);
-            // Whole panels of units where H allows; tiny H is one chunk per direction.
-            int want = Math.max(1, CHUNKS_PER_THREAD * pool.threads() / D);
+            int threads = pool.threads(), panels = mPad / MR;
+            int gp = Math.min(panels, Math.max(1, (threads + D - 1) / D));
+            this.rows = split == Split.ROWS || (split == Split.AUTO && D * gp >= threads);
+            this.groups = rows ? gp : 1;
+            // Unit split: whole panels of units where H allows; tiny H is one chunk per direction.
+            int want = Math.max(1, CHUNKS_PER_THREAD * threads / D);
             int u = (H + want - 1) / want;
-            u = H < NR ? H : Math.min(H, (u + NR - 1) / NR * NR);
+            u = rows || H < NR ? H : Math.min(H, (u + NR - 1) / NR * NR);
             this.units = u;
             this.perDir = (H + u - 1) / u;
-            this.chunks = D * perDir;
+            this.chunks = rows ? D * groups : D * perDir;
         }
 
         int dir(int chunk) {
-            return chunk / perDir;
+            return rows ? chunk / groups : chunk / perDir;
         }
 
         int j0(int chunk) {
-            return (chunk % perDir) * units;
+            return rows ? 0 : (chunk % perDir) * units;
         }
 
         int nu(int chunk) {
             return Math.min(units, H - j0(chunk));
+        }
+
+        /** First row of a chunk: a whole number of row panels, so chunks share no panel of the packed state. */
+        int b0(int chunk) {
+            return rows ? Math.min(B, (chunk % groups) * (mPad / MR) / groups * MR) : 0;
+        }
+
+        /** End of a chunk's rows. */
+        int b1(int chunk) {
+            return rows ? Math.min(B, ((chunk % groups) + 1) * (mPad / MR) / groups * MR) : B;
         }
 
         /** Both state buffers sized for this layer and cleared (padding rows stay zero). */
@@ -165,13 +208,13 @@ final class CpuSeqKernels {
         }
 
         /**
-         * g[q*B*nu + b*nu + u] = sum_p state[d,b,p] W[d][p, q*H + j0 + u] for all rows b < B (gate-major, so each
-         * gate's activation is one pass over all rows): the chunk's columns of every gate, one NR-wide weight
-         * panel at a time (that panel stays in L1 over the row panels).
+         * g[q*nb*nu + (b-b0)*nu + u] = sum_p state[d,b,p] W[d][p, q*H + j0 + u] for the chunk's rows
+         * b0 <= b < b1, nb = b1-b0 (gate-major, so each gate's activation is one pass over the rows): the chunk's
+         * columns of every gate, one NR-wide weight panel at a time (that panel stays in L1 over the row panels).
          */
-        void product(float[] a, int d, int j0, int nu, float[] g, float[] tile) {
+        void product(float[] a, int d, int j0, int nu, int b0, int b1, float[] g, float[] tile) {
             CpuGemm.PackedB wd = w[d];
-            int aBase = d * mPad * K, bn = B * nu;
+            int aBase = d * mPad * K, bn = (b1 - b0) * nu;
             for (int q = 0; q < blocks; q++) {
                 int c0 = q * H + j0, c1 = c0 + nu;
                 for (int p = c0 / NR; p * NR < c1; p++) {
@@ -179,12 +222,12 @@ final class CpuSeqKernels {
                     for (int pc = 0; pc < K; pc += kcStep) {
                         int kc = Math.min(kcStep, K - pc);
                         int bo = wd.sliceBase(pc) + p * kc * NR, ab = aBase + pc * mPad;
-                        for (int ip = 0; ip < B; ip += MR) {
-                            int mr = Math.min(MR, B - ip);
+                        for (int ip = b0; ip < b1; ip += MR) {
+                            int mr = Math.min(MR, b1 - ip);
                             if (mr > 2) CpuGemm.kernel(kc, a, ab + ip * kc, wd.data, bo, tile);
                             else CpuGemm.kernel2(kc, a, ab + ip * kc, wd.data, bo, tile);
                             for (int r = 0; r < mr; r++) {
-                                int gi = q * bn + (ip + r) * nu - c0 + lo, ti = r * NR - pcol + lo;
+                                int gi = q * bn + (ip - b0 + r) * nu - c0 + lo, ti = r * NR - pcol + lo;
                                 if (pc == 0) System.arraycopy(tile, ti, g, gi, hi - lo);
                                 else CpuRows.add(g, gi, tile, ti, hi - lo);
                             }
@@ -214,8 +257,9 @@ final class CpuSeqKernels {
     }
 
     /**
-     * Runs {@code phases} phases of every chunk with a barrier after each: phase i reads state buffer i%2 and
-     * writes the other. A thread takes its own chunks first, then any unclaimed one.
+     * Runs {@code phases} phases of every chunk: phase i reads state buffer i%2 and writes the other. Unit split:
+     * a barrier after each phase; a thread takes its own chunks first, then any unclaimed one. Row split: a
+     * thread claims a whole chunk and runs all its phases.
      */
     private void run(Layer l, int phases, Phase body, boolean shareable) {
         long macs = (long) l.D * l.B * l.blocks * l.H * l.K;
@@ -223,7 +267,20 @@ final class CpuSeqKernels {
         AtomicIntegerArray claims = new AtomicIntegerArray(l.chunks);
         AtomicInteger done = new AtomicInteger();
         Throwable[] failure = new Throwable[1];
-        CpuPool.Task task = (part, th) -> {
+        CpuPool.Task task = l.rows ? (part, th) -> {
+            for (int c = 0; c < l.chunks; c++) {
+                if (claims.get(c) != 0 || !claims.compareAndSet(c, 0, 1)) continue;
+                try {
+                    for (int s = 0; s < phases && failure[0] == null; s++) {
+                        body.run(s, c, (s & 1) == 0 ? stateA : stateB, (s & 1) == 0 ? stateB : stateA, th);
+                    }
+                } catch (Throwable e) {
+                    synchronized (failure) {
+                        if (failure[0] == null) failure[0] = e;
+                    }
+                }
+            }
+        } : (part, th) -> {
             int first = part * l.chunks / participants, end = (part + 1) * l.chunks / participants;
             for (int s = 0; s < phases; s++) {
                 float[] cur = (s & 1) == 0 ? stateA : stateB, next = (s & 1) == 0 ? stateB : stateA;
@@ -270,21 +327,21 @@ final class CpuSeqKernels {
         for (int len : l.lens) maxLen = Math.max(maxLen, len);
         int active = Math.min(l.T, maxLen);
         run(l, l.T, (s, c, cur, next, th) -> {
-            int d = l.dir(c), j0 = l.j0(c), nu = l.nu(c);
-            float[] g = buf(th, 7, l.B * l.blocks * nu);
-            if (s < active) l.product(cur, d, j0, nu, g, buf(th, 6, MR * NR));
-            step.run(d, s, j0, nu, g, cur, next, th);
+            int d = l.dir(c), j0 = l.j0(c), nu = l.nu(c), b0 = l.b0(c), b1 = l.b1(c);
+            float[] g = buf(th, 7, (b1 - b0) * l.blocks * nu);
+            if (s < active) l.product(cur, d, j0, nu, b0, b1, g, buf(th, 6, MR * NR));
+            step.run(d, s, j0, nu, b0, b1, g, cur, next, th);
         }, shareable);
     }
 
     /**
-     * A cell's step for one chunk (direction d, units j0..j0+nu, every row): {@code g} holds the products,
-     * gate-major ({@code g[q*B*nu + b*nu + u]}); the step overwrites it. {@code cur} and {@code next} are the
+     * A cell's step for one chunk (direction d, units j0..j0+nu, rows b0..b1): {@code g} holds the products,
+     * gate-major ({@code g[q*nb*nu + (b-b0)*nu + u]}, nb = b1-b0); the step overwrites it. {@code cur} and {@code next} are the
      * state buffers the products read now and at the next step.
      */
     @FunctionalInterface
     private interface ChunkStep {
-        void run(int d, int s, int j0, int nu, float[] g, float[] cur, float[] next, int thread);
+        void run(int d, int s, int j0, int nu, int b0, int b1, float[] g, float[] cur, float[] next, int thread);
     }
 
     private static boolean shareable(CpuPool pool, CpuKernels.Args a) {
@@ -347,35 +404,35 @@ final class CpuSeqKernels {
         float[] pw = peep ? heap(a.m(13), 3L * D * H) : null;
         initState(l, thresh != 0 ? hin : h);
         int bg = coupled ? 1 : 2, bo = coupled ? 2 : 3;
-        ChunkStep step = (d, s, j0, nu, g, cur, next, th) -> {
-            int bn = B * nu, pb = d * 3 * H + j0;
+        ChunkStep step = (d, s, j0, nu, b0, b1, g, cur, next, th) -> {
+            int nb = b1 - b0, bn = nb * nu, pb = d * 3 * H + j0;
             // Pre-activations in the per-step kernel's order: (hw + xw) + b_ih + b_hh.
-            for (int b = 0; b < B; b++) {
+            for (int b = b0; b < b1; b++) {
                 int len = l.lens[b];
                 if (s >= len) continue;
                 long xo = tbd(d == 0 ? s : len - 1 - s, b, d, B, D, GH, j0);
-                CpuRows.addFromBlocks(g, b * nu, bn, xw, xo, H, G, nu);
+                CpuRows.addFromBlocks(g, (b - b0) * nu, bn, xw, xo, H, G, nu);
             }
-            for (int q = 0; q < G; q++) CpuRows.addRows(g, q * bn, B, nu, bih, d * GH + q * H + j0);
-            for (int q = 0; q < G; q++) CpuRows.addRows(g, q * bn, B, nu, bhh, d * GH + q * H + j0);
+            for (int q = 0; q < G; q++) CpuRows.addRows(g, q * bn, nb, nu, bih, d * GH + q * H + j0);
+            for (int q = 0; q < G; q++) CpuRows.addRows(g, q * bn, nb, nu, bhh, d * GH + q * H + j0);
             float[] cp = buf(th, 1, bn), cn = buf(th, 2, bn), m = buf(th, 3, bn), hm = buf(th, 4, nu);
-            for (int b = 0; b < B; b++) CpuRows.get(c, dbw(d, b, B, H, j0), cp, b * nu, nu);
+            for (int b = b0; b < b1; b++) CpuRows.get(c, dbw(d, b, B, H, j0), cp, (b - b0) * nu, nu);
             if (peep) {
-                for (int b = 0; b < B; b++) {
-                    CpuRows.fma(g, b * nu, pw, pb, cp, b * nu, nu);
-                    if (!coupled) CpuRows.fma(g, bn + b * nu, pw, pb + H, cp, b * nu, nu);
+                for (int b = b0; b < b1; b++) {
+                    CpuRows.fma(g, (b - b0) * nu, pw, pb, cp, (b - b0) * nu, nu);
+                    if (!coupled) CpuRows.fma(g, bn + (b - b0) * nu, pw, pb + H, cp, (b - b0) * nu, nu);
                 }
             }
             CpuRows.sigmoid(g, 0, coupled ? bn : 2 * bn);
             CpuRows.tanh(g, bg * bn, bn);
             CpuRows.lstmCell(g, 0, bn, bg * bn, coupled, cp, cn, bn);
-            if (peep) for (int b = 0; b < B; b++) CpuRows.fma(g, bo * bn + b * nu, pw, pb + 2 * H, cn, b * nu, nu);
+            if (peep) for (int b = b0; b < b1; b++) CpuRows.fma(g, bo * bn + (b - b0) * nu, pw, pb + 2 * H, cn, (b - b0) * nu, nu);
             CpuRows.sigmoid(g, bo * bn, bn);
             CpuRows.tanh(cn, 0, m, 0, bn);
             CpuRows.mul(m, 0, g, bo * bn, bn);
             int prefix = thresh != 0 ? prefix(seedLo, seedHi, layer, d) : 0;
-            for (int b = 0; b < B; b++) {
-                int len = l.lens[b], r = b * nu;
+            for (int b = b0; b < b1; b++) {
+                int len = l.lens[b], r = (b - b0) * nu;
                 if (s >= len) {
                     zero(y, tbd(s, b, d, B, D, H, j0), nu);
                     if (training) {
@@ -415,27 +472,27 @@ final class CpuSeqKernels {
         Layer l = new Layer(T, B, H, D, 3, H, lengths, whhT);
         float[] bih = heap(a.m(9), (long) D * GH), bhh = heap(a.m(10), (long) D * GH);
         initState(l, thresh != 0 ? hin : h);
-        ChunkStep step = (d, s, j0, nu, g, cur, next, th) -> {
-            int bn = B * nu;
+        ChunkStep step = (d, s, j0, nu, b0, b1, g, cur, next, th) -> {
+            int nb = b1 - b0, bn = nb * nu;
             float[] pre = buf(th, 1, 3 * bn), hp = buf(th, 2, bn), hm = buf(th, 3, nu);
             // hh = hw + b_hh (in g); pre = xw + b_ih; r and z take both, n takes r * hh_n.
-            for (int q = 0; q < 3; q++) CpuRows.addRows(g, q * bn, B, nu, bhh, d * GH + q * H + j0);
-            for (int b = 0; b < B; b++) {
+            for (int q = 0; q < 3; q++) CpuRows.addRows(g, q * bn, nb, nu, bhh, d * GH + q * H + j0);
+            for (int b = b0; b < b1; b++) {
                 int len = l.lens[b];
                 if (s >= len) continue;
                 long xo = tbd(d == 0 ? s : len - 1 - s, b, d, B, D, GH, j0);
-                CpuRows.getBlocks(xw, xo, H, pre, b * nu, bn, 3, nu);
+                CpuRows.getBlocks(xw, xo, H, pre, (b - b0) * nu, bn, 3, nu);
             }
-            for (int q = 0; q < 3; q++) CpuRows.addRows(pre, q * bn, B, nu, bih, d * GH + q * H + j0);
+            for (int q = 0; q < 3; q++) CpuRows.addRows(pre, q * bn, nb, nu, bih, d * GH + q * H + j0);
             CpuRows.add(pre, 0, g, 0, 2 * bn);
             CpuRows.sigmoid(pre, 0, 2 * bn);
             CpuRows.fma(pre, 2 * bn, pre, 0, g, 2 * bn, bn);
             CpuRows.tanh(pre, 2 * bn, bn);
-            for (int b = 0; b < B; b++) CpuRows.get(h, dbw(d, b, B, H, j0), hp, b * nu, nu);
+            for (int b = b0; b < b1; b++) CpuRows.get(h, dbw(d, b, B, H, j0), hp, (b - b0) * nu, nu);
             CpuRows.gruUpdate(pre, bn, 2 * bn, hp, bn);
             int prefix = thresh != 0 ? prefix(seedLo, seedHi, layer, d) : 0;
-            for (int b = 0; b < B; b++) {
-                int len = l.lens[b], r = b * nu;
+            for (int b = b0; b < b1; b++) {
+                int len = l.lens[b], r = (b - b0) * nu;
                 if (s >= len) {
                     zero(y, tbd(s, b, d, B, D, H, j0), nu);
                     if (training) for (int q = 0; q < 4; q++) zero(gsave, tbd(s, b, d, B, D, 4 * H, q * H + j0), nu);
@@ -468,18 +525,18 @@ final class CpuSeqKernels {
         Layer l = new Layer(T, B, H, D, 1, H, lengths, whhT);
         float[] bih = heap(a.m(9), (long) D * H), bhh = heap(a.m(10), (long) D * H);
         initState(l, h);
-        ChunkStep step = (d, s, j0, nu, g, cur, next, th) -> {
-            int bn = B * nu;
-            for (int b = 0; b < B; b++) {
+        ChunkStep step = (d, s, j0, nu, b0, b1, g, cur, next, th) -> {
+            int nb = b1 - b0, bn = nb * nu;
+            for (int b = b0; b < b1; b++) {
                 int len = l.lens[b];
-                if (s < len) CpuRows.addFrom(g, b * nu, xw, tbd(d == 0 ? s : len - 1 - s, b, d, B, D, H, j0), nu);
+                if (s < len) CpuRows.addFrom(g, (b - b0) * nu, xw, tbd(d == 0 ? s : len - 1 - s, b, d, B, D, H, j0), nu);
             }
-            CpuRows.addRows(g, 0, B, nu, bih, d * H + j0);
-            CpuRows.addRows(g, 0, B, nu, bhh, d * H + j0);
+            CpuRows.addRows(g, 0, nb, nu, bih, d * H + j0);
+            CpuRows.addRows(g, 0, nb, nu, bhh, d * H + j0);
             if (relu) CpuRows.relu(g, 0, bn);
             else CpuRows.tanh(g, 0, bn);
-            for (int b = 0; b < B; b++) {
-                int len = l.lens[b], r = b * nu;
+            for (int b = b0; b < b1; b++) {
+                int len = l.lens[b], r = (b - b0) * nu;
                 if (s >= len) {
                     zero(y, tbd(s, b, d, B, D, H, j0), nu);
                     l.carry(cur, next, d, b, j0, nu);
@@ -497,13 +554,13 @@ final class CpuSeqKernels {
     // Backward: for s = T-1 .. 0 the per-step backward kernel, then dhrec = dgs W_hh (Kernels.SEQUENCE_BWD)
 
     /**
-     * A cell's backward step for one chunk (direction d, units j0..j0+nu, every row): {@code dr} holds this step's
-     * recurrent gradient dhrec for the chunk's units ({@code dr[b*nu + u]}); the step writes its gate gradients
+     * A cell's backward step for one chunk (direction d, units j0..j0+nu, rows b0..b1): {@code dr} holds this
+     * step's recurrent gradient dhrec for the chunk's units and rows ({@code dr[(b-b0)*nu + u]}); the step writes its gate gradients
      * (dgs) into {@code next}, block q at columns {@code q*H + j0 ..}.
      */
     @FunctionalInterface
     private interface BackStep {
-        void run(int d, int s, int j0, int nu, float[] dr, float[] next, int thread);
+        void run(int d, int s, int j0, int nu, int b0, int b1, float[] dr, float[] next, int thread);
     }
 
     /**
@@ -515,14 +572,14 @@ final class CpuSeqKernels {
     private void backward(Layer l, BackStep step, MemorySegment dhrec, boolean shareable) {
         l.clearState();
         run(l, l.T + 1, (i, c, cur, next, th) -> {
-            int d = l.dir(c), j0 = l.j0(c), nu = l.nu(c), s = l.T - 1 - i;
-            float[] dr = buf(th, 7, l.B * nu);
-            if (i == 0) java.util.Arrays.fill(dr, 0, l.B * nu, 0f);
-            else l.product(cur, d, j0, nu, dr, buf(th, 6, MR * NR));
+            int d = l.dir(c), j0 = l.j0(c), nu = l.nu(c), s = l.T - 1 - i, b0 = l.b0(c), b1 = l.b1(c);
+            float[] dr = buf(th, 7, (b1 - b0) * nu);
+            if (i == 0) java.util.Arrays.fill(dr, 0, (b1 - b0) * nu, 0f);
+            else l.product(cur, d, j0, nu, b0, b1, dr, buf(th, 6, MR * NR));
             if (s >= 0) {
-                step.run(d, s, j0, nu, dr, next, th);
+                step.run(d, s, j0, nu, b0, b1, dr, next, th);
             } else {
-                for (int b = 0; b < l.B; b++) CpuRows.put(dr, b * nu, dhrec, dbw(d, b, l.B, l.H, j0), nu);
+                for (int b = b0; b < b1; b++) CpuRows.put(dr, (b - b0) * nu, dhrec, dbw(d, b, l.B, l.H, j0), nu);
             }
         }, shareable);
     }
@@ -552,14 +609,14 @@ final class CpuSeqKernels {
         int G = coupled ? 3 : 4, GH = G * H;
         Layer l = new Layer(T, B, H, D, 1, GH, lengths, whh);
         float[] pw = peep ? heap(a.m(15), 3L * D * H) : null;
-        BackStep step = (d, s, j0, nu, dr, next, th) -> {
-            int bn = B * nu;
+        BackStep step = (d, s, j0, nu, b0, b1, dr, next, th) -> {
+            int nb = b1 - b0, bn = nb * nu;
             float[] dh = buf(th, 0, bn), dcin = buf(th, 1, bn), cp = buf(th, 2, bn), tc = buf(th, 3, bn);
             float[] gt = buf(th, 4, G * bn), dg = buf(th, 5, G * bn), dcPrev = buf(th, 8, bn);
             float[] pwx = peep ? buf(th, 9, 3 * bn) : null;
             int prefix = thresh != 0 ? prefix(seedLo, seedHi, layer, d) : 0;
-            for (int b = 0; b < B; b++) {
-                int len = l.lens[b], r = b * nu;
+            for (int b = b0; b < b1; b++) {
+                int len = l.lens[b], r = (b - b0) * nu;
                 if (s >= len) continue;
                 int t = d == 0 ? s : len - 1 - s;
                 boolean last = s == len - 1, first = d == 0 ? t == 0 : t == len - 1;
@@ -575,8 +632,8 @@ final class CpuSeqKernels {
             }
             CpuRows.tanh(tc, 0, bn);
             CpuRows.lstmBackward(dh, dcin, cp, tc, gt, bn, coupled, pwx, dg, dcPrev, bn);
-            for (int b = 0; b < B; b++) {
-                int len = l.lens[b], r = b * nu;
+            for (int b = b0; b < b1; b++) {
+                int len = l.lens[b], r = (b - b0) * nu;
                 if (s >= len) {
                     for (int q = 0; q < G; q++) {
                         zero(dgall, tbd(s, b, d, B, D, GH, q * H + j0), nu);
@@ -603,13 +660,13 @@ final class CpuSeqKernels {
         float scale = a.f(20);
         int GH = 3 * H;
         Layer l = new Layer(T, B, H, D, 1, GH, lengths, whh);
-        BackStep step = (d, s, j0, nu, dr, next, th) -> {
-            int bn = B * nu;
+        BackStep step = (d, s, j0, nu, b0, b1, dr, next, th) -> {
+            int nb = b1 - b0, bn = nb * nu;
             float[] dh = buf(th, 0, bn), g4 = buf(th, 1, 4 * bn), hp = buf(th, 2, bn), dgi = buf(th, 3, 3 * bn);
             float[] dgh = buf(th, 4, 3 * bn), dd = buf(th, 5, bn);
             int prefix = thresh != 0 ? prefix(seedLo, seedHi, layer, d) : 0;
-            for (int b = 0; b < B; b++) {
-                int len = l.lens[b], r = b * nu;
+            for (int b = b0; b < b1; b++) {
+                int len = l.lens[b], r = (b - b0) * nu;
                 if (s >= len) continue;
                 int t = d == 0 ? s : len - 1 - s;
                 boolean last = s == len - 1, first = d == 0 ? t == 0 : t == len - 1;
@@ -622,8 +679,8 @@ final class CpuSeqKernels {
                 CpuRows.get(first ? h0 : y, first ? sh : tbd(d == 0 ? t - 1 : t + 1, b, d, B, D, H, j0), hp, r, nu);
             }
             CpuRows.gruBackward(dh, g4, hp, bn, dgi, dgh, dd, bn);
-            for (int b = 0; b < B; b++) {
-                int len = l.lens[b], r = b * nu;
+            for (int b = b0; b < b1; b++) {
+                int len = l.lens[b], r = (b - b0) * nu;
                 if (s >= len) {
                     for (int q = 0; q < 3; q++) {
                         long ao = tbd(s, b, d, B, D, GH, q * H + j0);
@@ -650,11 +707,11 @@ final class CpuSeqKernels {
         boolean relu = a.i(4) != 0;
         MemorySegment lengths = a.m(5), dy = a.m(6), dhN = a.m(7), dhrec = a.m(8), y = a.m(9), dgall = a.m(12);
         Layer l = new Layer(T, B, H, D, 1, H, lengths, whh);
-        BackStep step = (d, s, j0, nu, dr, next, th) -> {
-            int bn = B * nu;
+        BackStep step = (d, s, j0, nu, b0, b1, dr, next, th) -> {
+            int nb = b1 - b0, bn = nb * nu;
             float[] dh = buf(th, 0, bn), yv = buf(th, 1, bn);
-            for (int b = 0; b < B; b++) {
-                int len = l.lens[b], r = b * nu;
+            for (int b = b0; b < b1; b++) {
+                int len = l.lens[b], r = (b - b0) * nu;
                 if (s >= len) continue;
                 long to = tbd(d == 0 ? s : len - 1 - s, b, d, B, D, H, j0);
                 if (s == len - 1) CpuRows.get(dhN, dbw(d, b, B, H, j0), dh, r, nu);
@@ -663,8 +720,8 @@ final class CpuSeqKernels {
                 CpuRows.get(y, to, yv, r, nu);
             }
             CpuRows.rnnBackward(dh, yv, relu, bn);
-            for (int b = 0; b < B; b++) {
-                int len = l.lens[b], r = b * nu;
+            for (int b = b0; b < b1; b++) {
+                int len = l.lens[b], r = (b - b0) * nu;
                 if (s >= len) {
                     zero(dgall, tbd(s, b, d, B, D, H, j0), nu);
                     l.clear(next, d, b, j0, nu);

@@ -42,18 +42,42 @@ class CpuBackendParityTest {
     private static final int H = 2 * L + 5;
 
     private static CpuBackend one;
-    private static CpuBackend two;
+    private static CpuBackend twoUnits;
+    private static CpuBackend twoRows;
 
     @BeforeAll
     static void open() {
-        one = new CpuBackend(1, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS, CpuSeqKernels.PARALLEL_MIN_MACS);
-        two = new CpuBackend(2, 1, 1, 1);
+        one = new CpuBackend(1, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS, CpuSeqKernels.PARALLEL_MIN_MACS,
+                CpuSeqKernels.Split.AUTO);
+        twoUnits = new CpuBackend(2, 1, 1, 1, CpuSeqKernels.Split.UNITS);
+        twoRows = new CpuBackend(2, 1, 1, 1, CpuSeqKernels.Split.ROWS);
     }
 
     @AfterAll
     static void close() {
         one.close();
-        two.close();
+        twoUnits.close();
+        twoRows.close();
+    }
+
+    /**
+     * How a run is cut: one thread; two threads with the sequence kernels split by hidden units; two threads split
+     * by rows, at a batch of 13 (row panels of 6, 6 and 1: two row groups, one of them ending in a short panel).
+     */
+    enum Threads {
+        ONE, TWO_UNITS, TWO_ROWS;
+
+        CpuBackend backend() {
+            return switch (this) {
+                case ONE -> one;
+                case TWO_UNITS -> twoUnits;
+                case TWO_ROWS -> twoRows;
+            };
+        }
+
+        int batch(Case c) {
+            return this == TWO_ROWS ? 13 : c.batch();
+        }
     }
 
     record Case(String name, RnnConfig cfg, int steps, int batch) {
@@ -98,16 +122,16 @@ class CpuBackendParityTest {
 
     static Stream<Arguments> rows() {
         List<Arguments> args = new ArrayList<>();
-        for (int threads : new int[] {1, 2}) for (Case c : cases()) args.add(Arguments.of(threads, c));
+        for (Threads threads : Threads.values()) for (Case c : cases()) args.add(Arguments.of(threads, c));
         return args.stream();
     }
 
     @ParameterizedTest(name = "threads={0}: {1}")
     @MethodSource("rows")
-    void matchesReference(int threads, Case c) {
-        CpuBackend be = threads == 1 ? one : two;
+    void matchesReference(Threads threads, Case c) {
+        CpuBackend be = threads.backend();
         RnnConfig cfg = c.cfg();
-        int T = c.steps(), B = c.batch();
+        int T = c.steps(), B = threads.batch(c);
         long seed = c.name().hashCode();
         RnnWeights w = DeviceTestSupport.randomWeights(cfg, seed);
         SplittableRandom rnd = new SplittableRandom(seed * 31 + 7);
@@ -122,7 +146,7 @@ class CpuBackendParityTest {
         Tensor dhN = random(rnd, 1, ld, B, cfg.outSize());
         Tensor dcN = c0 != null ? random(rnd, 1, ld, B, cfg.hiddenSize()) : null;
         RnnInput in = new RnnInput(x, h0, c0, lengths);
-        String what = "cpu x" + threads + " / " + c.name();
+        String what = "cpu " + threads + " / " + c.name();
         long before = be.memoryInUse();
         try (Backend refBe = ReferenceBackend.PROVIDER.open();
              Rnn ref = Rnn.create(cfg, refBe, w);
