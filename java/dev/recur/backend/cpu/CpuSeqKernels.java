@@ -523,7 +523,9 @@ final class CpuSeqKernels {
         boolean relu = a.i(4) != 0;
         MemorySegment lengths = a.m(5), xw = a.m(6), h = a.m(11), y = a.m(12);
         Layer l = new Layer(T, B, H, D, 1, H, lengths, whhT);
-        float[] bih = heap(a.m(9), (long) D * H), bhh = heap(a.m(10), (long) D * H);
+        // b_ih + b_hh once per launch: the cell is one activation, so every pass over the row counts.
+        float[] bias = heap(a.m(9), (long) D * H), bhh = heap(a.m(10), (long) D * H);
+        for (int i = 0; i < bias.length; i++) bias[i] += bhh[i];
         initState(l, h);
         ChunkStep step = (d, s, j0, nu, b0, b1, g, cur, next, th) -> {
             int nb = b1 - b0, bn = nb * nu;
@@ -531,8 +533,7 @@ final class CpuSeqKernels {
                 int len = l.lens[b];
                 if (s < len) CpuRows.addFrom(g, (b - b0) * nu, xw, tbd(d == 0 ? s : len - 1 - s, b, d, B, D, H, j0), nu);
             }
-            CpuRows.addRows(g, 0, nb, nu, bih, d * H + j0);
-            CpuRows.addRows(g, 0, nb, nu, bhh, d * H + j0);
+            CpuRows.addRows(g, 0, nb, nu, bias, d * H + j0);
             if (relu) CpuRows.relu(g, 0, bn);
             else CpuRows.tanh(g, 0, bn);
             for (int b = b0; b < b1; b++) {
@@ -542,7 +543,8 @@ final class CpuSeqKernels {
                     l.carry(cur, next, d, b, j0, nu);
                     continue;
                 }
-                CpuRows.put(g, r, h, dbw(d, b, B, H, j0), nu);
+                // h_n is the state after the row's last step; nothing reads h before the launch ends.
+                if (s == len - 1) CpuRows.put(g, r, h, dbw(d, b, B, H, j0), nu);
                 CpuRows.put(g, r, y, tbd(d == 0 ? s : len - 1 - s, b, d, B, D, H, j0), nu);
                 l.put(next, d, b, j0, g, r, nu);
             }
