@@ -24,9 +24,11 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The cpu backend's whole-sequence LSTM kernels ({@code lstm_seq_fwd} in training mode, {@code lstm_seq_bwd})
- * against the per-step path they replace (per step: the recurrent GEMM, then {@code lstm_step_fwd}; backward
- * {@code lstm_step_bwd}, then the GEMM dh = dgates W_hh), one layer of T steps per operation.
+ * The cpu backend's whole-sequence kernels, one layer of T steps per operation: the LSTM's ({@code lstm_seq_fwd}
+ * in training mode, {@code lstm_seq_bwd}) against the per-step path they replace (per step: the recurrent GEMM,
+ * then {@code lstm_step_fwd}; backward {@code lstm_step_bwd}, then the GEMM dh = dgates W_hh), and the GRU's and
+ * RNN-tanh's ({@code gru_seq_fwd}/{@code gru_seq_bwd}, {@code rnn_seq_fwd}/{@code rnn_seq_bwd}) on the same
+ * shapes. The buffers are sized for the LSTM's four gates; the GRU (three) and the RNN (one) use their fronts.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -45,7 +47,7 @@ public class CpuSeqBench {
 
     DeviceBackend be;
     final List<DeviceBuffer> owned = new ArrayList<>();
-    DeviceBuffer len, xw, whhT, whh, hw, bih, bhh, peep, c, h, hin, y, gsave, csave, dy, dhN, dhrec, dcN, dc, c0, dgs, dgall;
+    DeviceBuffer len, xw, whhT, whh, hw, bih, bhh, peep, c, h, hin, y, gsave, csave, dy, dhN, dhrec, dcN, dc, c0, dgs, dgall, dgallh, ddir;
 
     DeviceBuffer buf(long n, float v) {
         DeviceBuffer b = be.allocate(DeviceBuffer.Type.F32, n);
@@ -84,6 +86,8 @@ public class CpuSeqBench {
         c0 = buf((long) B * H, 0.1f);
         dgs = buf((long) B * GH, 0f);
         dgall = buf((long) T * B * GH, 0f);
+        dgallh = buf((long) T * B * GH, 0f);
+        ddir = buf((long) B * H, 0f);
     }
 
     @TearDown(Level.Trial)
@@ -125,6 +129,32 @@ public class CpuSeqBench {
                     dc, dcN, dc, gsave, csave, c0, peep, dgs, dgall, 0, 0, 0, 0, 1f);
             be.gemm(false, false, B, H, GH, 1f, dgs, 0, GH, whh, 0, H, 0f, dhrec, 0, H);
         }
+        be.finish();
+    }
+
+    @Benchmark
+    public void gruSeqForward() {
+        be.launch(Kernels.GRU_SEQ_FWD, new long[] {1}, steps, batch, hidden, 1, 1, len, xw, whhT, hw, bih, bhh, h, hin, y,
+                gsave, 0, 0, 0, 0, 1f);
+        be.finish();
+    }
+
+    @Benchmark
+    public void gruSeqBackward() {
+        be.launch(Kernels.GRU_SEQ_BWD, new long[] {1}, steps, batch, hidden, 1, len, dy, dhN, dhrec, ddir, gsave, y, c0,
+                whh, dgs, dgall, dgallh, 0, 0, 0, 0, 1f);
+        be.finish();
+    }
+
+    @Benchmark
+    public void rnnSeqForward() {
+        be.launch(Kernels.RNN_SEQ_FWD, new long[] {1}, steps, batch, hidden, 1, 0, len, xw, whhT, hw, bih, bhh, h, y);
+        be.finish();
+    }
+
+    @Benchmark
+    public void rnnSeqBackward() {
+        be.launch(Kernels.RNN_SEQ_BWD, new long[] {1}, steps, batch, hidden, 1, 0, len, dy, dhN, dhrec, y, whh, dgs, dgall);
         be.finish();
     }
 }
