@@ -123,6 +123,12 @@ final class BenchCommand implements Callable<Integer> {
             description = "Untimed runs first, for JIT compilation and kernel caches (default: ${DEFAULT-VALUE}).")
     int warmup;
 
+    @Option(names = "--warmup-seconds", defaultValue = "0", paramLabel = "S",
+            description = "Keep warming up until S seconds have passed as well (default: ${DEFAULT-VALUE}): a JVM's JIT"
+                    + " goes on compiling for seconds after the first runs, and a timed run that shares the cores with"
+                    + " it reads slow.")
+    double warmupSeconds;
+
     @Option(names = "--threads", paramLabel = "N",
             description = "Threads of the cpu backend (default: every available processor); other backends ignore it.")
     Integer threads;
@@ -153,6 +159,9 @@ final class BenchCommand implements Callable<Integer> {
         AppSupport.positive(spec.commandLine(), "--layers", layers);
         AppSupport.positive(spec.commandLine(), "--repeats", repeats);
         if (warmup < 0) throw bad("--warmup: expected >= 0, got " + warmup);
+        if (!(warmupSeconds >= 0) || Double.isInfinite(warmupSeconds)) {
+            throw bad("--warmup-seconds: expected a finite number >= 0, got " + warmupSeconds);
+        }
         if (threads != null && threads < 1) throw bad("--threads: expected >= 1, got " + threads);
         if (decLen != null) AppSupport.positive(spec.commandLine(), "--dec-len", decLen);
         int u = decLen == null ? seqLen : decLen;
@@ -294,7 +303,8 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private Result time(String name, String backend, Mode mode, double flops, Runnable once) {
-        for (int i = 0; i < warmup; i++) once.run();
+        long warmEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
+        for (int i = 0; i < warmup || System.nanoTime() - warmEnd < 0; i++) once.run();
         long[] ns = new long[repeats];
         for (int i = 0; i < repeats; i++) {
             long t0 = System.nanoTime();

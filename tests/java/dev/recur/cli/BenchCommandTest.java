@@ -169,6 +169,19 @@ class BenchCommandTest {
     }
 
     @Test
+    void warmupSecondsKeepsWarmingUpUntilTheTimeHasPassed() {
+        long t0 = System.nanoTime();
+        CliRun r = CliRun.of("bench", "--cell", "rnn_tanh", "--seq-len", "2", "--batch", "1", "--input-size", "2",
+                "--hidden-size", "2", "--mode", "fwd", "--backend", "reference", "--repeats", "1", "--warmup", "0",
+                "--warmup-seconds", "1.0", "--json");
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        assertEquals(0, r.code(), r.toString());
+        // One timed run of a 2-step, 2-unit RNN takes microseconds: the command can only have lasted this long warming up.
+        assertTrue(seconds >= 1.0, "the command returned after " + seconds + " s, before its 1 s of warmup");
+        assertEquals("1", parseJsonLine(r.out().strip()).get("repeats"), r.toString());
+    }
+
+    @Test
     void badOptionsExitTwoNamingTheOption() {
         assertEquals(0, CliRun.of(args()).code(), "the base arguments must be valid");
         assertBad(args("--cell", "attn_softmax"), "--cell", "attn_softmax", "attn_additive");
@@ -182,6 +195,8 @@ class BenchCommandTest {
         assertBad(args("--hidden-size", "many"), "--hidden-size", "many");
         assertBad(args("--repeats", "0"), "--repeats", "got 0");
         assertBad(args("--warmup", "-1"), "--warmup", "got -1");
+        assertBad(args("--warmup-seconds", "-0.5"), "--warmup-seconds", "got -0.5");
+        assertBad(args("--warmup-seconds", "NaN"), "--warmup-seconds", "got NaN");
         assertBad(args("--threads", "0"), "--threads", "got 0");
         assertBad(args("--backend", "abacus"), "--backend", "abacus", "reference");
         assertBad(args("--layers", "0"), "--layers", "got 0");
