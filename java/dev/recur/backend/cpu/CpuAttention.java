@@ -40,7 +40,15 @@ public final class CpuAttention implements AttentionEngine {
     private static final int L = S.length();
 
     private final AttentionConfig cfg;
-    private final AttentionSchedule schedule;
+    private final CpuBackend backend;
+    /**
+     * The shared schedule, for the shapes whose padded scratch would pass 2^31 elements: made, and given a copy of
+     * the weights last set, only when a call needs it (until then it would hold a second copy of every weight).
+     */
+    private AttentionSchedule schedule;
+    private AttentionWeights weights;
+    /** Scratch elements from which a call goes to the schedule: 2^31 - 1, lowered by tests to reach that path. */
+    private final long fallbackAbove;
     private final CpuPool pool;
     private final boolean ownsPool;
     private final long parallelMinFmas;
@@ -58,12 +66,17 @@ public final class CpuAttention implements AttentionEngine {
      * going to the pool from {@code parallelMinFmas} multiply-adds (0: always).
      */
     CpuAttention(CpuBackend backend, AttentionConfig config, long parallelMinFmas) {
-        this(backend, new CpuPool(checkedThreads(backend)), config, true, parallelMinFmas);
+        this(backend, config, parallelMinFmas, Integer.MAX_VALUE);
+    }
+
+    /** Tests: as above, sending calls whose padded scratch passes {@code fallbackAbove} elements to the schedule. */
+    CpuAttention(CpuBackend backend, AttentionConfig config, long parallelMinFmas, long fallbackAbove) {
+        this(backend, new CpuPool(checkedThreads(backend)), config, true, parallelMinFmas, fallbackAbove);
     }
 
     /** Runs on {@code backend}, spreading batch rows over {@code pool} (not closed by this engine). */
     public CpuAttention(CpuBackend backend, CpuPool pool, AttentionConfig config) {
-        this(backend, pool, config, false, PARALLEL_MIN_FMAS);
+        this(backend, pool, config, false, PARALLEL_MIN_FMAS, Integer.MAX_VALUE);
     }
 
     private static int checkedThreads(CpuBackend backend) {
@@ -71,17 +84,16 @@ public final class CpuAttention implements AttentionEngine {
         return backend.threads();
     }
 
-    private CpuAttention(CpuBackend backend, CpuPool pool, AttentionConfig config, boolean ownsPool, long parallelMinFmas) {
+    private CpuAttention(CpuBackend backend, CpuPool pool, AttentionConfig config, boolean ownsPool, long parallelMinFmas,
+                         long fallbackAbove) {
         if (pool == null) throw new IllegalArgumentException("pool: must not be null");
-        AttentionSchedule s;
-        try {
-            s = new AttentionSchedule(backend, config);
-        } catch (RuntimeException | Error e) {
+        if (backend == null || config == null) {
             if (ownsPool) pool.close();
-            throw e;
+            throw new IllegalArgumentException((backend == null ? "backend" : "config") + ": must not be null");
         }
         this.cfg = config;
-        this.schedule = s;
+        this.backend = backend;
+        this.fallbackAbove = fallbackAbove;
         this.pool = pool;
         this.ownsPool = ownsPool;
         this.parallelMinFmas = parallelMinFmas;
@@ -102,7 +114,8 @@ public final class CpuAttention implements AttentionEngine {
     @Override
     public void setWeights(AttentionWeights w) {
         ensureOpen();
-        schedule.setWeights(w);
+        weights = w.copy();
+        if (schedule != null) schedule.setWeights(weights);
         if (cfg.score() == AttentionScore.GENERAL) {
             double[] d = w.get("W_a").data();
             float[] f = new float[hd * hep], ft = new float[he * hdp];
@@ -136,7 +149,7 @@ public final class CpuAttention implements AttentionEngine {
         ensureOpen();
         int u = dec.dim(0), b = dec.dim(1), t = enc.dim(0);
         long biggest = Math.max((long) u * b * Math.max(t, hep), (long) t * b * hep);
-        if (biggest > Integer.MAX_VALUE) return schedule.forward(dec, enc, mask);
+        if (biggest > fallbackAbove) return fallback().forward(dec, enc, mask);
         double[] scores = new double[u * b * t], weights = new double[u * b * t], context = new double[u * b * he];
         float alpha = alpha();
         double[] dd = dec.data(), ed = enc.data();
@@ -150,7 +163,7 @@ public final class CpuAttention implements AttentionEngine {
         int u = dec.dim(0), b = dec.dim(1), t = enc.dim(0);
         long widest = Math.max(Math.max(t, ap), Math.max(hep, hdp));
         long biggest = Math.max((long) u * b * widest, (long) t * b * widest);
-        if (biggest > Integer.MAX_VALUE) return schedule.backward(dec, enc, mask, dcontext);
+        if (biggest > fallbackAbove) return fallback().backward(dec, enc, mask, dcontext);
         if (cfg.score() == AttentionScore.ADDITIVE) return additiveBackward(u, b, t, dec.data(), enc.data(), mask, dcontext.data());
         double[] dscores = new double[u * b * t], ddec = new double[u * b * hd], denc = new double[t * b * he];
         float alpha = alpha();
@@ -740,13 +753,28 @@ public final class CpuAttention implements AttentionEngine {
         if (closed) throw new IllegalStateException("CpuAttention: used after close()");
     }
 
-    /** Frees the schedule's device memory and stops an owned pool; closing twice is harmless. */
+    /** The shared schedule with the weights last set, made on first use. */
+    private AttentionSchedule fallback() {
+        if (schedule == null) {
+            AttentionSchedule s = new AttentionSchedule(backend, cfg);
+            try {
+                if (weights != null) s.setWeights(weights);
+            } catch (RuntimeException | Error e) {
+                s.close();
+                throw e;
+            }
+            schedule = s;
+        }
+        return schedule;
+    }
+
+    /** Frees the schedule's device memory (if one was made) and stops an owned pool; closing twice is harmless. */
     @Override
     public void close() {
         if (closed) return;
         closed = true;
         try {
-            schedule.close();
+            if (schedule != null) schedule.close();
         } finally {
             if (ownsPool) pool.close();
         }

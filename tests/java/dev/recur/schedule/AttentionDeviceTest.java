@@ -161,7 +161,9 @@ class AttentionDeviceTest {
         for (int i = 0; i < 200; i++) {
             try (Attention a = Attention.create(cfg, be, w)) {
                 if (i % 50 == 0) a.backward(dec, enc, null, Tensor.full(1.0, 2, 3, 5));
-                assertTrue(be.memoryInUse() > start, "an open Attention holds device memory");
+                // The cpu engine keeps its weights on the heap; its device-side schedule is made only for shapes
+                // past 2^31 elements, so an open one holds no backend memory there.
+                if (!backendName.equals("cpu")) assertTrue(be.memoryInUse() > start, "an open Attention holds device memory");
             }
         }
         assertEquals(start, be.memoryInUse(), backendName + ": device memory after 200 create/close");

@@ -25,6 +25,7 @@ import static dev.recur.nn.attention.AttentionTestSupport.random;
 import static dev.recur.nn.attention.AttentionTestSupport.randomWeights;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@link CpuAttention} (the cpu backend's fused per-batch-row forward and backward) against the float64
@@ -116,6 +117,37 @@ class CpuAttentionTest {
     }
 
     private record Cpu(Supplier<AttentionOutput> forward, Supplier<AttentionGradients> backward) {}
+
+    /**
+     * Shapes too big for the fused engine's int-indexed scratch go to the shared schedule, made on first use with
+     * the weights last set (here forced with a threshold of 0): its results match the fused engine's, it follows
+     * weights set after it was made, and closing frees its device memory.
+     */
+    @org.junit.jupiter.api.Test
+    void theScheduleTakesOverPastTheScratchLimitWithTheLatestWeights() {
+        AttentionConfig cfg = AttentionConfig.general(6, 5);
+        SplittableRandom rnd = new SplittableRandom(3);
+        Tensor dec = random(rnd, 1.0, 3, 2, 6), enc = random(rnd, 1.0, 4, 2, 5), dctx = random(rnd, 1.0, 3, 2, 5);
+        int[] m = {1, 1, 0, 1, 1, 1, 1, 1};
+        long before = two.memoryInUse();
+        try (CpuAttention fused = new CpuAttention(two, cfg, 0);
+             CpuAttention viaSchedule = new CpuAttention(two, cfg, 0, 0)) {
+            for (long seed : new long[] {11, 12}) {
+                AttentionWeights w = randomWeights(cfg, seed);
+                fused.setWeights(w);
+                viaSchedule.setWeights(w);
+                String what = "weights of seed " + seed;
+                AttentionOutput f = fused.forward(dec, enc, m), s = viaSchedule.forward(dec, enc, m);
+                assertClose(what, "scores", f.scores(), s.scores(), TOL);
+                assertClose(what, "context", f.context(), s.context(), TOL);
+                AttentionGradients fg = fused.backward(dec, enc, m, dctx), sg = viaSchedule.backward(dec, enc, m, dctx);
+                assertClose(what, "ddec", fg.ddec(), sg.ddec(), TOL);
+                assertClose(what, "dW_a", fg.weight("W_a"), sg.weight("W_a"), TOL);
+            }
+            assertTrue(two.memoryInUse() > before, "the schedule holds its weights on the backend");
+        }
+        assertEquals(before, two.memoryInUse(), "device memory after closing the engines");
+    }
 
     @org.junit.jupiter.api.Test
     void closingTwiceIsHarmlessAndUseAfterCloseThrows() {
