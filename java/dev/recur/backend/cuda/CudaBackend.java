@@ -174,7 +174,7 @@ public final class CudaBackend implements DeviceBackend {
     @Override
     public void upload(float[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
         open();
-        checkArray("src", src == null ? -1 : src.length, srcOff, count);
+        DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         CudaBuffer d = buffer("dst", dst, DeviceBuffer.Type.F32);
         checkRange("dst", d, dstOff, count);
         if (count == 0) return;
@@ -184,7 +184,7 @@ public final class CudaBackend implements DeviceBackend {
     @Override
     public void upload(int[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
         open();
-        checkArray("src", src == null ? -1 : src.length, srcOff, count);
+        DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         CudaBuffer d = buffer("dst", dst, DeviceBuffer.Type.I32);
         checkRange("dst", d, dstOff, count);
         if (count == 0) return;
@@ -196,7 +196,7 @@ public final class CudaBackend implements DeviceBackend {
         open();
         CudaBuffer s = buffer("src", src, DeviceBuffer.Type.F32);
         checkRange("src", s, srcOff, count);
-        checkArray("dst", dst == null ? -1 : dst.length, dstOff, count);
+        DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
         if (count == 0) return;
         check(JCudaDriver.cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * dstOff), s.at(srcOff), 4L * count), "cuMemcpyDtoH");
     }
@@ -206,7 +206,7 @@ public final class CudaBackend implements DeviceBackend {
         open();
         CudaBuffer s = buffer("src", src, DeviceBuffer.Type.I32);
         checkRange("src", s, srcOff, count);
-        checkArray("dst", dst == null ? -1 : dst.length, dstOff, count);
+        DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
         if (count == 0) return;
         check(JCudaDriver.cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * dstOff), s.at(srcOff), 4L * count), "cuMemcpyDtoH");
     }
@@ -486,14 +486,6 @@ public final class CudaBackend implements DeviceBackend {
         if (off < 0 || count < 0 || off > b.size() - count) {
             throw new IllegalArgumentException("cuda: " + arg + ": elements [" + off + ", " + (off + count)
                     + ") are outside the buffer of " + b.size());
-        }
-    }
-
-    private static void checkArray(String arg, int length, int off, int count) {
-        if (length < 0) throw new IllegalArgumentException("cuda: " + arg + " must not be null");
-        if (off < 0 || count < 0 || off > length - count) {
-            throw new IllegalArgumentException("cuda: " + arg + ": elements [" + off + ", " + ((long) off + count)
-                    + ") are outside the array of " + length);
         }
     }
 
