@@ -273,7 +273,7 @@ public final class CpuAttention implements AttentionEngine {
         for (int uu = 0; uu < U; uu++) {
             additiveGradRow(na, tp, ekt, dk, uu * ap, dw, uu * tp, dekT, acc);
             for (int a = 0; a < na; a++) {
-                float g = FloatVector.fromArray(S, acc, a * L).reduceLanes(VectorOperators.ADD);
+                float g = CpuMath.sumLanes(FloatVector.fromArray(S, acc, a * L));
                 ddk[uu * ap + a] = v[a] * g;
                 sh.ddkT[a * R2 + uu * B + b] = v[a] * g;
                 FloatVector.zero(S).intoArray(acc, a * L);
@@ -281,7 +281,7 @@ public final class CpuAttention implements AttentionEngine {
             for (int a = na; a < ap; a++) ddk[uu * ap + a] = 0f;
         }
         for (int a = 0; a < na; a++) {
-            sh.dvPart[b * na + a] = FloatVector.fromArray(S, acc, (na + a) * L).reduceLanes(VectorOperators.ADD);
+            sh.dvPart[b * na + a] = CpuMath.sumLanes(FloatVector.fromArray(S, acc, (na + a) * L));
         }
         // dek of the valid positions [nValid, A] (the others are 0), also into dekT for dW1
         sc.w = Scratch.grow(sc.w, nValid * na);
@@ -557,7 +557,7 @@ public final class CpuAttention implements AttentionEngine {
             for (int t = 0; t < tp; t += L) {
                 acc = FloatVector.fromArray(S, s, row + t).fma(FloatVector.fromArray(S, dw, row + t), acc);
             }
-            float dot = acc.reduceLanes(VectorOperators.ADD);
+            float dot = CpuMath.sumLanes(acc);
             for (int t = 0; t < tp; t += L) {
                 FloatVector wv = FloatVector.fromArray(S, s, row + t);
                 wv.mul(FloatVector.fromArray(S, dw, row + t).sub(dot)).mul(FloatVector.fromArray(S, valid, t))
@@ -603,7 +603,7 @@ public final class CpuAttention implements AttentionEngine {
         for (int t = 0; t < tp; t += L) {
             acc = FloatVector.fromArray(S, s, row + t).fma(FloatVector.fromArray(S, dw, row + t), acc);
         }
-        float dot = acc.reduceLanes(VectorOperators.ADD);
+        float dot = CpuMath.sumLanes(acc);
         for (int t = 0; t < tp; t += L) {
             FloatVector wv = FloatVector.fromArray(S, s, row + t);
             wv.mul(FloatVector.fromArray(S, dw, row + t).sub(dot)).mul(FloatVector.fromArray(S, valid, t))
@@ -628,7 +628,7 @@ public final class CpuAttention implements AttentionEngine {
             e.intoArray(s, row + t);
             sum = sum.add(e);
         }
-        float inv = 1f / sum.reduceLanes(VectorOperators.ADD);
+        float inv = 1f / CpuMath.sumLanes(sum);
         for (int t = 0; t < tp; t += L) FloatVector.fromArray(S, s, row + t).mul(inv).intoArray(s, row + t);
     }
 

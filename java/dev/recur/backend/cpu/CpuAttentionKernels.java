@@ -264,7 +264,7 @@ public final class CpuAttentionKernels {
                     e.intoMemorySegment(weights, (row + t) * Float.BYTES, NATIVE);
                     sumv = sumv.add(e);
                 }
-                float sum = sumv.reduceLanes(VectorOperators.ADD);
+                float sum = CpuMath.sumLanes(sumv);
                 for (; t < T; t++) {
                     float e = mask.getAtIndex(I, m + t) != 0 ? CpuMath.exp(f(scores, row + t) - max) : 0f;
                     weights.setAtIndex(F, row + t, e);
@@ -295,7 +295,7 @@ public final class CpuAttentionKernels {
                 FloatVector acc = zero;
                 int t = 0;
                 for (; t < full; t += L) acc = load(weights, row + t).fma(load(dw, row + t), acc);
-                float dot = acc.reduceLanes(VectorOperators.ADD);
+                float dot = CpuMath.sumLanes(acc);
                 for (; t < T; t++) dot += f(weights, row + t) * f(dw, row + t);
                 for (t = 0; t < full; t += L) {
                     FloatVector g = load(weights, row + t).mul(load(dw, row + t).sub(dot));

@@ -1,7 +1,6 @@
 package dev.recur.backend.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
@@ -707,10 +706,10 @@ public final class CpuGemm implements AutoCloseable {
             s32 = x.fma(y2, s32);
         }
         float[] r = {
-                s00.reduceLanes(VectorOperators.ADD), s01.reduceLanes(VectorOperators.ADD), s02.reduceLanes(VectorOperators.ADD),
-                s10.reduceLanes(VectorOperators.ADD), s11.reduceLanes(VectorOperators.ADD), s12.reduceLanes(VectorOperators.ADD),
-                s20.reduceLanes(VectorOperators.ADD), s21.reduceLanes(VectorOperators.ADD), s22.reduceLanes(VectorOperators.ADD),
-                s30.reduceLanes(VectorOperators.ADD), s31.reduceLanes(VectorOperators.ADD), s32.reduceLanes(VectorOperators.ADD)};
+                CpuMath.sumLanes(s00), CpuMath.sumLanes(s01), CpuMath.sumLanes(s02),
+                CpuMath.sumLanes(s10), CpuMath.sumLanes(s11), CpuMath.sumLanes(s12),
+                CpuMath.sumLanes(s20), CpuMath.sumLanes(s21), CpuMath.sumLanes(s22),
+                CpuMath.sumLanes(s30), CpuMath.sumLanes(s31), CpuMath.sumLanes(s32)};
         for (int ii = 0; ii < DOT_MB; ii++) {
             long ar = aOff + (long) (i + ii) * lda;
             long cr = cOff + (long) (i + ii) * ldc + j;
@@ -732,7 +731,7 @@ public final class CpuGemm implements AutoCloseable {
             acc = FloatVector.fromMemorySegment(S, a, (ar + p) * Float.BYTES, NATIVE)
                     .fma(FloatVector.fromMemorySegment(S, b, (br + p) * Float.BYTES, NATIVE), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = CpuMath.sumLanes(acc);
         for (int p = kv; p < k; p++) s += a.getAtIndex(F32, ar + p) * b.getAtIndex(F32, br + p);
         long ci = cOff + (long) i * ldc + j;
         float v = alpha * s;

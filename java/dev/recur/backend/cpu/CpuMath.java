@@ -80,6 +80,17 @@ public final class CpuMath {
         return big.blend(small, isSmall);
     }
 
+    /**
+     * The sum of the lanes, added left to right. {@code reduceLanes(ADD)} is free to add them in another order, and
+     * does: its compiled form and its interpreted fallback disagree in the last bit, so a reduction's result would
+     * depend on how far the JIT had got (seen as one attention call differing from the next by 6e-8).
+     */
+    public static float sumLanes(FloatVector v) {
+        float s = v.lane(0);
+        for (int i = 1; i < S.length(); i++) s += v.lane(i);
+        return s;
+    }
+
     /** Scalar e^x with the vector version's formula. */
     public static float exp(float x) {
         x = Math.min(Math.max(x, EXP_LO), EXP_HI);

@@ -70,4 +70,30 @@ class CpuMathTest {
         assertEquals(1f, CpuMath.tanh(Float.POSITIVE_INFINITY), "scalar tanh(+inf)");
         assertEquals(0f, CpuMath.sigmoid(Float.NEGATIVE_INFINITY), 1e-37, "scalar sigmoid(-inf)");
     }
+
+    /**
+     * sumLanes adds left to right, exactly as a scalar loop: the same bits however the JIT has compiled the call. Over
+     * many calls, so the check also runs once C2 has compiled it; values of mixed magnitude and sign, where the order
+     * of the additions shows in the last bits.
+     */
+    @Test
+    void sumLanesAddsLeftToRightWhateverTheJitHasDone() {
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(5);
+        float[] v = new float[L];
+        int orderShows = 0;
+        for (int call = 0; call < 200_000; call++) {
+            for (int i = 0; i < L; i++) v[i] = (float) ((rnd.nextDouble() - 0.5) * Math.pow(10, rnd.nextInt(8)));
+            float want = v[0];
+            for (int i = 1; i < L; i++) want += v[i];
+            float pairwise = 0f;
+            for (int h = 0; h < L / 2; h++) pairwise += v[h] + v[h + L / 2];
+            if (pairwise != want) orderShows++;
+            float got = CpuMath.sumLanes(FloatVector.fromArray(CpuMath.S, v, 0));
+            if (Float.floatToRawIntBits(got) != Float.floatToRawIntBits(want)) {
+                fail("call " + call + ": sumLanes gave " + got + ", left to right gives " + want);
+            }
+        }
+        // The data must be able to tell orders apart, or the check above would pass for any order.
+        if (orderShows < 1000) fail("only " + orderShows + " of 200000 vectors sum differently in another order");
+    }
 }
