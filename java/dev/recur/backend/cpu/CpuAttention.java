@@ -552,17 +552,7 @@ public final class CpuAttention implements AttentionEngine {
         int w2 = 2 * U;
         for (int uu = 0; uu < U; uu++) {
             int row = uu * tp, out = (uu * B + b) * T;
-            softmaxRow(s, row, tp, valid);
-            FloatVector acc = FloatVector.zero(S);
-            for (int t = 0; t < tp; t += L) {
-                acc = FloatVector.fromArray(S, s, row + t).fma(FloatVector.fromArray(S, dw, row + t), acc);
-            }
-            float dot = CpuMath.sumLanes(acc);
-            for (int t = 0; t < tp; t += L) {
-                FloatVector wv = FloatVector.fromArray(S, s, row + t);
-                wv.mul(FloatVector.fromArray(S, dw, row + t).sub(dot)).mul(FloatVector.fromArray(S, valid, t))
-                        .intoArray(dw, row + t);
-            }
+            softmaxGradRow(s, dw, row, tp, valid);
             for (int t = 0; t < T; t++) dscores[out + t] = dw[row + t];
             for (int q = 0; q < nValid; q++) {
                 int t = idx[q];
