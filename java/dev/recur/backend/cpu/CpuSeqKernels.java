@@ -275,9 +275,7 @@ final class CpuSeqKernels {
                         body.run(s, c, (s & 1) == 0 ? stateA : stateB, (s & 1) == 0 ? stateB : stateA, th);
                     }
                 } catch (Throwable e) {
-                    synchronized (failure) {
-                        if (failure[0] == null) failure[0] = e;
-                    }
+                    recordFailure(failure, e);
                 }
             }
         } : (part, th) -> {
@@ -313,11 +311,16 @@ final class CpuSeqKernels {
         try {
             if (failure[0] == null) body.run(s, c, cur, next, th);
         } catch (Throwable e) {
-            synchronized (failure) {
-                if (failure[0] == null) failure[0] = e;
-            }
+            recordFailure(failure, e);
         } finally {
             done.incrementAndGet();
+        }
+    }
+
+    /** Keeps the first failure of a launch: the one rethrown once every thread has stopped. */
+    private static void recordFailure(Throwable[] failure, Throwable e) {
+        synchronized (failure) {
+            if (failure[0] == null) failure[0] = e;
         }
     }
 
