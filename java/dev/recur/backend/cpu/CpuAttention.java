@@ -195,8 +195,8 @@ public final class CpuAttention implements AttentionEngine {
         run(b, work(u, b, t), (row, thread) -> additiveBackwardRow(scratch[thread], row, u, b, t, dec, enc, mask, dc, dscores, ddec,
                 denc, sh));
         java.util.Map<String, Tensor> dweights = new java.util.LinkedHashMap<>();
-        dweights.put("W1", Tensor.of(rowBlockProduct(sh.dekT, t * b, sh.encAll, hep, he), na, he));
-        dweights.put("W2", Tensor.of(rowBlockProduct(sh.ddkT, u * b, sh.decAll, hdp, hd), na, hd));
+        dweights.put("W1", Tensor.of(rowBlockProduct(na, t * b, rowsOf(sh.dekT, t * b), sh.encAll, hep, he), na, he));
+        dweights.put("W2", Tensor.of(rowBlockProduct(na, u * b, rowsOf(sh.ddkT, u * b), sh.decAll, hdp, hd), na, hd));
         double[] dv = new double[na];
         for (int a = 0; a < na; a++) {
             float sum = 0f;
@@ -215,16 +215,32 @@ public final class CpuAttention implements AttentionEngine {
      */
     private record Shared(float[] dekT, float[] encAll, float[] ddkT, float[] decAll, float[] dvPart) {}
 
-    /** {@code out [A, cols] = aT [A, r] · m [r, ld]} (first {@code cols} columns), in blocks of rows over the pool. */
-    private double[] rowBlockProduct(float[] aT, int r, float[] m, int ld, int cols) {
-        double[] out = new double[na * cols];
-        int tasks = (na + WA_ROWS - 1) / WA_ROWS;
-        run(tasks, (long) na * ld * r, (task, thread) -> {
-            int i0 = task * WA_ROWS, n = Math.min(WA_ROWS, na - i0);
+    /** Writes rows {@code i0 .. i0+n} of a product's left operand into {@code dst} ({@code n} rows of {@code r}). */
+    @FunctionalInterface
+    private interface RowsOfA {
+        void fill(int i0, int n, float[] dst);
+    }
+
+    /** Rows of a row-major matrix with {@code r} columns already in a float array. */
+    private static RowsOfA rowsOf(float[] m, int r) {
+        return (i0, n, dst) -> System.arraycopy(m, i0 * r, dst, 0, n * r);
+    }
+
+    /**
+     * {@code out [rows, cols] = A [rows, r] · m [r, ld]} (first {@code cols} columns), in blocks of {@link #WA_ROWS}
+     * rows of A over the pool; each task sums over all r, so the result does not depend on threads.
+     */
+    private double[] rowBlockProduct(int rows, int r, RowsOfA a, float[] m, int ld, int cols) {
+        double[] out = new double[rows * cols];
+        int tasks = (rows + WA_ROWS - 1) / WA_ROWS;
+        run(tasks, (long) rows * ld * r, (task, thread) -> {
+            int i0 = task * WA_ROWS, n = Math.min(WA_ROWS, rows - i0);
             Scratch sc = scratch[thread];
-            sc.dwa = Scratch.grow(sc.dwa, n * ld);
-            float[] part = sc.dwa;
-            matmul(n, ld, r, aT, i0 * r, r, m, 0, ld, part, 0, ld);
+            sc.aRows = Scratch.grow(sc.aRows, n * r);
+            sc.product = Scratch.grow(sc.product, n * ld);
+            float[] block = sc.aRows, part = sc.product;
+            a.fill(i0, n, block);
+            matmul(n, ld, r, block, 0, r, m, 0, ld, part, 0, ld);
             for (int i = 0; i < n; i++) {
                 for (int j = 0; j < cols; j++) out[(i0 + i) * cols + j] = part[i * ld + j];
             }
@@ -353,28 +369,16 @@ public final class CpuAttention implements AttentionEngine {
         }
     }
 
-    /** Rows of dW_a per pool task: each task sums over every decoder row, so the result does not depend on threads. */
+    /** Rows of a weight gradient per pool task ({@link #rowBlockProduct}). */
     private static final int WA_ROWS = 16;
 
     /** {@code dW_a [Hd, He] = dec^T [Hd, R] · dq [R, Hep]} over all {@code R = U*B} rows, in blocks of rows of dW_a. */
     private double[] weightGradient(double[] dec, float[] dq, int r) {
-        double[] out = new double[hd * he];
-        int tasks = (hd + WA_ROWS - 1) / WA_ROWS;
-        run(tasks, (long) hd * hep * r, (task, thread) -> {
-            int i0 = task * WA_ROWS, n = Math.min(WA_ROWS, hd - i0);
-            Scratch sc = scratch[thread];
-            sc.decT = Scratch.grow(sc.decT, n * r);
-            sc.dwa = Scratch.grow(sc.dwa, n * hep);
-            float[] decT = sc.decT, dwa = sc.dwa;
+        return rowBlockProduct(hd, r, (i0, n, dst) -> {
             for (int row = 0; row < r; row++) {
-                for (int i = 0; i < n; i++) decT[i * r + row] = (float) dec[row * hd + i0 + i];
+                for (int i = 0; i < n; i++) dst[i * r + row] = (float) dec[row * hd + i0 + i];
             }
-            matmul(n, hep, r, decT, 0, r, dq, 0, hep, dwa, 0, hep);
-            for (int i = 0; i < n; i++) {
-                for (int j = 0; j < he; j++) out[(i0 + i) * he + j] = dwa[i * hep + j];
-            }
-        });
-        return out;
+        }, dq, hep, he);
     }
 
     private float alpha() {
@@ -386,7 +390,7 @@ public final class CpuAttention implements AttentionEngine {
         float[] encRows = new float[0], encT = new float[0], x = new float[0], stack = new float[0];
         float[] s = new float[0], w = new float[0], ctx = new float[0], valid = new float[0];
         float[] dw = new float[0], wide = new float[0], rows = new float[0], dd = new float[0];
-        float[] decT = new float[0], dwa = new float[0], ekt = new float[0], dk = new float[0];
+        float[] aRows = new float[0], product = new float[0], ekt = new float[0], dk = new float[0];
         float[] ddk = new float[0], dekT = new float[0], acc = new float[0];
         int[] idx = new int[0];
         int tp, nValid;
