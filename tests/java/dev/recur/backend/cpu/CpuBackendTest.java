@@ -49,6 +49,23 @@ class CpuBackendTest {
     }
 
     @Test
+    void theSequenceSplitComesFromItsPropertyAndABadNameIsRefusedBeforeABackendOpens() {
+        String key = CpuSeqKernels.Split.PROPERTY, old = System.getProperty(key);
+        try {
+            System.clearProperty(key);
+            assertEquals(CpuSeqKernels.Split.AUTO, CpuSeqKernels.Split.fromProperty());
+            System.setProperty(key, " Rows ");
+            assertEquals(CpuSeqKernels.Split.ROWS, CpuSeqKernels.Split.fromProperty());
+            System.setProperty(key, "diagonal");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CpuBackend.open(1));
+            assertEquals(key + ": expected auto, rows or units, got 'diagonal'", e.getMessage());
+        } finally {
+            if (old == null) System.clearProperty(key);
+            else System.setProperty(key, old);
+        }
+    }
+
+    @Test
     void threadsComeFromThePropertyOrTheProcessors() {
         String old = System.getProperty(CpuBackend.THREADS_PROPERTY);
         try {
