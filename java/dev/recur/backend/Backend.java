@@ -1,7 +1,7 @@
 package dev.recur.backend;
 
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnEngine;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnEngine;
 
 /**
  * A place where networks run: the float64 {@code reference}, the fast {@code cpu} backend, {@code opencl}

@@ -1,8 +1,7 @@
 package dev.recur.backend;
 
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnEngine;
-import dev.recur.schedule.Kernels;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnEngine;
 import dev.recur.schedule.ScheduledRnn;
 
 /**
@@ -26,7 +25,7 @@ import dev.recur.schedule.ScheduledRnn;
  *
  * <h2>Kernels</h2>
  * {@link #launch(String, long[], Object...)} runs the named kernel over a 1–3 dimensional grid of work
- * items. The names, argument lists and launch shapes are listed in {@link dev.recur.schedule.Kernels};
+ * items. The names, argument lists and launch shapes are listed in {@link dev.recur.backend.Kernels};
  * their bodies are written once in {@code kernels/common/*.h} and wrapped by {@code kernels/opencl/*.cl}
  * and {@code kernels/cuda/*.cu}; a backend without a compiler (the {@code cpu} backend) implements each name
  * as Java code computing the same thing from the same argument list. A backend may run a grid rounded up in
@@ -169,7 +168,7 @@ public interface DeviceBackend extends Backend {
      * Runs attention on this backend: through the shared {@link dev.recur.schedule.AttentionSchedule} unless the
      * backend has a fused engine of its own (the {@code cpu} backend).
      */
-    default dev.recur.nn.attention.AttentionEngine createAttentionEngine(dev.recur.nn.attention.AttentionConfig config) {
+    default dev.recur.engine.AttentionEngine createAttentionEngine(dev.recur.config.AttentionConfig config) {
         return new dev.recur.schedule.AttentionSchedule(this, config);
     }
 

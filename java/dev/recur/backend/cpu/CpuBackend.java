@@ -4,7 +4,7 @@ import dev.recur.backend.Backend;
 import dev.recur.backend.BackendProvider;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
-import dev.recur.schedule.Kernels;
+import dev.recur.backend.Kernels;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -529,7 +529,7 @@ public final class CpuBackend implements DeviceBackend {
 
     /** Attention runs fused per batch row ({@link CpuAttention}) on this backend's threads. */
     @Override
-    public dev.recur.nn.attention.AttentionEngine createAttentionEngine(dev.recur.nn.attention.AttentionConfig config) {
+    public dev.recur.engine.AttentionEngine createAttentionEngine(dev.recur.config.AttentionConfig config) {
         ensureOpen();
         return new CpuAttention(this, pool, config);
     }

@@ -2,8 +2,8 @@ package dev.recur.backend.reference;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.BackendProvider;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnEngine;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnEngine;
 
 /**
  * The oracle: plain Java, float64 throughout, the equations as the literature writes them. Every other

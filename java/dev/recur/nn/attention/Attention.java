@@ -2,10 +2,16 @@ package dev.recur.nn.attention;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.BackendLocks;
-import dev.recur.backend.Leaks;
 import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.Leaks;
 import dev.recur.backend.reference.ReferenceAttention;
 import dev.recur.backend.reference.ReferenceBackend;
+import dev.recur.config.AttentionConfig;
+import dev.recur.config.AttentionScore;
+import dev.recur.engine.AttentionEngine;
+import dev.recur.engine.AttentionGradients;
+import dev.recur.engine.AttentionOutput;
+import dev.recur.engine.AttentionWeights;
 import dev.recur.tensor.Shapes;
 import dev.recur.tensor.Tensor;
 
@@ -28,7 +34,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@code dec}, {@code enc} and every parameter.
  *
  * <p>On the reference backend the computation is float64; on a {@link DeviceBackend} it runs in float32 through
- * GEMMs and the kernels of {@link dev.recur.schedule.AttentionKernels}, and holds device memory until
+ * GEMMs and the kernels of {@link dev.recur.backend.AttentionKernels}, and holds device memory until
  * {@link #close()}; on the {@code cpu} backend, {@code CpuAttention} fuses each batch row's work instead (the same
  * float32 math).
  *

@@ -2,11 +2,11 @@ package dev.recur.backend.cpu;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.reference.ReferenceBackend;
+import dev.recur.config.AttentionConfig;
+import dev.recur.engine.AttentionGradients;
+import dev.recur.engine.AttentionOutput;
+import dev.recur.engine.AttentionWeights;
 import dev.recur.nn.attention.Attention;
-import dev.recur.nn.attention.AttentionConfig;
-import dev.recur.nn.attention.AttentionGradients;
-import dev.recur.nn.attention.AttentionOutput;
-import dev.recur.nn.attention.AttentionWeights;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
