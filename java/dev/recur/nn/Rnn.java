@@ -90,7 +90,7 @@ public final class Rnn implements AutoCloseable {
         ReentrantLock lock = BackendLocks.of(backend);
         lock.lock();
         try {
-            RnnEngine engine = backend.createRnnEngine(config);
+            RnnEngine engine = Engines.rnn(backend, config);
             try {
                 engine.setWeights(weights);
             } catch (RuntimeException | Error e) {

@@ -527,11 +527,10 @@ public final class CpuBackend implements DeviceBackend {
         return Kernels.SINGLE_GROUP.contains(kernel) || Kernels.SEQUENCE_BWD.contains(kernel);
     }
 
-    /** Attention runs fused per batch row ({@link CpuAttention}) on this backend's threads. */
-    @Override
-    public dev.recur.engine.AttentionEngine createAttentionEngine(dev.recur.config.AttentionConfig config) {
+    /** The threads {@link CpuAttention} spreads batch rows over; refused once this backend is closed. */
+    CpuPool pool() {
         ensureOpen();
-        return new CpuAttention(this, pool, config);
+        return pool;
     }
 
     @Override

@@ -4,14 +4,13 @@ import dev.recur.backend.Backend;
 import dev.recur.backend.BackendLocks;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.Leaks;
-import dev.recur.backend.reference.ReferenceAttention;
-import dev.recur.backend.reference.ReferenceBackend;
 import dev.recur.config.AttentionConfig;
 import dev.recur.config.AttentionScore;
 import dev.recur.engine.AttentionEngine;
 import dev.recur.engine.AttentionGradients;
 import dev.recur.engine.AttentionOutput;
 import dev.recur.engine.AttentionWeights;
+import dev.recur.nn.Engines;
 import dev.recur.tensor.Shapes;
 import dev.recur.tensor.Tensor;
 
@@ -107,15 +106,7 @@ public final class Attention implements AutoCloseable {
     }
 
     private static Attention create(AttentionConfig config, Backend backend, AttentionWeights w, ReentrantLock lock) {
-        AttentionEngine engine;
-        if (backend instanceof ReferenceBackend) {
-            engine = new ReferenceAttention(config);
-        } else if (backend instanceof DeviceBackend db) {
-            engine = db.createAttentionEngine(config);
-        } else {
-            throw new IllegalArgumentException("backend: attention runs on the reference backend or a device backend, got '"
-                    + backend.name() + "' (" + backend.getClass().getName() + ")");
-        }
+        AttentionEngine engine = Engines.attention(backend, config);
         try {
             engine.setWeights(w);
         } catch (RuntimeException | Error e) {
