@@ -6,7 +6,7 @@ import dev.recur.backend.BackendProvider.Availability;
 import dev.recur.backend.BackendUnavailableException;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
-import dev.recur.schedule.Kernels;
+import dev.recur.backend.Kernels;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -534,11 +534,10 @@ public final class CpuBackend implements DeviceBackend {
         return Kernels.SINGLE_GROUP.contains(kernel) || Kernels.SEQUENCE_BWD.contains(kernel);
     }
 
-    /** Attention runs fused per batch row ({@link CpuAttention}) on this backend's threads. */
-    @Override
-    public dev.recur.nn.attention.AttentionEngine createAttentionEngine(dev.recur.nn.attention.AttentionConfig config) {
+    /** The threads {@link CpuAttention} spreads batch rows over; refused once this backend is closed. */
+    CpuPool pool() {
         ensureOpen();
-        return new CpuAttention(this, pool, config);
+        return pool;
     }
 
     @Override
