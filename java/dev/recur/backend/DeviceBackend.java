@@ -149,6 +149,66 @@ public interface DeviceBackend extends Backend {
         return false;
     }
 
+    /**
+     * Copies {@code count} elements from the host memory {@code src} (from byte offset {@code srcByteOff}; native
+     * or heap, laid out in native byte order) to {@code dst[dstOff..]}, as {@code upload} does for arrays. The
+     * default stages the data through a float[] (or int[]); the cpu and OpenCL backends copy straight from the
+     * segment.
+     */
+    default void upload(java.lang.foreign.MemorySegment src, long srcByteOff, DeviceBuffer dst, long dstOff, long count) {
+        checkSegmentRange("src", src, srcByteOff, count);
+        if (dst == null) throw new IllegalArgumentException("dst: must not be null");
+        if (count > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("count: at most " + Integer.MAX_VALUE + " elements per copy, got " + count);
+        }
+        if (dst.type() == DeviceBuffer.Type.F32) {
+            float[] a = new float[(int) count];
+            java.lang.foreign.MemorySegment.copy(src, java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, srcByteOff, a, 0, a.length);
+            upload(a, 0, dst, dstOff, a.length);
+        } else {
+            int[] a = new int[(int) count];
+            java.lang.foreign.MemorySegment.copy(src, java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, srcByteOff, a, 0, a.length);
+            upload(a, 0, dst, dstOff, a.length);
+        }
+    }
+
+    /** Copies {@code count} elements from {@code src[srcOff..]} into host memory {@code dst} at byte offset {@code dstByteOff}. */
+    default void download(DeviceBuffer src, long srcOff, java.lang.foreign.MemorySegment dst, long dstByteOff, long count) {
+        if (src == null) throw new IllegalArgumentException("src: must not be null");
+        checkSegmentRange("dst", dst, dstByteOff, count);
+        if (dst.isReadOnly()) throw new IllegalArgumentException("dst: a read-only segment");
+        if (count > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("count: at most " + Integer.MAX_VALUE + " elements per copy, got " + count);
+        }
+        if (src.type() == DeviceBuffer.Type.F32) {
+            float[] a = new float[(int) count];
+            download(src, srcOff, a, 0, a.length);
+            java.lang.foreign.MemorySegment.copy(a, 0, dst, java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, dstByteOff, a.length);
+        } else {
+            int[] a = new int[(int) count];
+            download(src, srcOff, a, 0, a.length);
+            java.lang.foreign.MemorySegment.copy(a, 0, dst, java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, dstByteOff, a.length);
+        }
+    }
+
+    /** Checks that {@code segment} holds {@code count} 4-byte elements from byte {@code byteOff}, naming the argument. */
+    static void checkSegmentRange(String arg, java.lang.foreign.MemorySegment segment, long byteOff, long count) {
+        if (segment == null) throw new IllegalArgumentException(arg + ": must not be null");
+        if (byteOff < 0 || count < 0 || byteOff + count * 4 > segment.byteSize()) {
+            throw new IllegalArgumentException(arg + ": bytes [" + byteOff + ", " + (byteOff + count * 4)
+                    + ") outside a segment of " + segment.byteSize() + " bytes");
+        }
+    }
+
+    /**
+     * Host↔device bytes and blocking waits since this backend was opened ({@link Traffic}). The cpu and OpenCL
+     * backends count them; the default throws, naming the backend, for one that does not (cuda, until its
+     * rewrite onto {@code java.lang.foreign} lands).
+     */
+    default Traffic traffic() {
+        throw new UnsupportedOperationException(name() + ": this backend does not count host-device traffic");
+    }
+
     /** Waits until every issued operation has completed; reports asynchronous failures. */
     void finish();
 

@@ -88,6 +88,10 @@ package dev.recur.backend;
  * layer_input_bwd  grid {W,B,T}: T,B,W,residual, lengths, dx, dout, dst, seedLo,seedHi,layer,thresh,scale
  *                  (dst = (dx + [dout at t &lt; len]) * between-layer mask of layer {@code layer})
  * col_sum          grid {N}: M,N, src, dst, beta      (dst[j] = beta*dst[j] + sum_i src[i*N + j])
+ * transpose        grid {inner,cols,rows}: rows,cols,inner, src,srcOff,srcLd, dst,dstOff,dstLd, beta
+ *                  (dst[dstOff + (c*dstLd + r)*inner + e] = beta*dst[..] + src[srcOff + (r*srcLd + c)*inner + e];
+ *                   beta 0 does not read dst; a matrix transpose with inner 1, the swap of the first two
+ *                   dimensions with inner F, a copy or accumulation between buffer offsets with rows = cols = 1)
  * col_dot          grid {N}: M,N, a, b, dst, beta     (dst[j] = beta*dst[j] + sum_i a[i*N + j]*b[i*N + j])
  * ln_rows_fwd      grid {rows}: rows,H,G,D,training, v, gain, shift, xhat, rstd
  *                  (layer norm in place of each H-row r of v, block g = r%G, direction d = (r/G)%D, gain/shift
@@ -157,6 +161,7 @@ public final class Kernels {
     public static final String LAYER_INPUT_BWD = "layer_input_bwd";
     public static final String COL_SUM = "col_sum";
     public static final String COL_DOT = "col_dot";
+    public static final String TRANSPOSE = "transpose";
     public static final String LN_ROWS_FWD = "ln_rows_fwd";
     public static final String LN_ROWS_BWD = "ln_rows_bwd";
     public static final String LN_STEP_FWD = "ln_step_fwd";
@@ -200,5 +205,5 @@ public final class Kernels {
             LSTM_PEEPHOLE_GRAD, GRU_STEP_FWD, GRU_STEP_BWD, GRU_BEFORE_GATE_FWD, GRU_BEFORE_STEP_FWD,
             GRU_BEFORE_STEP_BWD, GRU_BEFORE_RESET_BWD, RNN_DH0, MASK_STATE, GATHER_HPREV,
             INPUT_DROPOUT_FWD, INPUT_DROPOUT_BWD, MERGE_FWD, MERGE_BWD, LAYER_INPUT_BWD, COL_SUM, COL_DOT,
-            LN_ROWS_FWD, LN_ROWS_BWD, LN_STEP_FWD, LN_STEP_BWD);
+            LN_ROWS_FWD, LN_ROWS_BWD, LN_STEP_FWD, LN_STEP_BWD, TRANSPOSE);
 }

@@ -1,5 +1,6 @@
 package dev.recur.engine;
 
+import dev.recur.backend.DeviceTensor;
 import dev.recur.config.DropoutMask;
 import dev.recur.tensor.Tensor;
 
@@ -26,6 +27,46 @@ public interface RnnEngine extends AutoCloseable {
 
     /** Backward through time from a trace this engine made; {@code dcN} null for non-LSTM cells. */
     RnnGradients backward(RnnTrace trace, Tensor dy, Tensor dhN, Tensor dcN);
+
+    /**
+     * Whether this engine runs on device tensors itself ({@link #forward(DeviceRnnInput, boolean, long,
+     * DeviceRnnOutput)}, {@link #backward(RnnTrace, DeviceTensor, DeviceTensor, DeviceTensor, WeightSpace, GradMode,
+     * DeviceRnnGradients)}, {@link #weightSpace()}); the model API converts through the host for one that does not
+     * (the float64 reference).
+     */
+    default boolean runsOnDevice() {
+        return false;
+    }
+
+    /** The network's parameters on the device (the engine's own: write them, then call {@link #weightsUpdated()}). */
+    default WeightSpace weightSpace() {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + ": keeps no weights on a device");
+    }
+
+    /**
+     * Tells the engine its {@link #weightSpace()} was written on the device: whatever copies its kernels read (e.g.
+     * transposed matrices) are remade on the device, with no host traffic.
+     */
+    default void weightsUpdated() {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + ": keeps no weights on a device");
+    }
+
+    /**
+     * Forward on device tensors (time-major, checked by the model API: right shapes and types, this engine's
+     * backend). {@code into} holds optional result buffers (null, or any of its tensors null: allocated).
+     */
+    default DeviceRnnOutput forward(DeviceRnnInput in, boolean training, long seed, DeviceRnnOutput into) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + ": does not run on device tensors");
+    }
+
+    /**
+     * Backward on device tensors: {@code dy}, {@code dhN}, {@code dcN} may be null (zeros); weight gradients go into
+     * {@code grads} (null: not written) as {@code mode} says; {@code into} holds optional result buffers.
+     */
+    default DeviceRnnGradients backward(RnnTrace trace, DeviceTensor dy, DeviceTensor dhN, DeviceTensor dcN,
+                                        WeightSpace grads, GradMode mode, DeviceRnnGradients into) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + ": does not run on device tensors");
+    }
 
     @Override
     void close();

@@ -2,17 +2,23 @@ package dev.recur.schedule;
 
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
+import dev.recur.backend.DeviceTensor;
 import dev.recur.backend.Kernels;
 import dev.recur.config.CellType;
 import dev.recur.config.DropoutMask;
 import dev.recur.config.GruReset;
 import dev.recur.config.MergeMode;
 import dev.recur.config.RnnConfig;
+import dev.recur.engine.DeviceRnnGradients;
+import dev.recur.engine.DeviceRnnInput;
+import dev.recur.engine.DeviceRnnOutput;
+import dev.recur.engine.GradMode;
 import dev.recur.engine.RnnEngine;
 import dev.recur.engine.RnnGradients;
 import dev.recur.engine.RnnOutput;
 import dev.recur.engine.RnnTrace;
 import dev.recur.engine.RnnWeights;
+import dev.recur.engine.WeightSpace;
 import dev.recur.tensor.Tensor;
 
 import java.util.ArrayList;
@@ -48,10 +54,18 @@ public final class ScheduledRnn implements RnnEngine {
     private final Layer[] weights;
     private final Workspace ws;
     private final DeviceBuffer dummy;
+    /** The parameters as PyTorch lays them out, one flat buffer: what callers read and write (see {@link #derive}). */
+    private final WeightSpace space;
+    /** The gradient space the host-tensor backward writes into and downloads from; made on first use. */
+    private WeightSpace hostGrads;
     private final List<Trace> liveTraces = new ArrayList<>();
     private boolean closed;
 
-    /** Device copies of one layer's parameters, both directions stacked ({@code [D, ...]}). */
+    /**
+     * One layer's parameters as the kernels read them, both directions stacked ({@code [D, ...]}) and the matrices
+     * also transposed: derived on the device from {@link #space} by {@link #derive} (kernels are bound to whole
+     * buffers, so the per-direction pieces of the flat space cannot be handed to them in place).
+     */
     private static final class Layer {
         DeviceBuffer wih, whh, bih, bhh, whr, peep;
         // Transposed copies, so every forward GEMM multiplies by a non-transposed right operand (the fast
@@ -172,8 +186,10 @@ public final class ScheduledRnn implements RnnEngine {
         this.ws = new Workspace(backend);
         this.weights = new Layer[layers];
         DeviceBuffer dm = null;
+        WeightSpace sp = null;
         try {
             dm = backend.allocate(DeviceBuffer.Type.F32, 1);
+            sp = WeightSpace.allocate(backend, config);
             for (int k = 0; k < layers; k++) {
                 Layer l = new Layer();
                 weights[k] = l;
@@ -203,11 +219,13 @@ public final class ScheduledRnn implements RnnEngine {
             }
         } catch (RuntimeException | Error e) {
             if (dm != null) dm.close();
+            if (sp != null) sp.close();
             freeWeights();
             ws.close();
             throw e;
         }
         this.dummy = dm;
+        this.space = sp;
     }
 
     private void freeWeights() {
@@ -218,56 +236,97 @@ public final class ScheduledRnn implements RnnEngine {
         }
     }
 
+    /** Uploads {@code w} into the weight space (one upload per parameter) and derives the kernels' copies on the device. */
     @Override
     public void setWeights(RnnWeights w) {
         ensureOpen();
+        space.upload(w);
+        derive();
+    }
+
+    @Override
+    public boolean runsOnDevice() {
+        return true;
+    }
+
+    @Override
+    public WeightSpace weightSpace() {
+        ensureOpen();
+        return space;
+    }
+
+    @Override
+    public void weightsUpdated() {
+        ensureOpen();
+        derive();
+    }
+
+    /**
+     * Remakes the kernels' copies of the parameters ({@link Layer}) from the weight space, on the device: plain
+     * copies for the stacked matrices and vectors, {@link Kernels#TRANSPOSE} for the transposed ones. No host traffic.
+     */
+    private void derive() {
+        DeviceBuffer sb = space.flat().buffer();
+        long base = space.flat().offset();
         for (int k = 0; k < layers; k++) {
             Layer l = weights[k];
-            float[] wihT = new float[dirs * gh * l.in];
+            int I = l.in;
             for (int d = 0; d < dirs; d++) {
-                Tensor wi = w.get("weight_ih", k, d), wh = w.get("weight_hh", k, d);
-                upload(wi, l.wih, (long) d * gh * l.in);
-                upload(wh, l.whh, (long) d * gh * out);
-                transposeInto(wi, wihT, d * gh, dirs * gh);
-                float[] whT = new float[gh * out];
-                transposeInto(wh, whT, 0, gh);
-                be.upload(whT, 0, l.whhT, (long) d * gh * out, whT.length);
-                if (cfg.projSize() > 0) {
-                    Tensor wr = w.get("weight_hr", k, d);
-                    float[] wrT = new float[out * hidden];
-                    transposeInto(wr, wrT, 0, out);
-                    be.upload(wrT, 0, l.whrT, (long) d * out * hidden, wrT.length);
-                }
+                String sfx = RnnWeights.suffix(k, d);
+                long wi = base + space.offset("weight_ih" + sfx), wh = base + space.offset("weight_hh" + sfx);
+                be.copy(sb, wi, l.wih, (long) d * gh * I, (long) gh * I);
+                be.copy(sb, wh, l.whh, (long) d * gh * out, (long) gh * out);
+                // wihT [I, D*GH]: column block d; whhT [D, P, GH]; whrT [D, H, P].
+                transpose(gh, I, sb, wi, I, l.wihT, (long) d * gh, dirs * gh);
+                transpose(gh, out, sb, wh, out, l.whhT, (long) d * gh * out, gh);
                 if (cfg.bias()) {
-                    upload(w.get("bias_ih", k, d), l.bih, (long) d * gh);
-                    upload(w.get("bias_hh", k, d), l.bhh, (long) d * gh);
+                    be.copy(sb, base + space.offset("bias_ih" + sfx), l.bih, (long) d * gh, gh);
+                    be.copy(sb, base + space.offset("bias_hh" + sfx), l.bhh, (long) d * gh, gh);
                 }
-                if (cfg.projSize() > 0) upload(w.get("weight_hr", k, d), l.whr, (long) d * out * hidden);
+                if (cfg.projSize() > 0) {
+                    long wr = base + space.offset("weight_hr" + sfx);
+                    be.copy(sb, wr, l.whr, (long) d * out * hidden, (long) out * hidden);
+                    transpose(out, hidden, sb, wr, hidden, l.whrT, (long) d * out * hidden, out);
+                }
                 if (cfg.peephole()) {
-                    upload(w.get("weight_ci", k, d), l.peep, (long) (d * 3) * hidden);
-                    if (!cfg.coupledGate()) upload(w.get("weight_cf", k, d), l.peep, (long) (d * 3 + 1) * hidden);
-                    upload(w.get("weight_co", k, d), l.peep, (long) (d * 3 + 2) * hidden);
+                    be.copy(sb, base + space.offset("weight_ci" + sfx), l.peep, (long) (d * 3) * hidden, hidden);
+                    if (!cfg.coupledGate()) {
+                        be.copy(sb, base + space.offset("weight_cf" + sfx), l.peep, (long) (d * 3 + 1) * hidden, hidden);
+                    }
+                    be.copy(sb, base + space.offset("weight_co" + sfx), l.peep, (long) (d * 3 + 2) * hidden, hidden);
                 }
                 if (cfg.layerNorm()) {
-                    upload(w.get("ln_ih_weight", k, d), l.lnIhW, (long) d * gh);
-                    upload(w.get("ln_ih_bias", k, d), l.lnIhB, (long) d * gh);
-                    upload(w.get("ln_hh_weight", k, d), l.lnHhW, (long) d * gh);
-                    upload(w.get("ln_hh_bias", k, d), l.lnHhB, (long) d * gh);
+                    be.copy(sb, base + space.offset("ln_ih_weight" + sfx), l.lnIhW, (long) d * gh, gh);
+                    be.copy(sb, base + space.offset("ln_ih_bias" + sfx), l.lnIhB, (long) d * gh, gh);
+                    be.copy(sb, base + space.offset("ln_hh_weight" + sfx), l.lnHhW, (long) d * gh, gh);
+                    be.copy(sb, base + space.offset("ln_hh_bias" + sfx), l.lnHhB, (long) d * gh, gh);
                 }
             }
-            be.upload(wihT, 0, l.wihT, 0, wihT.length);
         }
     }
 
-    /** Writes the transpose of the 2-D tensor {@code t} [r, c] into {@code dst} as [c, ld] at column {@code col}. */
-    private static void transposeInto(Tensor t, float[] dst, int col, int ld) {
-        int r = t.dim(0), c = t.dim(1);
-        double[] v = t.data();
-        for (int i = 0; i < r; i++) for (int j = 0; j < c; j++) dst[j * ld + col + i] = (float) v[i * c + j];
+    /** {@code dst[dstOff + c*dstLd + r] = src[srcOff + r*srcLd + c]} for a {@code rows x cols} matrix, on the device. */
+    private void transpose(int rows, int cols, DeviceBuffer src, long srcOff, int srcLd, DeviceBuffer dst, long dstOff,
+                           int dstLd) {
+        checkIndexable("transpose offsets", Math.max(srcOff + (long) rows * srcLd, dstOff + (long) cols * dstLd));
+        be.launch(Kernels.TRANSPOSE, new long[] {1, cols, rows}, rows, cols, 1, src, (int) srcOff, srcLd, dst,
+                (int) dstOff, dstLd, 0f);
     }
 
-    private void upload(Tensor t, DeviceBuffer dst, long off) {
-        be.uploadDoubles(t.data(), 0, dst, off, t.data().length);
+    /**
+     * Writes {@code count} gradient values from {@code src[srcOff..]} into the gradient space at parameter
+     * {@code name} (from element {@code at} of it): a copy for SET, an accumulation for ADD.
+     */
+    private void deposit(WeightSpace grads, GradMode mode, String name, long at, DeviceBuffer src, long srcOff, long count) {
+        if (grads == null) return;
+        long dst = grads.flat().offset() + grads.offset(name) + at;
+        if (mode == GradMode.SET) {
+            be.copy(src, srcOff, grads.flat().buffer(), dst, count);
+        } else {
+            checkIndexable("gradient offsets", Math.max(srcOff, dst) + count);
+            be.launch(Kernels.TRANSPOSE, new long[] {count, 1, 1}, 1, 1, (int) count, src, (int) srcOff, 1,
+                    grads.flat().buffer(), (int) dst, 1, 1f);
+        }
     }
 
     /** Dropout parameters of one call, as the kernels take them. */
@@ -337,41 +396,89 @@ public final class ScheduledRnn implements RnnEngine {
         }
     }
 
+    /**
+     * The host-tensor forward: uploads the inputs, runs {@link #forward(DeviceRnnInput, boolean, long, DeviceRnnOutput)}
+     * and downloads the results (freeing their device copies; a training output keeps its trace).
+     */
     @Override
     public RnnOutput forward(Tensor x, Tensor h0, Tensor c0, int[] lengths, boolean training, long seed) {
         ensureOpen();
+        DeviceTensor xd = null, h0d = null, c0d = null, lend = null;
+        try {
+            xd = DeviceTensor.of(be, x);
+            h0d = h0 == null ? null : DeviceTensor.of(be, h0);
+            c0d = c0 == null ? null : DeviceTensor.of(be, c0);
+            lend = DeviceTensor.ofInts(be, lengths, lengths.length);
+            DeviceRnnOutput o = forward(new DeviceRnnInput(xd, h0d, c0d, lend), training, seed, null);
+            try {
+                Tensor y = o.y().toTensor(), hN = o.hN().toTensor(), cN = o.cN() == null ? null : o.cN().toTensor();
+                return new RnnOutput(y, hN, cN, o.trace());
+            } catch (RuntimeException | Error e) {
+                if (o.trace() != null) o.trace().close();
+                throw e;
+            } finally {
+                o.y().close();
+                o.hN().close();
+                if (o.cN() != null) o.cN().close();
+            }
+        } finally {
+            for (DeviceTensor t : new DeviceTensor[] {xd, h0d, c0d, lend}) if (t != null) t.close();
+        }
+    }
+
+    /** A result tensor: the caller's (as a view, so closing the output leaves it open) or a new one. */
+    private DeviceTensor result(DeviceTensor given, List<DeviceTensor> made, int... shape) {
+        if (given != null) return given.view(0, shape);
+        DeviceTensor t = DeviceTensor.allocate(be, DeviceBuffer.Type.F32, shape);
+        made.add(t);
+        return t;
+    }
+
+    /**
+     * Forward on device tensors, time-major. Inputs are copied on the device into buffers this call (or its trace)
+     * owns, so the caller may reuse them at once; results go to {@code into}'s tensors or to new ones. No host
+     * traffic and no waits.
+     */
+    @Override
+    public DeviceRnnOutput forward(DeviceRnnInput input, boolean training, long seed, DeviceRnnOutput into) {
+        ensureOpen();
+        DeviceTensor x = input.x();
         final int T = x.dim(0), B = x.dim(1);
         int maxIn = cfg.inputSize();
         for (int k = 0; k < layers; k++) maxIn = Math.max(maxIn, weights[k].in);
         checkIndexable("x/xw", (long) T * B * Math.max(dirs * (long) Math.max(sg, gh), (long) dirs * maxIn));
         Drop drop = Drop.of(cfg, training, seed);
         boolean lstm = cfg.cell() == CellType.LSTM;
+        int width = cfg.outputWidth();
         Trace trace = training ? new Trace(T, B, drop) : null;
         if (trace != null) liveTraces.add(trace);
+        List<DeviceTensor> made = new ArrayList<>();
         try {
-            DeviceBuffer lenBuf = trace != null ? trace.alloc(DeviceBuffer.Type.I32, B) : ws.get("lengths", DeviceBuffer.Type.I32, B);
-            be.upload(lengths, 0, lenBuf, 0, B);
             long stateP = (long) layers * dirs * B * out, stateH = (long) layers * dirs * B * hidden;
+            DeviceTensor y = result(into == null ? null : into.y(), made, T, B, width);
+            DeviceTensor hN = result(into == null ? null : into.hN(), made, layers * dirs, B, out);
+            DeviceTensor cN = lstm ? result(into == null ? null : into.cN(), made, layers * dirs, B, hidden) : null;
+            DeviceBuffer lenBuf = trace != null ? trace.alloc(DeviceBuffer.Type.I32, B) : ws.get("lengths", DeviceBuffer.Type.I32, B);
+            DeviceTensor lengths = input.lengths();
+            if (lengths != null) be.copy(lengths.buffer(), lengths.offset(), lenBuf, 0, B);
+            else be.fill(lenBuf, 0, B, T);
             DeviceBuffer h0Buf = trace != null ? trace.alloc(DeviceBuffer.Type.F32, stateP) : ws.f32("h0", stateP);
-            upload(h0, h0Buf, 0);
+            copyOrZero(input.h0(), h0Buf, stateP);
             DeviceBuffer c0Buf = null;
             if (lstm) {
                 c0Buf = trace != null ? trace.alloc(DeviceBuffer.Type.F32, stateH) : ws.f32("c0", stateH);
-                upload(c0, c0Buf, 0);
+                copyOrZero(input.c0(), c0Buf, stateH);
             }
-            DeviceBuffer xBuf = trace != null ? trace.alloc(DeviceBuffer.Type.F32, (long) T * B * cfg.inputSize())
-                    : ws.f32("x", (long) T * B * cfg.inputSize());
-            upload(x, xBuf, 0);
+            long xn = (long) T * B * cfg.inputSize();
+            DeviceBuffer xBuf = trace != null ? trace.alloc(DeviceBuffer.Type.F32, xn) : ws.f32("x", xn);
+            be.copy(x.buffer(), x.offset(), xBuf, 0, xn);
             if (trace != null) {
                 trace.lengths = lenBuf;
                 trace.h0 = h0Buf;
                 trace.c0 = c0Buf;
             }
-            float[] hN = new float[(int) stateP];
-            float[] cN = lstm ? new float[(int) stateH] : null;
             DeviceBuffer in = xBuf;
             DeviceBuffer result = null;
-            int width = cfg.outputWidth();
             for (int k = 0; k < layers; k++) {
                 LayerSave ls = forwardLayer(k, T, B, in, lenBuf, h0Buf, c0Buf, hN, cN, drop, trace);
                 boolean last = k == layers - 1;
@@ -391,17 +498,21 @@ public final class ScheduledRnn implements RnnEngine {
                 in = merged;
                 result = merged;
             }
-            Tensor y = Tensor.zeros(T, B, width);
-            be.downloadDoubles(result, 0, y.data(), 0, y.data().length);
-            Tensor hNt = Tensor.ofFloats(hN, layers * dirs, B, out);
-            Tensor cNt = lstm ? Tensor.ofFloats(cN, layers * dirs, B, hidden) : null;
-            return new RnnOutput(y, hNt, cNt, trace);
+            be.copy(result, 0, y.buffer(), y.offset(), (long) T * B * width);
+            return new DeviceRnnOutput(y, hN, cN, trace);
         } catch (RuntimeException | Error e) {
-            // Nothing this call allocated survives a failure: the trace and any workspace growth are released.
+            // Nothing this call allocated survives a failure: the trace, the results and any workspace growth.
             if (trace != null) trace.close();
+            for (DeviceTensor t : made) t.close();
             releaseWorkspace(e);
             throw e;
         }
+    }
+
+    /** Copies {@code n} elements of {@code src} into {@code dst}, or zeros where {@code src} is absent. */
+    private void copyOrZero(DeviceTensor src, DeviceBuffer dst, long n) {
+        if (src == null) be.fill(dst, 0, n, 0);
+        else be.copy(src.buffer(), src.offset(), dst, 0, n);
     }
 
     private void releaseWorkspace(Throwable failure) {
@@ -413,7 +524,7 @@ public final class ScheduledRnn implements RnnEngine {
     }
 
     private LayerSave forwardLayer(int k, int T, int B, DeviceBuffer in, DeviceBuffer lenBuf, DeviceBuffer h0Buf,
-                                   DeviceBuffer c0Buf, float[] hN, float[] cN, Drop drop, Trace trace) {
+                                   DeviceBuffer c0Buf, DeviceTensor hN, DeviceTensor cN, Drop drop, Trace trace) {
         Layer w = weights[k];
         boolean training = trace != null;
         CellType cell = cfg.cell();
@@ -536,29 +647,67 @@ public final class ScheduledRnn implements RnnEngine {
                         drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
             }
         }
-        be.download(h, 0, hN, k * D * B * P, D * B * P);
-        if (lstm) be.download(c, 0, cN, k * D * B * H, D * B * H);
+        be.copy(h, 0, hN.buffer(), hN.offset() + (long) k * D * B * P, (long) D * B * P);
+        if (lstm) be.copy(c, 0, cN.buffer(), cN.offset() + (long) k * D * B * H, (long) D * B * H);
         return ls;
     }
 
+    /**
+     * The host-tensor backward: uploads the output gradients, runs the device backward into this engine's own
+     * gradient space (SET) and downloads {@code dx}, {@code dh0}, {@code dc0} and the whole space once.
+     */
     @Override
     public RnnGradients backward(RnnTrace rnnTrace, Tensor dyT, Tensor dhNT, Tensor dcNT) {
         ensureOpen();
+        requireLiveTrace(rnnTrace);
+        DeviceTensor dy = null, dhN = null, dcN = null;
         try {
-            return backwardImpl(rnnTrace, dyT, dhNT, dcNT);
+            dy = DeviceTensor.of(be, dyT);
+            dhN = dhNT == null ? null : DeviceTensor.of(be, dhNT);
+            dcN = dcNT == null ? null : DeviceTensor.of(be, dcNT);
+            if (hostGrads == null) hostGrads = WeightSpace.allocate(be, cfg);
+            try (DeviceRnnGradients g = backward(rnnTrace, dy, dhN, dcN, hostGrads, GradMode.SET, null)) {
+                Tensor dx = g.dx().toTensor(), dh0 = g.dh0().toTensor(), dc0 = g.dc0() == null ? null : g.dc0().toTensor();
+                return new RnnGradients(dx, dh0, dc0, hostGrads.toTensors());
+            }
+        } finally {
+            for (DeviceTensor t : new DeviceTensor[] {dy, dhN, dcN}) if (t != null) t.close();
+        }
+    }
+
+    private Trace requireLiveTrace(RnnTrace rnnTrace) {
+        if (!(rnnTrace instanceof Trace trace) || !liveTraces.contains(trace)) {
+            throw new IllegalArgumentException("trace: not a live trace of this engine (closed, or made by another "
+                    + "network or backend)");
+        }
+        return trace;
+    }
+
+    /**
+     * Backward on device tensors, time-major: {@code dx}, {@code dh0}, {@code dc0} into {@code into}'s tensors or
+     * new ones; the weight gradients into {@code grads} (SET or ADD), each parameter's from the scratch buffer it
+     * was summed in. No host traffic and no waits.
+     */
+    @Override
+    public DeviceRnnGradients backward(RnnTrace rnnTrace, DeviceTensor dy, DeviceTensor dhN, DeviceTensor dcN,
+                                       WeightSpace grads, GradMode mode, DeviceRnnGradients into) {
+        ensureOpen();
+        Trace trace = requireLiveTrace(rnnTrace);
+        List<DeviceTensor> made = new ArrayList<>();
+        try {
+            return backwardImpl(trace, dy, dhN, dcN, grads, mode == null ? GradMode.SET : mode, into, made);
         } catch (RuntimeException | Error e) {
+            for (DeviceTensor t : made) t.close();
             releaseWorkspace(e);
             throw e;
         }
     }
 
-    private RnnGradients backwardImpl(RnnTrace rnnTrace, Tensor dyT, Tensor dhNT, Tensor dcNT) {
-        if (!(rnnTrace instanceof Trace trace) || !liveTraces.contains(trace)) {
-            throw new IllegalArgumentException("trace: not a live trace of this engine (closed, or made by another "
-                    + "network or backend)");
-        }
+    private DeviceRnnGradients backwardImpl(Trace trace, DeviceTensor dyT, DeviceTensor dhNT, DeviceTensor dcNT,
+                                            WeightSpace grads, GradMode mode, DeviceRnnGradients into,
+                                            List<DeviceTensor> made) {
         final int T = trace.steps, B = trace.batch, D = dirs, H = hidden, P = out;
-        if (dyT.dim(0) != T || dyT.dim(1) != B) {
+        if (dyT != null && (dyT.dim(0) != T || dyT.dim(1) != B)) {
             throw new IllegalArgumentException("dy: expected [" + T + ", " + B + ", " + cfg.outputWidth() + "], got "
                     + java.util.Arrays.toString(dyT.shape()));
         }
@@ -571,19 +720,18 @@ public final class ScheduledRnn implements RnnEngine {
         DeviceBuffer lenBuf = trace.lengths;
 
         DeviceBuffer dout = ws.f32("dout", tb * width);
-        upload(dyT, dout, 0);
+        copyOrZero(dyT, dout, tb * width);
         long stateP = (long) layers * D * B * P, stateH = (long) layers * D * B * H;
         DeviceBuffer dhNAll = ws.f32("dhNAll", stateP);
-        upload(dhNT, dhNAll, 0);
+        copyOrZero(dhNT, dhNAll, stateP);
         DeviceBuffer dcNAll = dummy;
         if (lstm) {
             dcNAll = ws.f32("dcNAll", stateH);
-            upload(dcNT, dcNAll, 0);
+            copyOrZero(dcNT, dcNAll, stateH);
         }
-        float[] dh0 = new float[(int) stateP];
-        float[] dc0 = lstm ? new float[(int) stateH] : null;
-        Map<String, Tensor> grads = new LinkedHashMap<>();
-        Tensor dx = null;
+        DeviceTensor dx = result(into == null ? null : into.dx(), made, T, B, cfg.inputSize());
+        DeviceTensor dh0 = result(into == null ? null : into.dh0(), made, layers * D, B, P);
+        DeviceTensor dc0 = lstm ? result(into == null ? null : into.dc0(), made, layers * D, B, H) : null;
 
         for (int k = layers - 1; k >= 0; k--) {
             Layer w = weights[k];
@@ -693,8 +841,8 @@ public final class ScheduledRnn implements RnnEngine {
             DeviceBuffer dh0l = ws.f32("dh0l", (long) D * B * P);
             be.launch(Kernels.RNN_DH0, new long[] {P, B, D}, B, P, D, gru ? 1 : 0, dhrec, ddir, dh0l,
                     drop.seedLo, drop.seedHi, k, drop.recThresh, drop.recScale);
-            be.download(dh0l, 0, dh0, k * D * B * P, D * B * P);
-            if (lstm) be.download(dc, 0, dc0, k * D * B * H, D * B * H);
+            be.copy(dh0l, 0, dh0.buffer(), dh0.offset() + (long) k * D * B * P, (long) D * B * P);
+            if (lstm) be.copy(dc, 0, dc0.buffer(), dc0.offset() + (long) k * D * B * H, (long) D * B * H);
 
             // Weight gradients over all steps at once.
             DeviceBuffer hprev = ws.f32("hprev", tb * D * P);
@@ -715,27 +863,21 @@ public final class ScheduledRnn implements RnnEngine {
             DeviceBuffer dxk = ws.f32("dx" + (k & 1), tb * I);
             // The input-side GEMMs take the gradient on the raw projection: LN backward over all rows first.
             DeviceBuffer dvIh = dgall;
-            float[] flnIhW = null, flnIhB = null, flnHhW = null, flnHhB = null;
+            DeviceBuffer dlnIhW = null, dlnIhB = null, dlnHhW = null, dlnHhB = null;
             if (ln) {
                 dvIh = ws.f32("dvIh", tb * D * gh);
                 long rows = tb * D * gates;
                 be.launch(Kernels.LN_ROWS_BWD, new long[] {rows}, (int) rows, H, gates, D, dgall, w.lnIhW, ls.xhatIh,
                         ls.rstdIh, dvIh);
-                DeviceBuffer dlnIhW = ws.f32("dlnIhW", (long) D * gh), dlnIhB = ws.f32("dlnIhB", (long) D * gh),
-                        dlnHhW = ws.f32("dlnHhW", (long) D * gh), dlnHhB = ws.f32("dlnHhB", (long) D * gh);
+                dlnIhW = ws.f32("dlnIhW", (long) D * gh);
+                dlnIhB = ws.f32("dlnIhB", (long) D * gh);
+                dlnHhW = ws.f32("dlnHhW", (long) D * gh);
+                dlnHhB = ws.f32("dlnHhB", (long) D * gh);
                 long[] g1 = {(long) D * gh};
                 be.launch(Kernels.COL_DOT, g1, (int) tb, D * gh, dgall, ls.xhatIh, dlnIhW, 0f);
                 be.launch(Kernels.COL_SUM, g1, (int) tb, D * gh, dgall, dlnIhB, 0f);
                 be.launch(Kernels.COL_DOT, g1, (int) tb, D * gh, dgallh, ls.xhatHh, dlnHhW, 0f);
                 be.launch(Kernels.COL_SUM, g1, (int) tb, D * gh, dgallh, dlnHhB, 0f);
-                flnIhW = new float[D * gh];
-                flnIhB = new float[D * gh];
-                flnHhW = new float[D * gh];
-                flnHhB = new float[D * gh];
-                be.download(dlnIhW, 0, flnIhW, 0, D * gh);
-                be.download(dlnIhB, 0, flnIhB, 0, D * gh);
-                be.download(dlnHhW, 0, flnHhW, 0, D * gh);
-                be.download(dlnHhB, 0, flnHhB, 0, D * gh);
             }
             if (ls.xd != null) {
                 be.gemmStridedBatched(true, false, gh, I, (int) tb, 1f, dvIh, 0, D * gh, gh, ls.xd, 0, I, tb * I,
@@ -749,61 +891,50 @@ public final class ScheduledRnn implements RnnEngine {
                 be.gemm(true, false, D * gh, I, (int) tb, 1f, dvIh, 0, D * gh, ls.in, 0, I, 0f, dwih, 0, I);
                 be.gemm(false, false, (int) tb, I, D * gh, 1f, dvIh, 0, D * gh, w.wih, 0, I, 0f, dxk, 0, I);
             }
-            float[] fwih = new float[D * gh * I], fwhh = new float[D * gh * P];
-            be.download(dwih, 0, fwih, 0, fwih.length);
-            be.download(dwhh, 0, fwhh, 0, fwhh.length);
-            float[] fbih = null, fbhh = null, fwhr = null, fpeep = null;
+            DeviceBuffer db = null, dbh = null, dwhr = null, dp = null;
             if (cfg.bias()) {
-                DeviceBuffer db = ws.f32("dbias", 2L * D * gh);
+                db = ws.f32("dbias", 2L * D * gh);
                 be.launch(Kernels.COL_SUM, new long[] {(long) D * gh}, (int) tb, D * gh, dgall, db, 0f);
-                DeviceBuffer dbh = db;
+                dbh = db;
                 if (dgallh != dgall) {
                     // Both bias gradients are the same column sums unless the recurrent side differs (GRU, reset after).
                     dbh = ws.f32("dbiash", (long) D * gh);
                     be.launch(Kernels.COL_SUM, new long[] {(long) D * gh}, (int) tb, D * gh, dgallh, dbh, 0f);
                 }
-                fbih = new float[D * gh];
-                fbhh = new float[D * gh];
-                be.download(db, 0, fbih, 0, fbih.length);
-                be.download(dbh, 0, fbhh, 0, fbhh.length);
             }
             if (proj) {
-                DeviceBuffer dwhr = ws.f32("dwhr", (long) D * P * H);
+                dwhr = ws.f32("dwhr", (long) D * P * H);
                 be.gemmStridedBatched(true, false, P, H, (int) tb, 1f, dhtall, 0, D * P, P, ls.msave, 0, D * H, H,
                         0f, dwhr, 0, H, (long) P * H, D);
-                fwhr = new float[D * P * H];
-                be.download(dwhr, 0, fwhr, 0, fwhr.length);
             }
             if (cfg.peephole()) {
-                DeviceBuffer dp = ws.f32("dpeep", (long) D * 3 * H);
+                dp = ws.f32("dpeep", (long) D * 3 * H);
                 be.launch(Kernels.LSTM_PEEPHOLE_GRAD, new long[] {H, D}, T, B, H, D, gates, cfg.coupledGate() ? 1 : 0,
                         lenBuf, dgall, ls.csave, c0l, dp);
-                fpeep = new float[D * 3 * H];
-                be.download(dp, 0, fpeep, 0, fpeep.length);
             }
             for (int d = 0; d < D; d++) {
-                grads.put("weight_ih" + RnnWeights.suffix(k, d), slice(fwih, d * gh * I, gh, I));
-                grads.put("weight_hh" + RnnWeights.suffix(k, d), slice(fwhh, d * gh * P, gh, P));
+                String sfx = RnnWeights.suffix(k, d);
+                deposit(grads, mode, "weight_ih" + sfx, 0, dwih, (long) d * gh * I, (long) gh * I);
+                deposit(grads, mode, "weight_hh" + sfx, 0, dwhh, (long) d * gh * P, (long) gh * P);
                 if (cfg.bias()) {
-                    grads.put("bias_ih" + RnnWeights.suffix(k, d), slice(fbih, d * gh, gh));
-                    grads.put("bias_hh" + RnnWeights.suffix(k, d), slice(fbhh, d * gh, gh));
+                    deposit(grads, mode, "bias_ih" + sfx, 0, db, (long) d * gh, gh);
+                    deposit(grads, mode, "bias_hh" + sfx, 0, dbh, (long) d * gh, gh);
                 }
-                if (proj) grads.put("weight_hr" + RnnWeights.suffix(k, d), slice(fwhr, d * P * H, P, H));
+                if (proj) deposit(grads, mode, "weight_hr" + sfx, 0, dwhr, (long) d * P * H, (long) P * H);
                 if (ln) {
-                    grads.put("ln_ih_weight" + RnnWeights.suffix(k, d), slice(flnIhW, d * gh, gh));
-                    grads.put("ln_ih_bias" + RnnWeights.suffix(k, d), slice(flnIhB, d * gh, gh));
-                    grads.put("ln_hh_weight" + RnnWeights.suffix(k, d), slice(flnHhW, d * gh, gh));
-                    grads.put("ln_hh_bias" + RnnWeights.suffix(k, d), slice(flnHhB, d * gh, gh));
+                    deposit(grads, mode, "ln_ih_weight" + sfx, 0, dlnIhW, (long) d * gh, gh);
+                    deposit(grads, mode, "ln_ih_bias" + sfx, 0, dlnIhB, (long) d * gh, gh);
+                    deposit(grads, mode, "ln_hh_weight" + sfx, 0, dlnHhW, (long) d * gh, gh);
+                    deposit(grads, mode, "ln_hh_bias" + sfx, 0, dlnHhB, (long) d * gh, gh);
                 }
                 if (cfg.peephole()) {
-                    grads.put("weight_ci" + RnnWeights.suffix(k, d), slice(fpeep, d * 3 * H, H));
-                    if (!cfg.coupledGate()) grads.put("weight_cf" + RnnWeights.suffix(k, d), slice(fpeep, (d * 3 + 1) * H, H));
-                    grads.put("weight_co" + RnnWeights.suffix(k, d), slice(fpeep, (d * 3 + 2) * H, H));
+                    deposit(grads, mode, "weight_ci" + sfx, 0, dp, (long) d * 3 * H, H);
+                    if (!cfg.coupledGate()) deposit(grads, mode, "weight_cf" + sfx, 0, dp, (long) (d * 3 + 1) * H, H);
+                    deposit(grads, mode, "weight_co" + sfx, 0, dp, (long) (d * 3 + 2) * H, H);
                 }
             }
             if (k == 0) {
-                dx = Tensor.zeros(T, B, I);
-                be.downloadDoubles(dxk, 0, dx.data(), 0, dx.data().length);
+                be.copy(dxk, 0, dx.buffer(), dx.offset(), tb * I);
             } else if (!cfg.residualAt(k) && drop.betweenThresh == 0) {
                 dout = dxk;
             } else {
@@ -813,20 +944,7 @@ public final class ScheduledRnn implements RnnEngine {
                 dout = next;
             }
         }
-        // Parameter gradients in PyTorch order.
-        Map<String, Tensor> ordered = new LinkedHashMap<>();
-        for (String name : RnnWeights.shapes(cfg).keySet()) ordered.put(name, grads.get(name));
-        Tensor dh0t = Tensor.ofFloats(dh0, layers * D, B, P);
-        Tensor dc0t = lstm ? Tensor.ofFloats(dc0, layers * D, B, H) : null;
-        return new RnnGradients(dx, dh0t, dc0t, ordered);
-    }
-
-    private static Tensor slice(float[] f, int off, int... shape) {
-        int n = 1;
-        for (int s : shape) n *= s;
-        double[] d = new double[n];
-        for (int i = 0; i < n; i++) d[i] = f[off + i];
-        return Tensor.of(d, shape);
+        return new DeviceRnnGradients(dx, dh0, dc0);
     }
 
     /** Bytes of device memory held by this engine's weights and workspace (not by live traces). */
@@ -844,6 +962,8 @@ public final class ScheduledRnn implements RnnEngine {
         closed = true;
         for (Trace t : new ArrayList<>(liveTraces)) t.close();
         freeWeights();
+        space.close();
+        if (hostGrads != null) hostGrads.close();
         ws.close();
         if (dummy != null) dummy.close();
     }

@@ -93,6 +93,7 @@ public final class CpuBackend implements DeviceBackend {
     private final PackCache packs = new PackCache();
     private final Set<CpuBuffer.Mem> live = Collections.synchronizedSet(Collections.newSetFromMap(new IdentityHashMap<>()));
     private final AtomicLong inUse = new AtomicLong();
+    private final dev.recur.backend.Traffic.Counter traffic = new dev.recur.backend.Traffic.Counter();
     private volatile boolean closed;
 
     /** Tests lower the thresholds to send small launches through the multi-threaded paths. */
@@ -155,6 +156,72 @@ public final class CpuBackend implements DeviceBackend {
         CpuBuffer b = new CpuBuffer(this, type, elements, mem);
         inUse.addAndGet(bytes);
         return b;
+    }
+
+    /**
+     * A buffer over memory the caller already has, without a copy: the backend reads and writes {@code segment}
+     * in place. It must be native (off-heap), 4-byte aligned (64-byte alignment is what this backend allocates and
+     * is faster for the vector loads, but no kernel needs it), accessible from the calling thread, and hold at
+     * least {@code elements} elements of {@code type}. A segment of a shared or global arena is also used by the
+     * pool's threads; one of a confined arena is worked on by the calling thread alone.
+     *
+     * <p>Lifetime: recur never frees wrapped memory. Closing the buffer only detaches it (the backend then
+     * refuses it); the caller frees the segment (closes its arena), and must not do so while the buffer may still
+     * be used. A wrapped buffer does not count in {@link #memoryInUse()}.
+     */
+    public DeviceBuffer wrap(MemorySegment segment, DeviceBuffer.Type type, long elements) {
+        ensureOpen();
+        if (segment == null) throw new IllegalArgumentException("segment: must not be null");
+        if (type == null) throw new IllegalArgumentException("type: must not be null");
+        if (!segment.isNative()) {
+            throw new IllegalArgumentException("segment: expected a native (off-heap) segment, got a heap segment; "
+                    + "upload heap data with DeviceTensor.of instead");
+        }
+        if (segment.address() % 4 != 0) {
+            throw new IllegalArgumentException("segment: expected an address aligned to 4 bytes, got 0x"
+                    + Long.toHexString(segment.address()));
+        }
+        if (segment.isReadOnly()) throw new IllegalArgumentException("segment: expected a writable segment, got a read-only one");
+        if (!segment.isAccessibleBy(Thread.currentThread())) {
+            throw new IllegalArgumentException("segment: not accessible from this thread (confined to another one)");
+        }
+        if (elements < 1 || elements * type.bytes() > segment.byteSize()) {
+            throw new IllegalArgumentException("elements: expected 1 to " + segment.byteSize() / type.bytes()
+                    + " (the segment's " + segment.byteSize() + " bytes), got " + elements);
+        }
+        MemorySegment s = segment.asSlice(0, elements * type.bytes());
+        CpuBuffer.Mem mem = new CpuBuffer.Mem(this, s.byteSize(), null, s, true);
+        return new CpuBuffer(this, type, elements, mem);
+    }
+
+    /** Called once when a wrapped buffer is closed: packed copies of it are dropped; its memory is the caller's. */
+    void unwrapped(CpuBuffer.Mem m) {
+        packs.forget(m);
+    }
+
+    @Override
+    public dev.recur.backend.Traffic traffic() {
+        return traffic.read();
+    }
+
+    @Override
+    public void upload(MemorySegment src, long srcByteOff, DeviceBuffer dst, long dstOff, long count) {
+        ensureOpen();
+        DeviceBackend.checkSegmentRange("src", src, srcByteOff, count);
+        CpuBuffer d = check("dst", dst, null, dstOff, count);
+        d.mem.version++;
+        traffic.toDevice(count * 4);
+        MemorySegment.copy(src, srcByteOff, d.segment(), dstOff * 4, count * 4);
+    }
+
+    @Override
+    public void download(DeviceBuffer src, long srcOff, MemorySegment dst, long dstByteOff, long count) {
+        ensureOpen();
+        CpuBuffer s = check("src", src, null, srcOff, count);
+        DeviceBackend.checkSegmentRange("dst", dst, dstByteOff, count);
+        if (dst.isReadOnly()) throw new IllegalArgumentException("dst: a read-only segment");
+        traffic.toHost(count * 4, true);
+        MemorySegment.copy(s.segment(), srcOff * 4, dst, dstByteOff, count * 4);
     }
 
     private static long freeMemory() {
@@ -259,6 +326,7 @@ public final class CpuBackend implements DeviceBackend {
         DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         CpuBuffer d = check("dst", dst, DeviceBuffer.Type.F32, dstOff, count);
         d.mem.version++;
+        traffic.toDevice(count * 4L);
         MemorySegment.copy(src, srcOff, d.segment(), ValueLayout.JAVA_FLOAT, dstOff * 4, count);
     }
 
@@ -268,6 +336,7 @@ public final class CpuBackend implements DeviceBackend {
         DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         CpuBuffer d = check("dst", dst, DeviceBuffer.Type.I32, dstOff, count);
         d.mem.version++;
+        traffic.toDevice(count * 4L);
         MemorySegment.copy(src, srcOff, d.segment(), ValueLayout.JAVA_INT, dstOff * 4, count);
     }
 
@@ -276,6 +345,7 @@ public final class CpuBackend implements DeviceBackend {
         ensureOpen();
         CpuBuffer s = check("src", src, DeviceBuffer.Type.F32, srcOff, count);
         DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
+        traffic.toHost(count * 4L, true);
         MemorySegment.copy(s.segment(), ValueLayout.JAVA_FLOAT, srcOff * 4, dst, dstOff, count);
     }
 
@@ -284,6 +354,7 @@ public final class CpuBackend implements DeviceBackend {
         ensureOpen();
         CpuBuffer s = check("src", src, DeviceBuffer.Type.I32, srcOff, count);
         DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
+        traffic.toHost(count * 4L, true);
         MemorySegment.copy(s.segment(), ValueLayout.JAVA_INT, srcOff * 4, dst, dstOff, count);
     }
 
@@ -294,6 +365,7 @@ public final class CpuBackend implements DeviceBackend {
         DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         CpuBuffer d = check("dst", dst, DeviceBuffer.Type.F32, dstOff, count);
         d.mem.version++;
+        traffic.toDevice(count * 4L);
         MemorySegment seg = d.segment();
         convert(count, seg, (from, n, block) -> {
             for (int i = 0; i < n; i++) block[i] = (float) src[srcOff + from + i];
@@ -307,6 +379,7 @@ public final class CpuBackend implements DeviceBackend {
         ensureOpen();
         CpuBuffer s = check("src", src, DeviceBuffer.Type.F32, srcOff, count);
         DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
+        traffic.toHost(count * 4L, true);
         MemorySegment seg = s.segment();
         convert(count, seg, (from, n, block) -> {
             MemorySegment.copy(seg, ValueLayout.JAVA_FLOAT, (srcOff + from) * 4, block, 0, n);
@@ -427,6 +500,7 @@ public final class CpuBackend implements DeviceBackend {
         synchronized CpuGemm.PackedB[] lookup(CpuBuffer cb, boolean transB, long off, int ld, long stride, int k, int n,
                                               int batch) {
             CpuBuffer.Mem b = cb.mem;
+            if (b.wrapped) return null;
             Key key = new Key(b, transB, off, ld, stride, k, n, batch);
             Entry e = entries.get(key);
             if (e != null && e.version == b.version) return e.packed;
@@ -548,6 +622,7 @@ public final class CpuBackend implements DeviceBackend {
     @Override
     public void finish() {
         ensureOpen();
+        traffic.waited();
     }
 
     @Override

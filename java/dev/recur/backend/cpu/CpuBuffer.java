@@ -28,12 +28,22 @@ final class CpuBuffer implements DeviceBuffer {
         private volatile MemorySegment segment;
         /** Bumped by every backend operation that may write the buffer; packed copies record the value they saw. */
         long version;
+        /**
+         * Memory the caller owns ({@link CpuBackend#wrap}): never freed here, not counted in memoryInUse, and never
+         * packed into the GEMM cache (the caller may write it behind the backend's back, which no version sees).
+         */
+        final boolean wrapped;
 
         Mem(CpuBackend owner, long bytes, Arena arena, MemorySegment segment) {
+            this(owner, bytes, arena, segment, false);
+        }
+
+        Mem(CpuBackend owner, long bytes, Arena arena, MemorySegment segment, boolean wrapped) {
             this.owner = owner;
             this.bytes = bytes;
             this.arena = arena;
             this.segment = segment;
+            this.wrapped = wrapped;
         }
 
         @Override
@@ -43,9 +53,14 @@ final class CpuBuffer implements DeviceBuffer {
             synchronized (this) {
                 a = arena;
                 s = segment;
-                if (a == null) return false;
+                if (s == null) return false;
                 arena = null;
                 segment = null;
+            }
+            if (wrapped) {
+                // The caller's memory: forget it, free nothing (so nothing to warn about if it was forgotten).
+                owner.unwrapped(this);
+                return false;
             }
             owner.released(this, a, s);
             return true;
@@ -61,7 +76,7 @@ final class CpuBuffer implements DeviceBuffer {
         this.type = type;
         this.size = size;
         this.mem = mem;
-        this.handle = Leaks.register(this, "A cpu DeviceBuffer", mem);
+        this.handle = Leaks.register(this, mem.wrapped ? "A wrapped cpu DeviceBuffer" : "A cpu DeviceBuffer", mem);
     }
 
     /** The memory; throws once closed. */
@@ -93,6 +108,6 @@ final class CpuBuffer implements DeviceBuffer {
 
     @Override
     public String toString() {
-        return "CpuBuffer[" + type + " x " + size + (isClosed() ? ", closed" : "") + "]";
+        return "CpuBuffer[" + type + " x " + size + (mem.wrapped ? ", wrapped" : "") + (isClosed() ? ", closed" : "") + "]";
     }
 }

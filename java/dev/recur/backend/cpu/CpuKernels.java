@@ -124,6 +124,9 @@ final class CpuKernels {
         spec(Kernels.LAYER_INPUT_BWD, "T:i B:i W:i residual:i lengths:I dx:F dout:F dst:F" + DROP,
                 CpuKernels::layerInputBwd);
         spec(Kernels.COL_SUM, "M:i N:i src:F dst:F beta:f", CpuKernels::colSum);
+        spec(Kernels.TRANSPOSE, "rows:i cols:i inner:i src:R srcOff:i srcLd:i dst:F dstOff:i dstLd:i beta:f",
+                (k, a) -> CpuTranspose.run(k.pool, a.grid, a.i(0), a.i(1), a.i(2), a.m(3), a.i(4), a.i(5), a.m(6), a.i(7),
+                        a.i(8), a.f(9)));
         // Attention (dev.recur.schedule.AttentionSchedule); bodies in CpuAttentionKernels.
         spec(AttentionKernels.ATTN_SCORES_ADDITIVE_FWD, "U:i B:i T:i A:i ekt:F dk:F v:F scores:F",
                 (k, a) -> CpuAttentionKernels.additiveFwd(a.grid, a.i(0), a.i(1), a.i(2), a.i(3), a.m(4), a.m(5), a.m(6), a.m(7)));

@@ -148,6 +148,23 @@ public final class CudaBackend implements DeviceBackend {
         return b;
     }
 
+    /**
+     * A buffer over device memory the caller already has ({@code devicePointer}, e.g. from {@code cuMemAlloc} or a
+     * PyTorch tensor's {@code data_ptr()}, in this backend's context), without a copy. Lifetime: recur never frees
+     * it; the caller keeps the memory until the buffer is closed and the work using it has finished. It does not
+     * count in {@link #memoryInUse()}.
+     */
+    public DeviceBuffer wrap(long devicePointer, long elements, DeviceBuffer.Type type) {
+        open();
+        if (devicePointer == 0 || devicePointer % 4 != 0) {
+            throw new IllegalArgumentException("devicePointer: expected a non-null address aligned to 4 bytes, got 0x"
+                    + Long.toHexString(devicePointer));
+        }
+        if (type == null) throw new IllegalArgumentException("type: must not be null");
+        if (elements < 1) throw new IllegalArgumentException("elements: expected >= 1, got " + elements);
+        return new CudaBuffer(this, type, elements, new CUdeviceptr().withByteOffset(devicePointer), true);
+    }
+
     void free(CudaBuffer b, CUdeviceptr ptr) {
         if (!live.remove(b)) return;
         memoryInUse -= b.bytes();

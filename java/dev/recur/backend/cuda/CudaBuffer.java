@@ -9,12 +9,19 @@ final class CudaBuffer implements DeviceBuffer {
     private final Type type;
     private final long size;
     private CUdeviceptr ptr;
+    /** The caller's memory ({@link CudaBackend#wrap}): closing detaches it, nothing is freed. */
+    private final boolean wrapped;
 
     CudaBuffer(CudaBackend owner, Type type, long size, CUdeviceptr ptr) {
+        this(owner, type, size, ptr, false);
+    }
+
+    CudaBuffer(CudaBackend owner, Type type, long size, CUdeviceptr ptr, boolean wrapped) {
         this.owner = owner;
         this.type = type;
         this.size = size;
         this.ptr = ptr;
+        this.wrapped = wrapped;
     }
 
     @Override
@@ -47,7 +54,7 @@ final class CudaBuffer implements DeviceBuffer {
         if (ptr == null) return;
         CUdeviceptr p = ptr;
         ptr = null;
-        owner.free(this, p);
+        if (!wrapped) owner.free(this, p);
     }
 
     @Override

@@ -26,17 +26,20 @@ final class ClBuffer implements DeviceBuffer {
         private final OpenClBackend owner;
         final long bytes;
         private final AtomicReference<cl_mem> ref;
+        /** The caller's memory object ({@link OpenClBackend#wrap}): detached on close, never released here. */
+        final boolean wrapped;
 
-        Mem(OpenClBackend owner, long bytes, cl_mem m) {
+        Mem(OpenClBackend owner, long bytes, cl_mem m, boolean wrapped) {
             this.owner = owner;
             this.bytes = bytes;
             this.ref = new AtomicReference<>(m);
+            this.wrapped = wrapped;
         }
 
         @Override
         public boolean release() {
             cl_mem m = ref.getAndSet(null);
-            if (m == null) return false;
+            if (m == null || wrapped) return false;
             // clReleaseMemObject is thread-safe, and OpenCL keeps the object until queued commands using it finish.
             try {
                 clReleaseMemObject(m);
@@ -48,11 +51,15 @@ final class ClBuffer implements DeviceBuffer {
     }
 
     ClBuffer(OpenClBackend owner, Type type, long size, cl_mem mem) {
+        this(owner, type, size, mem, false);
+    }
+
+    ClBuffer(OpenClBackend owner, Type type, long size, cl_mem mem, boolean wrapped) {
         this.owner = owner;
         this.type = type;
         this.size = size;
-        this.mem = new Mem(owner, size * type.bytes(), mem);
-        this.handle = Leaks.register(this, "An OpenCL DeviceBuffer", this.mem);
+        this.mem = new Mem(owner, size * type.bytes(), mem, wrapped);
+        this.handle = Leaks.register(this, wrapped ? "A wrapped OpenCL DeviceBuffer" : "An OpenCL DeviceBuffer", this.mem);
     }
 
     Mem state() {
@@ -87,6 +94,6 @@ final class ClBuffer implements DeviceBuffer {
 
     @Override
     public String toString() {
-        return "ClBuffer[" + type + " x " + size + (isClosed() ? ", closed" : "") + "]";
+        return "ClBuffer[" + type + " x " + size + (mem.wrapped ? ", wrapped" : "") + (isClosed() ? ", closed" : "") + "]";
     }
 }

@@ -10,6 +10,8 @@ import org.jocl.CLException;
 import org.jocl.Pointer;
 import org.jocl.Sizeof;
 import org.jocl.cl_command_queue;
+import org.jocl.cl_context;
+import org.jocl.cl_device_id;
 import org.jocl.cl_kernel;
 import org.jocl.cl_mem;
 
@@ -80,6 +82,7 @@ public final class OpenClBackend implements DeviceBackend {
     /** System property: a cap in bytes on what each new backend may allocate (as {@link #setMemoryLimit}). */
     public static final String MEMORY_LIMIT_PROPERTY = "recur.opencl.memoryLimitBytes";
     private final AtomicLong inUse = new AtomicLong();
+    private final dev.recur.backend.Traffic.Counter traffic = new dev.recur.backend.Traffic.Counter();
     private boolean closed;
 
     /**
@@ -96,10 +99,57 @@ public final class OpenClBackend implements DeviceBackend {
         return new OpenClBackend(OpenClDevice.get(), gemmName);
     }
 
+    /**
+     * A backend on the caller's own OpenCL objects, so that memory the caller already has ({@code cl_mem} on
+     * {@code context}) can be {@link #wrap wrapped} without a copy and recur's work is ordered with the caller's
+     * on one in-order {@code queue} (it must be a queue of {@code context} on {@code device}, created without
+     * {@code CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE}). The kernels are built for this context (warm PoCL cache:
+     * tens of milliseconds).
+     *
+     * <p>Lifetime: the caller keeps ownership of all three objects and releases them after closing this backend;
+     * {@link #close()} waits for the queue, frees the buffers this backend allocated and its own kernels and
+     * program, and releases none of the three. The shared default context of {@link #open(String)} is unaffected.
+     */
+    public static OpenClBackend open(cl_context context, cl_device_id device, cl_command_queue queue) {
+        if (context == null) throw new IllegalArgumentException("context: must not be null");
+        if (device == null) throw new IllegalArgumentException("device: must not be null");
+        if (queue == null) throw new IllegalArgumentException("queue: must not be null");
+        BackendProvider.Availability a = OpenClDevice.probe();
+        if (!a.available()) throw new BackendUnavailableException("backend opencl is unavailable: " + a.detail());
+        cl_context[] qctx = new cl_context[1];
+        clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, Sizeof.cl_context, Pointer.to(qctx), null);
+        cl_device_id[] qdev = new cl_device_id[1];
+        clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, Sizeof.cl_device_id, Pointer.to(qdev), null);
+        if (!qctx[0].equals(context)) throw new IllegalArgumentException("queue: expected a queue of the given context, got one of " + qctx[0]);
+        if (!qdev[0].equals(device)) throw new IllegalArgumentException("queue: expected a queue on the given device, got one on " + qdev[0]);
+        long[] props = new long[1];
+        clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, Sizeof.cl_ulong, Pointer.to(props), null);
+        if ((props[0] & CL_QUEUE_OUT_OF_MODE_EXEC_MODE_ENABLE_MASK) != 0) {
+            throw new IllegalArgumentException("queue: expected an in-order queue, got one with out-of-order execution enabled");
+        }
+        OpenClDevice d = OpenClDevice.onCallerContext(context, device);
+        try {
+            return new OpenClBackend(d, defaultGemm(), queue);
+        } catch (RuntimeException | Error e) {
+            d.releaseProgram();
+            throw e;
+        }
+    }
+
+    private static final long CL_QUEUE_OUT_OF_MODE_EXEC_MODE_ENABLE_MASK = CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE;
+
+    /** Whether {@link #queue} is this backend's own (released at close) or the caller's. */
+    private final boolean ownsQueue;
+
     private OpenClBackend(OpenClDevice device, String gemmName) {
+        this(device, gemmName, null);
+    }
+
+    private OpenClBackend(OpenClDevice device, String gemmName, cl_command_queue callerQueue) {
         this.device = device;
         device.program();
-        this.queue = clCreateCommandQueue(device.context, device.device, 0, null);
+        this.ownsQueue = callerQueue == null;
+        this.queue = callerQueue != null ? callerQueue : clCreateCommandQueue(device.context, device.device, 0, null);
         try {
             this.gemm = switch (gemmName) {
                 case "hand" -> new HandGemm(device);
@@ -119,9 +169,96 @@ public final class OpenClBackend implements DeviceBackend {
             for (String name : dev.recur.backend.AttentionKernels.ALL) kernels.put(name, kernelInfo(name));
         } catch (RuntimeException | Error e) {
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
-            clReleaseCommandQueue(queue);
+            if (ownsQueue) clReleaseCommandQueue(queue);
             throw e;
         }
+    }
+
+    /** This backend's OpenCL context (the shared default one, or the caller's): for {@code clCreateBuffer} and interop. */
+    public cl_context context() {
+        return device.context;
+    }
+
+    /** This backend's OpenCL device. */
+    public cl_device_id device() {
+        return device.device;
+    }
+
+    /** This backend's in-order command queue: enqueue work ordered with recur's on it. */
+    public cl_command_queue queue() {
+        return queue;
+    }
+
+    /**
+     * A buffer over a {@code cl_mem} the caller made on this backend's {@link #context()}, without a copy: kernels
+     * read and write it in place. {@code elements} of {@code type} must fit in the memory object.
+     *
+     * <p>Lifetime: recur never releases a wrapped {@code cl_mem}. It takes no reference of its own either, so the
+     * caller must keep the object until the buffer is closed and the work using it has finished
+     * ({@link #finish()}); closing the buffer only detaches it. A wrapped buffer does not count in
+     * {@link #memoryInUse()}.
+     */
+    public DeviceBuffer wrap(cl_mem mem, long elements, DeviceBuffer.Type type) {
+        ensureOpen();
+        if (mem == null) throw new IllegalArgumentException("mem: must not be null");
+        if (type == null) throw new IllegalArgumentException("type: must not be null");
+        cl_context[] ctx = new cl_context[1];
+        clGetMemObjectInfo(mem, CL_MEM_CONTEXT, Sizeof.cl_context, Pointer.to(ctx), null);
+        if (!ctx[0].equals(device.context)) {
+            throw new IllegalArgumentException("mem: expected a memory object on this backend's context " + device.context
+                    + ", got one on " + ctx[0] + " (open the backend on that context with OpenClBackend.open(context, "
+                    + "device, queue))");
+        }
+        long[] size = new long[1];
+        clGetMemObjectInfo(mem, CL_MEM_SIZE, Sizeof.size_t, Pointer.to(size), null);
+        if (elements < 1 || elements * type.bytes() > size[0]) {
+            throw new IllegalArgumentException("elements: expected 1 to " + size[0] / type.bytes() + " (the memory object's "
+                    + size[0] + " bytes), got " + elements);
+        }
+        return new ClBuffer(this, type, elements, mem, true);
+    }
+
+    @Override
+    public dev.recur.backend.Traffic traffic() {
+        return traffic.read();
+    }
+
+    @Override
+    public void upload(java.lang.foreign.MemorySegment src, long srcByteOff, DeviceBuffer dst, long dstOff, long count) {
+        ensureOpen();
+        DeviceBackend.checkSegmentRange("src", src, srcByteOff, count);
+        ClBuffer d = check("dst", dst, null, dstOff, count);
+        if (count == 0) return;
+        // A heap segment has no address JOCL can take: the default stages it through an array.
+        if (!src.isNative()) {
+            DeviceBackend.super.upload(src, srcByteOff, dst, dstOff, count);
+            return;
+        }
+        traffic.toDevice(count * 4);
+        clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, dstOff * 4, count * 4, hostPointer(src, srcByteOff, count), 0, null, null);
+    }
+
+    @Override
+    public void download(DeviceBuffer src, long srcOff, java.lang.foreign.MemorySegment dst, long dstByteOff, long count) {
+        ensureOpen();
+        ClBuffer s = check("src", src, null, srcOff, count);
+        DeviceBackend.checkSegmentRange("dst", dst, dstByteOff, count);
+        if (dst.isReadOnly()) throw new IllegalArgumentException("dst: a read-only segment");
+        if (count == 0) return;
+        if (!dst.isNative()) {
+            DeviceBackend.super.download(src, srcOff, dst, dstByteOff, count);
+            return;
+        }
+        traffic.toHost(count * 4, true);
+        clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, srcOff * 4, count * 4, hostPointer(dst, dstByteOff, count), 0, null, null);
+    }
+
+    /** JOCL's pointer to native host memory, through its direct ByteBuffer view. */
+    private static Pointer hostPointer(java.lang.foreign.MemorySegment seg, long byteOff, long count) {
+        if (count * 4 > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("count: at most " + Integer.MAX_VALUE / 4 + " elements per copy, got " + count);
+        }
+        return Pointer.to(seg.asSlice(byteOff, count * 4).asByteBuffer());
     }
 
     private KernelInfo kernelInfo(String name) {
@@ -227,6 +364,7 @@ public final class OpenClBackend implements DeviceBackend {
         DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         ClBuffer d = check("dst", dst, DeviceBuffer.Type.F32, dstOff, count);
         if (count == 0) return;
+        traffic.toDevice(count * 4L);
         clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, dstOff * 4, (long) count * 4,
                 Pointer.to(src).withByteOffset((long) srcOff * 4), 0, null, null);
     }
@@ -237,6 +375,7 @@ public final class OpenClBackend implements DeviceBackend {
         DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
         ClBuffer d = check("dst", dst, DeviceBuffer.Type.I32, dstOff, count);
         if (count == 0) return;
+        traffic.toDevice(count * 4L);
         clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, dstOff * 4, (long) count * 4,
                 Pointer.to(src).withByteOffset((long) srcOff * 4), 0, null, null);
     }
@@ -247,6 +386,7 @@ public final class OpenClBackend implements DeviceBackend {
         ClBuffer s = check("src", src, DeviceBuffer.Type.F32, srcOff, count);
         DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
         if (count == 0) return;
+        traffic.toHost(count * 4L, true);
         clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, srcOff * 4, (long) count * 4,
                 Pointer.to(dst).withByteOffset((long) dstOff * 4), 0, null, null);
     }
@@ -257,6 +397,7 @@ public final class OpenClBackend implements DeviceBackend {
         ClBuffer s = check("src", src, DeviceBuffer.Type.I32, srcOff, count);
         DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
         if (count == 0) return;
+        traffic.toHost(count * 4L, true);
         clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, srcOff * 4, (long) count * 4,
                 Pointer.to(dst).withByteOffset((long) dstOff * 4), 0, null, null);
     }
@@ -407,6 +548,7 @@ public final class OpenClBackend implements DeviceBackend {
     @Override
     public void finish() {
         ensureOpen();
+        traffic.waited();
         clFinish(queue);
     }
 
@@ -427,7 +569,8 @@ public final class OpenClBackend implements DeviceBackend {
             kernels.clear();
             gemm.close();
             if (handForEdgeCases != null) handForEdgeCases.close();
-            clReleaseCommandQueue(queue);
+            if (ownsQueue) clReleaseCommandQueue(queue);
+            device.releaseProgram();
         }
     }
 }

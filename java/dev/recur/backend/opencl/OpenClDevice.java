@@ -26,7 +26,8 @@ import static org.jocl.CL.*;
 final class OpenClDevice {
     /** The kernel files compiled into the one program. */
     static final List<String> SOURCES = List.of("opencl/rnn_step.cl", "opencl/lstm_step.cl", "opencl/gru_step.cl",
-            "opencl/layer.cl", "opencl/layer_norm.cl", "opencl/gemm.cl", "opencl/attention.cl", "opencl/persist.cl", "opencl/step8.cl");
+            "opencl/layer.cl", "opencl/layer_norm.cl", "opencl/gemm.cl", "opencl/attention.cl", "opencl/persist.cl", "opencl/step8.cl",
+            "opencl/transpose.cl");
     static final String BUILD_OPTIONS = "-cl-kernel-arg-info";
 
     private static OpenClDevice shared;
@@ -51,12 +52,24 @@ final class OpenClDevice {
     /** Programs built on this context (tests check the kernel program is built once). */
     final AtomicLong builds = new AtomicLong();
 
+    /** Whether this object made {@link #context} (the shared default) or was given it by a caller. */
+    final boolean ownsContext;
+
     private OpenClDevice(cl_platform_id platform, cl_device_id device) {
-        this.platform = platform;
-        this.device = device;
+        this(platform, device, createContext(platform, device), true);
+    }
+
+    private static cl_context createContext(cl_platform_id platform, cl_device_id device) {
         cl_context_properties props = new cl_context_properties();
         props.addProperty(CL_CONTEXT_PLATFORM, platform);
-        this.context = clCreateContext(props, 1, new cl_device_id[] {device}, null, null, null);
+        return clCreateContext(props, 1, new cl_device_id[] {device}, null, null, null);
+    }
+
+    private OpenClDevice(cl_platform_id platform, cl_device_id device, cl_context context, boolean ownsContext) {
+        this.platform = platform;
+        this.device = device;
+        this.context = context;
+        this.ownsContext = ownsContext;
         this.platformName = platformString(platform, CL_PLATFORM_NAME);
         this.deviceName = deviceString(device, CL_DEVICE_NAME);
         this.globalMemBytes = deviceLong(device, CL_DEVICE_GLOBAL_MEM_SIZE);
@@ -131,6 +144,26 @@ final class OpenClDevice {
             return shared;
         }
         throw new IllegalStateException("no OpenCL device on the installed platform(s) " + names);
+    }
+
+    /**
+     * A device on a context the caller made (and keeps ownership of): its own kernel program, built here and
+     * released by {@link #releaseProgram()} when the one backend using it closes.
+     */
+    static OpenClDevice onCallerContext(cl_context context, cl_device_id device) {
+        String missing = OpenClLibrary.missing();
+        if (missing != null) throw new IllegalStateException(missing);
+        CL.setExceptionsEnabled(true);
+        cl_platform_id[] platform = new cl_platform_id[1];
+        clGetDeviceInfo(device, CL_DEVICE_PLATFORM, Sizeof.cl_platform_id, Pointer.to(platform), null);
+        return new OpenClDevice(platform[0], device, context, false);
+    }
+
+    /** Releases the kernel program of a device on a caller's context (the shared one keeps its program). */
+    synchronized void releaseProgram() {
+        if (ownsContext || program == null) return;
+        clReleaseProgram(program);
+        program = null;
     }
 
     /** The kernel program, built on first use and kept for the life of the context. */
