@@ -1,20 +1,30 @@
 package dev.recur.nn;
 
 import dev.recur.backend.Backend;
+import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceBuffer;
+import dev.recur.backend.DeviceTensor;
 import dev.recur.backend.BackendLocks;
 import dev.recur.backend.Leaks;
 import dev.recur.config.CellType;
 import dev.recur.config.RnnConfig;
+import dev.recur.engine.DeviceRnnGradients;
+import dev.recur.engine.DeviceRnnInput;
+import dev.recur.engine.DeviceRnnOutput;
+import dev.recur.engine.GradMode;
 import dev.recur.engine.RnnEngine;
 import dev.recur.engine.RnnGradients;
 import dev.recur.engine.RnnOutput;
 import dev.recur.engine.RnnTrace;
 import dev.recur.engine.RnnWeights;
+import dev.recur.engine.WeightSpace;
 import dev.recur.tensor.Shapes;
 import dev.recur.tensor.Tensor;
 
 import java.lang.ref.Reference;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -305,6 +315,309 @@ public final class Rnn implements AutoCloseable {
         }
         if (config.batchFirst()) g = new RnnGradients(g.dx().transpose01(), g.dh0(), g.dc0(), g.weights());
         return g;
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Device tensors: the path data takes. The host-tensor methods above are conveniences over it (on a device
+    // backend the engine uploads, runs this path and downloads).
+
+    /**
+     * The network's parameters on the device: one flat buffer with a view per PyTorch name ({@link WeightSpace}).
+     * Write it on the device (an optimizer step over {@code weightSpace().flat()}), then call
+     * {@link #weightsUpdated()}: nothing is uploaded. Owned by this network (do not close it). Device backends only;
+     * the float64 reference keeps its weights on the host ({@link #weights()}).
+     */
+    public WeightSpace weightSpace() {
+        ensureOpen();
+        if (!engine.runsOnDevice()) {
+            throw new UnsupportedOperationException(backend.name() + ": this backend keeps its weights as float64 host "
+                    + "tensors; use weights() and setWeights()");
+        }
+        lock.lock();
+        try {
+            ensureOpen();
+            return engine.weightSpace();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * After writing {@link #weightSpace()} on the device: remakes the kernels' copies of the weights on the device
+     * (no host traffic). {@link #weights()} keeps the host weights last set; download the space with
+     * {@code weightSpace().toWeights()} when the host needs them.
+     */
+    public void weightsUpdated() {
+        ensureOpen();
+        if (!engine.runsOnDevice()) {
+            throw new UnsupportedOperationException(backend.name() + ": this backend keeps its weights as float64 host "
+                    + "tensors; use setWeights()");
+        }
+        lock.lock();
+        try {
+            ensureOpen();
+            engine.weightsUpdated();
+        } finally {
+            lock.unlock();
+            Reference.reachabilityFence(this);
+        }
+    }
+
+    /** A new zeroed gradient space for this network on {@code backend} (the caller owns and closes it). */
+    public WeightSpace newGradientSpace(DeviceBackend on) {
+        return WeightSpace.allocate(on, config);
+    }
+
+    /** Inference on device tensors: saves nothing, no dropout; results in new device tensors the output owns. */
+    public DeviceRnnOutput forward(DeviceRnnInput in) {
+        return runDevice(in, false, 0L, null);
+    }
+
+    /**
+     * Inference into caller-supplied result tensors ({@link DeviceRnnOutput#into}; any may be null). Closing the
+     * returned output never frees the caller's tensors.
+     */
+    public DeviceRnnOutput forward(DeviceRnnInput in, DeviceRnnOutput into) {
+        return runDevice(in, false, 0L, into);
+    }
+
+    /** Training forward on device tensors: dropout from {@code seed}; the output's trace holds what backward needs. */
+    public DeviceRnnOutput forwardTraining(DeviceRnnInput in, long seed) {
+        return runDevice(in, true, seed, null);
+    }
+
+    /** Training forward into caller-supplied result tensors. */
+    public DeviceRnnOutput forwardTraining(DeviceRnnInput in, long seed, DeviceRnnOutput into) {
+        return runDevice(in, true, seed, into);
+    }
+
+    /**
+     * Backward on device tensors of {@code sum(y*dy) + sum(h_n*dhN) + sum(c_n*dcN)}: {@code dy}, {@code dhN},
+     * {@code dcN} may be null (zeros). The weight gradients go into {@code grads} (a {@link WeightSpace} of this
+     * network's configuration, on the same backend; null: not written) as {@code mode} says: {@link GradMode#SET}
+     * overwrites, {@link GradMode#ADD} accumulates (micro-batches). {@code dx}, {@code dh0}, {@code dc0} come back in
+     * new device tensors the result owns.
+     */
+    public DeviceRnnGradients backward(DeviceRnnOutput out, DeviceTensor dy, DeviceTensor dhN, DeviceTensor dcN,
+                                       WeightSpace grads, GradMode mode) {
+        return backward(out, dy, dhN, dcN, grads, mode, null);
+    }
+
+    /** As {@link #backward(DeviceRnnOutput, DeviceTensor, DeviceTensor, DeviceTensor, WeightSpace, GradMode)}, into caller-supplied tensors. */
+    public DeviceRnnGradients backward(DeviceRnnOutput out, DeviceTensor dy, DeviceTensor dhN, DeviceTensor dcN,
+                                       WeightSpace grads, GradMode mode, DeviceRnnGradients into) {
+        ensureOpen();
+        if (out == null) throw new IllegalArgumentException("out: must not be null");
+        if (out.trace() == null) {
+            throw new IllegalArgumentException("out: has no saved activations; use forwardTraining, not forward, before backward");
+        }
+        if (mode == null) throw new IllegalArgumentException("mode: must not be null (GradMode.SET or ADD)");
+        DeviceTensor y = out.y();
+        DeviceBackend be = y.backend();
+        int b = out.hN().dim(1);
+        int ld = config.numLayers() * config.directions();
+        boolean lstm = config.cell() == CellType.LSTM;
+        checkDevice("dy", dy, be, DeviceBuffer.Type.F32, y.shape());
+        checkDevice("dhN", dhN, be, DeviceBuffer.Type.F32, ld, b, config.outSize());
+        if (lstm) checkDevice("dcN", dcN, be, DeviceBuffer.Type.F32, ld, b, config.hiddenSize());
+        else if (dcN != null) throw new IllegalArgumentException("dcN: only LSTM has a cell state, got dcN for cell " + config.cell());
+        if (grads != null) {
+            if (!grads.config().equals(config) && WeightSpace.elements(grads.config()) != WeightSpace.elements(config)) {
+                throw new IllegalArgumentException("grads: expected a gradient space for this network's configuration ("
+                        + WeightSpace.elements(config) + " elements), got one of " + WeightSpace.elements(grads.config()));
+            }
+            if (grads.backend() != be) {
+                throw new IllegalArgumentException("grads: expected a space on backend " + be.name() + ", got one on "
+                        + grads.backend().name());
+            }
+        }
+        int[] xShape = {y.dim(0), y.dim(1), config.inputSize()};
+        if (into != null) {
+            checkDevice("into.dx", into.dx(), be, DeviceBuffer.Type.F32, xShape);
+            checkDevice("into.dh0", into.dh0(), be, DeviceBuffer.Type.F32, ld, b, config.outSize());
+            if (lstm) checkDevice("into.dc0", into.dc0(), be, DeviceBuffer.Type.F32, ld, b, config.hiddenSize());
+        }
+        RnnTrace trace = out.trace();
+        if (trace instanceof LockedTrace lt) {
+            if (lt.engine != engine) {
+                throw new IllegalArgumentException("out: its trace was made by another Rnn; pass an output of this "
+                        + "network's forwardTraining");
+            }
+            trace = lt.inner;
+        }
+        if (!engine.runsOnDevice()) return backwardViaHost(out, trace, dy, dhN, dcN, grads, mode, into, be);
+        List<DeviceTensor> made = new ArrayList<>();
+        lock.lock();
+        try {
+            ensureOpen();
+            if (out.trace() instanceof LockedTrace lt && lt.isClosed()) {
+                throw new IllegalStateException("out: its trace was used after close(); backward needs the saved "
+                        + "activations of an open output");
+            }
+            DeviceTensor dyt = dy;
+            if (config.batchFirst() && dy != null) {
+                dyt = dy.swap01(null);
+                made.add(dyt);
+            }
+            DeviceRnnGradients intoT = into;
+            if (config.batchFirst()) intoT = into == null ? null : DeviceRnnGradients.into(null, into.dh0(), into.dc0());
+            DeviceRnnGradients g = engine.backward(trace, dyt, dhN, dcN, grads, mode, intoT);
+            if (!config.batchFirst()) return g;
+            try {
+                DeviceTensor dx = g.dx().swap01(into == null || into.dx() == null ? null : into.dx().view(0, xShape));
+                return new DeviceRnnGradients(dx, g.dh0(), g.dc0());
+            } finally {
+                g.dx().close();
+            }
+        } finally {
+            for (DeviceTensor t : made) t.close();
+            lock.unlock();
+            Reference.reachabilityFence(out);
+            Reference.reachabilityFence(this);
+        }
+    }
+
+    private DeviceRnnOutput runDevice(DeviceRnnInput in, boolean training, long seed, DeviceRnnOutput into) {
+        ensureOpen();
+        if (in == null) throw new IllegalArgumentException("input: must not be null");
+        DeviceTensor x = in.x();
+        if (x == null) throw new IllegalArgumentException("x: required input is missing");
+        DeviceBackend be = x.backend();
+        if (engine.runsOnDevice() && be != backend) {
+            throw new IllegalArgumentException("x: expected a tensor on this network's backend " + backend.name()
+                    + ", got one on " + be.name());
+        }
+        if (x.type() != DeviceBuffer.Type.F32) throw new IllegalArgumentException("x: expected an F32 tensor, got " + x.type());
+        if (x.rank() != 3) {
+            throw new IllegalArgumentException("x: expected rank 3 " + (config.batchFirst() ? "[B, T, I]" : "[T, B, I]")
+                    + ", got shape " + Arrays.toString(x.shape()));
+        }
+        int t = config.batchFirst() ? x.dim(1) : x.dim(0);
+        int b = config.batchFirst() ? x.dim(0) : x.dim(1);
+        if (t <= 0) throw new IllegalArgumentException("x: sequence length T must be > 0, got shape " + Arrays.toString(x.shape()));
+        if (b <= 0) throw new IllegalArgumentException("x: batch B must be > 0, got shape " + Arrays.toString(x.shape()));
+        if (x.dim(2) != config.inputSize()) {
+            throw new IllegalArgumentException("x: expected input size " + config.inputSize() + " in the last dimension, got shape "
+                    + Arrays.toString(x.shape()));
+        }
+        int ld = config.numLayers() * config.directions();
+        boolean lstm = config.cell() == CellType.LSTM;
+        checkDevice("h0", in.h0(), be, DeviceBuffer.Type.F32, ld, b, config.outSize());
+        if (lstm) checkDevice("c0", in.c0(), be, DeviceBuffer.Type.F32, ld, b, config.hiddenSize());
+        else if (in.c0() != null) throw new IllegalArgumentException("c0: only LSTM has a cell state, got c0 for cell " + config.cell());
+        checkDevice("lengths", in.lengths(), be, DeviceBuffer.Type.I32, b);
+        int w = config.outputWidth();
+        int[] yShape = config.batchFirst() ? new int[] {b, t, w} : new int[] {t, b, w};
+        if (into != null) {
+            checkDevice("into.y", into.y(), be, DeviceBuffer.Type.F32, yShape);
+            checkDevice("into.hN", into.hN(), be, DeviceBuffer.Type.F32, ld, b, config.outSize());
+            if (lstm) checkDevice("into.cN", into.cN(), be, DeviceBuffer.Type.F32, ld, b, config.hiddenSize());
+        }
+        if (!engine.runsOnDevice()) return runViaHost(in, training, seed, into, be, yShape);
+        DeviceRnnOutput raw;
+        DeviceTensor xt = null;
+        lock.lock();
+        try {
+            ensureOpen();
+            xt = config.batchFirst() ? x.swap01(null) : x;
+            DeviceRnnOutput intoT = into;
+            if (config.batchFirst()) intoT = into == null ? null : DeviceRnnOutput.into(null, into.hN(), into.cN());
+            raw = engine.forward(new DeviceRnnInput(xt, in.h0(), in.c0(), in.lengths()), training, seed, intoT);
+            if (config.batchFirst()) {
+                DeviceRnnOutput timeMajor = raw;
+                try {
+                    DeviceTensor y = timeMajor.y().swap01(into == null || into.y() == null ? null : into.y().view(0, yShape));
+                    raw = new DeviceRnnOutput(y, timeMajor.hN(), timeMajor.cN(), timeMajor.trace());
+                } catch (RuntimeException | Error e) {
+                    timeMajor.close();
+                    throw e;
+                } finally {
+                    timeMajor.y().close();
+                }
+            }
+        } finally {
+            if (xt != null && xt != x) xt.close();
+            lock.unlock();
+            Reference.reachabilityFence(this);
+        }
+        return raw.trace() == null ? raw
+                : new DeviceRnnOutput(raw.y(), raw.hN(), raw.cN(), new LockedTrace(raw.trace(), lock, engine));
+    }
+
+    /** The reference (a host engine) on device tensors: a convenience that downloads, runs in float64 and uploads. */
+    private DeviceRnnOutput runViaHost(DeviceRnnInput in, boolean training, long seed, DeviceRnnOutput into,
+                                       DeviceBackend be, int[] yShape) {
+        RnnInput host = new RnnInput(in.x().toTensor(), in.h0() == null ? null : in.h0().toTensor(),
+                in.c0() == null ? null : in.c0().toTensor(), in.lengths() == null ? null : in.lengths().toIntArray());
+        RnnOutput o = run(host, training, seed);
+        List<DeviceTensor> made = new ArrayList<>();
+        try {
+            DeviceTensor y = upload(o.y(), into == null ? null : into.y(), be, made);
+            DeviceTensor hN = upload(o.hN(), into == null ? null : into.hN(), be, made);
+            DeviceTensor cN = o.cN() == null ? null : upload(o.cN(), into == null ? null : into.cN(), be, made);
+            return new DeviceRnnOutput(y, hN, cN, o.trace());
+        } catch (RuntimeException | Error e) {
+            for (DeviceTensor t : made) t.close();
+            o.close();
+            throw e;
+        }
+    }
+
+    private DeviceRnnGradients backwardViaHost(DeviceRnnOutput out, RnnTrace inner, DeviceTensor dy, DeviceTensor dhN,
+                                               DeviceTensor dcN, WeightSpace grads, GradMode mode,
+                                               DeviceRnnGradients into, DeviceBackend be) {
+        Tensor yHost = Tensor.zeros(out.y().shape());
+        Tensor hNHost = Tensor.zeros(out.hN().shape());
+        RnnOutput hostOut = new RnnOutput(yHost, hNHost, null, out.trace());
+        RnnGradients g = backward(hostOut, dy == null ? null : dy.toTensor(), dhN == null ? null : dhN.toTensor(),
+                dcN == null ? null : dcN.toTensor());
+        List<DeviceTensor> made = new ArrayList<>();
+        try {
+            DeviceTensor dx = upload(g.dx(), into == null ? null : into.dx(), be, made);
+            DeviceTensor dh0 = upload(g.dh0(), into == null ? null : into.dh0(), be, made);
+            DeviceTensor dc0 = g.dc0() == null ? null : upload(g.dc0(), into == null ? null : into.dc0(), be, made);
+            if (grads != null) {
+                for (String name : grads.names()) {
+                    Tensor t = g.weight(name);
+                    DeviceTensor v = grads.view(name);
+                    if (mode == GradMode.ADD) {
+                        Tensor sum = v.toTensor();
+                        for (int i = 0; i < sum.data().length; i++) sum.data()[i] += t.data()[i];
+                        t = sum;
+                    }
+                    v.copyFrom(t);
+                }
+            }
+            return new DeviceRnnGradients(dx, dh0, dc0);
+        } catch (RuntimeException | Error e) {
+            for (DeviceTensor t : made) t.close();
+            throw e;
+        }
+    }
+
+    private static DeviceTensor upload(Tensor t, DeviceTensor into, DeviceBackend be, List<DeviceTensor> made) {
+        if (into != null) {
+            into.copyFrom(t);
+            return into.view(0, into.shape());
+        }
+        DeviceTensor d = DeviceTensor.of(be, t);
+        made.add(d);
+        return d;
+    }
+
+    /** Checks an optional device tensor: on {@code be}, of {@code type} and {@code shape}; the message names it. */
+    private static void checkDevice(String name, DeviceTensor t, DeviceBackend be, DeviceBuffer.Type type, int... shape) {
+        if (t == null) return;
+        if (t.backend() != be) {
+            throw new IllegalArgumentException(name + ": expected a tensor on backend " + be.name() + ", got one on "
+                    + t.backend().name());
+        }
+        if (t.type() != type) throw new IllegalArgumentException(name + ": expected a " + type + " tensor, got " + t.type());
+        if (!Arrays.equals(t.shape(), shape)) {
+            throw new IllegalArgumentException(name + ": expected shape " + Arrays.toString(shape) + ", got "
+                    + Arrays.toString(t.shape()));
+        }
+        if (t.isClosed()) throw new IllegalStateException(name + ": tensor used after close()");
     }
 
     private void ensureOpen() {

@@ -159,7 +159,7 @@ class RnnValidationTest {
 
     @Test
     void forwardRejectsMissingInput() {
-        rejects(() -> gru.forward(null), "input", "null");
+        rejects(() -> gru.forward((RnnInput) null), "input", "null");
         rejects(() -> gru.forward(new RnnInput(null, null, null, null)), "x", "missing");
     }
 
