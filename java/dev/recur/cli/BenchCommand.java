@@ -3,6 +3,9 @@ package dev.recur.cli;
 import dev.recur.backend.Backend;
 import dev.recur.backend.BackendProvider;
 import dev.recur.backend.Backends;
+import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceTensor;
+import dev.recur.backend.Traffic;
 import dev.recur.config.AttentionConfig;
 import dev.recur.config.AttentionScore;
 import dev.recur.config.CellType;
@@ -10,9 +13,13 @@ import dev.recur.config.RnnConfig;
 import dev.recur.engine.AttentionGradients;
 import dev.recur.engine.AttentionOutput;
 import dev.recur.engine.AttentionWeights;
+import dev.recur.engine.DeviceRnnInput;
+import dev.recur.engine.DeviceRnnOutput;
+import dev.recur.engine.GradMode;
 import dev.recur.engine.RnnGradients;
 import dev.recur.engine.RnnOutput;
 import dev.recur.engine.RnnWeights;
+import dev.recur.engine.WeightSpace;
 import dev.recur.nn.Rnn;
 import dev.recur.nn.RnnInput;
 import dev.recur.nn.attention.Attention;
@@ -41,7 +48,9 @@ import java.util.concurrent.Callable;
  * and {@code 2*T*B*G*H*Hout} for the recurrent one; forward + backward counts three times the forward
  * (the backward has two products of the same size per forward product: the data and the weight gradient).
  * Times are those of the {@link Rnn} API calls, so on a device backend they include copying the inputs up
- * and the results back to host tensors.
+ * and the results back to host tensors; with {@code --device-tensors} an RNN workload runs on device tensors instead
+ * (no copies inside the timed call, one {@code finish()} at its end). Every JSON line carries the host-device
+ * traffic per timed call from the backend's counters ({@link Traffic}).
  *
  * <p>Attention workloads ({@code attn_dot}, {@code attn_scaled}, {@code attn_general}, {@code attn_additive}) score
  * {@code --dec-len} decoder states against {@code --seq-len} encoder states of width {@code --hidden-size}
@@ -137,18 +146,31 @@ final class BenchCommand implements Callable<Integer> {
     long seed;
 
     @Option(names = "--json", description = "One JSON line per workload: name, backend, mode, ms_median, ms_min,"
-            + " ms_max, gflops, repeats.")
+            + " ms_max, gflops, repeats, device_tensors, and per timed call the host-device traffic: bytes_to_device,"
+            + " bytes_to_host, blocking_waits (null on the reference, which has no device).")
     boolean json;
 
-    /** One timed result. */
+    @Option(names = "--device-tensors", description = "Time RNN workloads on device tensors: inputs uploaded and the"
+            + " gradient space allocated once before timing; each timed call is forward (+ backward, gradients SET) on"
+            + " the device and one finish(), with nothing copied to or from the host. Default: the float64 host-tensor"
+            + " API, whose calls include the copies.")
+    boolean deviceTensors;
+
+    /** One timed result; {@code traffic} is per timed call (null where the backend has no device). */
     record Result(String name, String backend, Mode mode, double msMedian, double msMin, double msMax, double gflops,
-                  int repeats) {
+                  int repeats, boolean deviceTensors, PerCall traffic) {
         String toJson() {
             return "{\"name\":\"" + name + "\",\"backend\":\"" + backend + "\",\"mode\":\"" + mode.cliName()
                     + "\",\"ms_median\":" + msMedian + ",\"ms_min\":" + msMin + ",\"ms_max\":" + msMax
-                    + ",\"gflops\":" + gflops + ",\"repeats\":" + repeats + "}";
+                    + ",\"gflops\":" + gflops + ",\"repeats\":" + repeats + ",\"device_tensors\":" + deviceTensors
+                    + ",\"bytes_to_device\":" + (traffic == null ? "null" : traffic.bytesToDevice)
+                    + ",\"bytes_to_host\":" + (traffic == null ? "null" : traffic.bytesToHost)
+                    + ",\"blocking_waits\":" + (traffic == null ? "null" : traffic.blockingWaits) + "}";
         }
     }
+
+    /** Host-device traffic averaged over the timed calls (the counters' delta divided by the repeats). */
+    record PerCall(double bytesToDevice, double bytesToHost, double blockingWaits) {}
 
     @Override
     public Integer call() {
@@ -189,7 +211,13 @@ final class BenchCommand implements Callable<Integer> {
                 throw bad(e.getMessage());
             }
         }
+        if (deviceTensors && cellList.stream().anyMatch(c -> c.rnn() == null)) {
+            throw bad("--device-tensors: attention workloads run on host tensors only; time them without it");
+        }
         List<String> backendList = resolveBackends();
+        if (deviceTensors && backendList.contains("reference")) {
+            throw bad("--device-tensors: backend reference has no device memory (its tensors are float64 host arrays)");
+        }
 
         PrintWriter out = spec.commandLine().getOut();
         int nameWidth = "workload".length(), backendWidth = "backend".length();
@@ -255,6 +283,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private Result run(Backend be, RnnConfig c, Mode mode) {
+        if (deviceTensors) return runOnDevice(be, c, mode);
         SplittableRandom rnd = new SplittableRandom(seed);
         RnnWeights w = RnnWeights.init(c, rnd.nextLong());
         Tensor x = random(rnd, seqLen, batch, c.inputSize());
@@ -267,7 +296,42 @@ final class BenchCommand implements Callable<Integer> {
             throw bad("--backend " + be.name() + ": " + e.getMessage());
         }
         try (rnn) {
-            return time(name(c, seqLen, batch), be.name(), mode, flops(c, seqLen, batch, mode), () -> once(rnn, in, dy, mode));
+            return time(be, name(c, seqLen, batch), mode, flops(c, seqLen, batch, mode), () -> once(rnn, in, dy, mode));
+        }
+    }
+
+    /**
+     * The same workload on device tensors: x and dy go up once, and the gradient space is allocated once, before
+     * timing; a timed call runs on the device and ends with one {@code finish()}, so its time is the device's work.
+     */
+    private Result runOnDevice(Backend be, RnnConfig c, Mode mode) {
+        if (!(be instanceof DeviceBackend db)) {
+            throw bad("--device-tensors: backend " + be.name() + " has no device memory (its tensors are float64 host arrays)");
+        }
+        SplittableRandom rnd = new SplittableRandom(seed);
+        RnnWeights w = RnnWeights.init(c, rnd.nextLong());
+        Tensor x = random(rnd, seqLen, batch, c.inputSize());
+        Tensor dy = mode == Mode.FWD_BWD ? random(rnd, seqLen, batch, c.outputWidth()) : null;
+        Rnn rnn;
+        try {
+            rnn = Rnn.create(c, be, w);
+        } catch (UnsupportedOperationException e) {
+            throw bad("--backend " + be.name() + ": " + e.getMessage());
+        }
+        try (rnn; DeviceTensor xd = DeviceTensor.of(db, x); DeviceTensor dyd = dy == null ? null : DeviceTensor.of(db, dy);
+             WeightSpace grads = mode == Mode.FWD_BWD ? rnn.newGradientSpace(db) : null) {
+            DeviceRnnInput in = DeviceRnnInput.of(xd);
+            Runnable once = () -> {
+                if (mode == Mode.FWD) {
+                    rnn.forward(in).close();
+                } else {
+                    try (DeviceRnnOutput o = rnn.forwardTraining(in, 7L)) {
+                        rnn.backward(o, dyd, null, null, grads, GradMode.SET).close();
+                    }
+                }
+                db.finish();
+            };
+            return time(be, name(c, seqLen, batch), mode, flops(c, seqLen, batch, mode), once);
         }
     }
 
@@ -298,13 +362,14 @@ final class BenchCommand implements Callable<Integer> {
                     blackhole(g.ddec());
                 }
             };
-            return time(attentionName(c, u, seqLen, batch), be.name(), mode, attentionFlops(c, u, seqLen, batch, mode), once);
+            return time(be, attentionName(c, u, seqLen, batch), mode, attentionFlops(c, u, seqLen, batch, mode), once);
         }
     }
 
-    private Result time(String name, String backend, Mode mode, double flops, Runnable once) {
+    private Result time(Backend be, String name, Mode mode, double flops, Runnable once) {
         long warmEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
         for (int i = 0; i < warmup || System.nanoTime() - warmEnd < 0; i++) once.run();
+        Traffic before = be instanceof DeviceBackend db ? db.traffic() : null;
         long[] ns = new long[repeats];
         for (int i = 0; i < repeats; i++) {
             long t0 = System.nanoTime();
@@ -312,10 +377,16 @@ final class BenchCommand implements Callable<Integer> {
             // A zero reading (a coarse clock) would make the throughput infinite, which JSON cannot carry.
             ns[i] = Math.max(1, System.nanoTime() - t0);
         }
+        PerCall perCall = null;
+        if (before != null) {
+            Traffic d = ((DeviceBackend) be).traffic().minus(before);
+            perCall = new PerCall((double) d.bytesToDevice() / repeats, (double) d.bytesToHost() / repeats,
+                    (double) d.blockingWaits() / repeats);
+        }
         Arrays.sort(ns);
         double median = repeats % 2 == 1 ? ns[repeats / 2] : (ns[repeats / 2 - 1] + ns[repeats / 2]) / 2.0;
-        return new Result(name, backend, mode, median / 1e6, ns[0] / 1e6, ns[repeats - 1] / 1e6,
-                flops / (median / 1e9) / 1e9, repeats);
+        return new Result(name, be.name(), mode, median / 1e6, ns[0] / 1e6, ns[repeats - 1] / 1e6,
+                flops / (median / 1e9) / 1e9, repeats, deviceTensors, perCall);
     }
 
     /** Score and context products of one attention workload (see the class comment). */

@@ -16,10 +16,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** {@code recur bench} in-process on the reference backend at tiny sizes (no timing is asserted, only consistency). */
 class BenchCommandTest {
     private static final Set<String> FIELDS = Set.of("name", "backend", "mode", "ms_median", "ms_min", "ms_max", "gflops",
-            "repeats");
-    private static final Pattern PAIR = Pattern.compile("\"([a-z_]+)\":(\"[^\"]*\"|-?[0-9][0-9.eE+-]*)");
+            "repeats", "device_tensors", "bytes_to_device", "bytes_to_host", "blocking_waits");
+    private static final Pattern PAIR = Pattern.compile("\"([a-z_]+)\":(\"[^\"]*\"|-?[0-9][0-9.eE+-]*|true|false|null)");
 
-    /** Parses one flat JSON object of strings and numbers, insisting that nothing else is on the line. */
+    /** Parses one flat JSON object of strings, numbers, booleans and nulls, insisting that nothing else is on the line. */
     private static Map<String, String> parseJsonLine(String line) {
         assertTrue(line.startsWith("{") && line.endsWith("}"), "a JSON object: " + line);
         String body = line.substring(1, line.length() - 1);
@@ -104,6 +104,50 @@ class BenchCommandTest {
         // The table rounds to 2 decimals (and the time to 4), so allow for that rounding.
         assertEquals(flops / (median * 1e6), gflops, 0.006 + 1e-3 * gflops, lines[1]);
         assertEquals("2", cols[7], lines[1]);
+    }
+
+    /**
+     * Traffic per timed call from the backend's counters: the host-tensor API copies x up and y, h_n, c_n, dx and
+     * every gradient down; on device tensors a forward + backward moves nothing and waits once (its finish()).
+     */
+    @Test
+    void jsonReportsTrafficPerCallAndDeviceTensorsMoveNothing() {
+        String[] common = {"bench", "--cell", "lstm,gru", "--seq-len", "5", "--batch", "3", "--input-size", "4",
+                "--hidden-size", "6", "--bidirectional", "--mode", "fwd,fwd_bwd", "--backend", "cpu", "--repeats", "3",
+                "--warmup", "1", "--json"};
+        CliRun host = CliRun.of(common);
+        assertEquals(0, host.code(), host.toString());
+        for (String line : host.out().strip().split("\\R")) {
+            Map<String, String> m = parseJsonLine(line);
+            assertEquals("false", m.get("device_tensors"), line);
+            // x [5,3,4] up, at least y [5,3,12] down, as float32.
+            assertTrue(Double.parseDouble(m.get("bytes_to_device")) >= 5 * 3 * 4 * 4, line);
+            assertTrue(Double.parseDouble(m.get("bytes_to_host")) >= 5 * 3 * 12 * 4, line);
+        }
+        String[] dev = java.util.Arrays.copyOf(common, common.length + 1);
+        dev[common.length] = "--device-tensors";
+        CliRun onDevice = CliRun.of(dev);
+        assertEquals(0, onDevice.code(), onDevice.toString());
+        String[] lines = onDevice.out().strip().split("\\R");
+        assertEquals(4, lines.length, onDevice.toString());
+        for (String line : lines) {
+            Map<String, String> m = parseJsonLine(line);
+            assertEquals(FIELDS, m.keySet(), line);
+            assertEquals("true", m.get("device_tensors"), line);
+            assertEquals(0.0, Double.parseDouble(m.get("bytes_to_device")), line);
+            assertEquals(0.0, Double.parseDouble(m.get("bytes_to_host")), line);
+            assertEquals(1.0, Double.parseDouble(m.get("blocking_waits")), line);
+        }
+    }
+
+    @Test
+    void deviceTensorsNeedADeviceAndAnRnn() {
+        assertBad(new String[] {"bench", "--cell", "lstm", "--seq-len", "3", "--batch", "2", "--input-size", "4",
+                "--hidden-size", "5", "--mode", "fwd", "--backend", "reference", "--device-tensors"},
+                "--device-tensors", "reference has no device memory");
+        assertBad(new String[] {"bench", "--cell", "attn_dot", "--seq-len", "3", "--batch", "2", "--input-size", "4",
+                "--hidden-size", "5", "--mode", "fwd", "--backend", "cpu", "--device-tensors"},
+                "--device-tensors", "attention workloads run on host tensors only");
     }
 
     /** Exit 2, one stderr line naming every fragment, nothing on stdout. */
