@@ -63,4 +63,29 @@ public final class Backends {
         }
         return ReferenceBackend.PROVIDER.open();
     }
+
+    /**
+     * Opens the first available device backend (cuda → opencl → cpu): where device tensors live. Throws
+     * {@link BackendUnavailableException} with every reason when none is (the cpu backend needs only the JDK's Vector
+     * API module).
+     */
+    public static DeviceBackend openBestDevice() {
+        List<String> reasons = new ArrayList<>();
+        for (BackendProvider p : providers()) {
+            BackendProvider.Availability a = p.probe();
+            if (p == ReferenceBackend.PROVIDER) continue;
+            if (!a.available()) {
+                reasons.add(p.name() + ": " + a.detail());
+                continue;
+            }
+            try {
+                Backend b = p.open();
+                if (b instanceof DeviceBackend db) return db;
+                b.close();
+            } catch (RuntimeException e) {
+                reasons.add(p.name() + ": " + e.getMessage());
+            }
+        }
+        throw new BackendUnavailableException("no device backend is available: " + String.join("; ", reasons));
+    }
 }

@@ -2,11 +2,21 @@ package dev.recur;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.Backends;
+import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceTensor;
+import dev.recur.backend.Traffic;
 import dev.recur.config.AttentionScore;
 import dev.recur.config.CellType;
 import dev.recur.config.RnnConfig;
+import dev.recur.engine.DeviceRnnGradients;
+import dev.recur.engine.DeviceRnnInput;
+import dev.recur.engine.DeviceRnnOutput;
+import dev.recur.engine.GradMode;
 import dev.recur.engine.RnnGradients;
 import dev.recur.engine.RnnOutput;
+import dev.recur.engine.RnnWeights;
+import dev.recur.engine.WeightSpace;
+import dev.recur.nn.Rnn;
 import dev.recur.nn.RnnInput;
 import dev.recur.nn.decode.BeamSearch;
 import dev.recur.nn.decode.Decoded;
@@ -31,8 +41,39 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The two Java examples of README.md, verbatim between the markers, so the README stays true. */
+/** The Java examples of README.md, verbatim between the markers, so the README stays true. */
 class ReadmeExampleTest {
+
+    @Test
+    void deviceTensorsTrainingStepMovesNothing() {
+        float[] hostX = new float[20 * 8 * 32];
+        for (int i = 0; i < hostX.length; i++) hostX[i] = (float) Math.sin(i);
+        long movedBytes;
+        int[] dxShape = null;
+        RnnWeights w;
+        // README-EXAMPLE-0-BEGIN
+        RnnConfig cfg = RnnConfig.builder(CellType.LSTM, 32, 64).layers(2).bidirectional(true).build();
+        try (DeviceBackend be = Backends.openBestDevice();         // cuda → opencl → cpu
+             Rnn lstm = Rnn.create(cfg, be, RnnWeights.init(cfg, 42)); // weights: one flat buffer on the device
+             WeightSpace grads = lstm.newGradientSpace(be);         // gradients: the same layout, PyTorch names
+             DeviceTensor x = DeviceTensor.of(be, hostX, 20, 8, 32);  // [T, B, I]: the one upload
+             DeviceTensor lengths = DeviceTensor.ofInts(be, new int[] {20, 17, 9, 20, 3, 11, 20, 1}, 8)) {
+            Traffic t0 = be.traffic();
+            grads.zero();
+            for (int micro = 0; micro < 2; micro++) {               // accumulate over micro-batches
+                try (DeviceRnnOutput out = lstm.forwardTraining(DeviceRnnInput.of(x).withLengths(lengths), micro);
+                     DeviceRnnGradients g = lstm.backward(out, out.y(), null, null, grads, GradMode.ADD)) {
+                    dxShape = g.dx().shape();                       // dx, dh0, dc0 stay on the device too
+                }
+            }
+            movedBytes = be.traffic().minus(t0).bytes();            // 0: nothing crossed to or from the host
+            w = lstm.weightSpace().toWeights();                     // the host sees data when it asks
+        }
+        // README-EXAMPLE-0-END
+        assertEquals(0, movedBytes);
+        assertArrayEquals(new int[] {20, 8, 32}, dxShape);
+        assertEquals(RnnWeights.init(cfg, 42).get("weight_hh", 1, 1).data()[5], w.get("weight_hh", 1, 1).data()[5], 1e-7);
+    }
 
     @Test
     void bidirectionalLstmForwardBackwardAdam() {
