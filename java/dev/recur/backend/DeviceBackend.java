@@ -35,6 +35,16 @@ package dev.recur.backend;
  * {@link #memoryInUse()} counts the bytes of the live buffers this backend allocated through
  * {@link #allocate} (not its own internal scratch); tests use it to show that nothing leaks. An allocation
  * that does not fit throws {@link OutOfDeviceMemoryException} naming requested and available bytes.
+ * {@link DeviceTensor} puts a shape (and views) on a buffer. A backend may also wrap memory the caller already has
+ * ({@code CpuBackend.wrap(MemorySegment, ...)}, {@code OpenClBackend.wrap(cl_mem, ...)},
+ * {@code CudaBackend.wrap(devicePointer, ...)}): such a buffer is used in place, never freed by the backend (closing
+ * it only detaches it) and not counted in {@link #memoryInUse()}; the caller frees the memory after closing the
+ * buffer and after the work using it has finished.
+ *
+ * <h2>Traffic</h2>
+ * {@link #traffic()} counts what crossed between host and device ({@link Traffic}): bytes of every {@code upload*}
+ * and {@code download*}, and every wait of the host for the device (a download, {@link #finish()}). Device-side
+ * copies, fills, GEMMs and kernels are not traffic.
  */
 public interface DeviceBackend extends Backend {
 

@@ -9,7 +9,8 @@ import dev.recur.tensor.Tensor;
  * float64, every device backend through the shared schedule ({@code dev.recur.schedule}); the model API picks one
  * per backend ({@code dev.recur.nn.Engines}). {@code dev.recur.nn.Rnn} validates all arguments and converts
  * layouts before calling in, so engines see time-major tensors of the right
- * shapes, lengths in [1, T], and zero tensors in place of absent states and gradients.
+ * shapes, lengths in [1, T], and zero tensors in place of absent states and gradients (an engine that
+ * {@link #runsOnDevice()} gets null instead, and zeroes them on the device rather than uploading zeros).
  */
 public interface RnnEngine extends AutoCloseable {
     /** Replaces the parameters (uploads them, for a device engine). */

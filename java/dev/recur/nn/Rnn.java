@@ -32,6 +32,13 @@ import java.util.concurrent.locks.ReentrantLock;
  * model API. Every argument is checked here, before anything runs, with a message naming the argument,
  * the expected and the actual value; the engine underneath sees only valid, time-major tensors.
  *
+ * <p>Two faces over one path. On device tensors ({@link DeviceRnnInput}, {@link DeviceTensor}) inputs, outputs,
+ * saved activations and gradients stay on the device, the weights live in one flat {@link WeightSpace} there, and a
+ * call moves nothing between host and device. On float64 host {@link Tensor}s each call is a convenience over the
+ * same device path: it uploads, runs it and downloads (the reference backend, float64 Java, runs on the host and
+ * takes device tensors through the host). {@code checkFinite} applies to host-tensor calls only: checking device
+ * tensors would take a download.
+ *
  * <pre>{@code
  * RnnConfig cfg = RnnConfig.builder(CellType.LSTM, 32, 64).layers(2).bidirectional(true).build();
  * try (Backend be = Backends.openBest(); Rnn rnn = Rnn.create(cfg, be, RnnWeights.init(cfg, 42))) {
@@ -203,8 +210,10 @@ public final class Rnn implements AutoCloseable {
             weights.asMap().forEach(Shapes::requireFinite);
         }
         Tensor xt = config.batchFirst() ? x.transpose01() : x;
-        if (h0 == null) h0 = Tensor.zeros(ld, b, config.outSize());
-        if (c0 == null && config.cell() == CellType.LSTM) c0 = Tensor.zeros(ld, b, config.hiddenSize());
+        // A device engine zeroes absent states on the device (nothing to upload); the host engines take zero tensors.
+        boolean onDevice = engine.runsOnDevice();
+        if (h0 == null && !onDevice) h0 = Tensor.zeros(ld, b, config.outSize());
+        if (c0 == null && config.cell() == CellType.LSTM && !onDevice) c0 = Tensor.zeros(ld, b, config.hiddenSize());
         RnnOutput raw;
         lock.lock();
         try {
@@ -276,10 +285,11 @@ public final class Rnn implements AutoCloseable {
             Shapes.requireFinite("dhN", dhN);
             Shapes.requireFinite("dcN", dcN);
         }
-        if (dy == null) dy = Tensor.zeros(y.shape());
-        if (config.batchFirst()) dy = dy.transpose01();
-        if (dhN == null) dhN = Tensor.zeros(ld, b, config.outSize());
-        if (dcN == null && config.cell() == CellType.LSTM) dcN = Tensor.zeros(ld, b, config.hiddenSize());
+        boolean onDevice = engine.runsOnDevice();
+        if (dy == null && !onDevice) dy = Tensor.zeros(y.shape());
+        if (config.batchFirst() && dy != null) dy = dy.transpose01();
+        if (dhN == null && !onDevice) dhN = Tensor.zeros(ld, b, config.outSize());
+        if (dcN == null && config.cell() == CellType.LSTM && !onDevice) dcN = Tensor.zeros(ld, b, config.hiddenSize());
         RnnTrace trace = out.trace();
         if (trace instanceof LockedTrace lt) {
             if (lt.engine != engine) {

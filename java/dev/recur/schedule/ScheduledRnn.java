@@ -662,7 +662,7 @@ public final class ScheduledRnn implements RnnEngine {
         requireLiveTrace(rnnTrace);
         DeviceTensor dy = null, dhN = null, dcN = null;
         try {
-            dy = DeviceTensor.of(be, dyT);
+            dy = dyT == null ? null : DeviceTensor.of(be, dyT);
             dhN = dhNT == null ? null : DeviceTensor.of(be, dhNT);
             dcN = dcNT == null ? null : DeviceTensor.of(be, dcNT);
             if (hostGrads == null) hostGrads = WeightSpace.allocate(be, cfg);

@@ -1,10 +1,16 @@
 package dev.recur.nn.layers;
 
 import dev.recur.backend.Backend;
+import dev.recur.backend.DeviceTensor;
 import dev.recur.config.RnnConfig;
+import dev.recur.engine.DeviceRnnGradients;
+import dev.recur.engine.DeviceRnnInput;
+import dev.recur.engine.DeviceRnnOutput;
+import dev.recur.engine.GradMode;
 import dev.recur.engine.RnnGradients;
 import dev.recur.engine.RnnOutput;
 import dev.recur.engine.RnnWeights;
+import dev.recur.engine.WeightSpace;
 import dev.recur.nn.Rnn;
 import dev.recur.nn.RnnInput;
 import dev.recur.tensor.Tensor;
@@ -75,6 +81,33 @@ public final class RecurrentLayer implements AutoCloseable {
         RnnGradients g = rnn.backward(out, dy, dhN, dcN);
         for (Map.Entry<String, Tensor> e : g.weights().entrySet()) params.accumulate(prefix + "." + e.getKey(), e.getValue());
         return g;
+    }
+
+    /**
+     * Inference forward on device tensors (see {@link Rnn#forward(DeviceRnnInput)}). The weights are uploaded first
+     * only if the host parameters were changed since the last upload (an optimizer step on the host, {@code load},
+     * {@code markChanged}); a trainer that keeps its weights on the device writes {@code rnn().weightSpace()} and calls
+     * {@code rnn().weightsUpdated()} instead, and then must not also change the host parameters of this layer.
+     */
+    public DeviceRnnOutput forward(DeviceRnnInput in) {
+        sync();
+        return rnn.forward(in);
+    }
+
+    /** Training forward on device tensors (weights synced as {@link #forward(DeviceRnnInput)} says). */
+    public DeviceRnnOutput forwardTraining(DeviceRnnInput in, long seed) {
+        sync();
+        return rnn.forwardTraining(in, seed);
+    }
+
+    /**
+     * Backward on device tensors: the weight gradients go into the device gradient space {@code grads} as {@code mode}
+     * says, not into the host parameters' gradients (download them with {@code grads.toTensors()} if the host
+     * optimizer is to use them).
+     */
+    public DeviceRnnGradients backward(DeviceRnnOutput out, DeviceTensor dy, DeviceTensor dhN, DeviceTensor dcN,
+                                       WeightSpace grads, GradMode mode) {
+        return rnn.backward(out, dy, dhN, dcN, grads, mode);
     }
 
     @Override

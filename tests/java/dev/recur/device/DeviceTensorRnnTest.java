@@ -301,6 +301,30 @@ class DeviceTensorRnnTest {
         }
     }
 
+    /** A RecurrentLayer on device tensors: the host parameters' change is uploaded once, then nothing moves. */
+    @Test
+    void recurrentLayerRunsOnDeviceTensors() {
+        DeviceBackend be = DeviceRows.backend("cpu");
+        RnnConfig cfg = RnnConfig.builder(CellType.GRU, 4, 5).build();
+        Tensor x = random(new SplittableRandom(13), 1, T, B, 4);
+        dev.recur.nn.layers.Parameters params = new dev.recur.nn.layers.Parameters();
+        try (dev.recur.nn.layers.RecurrentLayer layer = new dev.recur.nn.layers.RecurrentLayer(params, "gru", cfg, be, 4);
+             DeviceTensor xd = DeviceTensor.of(be, x); WeightSpace grads = layer.rnn().newGradientSpace(be)) {
+            params.value("gru.weight_hh_l0").data()[0] += 0.5;   // a host-side change: uploaded at the next forward
+            params.markChanged();
+            Tensor want;
+            try (RnnOutput o = layer.forward(RnnInput.of(x))) {
+                want = o.y();
+            }
+            Traffic t0 = be.traffic();
+            try (DeviceRnnOutput o = layer.forwardTraining(DeviceRnnInput.of(xd), 1);
+                 DeviceRnnGradients g = layer.backward(o, o.y(), null, null, grads, GradMode.SET)) {
+                assertEquals(Traffic.ZERO, be.traffic().minus(t0), "RecurrentLayer forward + backward on device tensors");
+                assertClose("RecurrentLayer", "y", want, o.y().toTensor(), 1e-6);
+            }
+        }
+    }
+
     @Test
     void argumentsAreCheckedBeforeAnythingRuns() {
         DeviceBackend be = DeviceRows.backend("cpu");
