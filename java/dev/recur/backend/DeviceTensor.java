@@ -306,7 +306,7 @@ public final class DeviceTensor implements AutoCloseable {
         DeviceTensor out = dst != null ? dst : allocate(backend, DeviceBuffer.Type.F32, s);
         if (size == 0) return out;
         try {
-            backend.launch(Kernels.TRANSPOSE, new long[] {inner, shape[1], shape[0]}, shape[0], shape[1], (int) inner,
+            backend.launch(Kernels.TRANSPOSE, new long[] {inner * shape[1], shape[0]}, shape[0], shape[1], (int) inner,
                     buffer, (int) offset, shape[1], out.buffer, (int) out.offset, shape[0], 0f);
         } catch (RuntimeException | Error e) {
             if (dst == null) out.close();

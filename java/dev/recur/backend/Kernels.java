@@ -88,7 +88,7 @@ package dev.recur.backend;
  * layer_input_bwd  grid {W,B,T}: T,B,W,residual, lengths, dx, dout, dst, seedLo,seedHi,layer,thresh,scale
  *                  (dst = (dx + [dout at t &lt; len]) * between-layer mask of layer {@code layer})
  * col_sum          grid {N}: M,N, src, dst, beta      (dst[j] = beta*dst[j] + sum_i src[i*N + j])
- * transpose        grid {inner,cols,rows}: rows,cols,inner, src,srcOff,srcLd, dst,dstOff,dstLd, beta
+ * transpose        grid {inner*cols,rows}: rows,cols,inner, src,srcOff,srcLd, dst,dstOff,dstLd, beta
  *                  (dst[dstOff + (c*dstLd + r)*inner + e] = beta*dst[..] + src[srcOff + (r*srcLd + c)*inner + e];
  *                   beta 0 does not read dst; a matrix transpose with inner 1, the swap of the first two
  *                   dimensions with inner F, a copy or accumulation between buffer offsets with rows = cols = 1)

@@ -309,7 +309,7 @@ public final class ScheduledRnn implements RnnEngine {
     private void transpose(int rows, int cols, DeviceBuffer src, long srcOff, int srcLd, DeviceBuffer dst, long dstOff,
                            int dstLd) {
         checkIndexable("transpose offsets", Math.max(srcOff + (long) rows * srcLd, dstOff + (long) cols * dstLd));
-        be.launch(Kernels.TRANSPOSE, new long[] {1, cols, rows}, rows, cols, 1, src, (int) srcOff, srcLd, dst,
+        be.launch(Kernels.TRANSPOSE, new long[] {cols, rows}, rows, cols, 1, src, (int) srcOff, srcLd, dst,
                 (int) dstOff, dstLd, 0f);
     }
 
@@ -324,7 +324,7 @@ public final class ScheduledRnn implements RnnEngine {
             be.copy(src, srcOff, grads.flat().buffer(), dst, count);
         } else {
             checkIndexable("gradient offsets", Math.max(srcOff, dst) + count);
-            be.launch(Kernels.TRANSPOSE, new long[] {count, 1, 1}, 1, 1, (int) count, src, (int) srcOff, 1,
+            be.launch(Kernels.TRANSPOSE, new long[] {count, 1}, 1, 1, (int) count, src, (int) srcOff, 1,
                     grads.flat().buffer(), (int) dst, 1, 1f);
         }
     }

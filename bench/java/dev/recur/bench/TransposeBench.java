@@ -64,20 +64,20 @@ public class TransposeBench {
     @Benchmark
     public void transpose_weight() {
         int rows = 4 * hidden, cols = hidden;
-        be.launch(Kernels.TRANSPOSE, new long[] {1, cols, rows}, rows, cols, 1, src, 0, cols, dst, 0, rows, 0f);
+        be.launch(Kernels.TRANSPOSE, new long[] {cols, rows}, rows, cols, 1, src, 0, cols, dst, 0, rows, 0f);
         be.finish();
     }
 
     @Benchmark
     public void transpose_batch_first() {
-        be.launch(Kernels.TRANSPOSE, new long[] {hidden, T, B}, B, T, hidden, src, 0, T, dst, 0, B, 0f);
+        be.launch(Kernels.TRANSPOSE, new long[] {(long) hidden * T, B}, B, T, hidden, src, 0, T, dst, 0, B, 0f);
         be.finish();
     }
 
     @Benchmark
     public void transpose_grad_add() {
         int n = 4 * hidden * hidden;
-        be.launch(Kernels.TRANSPOSE, new long[] {n, 1, 1}, 1, 1, n, src, 0, 1, dst, 0, 1, 1f);
+        be.launch(Kernels.TRANSPOSE, new long[] {n, 1}, 1, 1, n, src, 0, 1, dst, 0, 1, 1f);
         be.finish();
     }
 }

@@ -12,7 +12,7 @@ import java.nio.ByteOrder;
  * tiles, so both sides are walked a cache line at a time; a swap of the first two dimensions (inner F) as one
  * block copy per row; a copy or accumulation between offsets (rows = cols = 1) with vectors. Large launches are
  * split over the pool by rows (or, for the flat case, by ranges of the inner dimension), so no two tasks write
- * the same element.
+ * the same element. The grid is {@code {inner*cols, rows}} as on a device.
  */
 final class CpuTranspose {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
@@ -26,12 +26,16 @@ final class CpuTranspose {
 
     static void run(CpuPool pool, long[] grid, int rows, int cols, int inner, MemorySegment src, int srcOff, int srcLd,
                     MemorySegment dst, int dstOff, int dstLd, float beta) {
-        // Work items outside the grid do nothing, as on a device.
-        int ne = (int) Math.min(grid[0], inner), nc = (int) Math.min(grid[1], cols), nr = (int) Math.min(grid[2], rows);
-        if (ne <= 0 || nc <= 0 || nr <= 0) return;
-        long total = (long) ne * nc * nr;
+        // Work items outside the grid do nothing, as on a device: item (i, r) is column i / inner, element i % inner.
+        long ni = Math.min(grid[0], (long) inner * cols);
+        int nr = (int) Math.min(grid[1], rows);
+        if (ni <= 0 || nr <= 0) return;
+        int fullCols = (int) (ni / inner), rest = (int) (ni % inner);
+        int nc = fullCols + (rest > 0 ? 1 : 0);
+        long total = ni * nr;
         boolean parallel = pool.threads() > 1 && total >= PARALLEL_MIN && pool.shareable(src) && pool.shareable(dst);
         if (nr == 1 && nc == 1) {
+            int ne = fullCols == 1 ? inner : rest;
             int parts = parallel ? 4 * pool.threads() : 1;
             int per = ((ne + parts - 1) / parts + L - 1) / L * L;
             CpuPool.Task t = (p, th) -> {
@@ -48,6 +52,7 @@ final class CpuTranspose {
             for (int c0 = 0; c0 < nc; c0 += TILE) {
                 int c1 = Math.min(nc, c0 + TILE);
                 for (int c = c0; c < c1; c++) {
+                    int ne = c < fullCols ? inner : rest;
                     for (int r = r0; r < r1; r++) {
                         long s = srcOff + ((long) r * srcLd + c) * inner, d = dstOff + ((long) c * dstLd + r) * inner;
                         if (ne == 1) {
