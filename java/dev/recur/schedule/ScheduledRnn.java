@@ -409,7 +409,9 @@ public final class ScheduledRnn implements RnnEngine {
             h0d = h0 == null ? null : DeviceTensor.of(be, h0);
             c0d = c0 == null ? null : DeviceTensor.of(be, c0);
             lend = DeviceTensor.ofInts(be, lengths, lengths.length);
-            DeviceRnnOutput o = forward(new DeviceRnnInput(xd, h0d, c0d, lend), training, seed, null);
+            DeviceRnnOutput o = forward(new DeviceRnnInput(xd, h0d, c0d, lend), training, seed, null, true);
+            // A training trace now owns x's buffer: it must outlive this call (a failed call's trace freed it already)
+            if (o.trace() != null) xd = null;
             try {
                 Tensor y = o.y().toTensor(), hN = o.hN().toTensor(), cN = o.cN() == null ? null : o.cN().toTensor();
                 return new RnnOutput(y, hN, cN, o.trace());
@@ -441,6 +443,17 @@ public final class ScheduledRnn implements RnnEngine {
      */
     @Override
     public DeviceRnnOutput forward(DeviceRnnInput input, boolean training, long seed, DeviceRnnOutput into) {
+        return forward(input, training, seed, into, false);
+    }
+
+    /**
+     * The forward; {@code hostCall} is the host-tensor wrapper's shortcut past two whole-tensor copies it does not
+     * need: x was uploaded into a buffer of its own, which the call adopts instead of copying (a training trace
+     * takes ownership of it), and y comes back as a view of the last layer's output (workspace or trace memory),
+     * which the wrapper downloads at once.
+     */
+    private DeviceRnnOutput forward(DeviceRnnInput input, boolean training, long seed, DeviceRnnOutput into,
+                                    boolean hostCall) {
         ensureOpen();
         DeviceTensor x = input.x();
         final int T = x.dim(0), B = x.dim(1);
@@ -455,7 +468,7 @@ public final class ScheduledRnn implements RnnEngine {
         List<DeviceTensor> made = new ArrayList<>();
         try {
             long stateP = (long) layers * dirs * B * out, stateH = (long) layers * dirs * B * hidden;
-            DeviceTensor y = result(into == null ? null : into.y(), made, T, B, width);
+            DeviceTensor y = hostCall ? null : result(into == null ? null : into.y(), made, T, B, width);
             DeviceTensor hN = result(into == null ? null : into.hN(), made, layers * dirs, B, out);
             DeviceTensor cN = lstm ? result(into == null ? null : into.cN(), made, layers * dirs, B, hidden) : null;
             DeviceBuffer lenBuf = trace != null ? trace.alloc(DeviceBuffer.Type.I32, B) : ws.get("lengths", DeviceBuffer.Type.I32, B);
@@ -470,8 +483,14 @@ public final class ScheduledRnn implements RnnEngine {
                 copyOrZero(input.c0(), c0Buf, stateH);
             }
             long xn = (long) T * B * cfg.inputSize();
-            DeviceBuffer xBuf = trace != null ? trace.alloc(DeviceBuffer.Type.F32, xn) : ws.f32("x", xn);
-            be.copy(x.buffer(), x.offset(), xBuf, 0, xn);
+            DeviceBuffer xBuf;
+            if (hostCall) {
+                xBuf = x.buffer();
+                if (trace != null) trace.owned.add(xBuf);
+            } else {
+                xBuf = trace != null ? trace.alloc(DeviceBuffer.Type.F32, xn) : ws.f32("x", xn);
+                be.copy(x.buffer(), x.offset(), xBuf, 0, xn);
+            }
             if (trace != null) {
                 trace.lengths = lenBuf;
                 trace.h0 = h0Buf;
@@ -498,7 +517,8 @@ public final class ScheduledRnn implements RnnEngine {
                 in = merged;
                 result = merged;
             }
-            be.copy(result, 0, y.buffer(), y.offset(), (long) T * B * width);
+            if (hostCall) y = DeviceTensor.over(be, result, T, B, width);
+            else be.copy(result, 0, y.buffer(), y.offset(), (long) T * B * width);
             return new DeviceRnnOutput(y, hN, cN, trace);
         } catch (RuntimeException | Error e) {
             // Nothing this call allocated survives a failure: the trace, the results and any workspace growth.
@@ -666,7 +686,7 @@ public final class ScheduledRnn implements RnnEngine {
             dhN = dhNT == null ? null : DeviceTensor.of(be, dhNT);
             dcN = dcNT == null ? null : DeviceTensor.of(be, dcNT);
             if (hostGrads == null) hostGrads = WeightSpace.allocate(be, cfg);
-            try (DeviceRnnGradients g = backward(rnnTrace, dy, dhN, dcN, hostGrads, GradMode.SET, null)) {
+            try (DeviceRnnGradients g = backward(rnnTrace, dy, dhN, dcN, hostGrads, GradMode.SET, null, true)) {
                 Tensor dx = g.dx().toTensor(), dh0 = g.dh0().toTensor(), dc0 = g.dc0() == null ? null : g.dc0().toTensor();
                 return new RnnGradients(dx, dh0, dc0, hostGrads.toTensors());
             }
@@ -691,11 +711,20 @@ public final class ScheduledRnn implements RnnEngine {
     @Override
     public DeviceRnnGradients backward(RnnTrace rnnTrace, DeviceTensor dy, DeviceTensor dhN, DeviceTensor dcN,
                                        WeightSpace grads, GradMode mode, DeviceRnnGradients into) {
+        return backward(rnnTrace, dy, dhN, dcN, grads, mode, into, false);
+    }
+
+    /**
+     * The backward; {@code hostCall} is the host wrapper's shortcut past two whole-tensor copies: its freshly
+     * uploaded dy is read in place, and dx comes back as a view of the workspace, downloaded at once.
+     */
+    private DeviceRnnGradients backward(RnnTrace rnnTrace, DeviceTensor dy, DeviceTensor dhN, DeviceTensor dcN,
+                                        WeightSpace grads, GradMode mode, DeviceRnnGradients into, boolean hostCall) {
         ensureOpen();
         Trace trace = requireLiveTrace(rnnTrace);
         List<DeviceTensor> made = new ArrayList<>();
         try {
-            return backwardImpl(trace, dy, dhN, dcN, grads, mode == null ? GradMode.SET : mode, into, made);
+            return backwardImpl(trace, dy, dhN, dcN, grads, mode == null ? GradMode.SET : mode, into, made, hostCall);
         } catch (RuntimeException | Error e) {
             for (DeviceTensor t : made) t.close();
             releaseWorkspace(e);
@@ -705,7 +734,7 @@ public final class ScheduledRnn implements RnnEngine {
 
     private DeviceRnnGradients backwardImpl(Trace trace, DeviceTensor dyT, DeviceTensor dhNT, DeviceTensor dcNT,
                                             WeightSpace grads, GradMode mode, DeviceRnnGradients into,
-                                            List<DeviceTensor> made) {
+                                            List<DeviceTensor> made, boolean hostCall) {
         final int T = trace.steps, B = trace.batch, D = dirs, H = hidden, P = out;
         if (dyT != null && (dyT.dim(0) != T || dyT.dim(1) != B)) {
             throw new IllegalArgumentException("dy: expected [" + T + ", " + B + ", " + cfg.outputWidth() + "], got "
@@ -719,8 +748,14 @@ public final class ScheduledRnn implements RnnEngine {
         int width = cfg.outputWidth();
         DeviceBuffer lenBuf = trace.lengths;
 
-        DeviceBuffer dout = ws.f32("dout", tb * width);
-        copyOrZero(dyT, dout, tb * width);
+        // The kernels only read the incoming dy; lower layers get their gradient in other buffers.
+        DeviceBuffer dout;
+        if (hostCall && dyT != null) {
+            dout = dyT.buffer();
+        } else {
+            dout = ws.f32("dout", tb * width);
+            copyOrZero(dyT, dout, tb * width);
+        }
         long stateP = (long) layers * D * B * P, stateH = (long) layers * D * B * H;
         DeviceBuffer dhNAll = ws.f32("dhNAll", stateP);
         copyOrZero(dhNT, dhNAll, stateP);
@@ -729,7 +764,7 @@ public final class ScheduledRnn implements RnnEngine {
             dcNAll = ws.f32("dcNAll", stateH);
             copyOrZero(dcNT, dcNAll, stateH);
         }
-        DeviceTensor dx = result(into == null ? null : into.dx(), made, T, B, cfg.inputSize());
+        DeviceTensor dx = hostCall ? null : result(into == null ? null : into.dx(), made, T, B, cfg.inputSize());
         DeviceTensor dh0 = result(into == null ? null : into.dh0(), made, layers * D, B, P);
         DeviceTensor dc0 = lstm ? result(into == null ? null : into.dc0(), made, layers * D, B, H) : null;
 
@@ -934,7 +969,8 @@ public final class ScheduledRnn implements RnnEngine {
                 }
             }
             if (k == 0) {
-                be.copy(dxk, 0, dx.buffer(), dx.offset(), tb * I);
+                if (hostCall) dx = DeviceTensor.over(be, dxk, T, B, I);
+                else be.copy(dxk, 0, dx.buffer(), dx.offset(), tb * I);
             } else if (!cfg.residualAt(k) && drop.betweenThresh == 0) {
                 dout = dxk;
             } else {
