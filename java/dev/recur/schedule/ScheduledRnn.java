@@ -43,6 +43,14 @@ import java.util.Map;
  * (per gate block, of the input projections of all steps at once and of each step's recurrent projection),
  * all three dropouts (masks generated on the device), residual connections.
  *
+ * <p>Data stays on the device: {@link #forward(DeviceRnnInput, boolean, long, DeviceRnnOutput)} and
+ * {@link #backward(RnnTrace, DeviceTensor, DeviceTensor, DeviceTensor, WeightSpace, GradMode, DeviceRnnGradients)}
+ * take and return device tensors and neither uploads, downloads nor waits; the host-tensor methods upload, call them
+ * and download. The parameters live in one flat {@link WeightSpace} (PyTorch's names and order); the stacked and
+ * transposed copies the kernels read are derived from it on the device ({@link Kernels#TRANSPOSE}) when weights are
+ * set or {@link #weightsUpdated()} says they changed. Weight gradients are summed in scratch buffers and written
+ * into the caller's gradient space per parameter, copied (SET) or added (ADD).
+ *
  * <p>Scratch buffers live in a {@link Workspace} reused across steps and calls; a training trace owns the
  * buffers it saves and frees them on close. Indexes in the kernels are int32: a tensor of more than
  * 2^31-1 elements is refused.
@@ -249,11 +257,15 @@ public final class ScheduledRnn implements RnnEngine {
         return true;
     }
 
+    /** The weight space as callers see it: the same memory, but closing it frees nothing (the engine owns it). */
     @Override
     public WeightSpace weightSpace() {
         ensureOpen();
-        return space;
+        if (publicSpace == null) publicSpace = WeightSpace.over(space.flat(), cfg);
+        return publicSpace;
     }
+
+    private WeightSpace publicSpace;
 
     @Override
     public void weightsUpdated() {
@@ -437,9 +449,10 @@ public final class ScheduledRnn implements RnnEngine {
     }
 
     /**
-     * Forward on device tensors, time-major. Inputs are copied on the device into buffers this call (or its trace)
-     * owns, so the caller may reuse them at once; results go to {@code into}'s tensors or to new ones. No host
-     * traffic and no waits.
+     * Forward on device tensors, time-major. What backward needs later (x, states, lengths) is copied on the device
+     * into the trace; an inference call reads x in place. Either way the caller may overwrite its inputs as soon as
+     * the call returns: later work on the backend's in-order stream cannot overtake this call's reads. Results go to
+     * {@code into}'s tensors or to new ones. No host traffic and no waits.
      */
     @Override
     public DeviceRnnOutput forward(DeviceRnnInput input, boolean training, long seed, DeviceRnnOutput into) {
@@ -487,6 +500,10 @@ public final class ScheduledRnn implements RnnEngine {
             if (hostCall) {
                 xBuf = x.buffer();
                 if (trace != null) trace.owned.add(xBuf);
+            } else if (trace == null && x.offset() == 0) {
+                // Inference reads x in place (nothing writes a layer's input, and the stream is in order); training
+                // copies it, since backward needs it after the caller may have reused it.
+                xBuf = x.buffer();
             } else {
                 xBuf = trace != null ? trace.alloc(DeviceBuffer.Type.F32, xn) : ws.f32("x", xn);
                 be.copy(x.buffer(), x.offset(), xBuf, 0, xn);
@@ -750,7 +767,8 @@ public final class ScheduledRnn implements RnnEngine {
 
         // The kernels only read the incoming dy; lower layers get their gradient in other buffers.
         DeviceBuffer dout;
-        if (hostCall && dyT != null) {
+        // Read in place where it starts a buffer (the stream is in order: a later write by the caller cannot overtake).
+        if (dyT != null && dyT.offset() == 0) {
             dout = dyT.buffer();
         } else {
             dout = ws.f32("dout", tb * width);
@@ -895,7 +913,10 @@ public final class ScheduledRnn implements RnnEngine {
                         0f, dwhh, 0, P, (long) gh * P, D);
             }
             DeviceBuffer dwih = ws.f32("dwih", (long) D * gh * I);
-            DeviceBuffer dxk = ws.f32("dx" + (k & 1), tb * I);
+            // Layer 0's dx GEMM writes straight into the caller's dx when nothing follows it (no input dropout).
+            boolean direct = k == 0 && !hostCall && ls.xd == null;
+            DeviceBuffer dxk = direct ? dx.buffer() : ws.f32("dx" + (k & 1), tb * I);
+            long dxOff = direct ? dx.offset() : 0;
             // The input-side GEMMs take the gradient on the raw projection: LN backward over all rows first.
             DeviceBuffer dvIh = dgall;
             DeviceBuffer dlnIhW = null, dlnIhB = null, dlnHhW = null, dlnHhB = null;
@@ -924,7 +945,7 @@ public final class ScheduledRnn implements RnnEngine {
                         drop.seedLo, drop.seedHi, k, drop.inThresh, drop.inScale);
             } else {
                 be.gemm(true, false, D * gh, I, (int) tb, 1f, dvIh, 0, D * gh, ls.in, 0, I, 0f, dwih, 0, I);
-                be.gemm(false, false, (int) tb, I, D * gh, 1f, dvIh, 0, D * gh, w.wih, 0, I, 0f, dxk, 0, I);
+                be.gemm(false, false, (int) tb, I, D * gh, 1f, dvIh, 0, D * gh, w.wih, 0, I, 0f, dxk, dxOff, I);
             }
             DeviceBuffer db = null, dbh = null, dwhr = null, dp = null;
             if (cfg.bias()) {
@@ -970,7 +991,7 @@ public final class ScheduledRnn implements RnnEngine {
             }
             if (k == 0) {
                 if (hostCall) dx = DeviceTensor.over(be, dxk, T, B, I);
-                else be.copy(dxk, 0, dx.buffer(), dx.offset(), tb * I);
+                else if (!direct) be.copy(dxk, 0, dx.buffer(), dx.offset(), tb * I);
             } else if (!cfg.residualAt(k) && drop.betweenThresh == 0) {
                 dout = dxk;
             } else {

@@ -252,6 +252,8 @@ class DeviceTensorRnnTest {
                 assertEquals(Traffic.ZERO, be.traffic().minus(t0), name + ": a device weight update and a forward");
                 assertClose(name, "y after the device update", want, o.y().toTensor(), TOL);
             }
+            rnn.weightSpace().close();   // the network's own: closing the caller's handle frees nothing
+            assertFalse(rnn.weightSpace().flat().isClosed());
             // The named views are PyTorch's parameters.
             assertClose(name, "weight_hh_l0_reverse view", w2.get("weight_hh", 0, 1),
                     rnn.weightSpace().view("weight_hh_l0_reverse").toTensor(), 1e-7);
@@ -298,6 +300,35 @@ class DeviceTensorRnnTest {
             }
             assertGradients("reference", ref.grads(), grads, 1);
             assertThrows(UnsupportedOperationException.class, rnn::weightSpace);
+        }
+    }
+
+    /** Inputs and results that are views at an offset inside larger tensors give the same numbers as whole tensors. */
+    @ParameterizedTest
+    @ValueSource(strings = {"cpu", "opencl"})
+    void viewsAtOffsetsAreInputsAndResults(String name) {
+        DeviceBackend be = DeviceRows.backend(name);
+        RnnConfig cfg = RnnConfig.builder(CellType.LSTM, 4, 5).build();
+        SplittableRandom rnd = new SplittableRandom(14);
+        RnnWeights w = randomWeights(cfg, 11);
+        Tensor x = random(rnd, 1, T, B, 4), dy = random(rnd, 1, T, B, 5);
+        Expected ref = reference(cfg, w, x, null, null, null, dy, null);
+        try (Rnn rnn = Rnn.create(cfg, be, w); DeviceTensor big = DeviceTensor.zeros(be, T + 2, B, 4);
+             DeviceTensor dyBig = DeviceTensor.zeros(be, T + 1, B, 5); DeviceTensor out = DeviceTensor.zeros(be, 2 * T, B, 5);
+             DeviceTensor dxOut = DeviceTensor.zeros(be, T + 3, B, 4); DeviceTensor xd = DeviceTensor.of(be, x);
+             DeviceTensor dyd = DeviceTensor.of(be, dy); WeightSpace grads = rnn.newGradientSpace(be)) {
+            DeviceTensor xv = big.slice(1, T + 1), dyv = dyBig.slice(1, T + 1), yv = out.slice(T, 2 * T), dxv = dxOut.slice(2, T + 2);
+            xv.copyFrom(xd);
+            dyv.copyFrom(dyd);
+            try (DeviceRnnOutput inf = rnn.forward(DeviceRnnInput.of(xv), DeviceRnnOutput.into(yv, null, null))) {
+                assertClose(name, "y (inference, views)", ref.out().y(), yv.toTensor(), TOL);
+            }
+            try (DeviceRnnOutput o = rnn.forwardTraining(DeviceRnnInput.of(xv), 7);
+                 DeviceRnnGradients g = rnn.backward(o, dyv, null, null, grads, GradMode.SET, DeviceRnnGradients.into(dxv, null, null))) {
+                assertClose(name, "dx (views)", ref.grads().dx(), dxv.toTensor(), TOL);
+            }
+            assertClose(name, "rows before the dx view stay untouched", Tensor.zeros(2, B, 4), dxOut.slice(0, 2).toTensor(), 0);
+            assertGradients(name + " views", ref.grads(), grads, 1);
         }
     }
 
