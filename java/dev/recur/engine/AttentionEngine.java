@@ -1,5 +1,6 @@
 package dev.recur.engine;
 
+import dev.recur.backend.DeviceTensor;
 import dev.recur.tensor.Tensor;
 
 /**
@@ -22,6 +23,29 @@ public interface AttentionEngine extends AutoCloseable {
 
     /** Gradients of {@code sum(context * dcontext)} with {@code dcontext [U, B, He]}; recomputes the forward. */
     AttentionGradients backward(Tensor dec, Tensor enc, int[] mask, Tensor dcontext);
+
+    /** Whether this engine runs on device tensors itself; the model API uses another engine for them otherwise. */
+    default boolean runsOnDevice() {
+        return false;
+    }
+
+    /**
+     * Forward on device tensors, checked by the model API: {@code dec [U,B,Hd]}, {@code enc [T,B,He]} (F32),
+     * {@code mask [B,T]} (I32 0/1, or null: nothing masked), all on this engine's backend.
+     */
+    default DeviceAttentionOutput forward(DeviceTensor dec, DeviceTensor enc, DeviceTensor mask) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + ": does not run on device tensors");
+    }
+
+    /**
+     * Backward on device tensors (the forward recomputed): the data gradients come back; each parameter's gradient
+     * goes into {@code grads.get(name)} (a device tensor of the parameter's shape; null map: not written) as
+     * {@code mode} says.
+     */
+    default DeviceAttentionGradients backward(DeviceTensor dec, DeviceTensor enc, DeviceTensor mask, DeviceTensor dcontext,
+                                              java.util.Map<String, DeviceTensor> grads, GradMode mode) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + ": does not run on device tensors");
+    }
 
     @Override
     void close();

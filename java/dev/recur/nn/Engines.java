@@ -45,4 +45,13 @@ public final class Engines {
         throw new IllegalArgumentException("backend: attention runs on the reference backend or a device backend, got '"
                 + backend.name() + "' (" + backend.getClass().getName() + ")");
     }
+
+    /**
+     * The engine attention on device tensors runs with on {@code backend}, when the backend's own ({@link #attention})
+     * does not run on them (the cpu backend's fused engine works on host tensors): the shared schedule, which runs on
+     * every device backend. The caller owns and closes it.
+     */
+    public static AttentionEngine deviceAttention(DeviceBackend backend, AttentionConfig config) {
+        return new AttentionSchedule(backend, config);
+    }
 }

@@ -3,6 +3,7 @@ package dev.recur.schedule;
 import dev.recur.backend.AttentionKernels;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
+import dev.recur.backend.DeviceTensor;
 import dev.recur.backend.Kernels;
 import dev.recur.config.AttentionConfig;
 import dev.recur.config.AttentionScore;
@@ -10,9 +11,14 @@ import dev.recur.engine.AttentionEngine;
 import dev.recur.engine.AttentionGradients;
 import dev.recur.engine.AttentionOutput;
 import dev.recur.engine.AttentionWeights;
+import dev.recur.engine.DeviceAttentionGradients;
+import dev.recur.engine.DeviceAttentionOutput;
+import dev.recur.engine.GradMode;
 import dev.recur.tensor.Tensor;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -317,6 +323,90 @@ public final class AttentionSchedule implements AttentionEngine {
             dweights.put(en.getKey(), download(grads.get(en.getKey()), en.getValue()));
         }
         return new AttentionGradients(download(ds, u, b, t), download(dd, u, b, hd), download(de, t, b, he), dweights);
+    }
+
+    // ---------------------------------------------------------------- device tensors
+
+    @Override
+    public boolean runsOnDevice() {
+        return true;
+    }
+
+    /** {@code t}'s buffer where it starts one (read in place), else a device copy into workspace slot {@code slot}. */
+    private DeviceBuffer whole(String slot, DeviceTensor t) {
+        if (t.offset() == 0) return t.buffer();
+        DeviceBuffer d = ws.get(slot, t.type(), t.size());
+        be.copy(t.buffer(), t.offset(), d, 0, t.size());
+        return d;
+    }
+
+    private DeviceBuffer maskOrAll(DeviceTensor mask, int b, int t) {
+        if (mask != null) return whole("in.mask", mask);
+        DeviceBuffer m = ws.get("in.mask", DeviceBuffer.Type.I32, (long) b * t);
+        be.fill(m, 0, (long) b * t, 1);
+        return m;
+    }
+
+    /** Forward on device tensors into new tensors the output owns; no host traffic. */
+    @Override
+    public DeviceAttentionOutput forward(DeviceTensor dec, DeviceTensor enc, DeviceTensor mask) {
+        ensureOpen();
+        int u = dec.dim(0), b = dec.dim(1), t = enc.dim(0);
+        checkDims(u, b, t);
+        List<DeviceTensor> made = new ArrayList<>();
+        try {
+            DeviceTensor s = alloc(made, u, b, t), w = alloc(made, u, b, t), c = alloc(made, u, b, he);
+            forward(u, b, t, whole("in.dec", dec), whole("in.enc", enc), maskOrAll(mask, b, t), s.buffer(), w.buffer(),
+                    c.buffer());
+            return new DeviceAttentionOutput(s, w, c);
+        } catch (RuntimeException | Error e) {
+            for (DeviceTensor x : made) x.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Backward on device tensors (the forward recomputed into the workspace); the parameter gradients are copied
+     * (SET) or added (ADD) into {@code grads}. No host traffic.
+     */
+    @Override
+    public DeviceAttentionGradients backward(DeviceTensor dec, DeviceTensor enc, DeviceTensor mask, DeviceTensor dcontext,
+                                             Map<String, DeviceTensor> gradsOut, GradMode mode) {
+        ensureOpen();
+        int u = dec.dim(0), b = dec.dim(1), t = enc.dim(0);
+        checkDims(u, b, t);
+        List<DeviceTensor> made = new ArrayList<>();
+        try {
+            DeviceBuffer d = whole("in.dec", dec), e = whole("in.enc", enc), m = maskOrAll(mask, b, t);
+            DeviceBuffer dc = whole("in.dcontext", dcontext);
+            DeviceBuffer s = ws.f32("out.scores", (long) u * b * t), w = ws.f32("out.weights", (long) u * b * t);
+            DeviceBuffer c = ws.f32("out.context", (long) u * b * he);
+            forward(u, b, t, d, e, m, s, w, c);
+            DeviceTensor ds = alloc(made, u, b, t), dd = alloc(made, u, b, hd), de = alloc(made, t, b, he);
+            backward(u, b, t, d, e, m, w, dc, ds.buffer(), dd.buffer(), de.buffer());
+            if (gradsOut != null) {
+                for (Map.Entry<String, DeviceBuffer> g : grads.entrySet()) {
+                    DeviceTensor dst = gradsOut.get(g.getKey());
+                    long n = dst.size();
+                    if (mode == GradMode.ADD) {
+                        be.launch(Kernels.TRANSPOSE, new long[] {n, 1}, 1, 1, (int) n, g.getValue(), 0, 1, dst.buffer(),
+                                (int) dst.offset(), 1, 1f);
+                    } else {
+                        be.copy(g.getValue(), 0, dst.buffer(), dst.offset(), n);
+                    }
+                }
+            }
+            return new DeviceAttentionGradients(ds, dd, de);
+        } catch (RuntimeException | Error e) {
+            for (DeviceTensor x : made) x.close();
+            throw e;
+        }
+    }
+
+    private DeviceTensor alloc(List<DeviceTensor> made, int... shape) {
+        DeviceTensor t = DeviceTensor.allocate(be, DeviceBuffer.Type.F32, shape);
+        made.add(t);
+        return t;
     }
 
     private void ensureOpen() {

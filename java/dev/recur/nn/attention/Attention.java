@@ -3,6 +3,8 @@ package dev.recur.nn.attention;
 import dev.recur.backend.Backend;
 import dev.recur.backend.BackendLocks;
 import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceBuffer;
+import dev.recur.backend.DeviceTensor;
 import dev.recur.backend.Leaks;
 import dev.recur.config.AttentionConfig;
 import dev.recur.config.AttentionScore;
@@ -10,12 +12,16 @@ import dev.recur.engine.AttentionEngine;
 import dev.recur.engine.AttentionGradients;
 import dev.recur.engine.AttentionOutput;
 import dev.recur.engine.AttentionWeights;
+import dev.recur.engine.DeviceAttentionGradients;
+import dev.recur.engine.DeviceAttentionOutput;
+import dev.recur.engine.GradMode;
 import dev.recur.nn.Engines;
 import dev.recur.tensor.Shapes;
 import dev.recur.tensor.Tensor;
 
 import java.lang.ref.Reference;
 import java.util.Arrays;
+import java.util.Map;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -59,6 +65,9 @@ public final class Attention implements AutoCloseable {
     private final ReentrantLock lock;
     private final Leaks.Handle handle;
 
+    /** The engine for device tensors where {@link #engine} does not run on them (cpu: the schedule); set by create. */
+    private final AttentionEngine[] deviceEngine = new AttentionEngine[1];
+
     private Attention(AttentionConfig config, Backend backend, AttentionEngine engine, AttentionWeights weights,
                       ReentrantLock lock) {
         this.config = config;
@@ -66,12 +75,17 @@ public final class Attention implements AutoCloseable {
         this.engine = engine;
         this.weights = weights;
         this.lock = lock;
+        AttentionEngine[] second = deviceEngine;
         this.handle = Leaks.register(this, "An Attention", () -> {
             lock.lock();
             try {
                 engine.close();
             } finally {
-                lock.unlock();
+                try {
+                    if (second[0] != null) second[0].close();
+                } finally {
+                    lock.unlock();
+                }
             }
             return true;
         });
@@ -107,13 +121,23 @@ public final class Attention implements AutoCloseable {
 
     private static Attention create(AttentionConfig config, Backend backend, AttentionWeights w, ReentrantLock lock) {
         AttentionEngine engine = Engines.attention(backend, config);
+        AttentionEngine onDevice = null;
         try {
             engine.setWeights(w);
+            // A device backend whose engine works on host tensors (cpu's fused one) gets the shared schedule for
+            // device tensors beside it, loaded now, so that no device call ever uploads weights.
+            if (backend instanceof DeviceBackend db && !engine.runsOnDevice()) {
+                onDevice = Engines.deviceAttention(db, config);
+                onDevice.setWeights(w);
+            }
         } catch (RuntimeException | Error e) {
             engine.close();
+            if (onDevice != null) onDevice.close();
             throw e;
         }
-        return new Attention(config, backend, engine, w, lock);
+        Attention a = new Attention(config, backend, engine, w, lock);
+        a.deviceEngine[0] = onDevice;
+        return a;
     }
 
     private static AttentionWeights checkWeights(AttentionConfig config, AttentionWeights weights) {
@@ -139,6 +163,7 @@ public final class Attention implements AutoCloseable {
         AttentionWeights checked = checkWeights(config, w);
         locked(() -> {
             engine.setWeights(checked);
+            if (deviceEngine[0] != null) deviceEngine[0].setWeights(checked);
             this.weights = checked;
             return null;
         });
@@ -179,6 +204,128 @@ public final class Attention implements AutoCloseable {
         int[] m = checkInputs(dec, enc, mask);
         Shapes.require("dcontext", dcontext, dec.dim(0), dec.dim(1), config.encoderSize());
         return locked(() -> engine.backward(dec, enc, m, dcontext));
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Device tensors
+
+    /**
+     * The forward pass on device tensors: {@code dec [U, B, Hd]}, {@code enc [T, B, He]} (F32), {@code mask [B, T]}
+     * (I32 of 0/1, or null for no masking; its values are trusted, since checking them would take a download), all on
+     * this attention's backend. Results in new device tensors the output owns; nothing crosses to the host. On the
+     * {@code cpu} backend these calls run the shared schedule, which holds a second copy of the weights on the device
+     * (loaded with the first, by {@code create} and {@code setWeights}); on the reference backend they go through
+     * the host.
+     */
+    public DeviceAttentionOutput forward(DeviceTensor dec, DeviceTensor enc, DeviceTensor mask) {
+        ensureOpen();
+        checkDeviceInputs(dec, enc, mask);
+        if (!(backend instanceof DeviceBackend)) {
+            AttentionOutput o = forward(dec.toTensor(), enc.toTensor(), mask == null ? null : hostMask(mask));
+            return uploadAll(dec.backend(), o.scores(), o.weights(), o.context(), DeviceAttentionOutput.class);
+        }
+        return locked(() -> deviceEngine().forward(dec, enc, mask));
+    }
+
+    /**
+     * Gradients on device tensors of {@code sum(context * dcontext)} ({@code dcontext [U, B, He]}): the data gradients
+     * come back in new device tensors; each parameter's gradient goes into {@code grads.get(name)} (a device tensor of
+     * the parameter's shape for every name of {@code config().weightShapes()}; null: not written) as {@code mode} says.
+     */
+    public DeviceAttentionGradients backward(DeviceTensor dec, DeviceTensor enc, DeviceTensor mask, DeviceTensor dcontext,
+                                             Map<String, DeviceTensor> grads, GradMode mode) {
+        ensureOpen();
+        checkDeviceInputs(dec, enc, mask);
+        DeviceBackend be = dec.backend();
+        checkDevice("dcontext", dcontext, be, DeviceBuffer.Type.F32, dec.dim(0), dec.dim(1), config.encoderSize());
+        if (dcontext == null) throw new IllegalArgumentException("dcontext: required tensor [U, B, He] is missing");
+        if (mode == null) throw new IllegalArgumentException("mode: must not be null (GradMode.SET or ADD)");
+        if (grads != null) {
+            for (Map.Entry<String, int[]> e : config.weightShapes().entrySet()) {
+                DeviceTensor g = grads.get(e.getKey());
+                if (g == null) throw new IllegalArgumentException("grads: no tensor for parameter '" + e.getKey() + "'");
+                checkDevice("grads[" + e.getKey() + "]", g, be, DeviceBuffer.Type.F32, e.getValue());
+            }
+        }
+        if (!(backend instanceof DeviceBackend)) {
+            AttentionGradients g = backward(dec.toTensor(), enc.toTensor(), mask == null ? null : hostMask(mask),
+                    dcontext.toTensor());
+            if (grads != null) {
+                for (Map.Entry<String, Tensor> e : g.dweights().entrySet()) {
+                    DeviceTensor v = grads.get(e.getKey());
+                    Tensor t = e.getValue();
+                    if (mode == GradMode.ADD) {
+                        Tensor sum = v.toTensor();
+                        for (int i = 0; i < sum.data().length; i++) sum.data()[i] += t.data()[i];
+                        t = sum;
+                    }
+                    v.copyFrom(t);
+                }
+            }
+            return uploadAll(be, g.dscores(), g.ddec(), g.denc(), DeviceAttentionGradients.class);
+        }
+        return locked(() -> deviceEngine().backward(dec, enc, mask, dcontext, grads, mode));
+    }
+
+    /** The engine device calls run on. */
+    private AttentionEngine deviceEngine() {
+        return engine.runsOnDevice() ? engine : deviceEngine[0];
+    }
+
+    private void checkDeviceInputs(DeviceTensor dec, DeviceTensor enc, DeviceTensor mask) {
+        if (dec == null) throw new IllegalArgumentException("dec: required tensor [U, B, " + config.decoderSize() + "] is missing");
+        if (enc == null) throw new IllegalArgumentException("enc: required tensor [T, B, " + config.encoderSize() + "] is missing");
+        DeviceBackend be = dec.backend();
+        if (backend instanceof DeviceBackend && be != backend) {
+            throw new IllegalArgumentException("dec: expected a tensor on this attention's backend " + backend.name()
+                    + ", got one on " + be.name());
+        }
+        if (dec.rank() != 3 || dec.dim(2) != config.decoderSize() || dec.dim(0) <= 0 || dec.dim(1) <= 0
+                || dec.type() != DeviceBuffer.Type.F32) {
+            throw new IllegalArgumentException("dec: expected an F32 tensor [U > 0, B > 0, " + config.decoderSize() + "], got "
+                    + dec.type() + " " + Arrays.toString(dec.shape()));
+        }
+        if (enc.rank() != 3 || enc.dim(0) <= 0) {
+            throw new IllegalArgumentException("enc: expected shape [T > 0, B, " + config.encoderSize() + "], got "
+                    + Arrays.toString(enc.shape()));
+        }
+        checkDevice("enc", enc, be, DeviceBuffer.Type.F32, enc.dim(0), dec.dim(1), config.encoderSize());
+        checkDevice("mask", mask, be, DeviceBuffer.Type.I32, dec.dim(1), enc.dim(0));
+    }
+
+    private static void checkDevice(String name, DeviceTensor t, DeviceBackend be, DeviceBuffer.Type type, int... shape) {
+        if (t == null) return;
+        if (t.backend() != be) {
+            throw new IllegalArgumentException(name + ": expected a tensor on backend " + be.name() + ", got one on "
+                    + t.backend().name());
+        }
+        if (t.type() != type) throw new IllegalArgumentException(name + ": expected a " + type + " tensor, got " + t.type());
+        if (!Arrays.equals(t.shape(), shape)) {
+            throw new IllegalArgumentException(name + ": expected shape " + Arrays.toString(shape) + ", got "
+                    + Arrays.toString(t.shape()));
+        }
+    }
+
+    private static Tensor hostMask(DeviceTensor mask) {
+        int[] m = mask.toIntArray();
+        Tensor t = Tensor.zeros(mask.shape());
+        for (int i = 0; i < m.length; i++) t.data()[i] = m[i];
+        return t;
+    }
+
+    /** The reference's results uploaded to {@code be} as a device record of three tensors. */
+    private static <R> R uploadAll(DeviceBackend be, Tensor a, Tensor b, Tensor c, Class<R> kind) {
+        DeviceTensor x = null, y = null, z = null;
+        try {
+            x = DeviceTensor.of(be, a);
+            y = DeviceTensor.of(be, b);
+            z = DeviceTensor.of(be, c);
+            Object r = kind == DeviceAttentionOutput.class ? new DeviceAttentionOutput(x, y, z) : new DeviceAttentionGradients(x, y, z);
+            return kind.cast(r);
+        } catch (RuntimeException | Error e) {
+            for (DeviceTensor t : new DeviceTensor[] {x, y, z}) if (t != null) t.close();
+            throw e;
+        }
     }
 
     private int[] checkInputs(Tensor dec, Tensor enc, Tensor mask) {
