@@ -4,6 +4,7 @@ import dev.recur.backend.Backend;
 import dev.recur.backend.BackendProvider;
 import dev.recur.backend.Backends;
 import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceBuffer;
 import dev.recur.backend.DeviceTensor;
 import dev.recur.backend.Traffic;
 import dev.recur.config.AttentionConfig;
@@ -13,6 +14,7 @@ import dev.recur.config.RnnConfig;
 import dev.recur.engine.AttentionGradients;
 import dev.recur.engine.AttentionOutput;
 import dev.recur.engine.AttentionWeights;
+import dev.recur.engine.DeviceRnnGradients;
 import dev.recur.engine.DeviceRnnInput;
 import dev.recur.engine.DeviceRnnOutput;
 import dev.recur.engine.GradMode;
@@ -151,7 +153,8 @@ final class BenchCommand implements Callable<Integer> {
     boolean json;
 
     @Option(names = "--device-tensors", description = "Time RNN workloads on device tensors: inputs uploaded and the"
-            + " gradient space allocated once before timing; each timed call is forward (+ backward, gradients SET) on"
+            + " gradient space and result buffers allocated once before timing; each timed call is forward (+ backward,"
+            + " gradients SET) on"
             + " the device and one finish(), with nothing copied to or from the host. Default: the float64 host-tensor"
             + " API, whose calls include the copies.")
     boolean deviceTensors;
@@ -318,15 +321,26 @@ final class BenchCommand implements Callable<Integer> {
         } catch (UnsupportedOperationException e) {
             throw bad("--backend " + be.name() + ": " + e.getMessage());
         }
+        int ld = c.numLayers() * c.directions();
+        boolean lstm = c.cell() == CellType.LSTM;
+        // Results go to buffers allocated once, as a trainer's would: a call then allocates only its trace.
         try (rnn; DeviceTensor xd = DeviceTensor.of(db, x); DeviceTensor dyd = dy == null ? null : DeviceTensor.of(db, dy);
-             WeightSpace grads = mode == Mode.FWD_BWD ? rnn.newGradientSpace(db) : null) {
+             WeightSpace grads = mode == Mode.FWD_BWD ? rnn.newGradientSpace(db) : null;
+             DeviceTensor y = DeviceTensor.allocate(db, DeviceBuffer.Type.F32, seqLen, batch, c.outputWidth());
+             DeviceTensor hN = DeviceTensor.allocate(db, DeviceBuffer.Type.F32, ld, batch, c.outSize());
+             DeviceTensor cN = lstm ? DeviceTensor.allocate(db, DeviceBuffer.Type.F32, ld, batch, c.hiddenSize()) : null;
+             DeviceTensor dx = DeviceTensor.allocate(db, DeviceBuffer.Type.F32, seqLen, batch, c.inputSize());
+             DeviceTensor dh0 = DeviceTensor.allocate(db, DeviceBuffer.Type.F32, ld, batch, c.outSize());
+             DeviceTensor dc0 = lstm ? DeviceTensor.allocate(db, DeviceBuffer.Type.F32, ld, batch, c.hiddenSize()) : null) {
             DeviceRnnInput in = DeviceRnnInput.of(xd);
+            DeviceRnnOutput into = DeviceRnnOutput.into(y, hN, cN);
+            DeviceRnnGradients gradsInto = DeviceRnnGradients.into(dx, dh0, dc0);
             Runnable once = () -> {
                 if (mode == Mode.FWD) {
-                    rnn.forward(in).close();
+                    rnn.forward(in, into).close();
                 } else {
-                    try (DeviceRnnOutput o = rnn.forwardTraining(in, 7L)) {
-                        rnn.backward(o, dyd, null, null, grads, GradMode.SET).close();
+                    try (DeviceRnnOutput o = rnn.forwardTraining(in, 7L, into)) {
+                        rnn.backward(o, dyd, null, null, grads, GradMode.SET, gradsInto).close();
                     }
                 }
                 db.finish();
