@@ -421,9 +421,17 @@ public final class CudaBackend implements DeviceBackend {
 
     // ---- kernels ----
 
-    /** The single-work-group kernels run here as one block of the whole grid (a block synchronises with __syncthreads). */
+    /**
+     * The single-work-group kernels run here as one block of the whole grid (a block synchronises with
+     * __syncthreads). Not the 8-units-per-work-item step kernels: they exist because PoCL does not vectorise across
+     * work items, while a GPU is better served by one unit per thread, so kernels/cuda has no twin of them.
+     */
     @Override
     public boolean supports(String kernel) {
+        return supportsKernel(kernel);
+    }
+
+    static boolean supportsKernel(String kernel) {
         return Kernels.SINGLE_GROUP.contains(kernel);
     }
 

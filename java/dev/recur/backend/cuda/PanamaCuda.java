@@ -666,8 +666,10 @@ final class PanamaCuda implements CudaApi {
                 i++;
             }
             MemorySegment prog = a.allocate(ADDRESS);
-            int r = (int) n.create.invokeExact(prog, a.allocateFrom(source), a.allocateFrom(name), h,
-                    h == 0 ? MemorySegment.NULL : texts, h == 0 ? MemorySegment.NULL : names);
+            // Locals, not conditionals in the call: invokeExact takes the static type of each argument expression.
+            MemorySegment headerTexts = h == 0 ? MemorySegment.NULL : texts;
+            MemorySegment headerNames = h == 0 ? MemorySegment.NULL : names;
+            int r = (int) n.create.invokeExact(prog, a.allocateFrom(source), a.allocateFrom(name), h, headerTexts, headerNames);
             if (r != 0) throw new CudaException("NVRTC", "nvrtcCreateProgram(" + name + ")", r, n.name(r), null);
             MemorySegment program = prog.get(ADDRESS, 0);
             try {

@@ -31,6 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class NvrtcCompileTest {
     private static final int[] ARCHS = {75, 80, 90};
+    private static final java.util.Set<String> PTXAS_NOTE = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     private static CudaApi api() {
         return CudaProbe.api();
@@ -75,7 +76,7 @@ class NvrtcCompileTest {
                 }
                 assertEquals(ptx, Files.readString(compiler.cacheFile(unit, target, "ptx")), "cached PTX of " + unit.name() + " sm_" + arch);
                 assertArrayEquals(c.cubin(), Files.readAllBytes(compiler.cacheFile(unit, target, "cubin")), "cached CUBIN of " + unit.name());
-                assemble(tmp, unit.stem() + "-sm_" + arch, ptx, arch);
+                assemble(tmp, unit.stem() + "-sm_" + arch, ptx, arch, compiler.version());
             }
         }
         // A second request is served from the disk: a marker written into the cached PTX comes back.
@@ -126,8 +127,11 @@ class NvrtcCompileTest {
         assertTrue(e.getMessage().contains("sm_10 is older than every one"), e.getMessage());
     }
 
-    /** ptxas -v on NVRTC's own PTX, where the toolkit is installed: no spills, no warnings. */
-    private static void assemble(Path tmp, String name, String ptx, int arch) throws IOException, InterruptedException {
+    /**
+     * ptxas -v on NVRTC's own PTX, where the toolkit is installed: no spills, no warnings. A ptxas older than NVRTC
+     * cannot read its PTX ISA (ptxas 13.0 stops at 9.0; NVRTC 13.1 writes 9.1), so that pairing is left out, saying so.
+     */
+    private static void assemble(Path tmp, String name, String ptx, int arch, String nvrtcVersion) throws IOException, InterruptedException {
         Path ptxas = null;
         for (String d : new String[] {System.getenv("CUDA_HOME"), "/usr/local/cuda-13.0", "/usr/local/cuda"}) {
             if (d != null && Files.isExecutable(Path.of(d, "bin", "ptxas"))) {
@@ -136,6 +140,22 @@ class NvrtcCompileTest {
             }
         }
         if (ptxas == null) return;
+        Process v = new ProcessBuilder(ptxas.toString(), "--version").redirectErrorStream(true).start();
+        String version = new String(v.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        v.waitFor(1, TimeUnit.MINUTES);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("release (\\d+)\\.(\\d+)").matcher(version);
+        java.util.regex.Matcher n = java.util.regex.Pattern.compile("nvrtc-(\\d+)\\.(\\d+)").matcher(nvrtcVersion);
+        if (m.find() && n.find()) {
+            int ptxasV = Integer.parseInt(m.group(1)) * 100 + Integer.parseInt(m.group(2));
+            int nvrtcV = Integer.parseInt(n.group(1)) * 100 + Integer.parseInt(n.group(2));
+            if (ptxasV < nvrtcV) {
+                if (PTXAS_NOTE.add(ptxas.toString())) {
+                    System.out.println("  ptxas " + m.group(1) + "." + m.group(2) + " at " + ptxas + " is older than " + nvrtcVersion
+                            + ": its PTX is not assembled again (NVRTC's own CUBIN is checked above)");
+                }
+                return;
+            }
+        }
         Path in = Files.writeString(tmp.resolve(name + ".ptx"), ptx);
         Path log = tmp.resolve(name + ".log");
         Process p = new ProcessBuilder(ptxas.toString(), "-arch=sm_" + arch, "-v", "--warn-on-spills",
