@@ -116,10 +116,14 @@ record CudaLibraries(List<Path> folders) {
         return out;
     }
 
-    /** One line for "not found": the file names tried and how many places. */
+    /** "Not found", naming the file names tried; {@link #searched()} says where, once for every library missing. */
     String notFound(Spec spec) {
-        return spec.tried() + " not found (" + spec.role() + "; searched " + folders.size()
-                + " folders and the system loader; -D" + LIBDIR_PROPERTY + "=DIR adds one)";
+        return spec.tried() + " not found (" + spec.role() + ")";
+    }
+
+    /** Where {@link #notFound} looked. */
+    String searched() {
+        return "searched " + folders.size() + " folders and the system loader; -D" + LIBDIR_PROPERTY + "=DIR adds one";
     }
 
     /** Files named {@code prefix} or {@code prefix.*} in {@code dir}, the exact name first. */

@@ -71,7 +71,8 @@ final class CudaProbe {
         }
         String libs = libraries(a);
         if (!missing.isEmpty()) {
-            return unavailable(a, String.join("; ", missing) + (libs.isEmpty() ? "" : "; loaded: " + libs));
+            String where = a.binding().equals("panama") ? " (" + CudaLibraries.standard().searched() + ")" : "";
+            return unavailable(a, String.join("; ", missing) + where + (libs.isEmpty() ? "" : "; loaded: " + libs));
         }
         try {
             a.init();

@@ -45,7 +45,7 @@ class CudaAvailabilityTest {
             for (String soname : lib.sonames()) {
                 visible |= loaderFinds(soname) || search.folders().stream().anyMatch(d -> Files.exists(d.resolve(soname)));
             }
-            String expected = lib.tried() + " not found (" + lib.role() + ";";
+            String expected = lib.tried() + " not found (" + lib.role() + ")";
             if (!visible) {
                 missing.add(lib.tried());
                 assertTrue(a.detail().contains(expected), "probe detail should contain '" + expected + "', got: " + a.detail());
