@@ -88,7 +88,7 @@ public final class CudaBackend implements DeviceBackend {
             public Backend open() {
                 Availability a = probe();
                 if (!a.available()) throw new BackendUnavailableException("backend " + name + " is unavailable: " + a.detail());
-                return new CudaBackend(name, CudaProbe.result(), ordinal);
+                return new CudaBackend(name, CudaProbe.result(), ordinal, KernelCache.standard());
             }
         };
     }
@@ -125,7 +125,8 @@ public final class CudaBackend implements DeviceBackend {
     /** Why the backend closed itself (a kernel fault), or null. */
     private volatile String fault;
 
-    private CudaBackend(String name, CudaProbe.Result probe, int ordinal) {
+    /** A backend on device {@code ordinal} of the probe's binding, its compiled kernels kept in {@code cache}. */
+    CudaBackend(String name, CudaProbe.Result probe, int ordinal, KernelCache cache) {
         this.name = name;
         this.api = probe.api();
         this.device = probe.devices().get(ordinal);
@@ -162,7 +163,7 @@ public final class CudaBackend implements DeviceBackend {
             }
             this.stagingArena = arena;
             for (Staging st : staging) api.eventRecord(st.done(), stream);
-            this.compiler = new NvrtcCompiler(api, KernelCache.standard());
+            this.compiler = new NvrtcCompiler(api, cache);
             this.target = compiler.target(device.major() * 10 + device.minor());
             this.unitsByKernel = CudaKernelSources.byKernel(CudaKernelSources.load());
             ok = true;
