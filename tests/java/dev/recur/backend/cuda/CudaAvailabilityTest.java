@@ -116,6 +116,26 @@ class CudaAvailabilityTest {
         assertEquals("backend cuda is unavailable: " + a.detail(), e.getMessage(), "PROVIDER.open()");
     }
 
+    /**
+     * The JCuda binding, chosen explicitly (as -Drecur.cuda.binding=jcuda would): each library JCuda's natives need
+     * is named when the loader cannot find it, one line, no stack trace.
+     */
+    @Test
+    void jcudaBindingNamesTheLibrariesItsNativesNeed() throws Exception {
+        JCudaApi api = new JCudaApi();
+        assertEquals("jcuda", api.binding(), "binding");
+        String[][] parts = {{"DRIVER", "libcuda.so.1"}, {"NVRTC", "libnvrtc.so.12"}, {"CUBLAS", "libcublas.so.12"}};
+        for (String[] p : parts) {
+            String why = api.load(CudaApi.Part.valueOf(p[0]));
+            System.out.println("jcuda binding, " + p[0] + ": " + (why == null ? "loaded" : why));
+            if (!loaderFinds(p[1])) {
+                assertTrue(why != null && why.startsWith(p[1] + " not found ("), p[0] + ": " + why);
+                assertFalse(why.contains("\n"), "one line: " + why);
+            }
+            assertEquals(why, api.load(CudaApi.Part.valueOf(p[0])), "the answer is kept for " + p[0]);
+        }
+    }
+
     /** JCuda buries the loader's message in a nested error; a transitive library is named when it is the one missing. */
     @Test
     void missingLibraryIsReadFromTheLoaderMessage() {
