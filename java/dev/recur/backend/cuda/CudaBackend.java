@@ -162,6 +162,7 @@ public final class CudaBackend implements DeviceBackend {
                 });
             }
             this.stagingArena = arena;
+            if (arena != null) undo.add(arena::close);
             for (Staging st : staging) api.eventRecord(st.done(), stream);
             this.compiler = new NvrtcCompiler(api, cache);
             this.target = compiler.target(device.major() * 10 + device.minor());
