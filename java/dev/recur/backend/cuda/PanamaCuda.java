@@ -33,6 +33,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * ABI this file was written against (e.g. {@code cuMemAlloc} to {@code cuMemAlloc_v2}) on any newer driver.
  * NVRTC and cuBLAS are found by {@link CudaLibraries}.
  */
+// Binding native libraries is what this class is for: every restricted call (library lookup, downcall, reinterpreting
+// a returned pointer) is here; the launcher, the jar manifest and surefire enable native access for it.
+@SuppressWarnings("restricted")
 final class PanamaCuda implements CudaApi {
     /** The CUDA version whose function signatures the descriptors below spell out. */
     static final int API_VERSION = 12000;
