@@ -107,8 +107,11 @@ final class JCudaApi implements CudaApi {
         }
         try {
             switch (part) {
-                case DRIVER -> libraries.add(new Library("driver", lib + " (JCuda " + JCudaDriver.class.getPackage().getImplementationVersion() + ")",
-                        "CUDA " + CudaProbe.version(driverVersion())));
+                case DRIVER -> {
+                    String jcuda = JCudaDriver.class.getPackage().getImplementationVersion();
+                    libraries.add(new Library("driver", lib + (jcuda == null ? "" : " (JCuda " + jcuda + ")"),
+                            "CUDA " + CudaProbe.version(driverVersion())));
+                }
                 case NVRTC -> {
                     int[] v = nvrtcVersion();
                     libraries.add(new Library("nvrtc", lib, v[0] + "." + v[1]));
