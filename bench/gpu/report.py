@@ -109,7 +109,8 @@ def main(argv):
     bad = [c for c in parity["cases"] if not c.get("ok")]
     for c in bad:
         md.append(f"- {c['suite']} {c['case']}: " + "; ".join(c["failures"][:3]))
-    md += ["", "## Timings (median ms; host = until results are back on the host, events = CUDA events)", ""]
+    md += ["", "## Timings (median ms; host = until results are back on the host, events = CUDA events)", "",
+           "Both sides copy the inputs up and the results back inside every run. PyTorch / recur > 1: recur is faster.", ""]
     if torch_status:
         md.append(f"PyTorch: {torch_status.get('reason')}")
         md.append("")
