@@ -126,8 +126,6 @@ interface CudaApi {
 
     void eventDestroy(Event event);
 
-    void contextSynchronize();
-
     Module moduleLoad(byte[] image);
 
     void moduleUnload(Module module);
@@ -144,11 +142,6 @@ interface CudaApi {
     void launch(Function function, int gridX, int gridY, int gridZ, int blockX, int blockY, int blockZ,
                 Stream stream, Object[] args);
 
-    /** cuGetErrorName and cuGetErrorString of a status (null parts when the driver does not know it). */
-    String errorName(int status);
-
-    String errorString(int status);
-
     // ---- NVRTC ----
 
     /** {@code {major, minor}}. */
@@ -161,9 +154,6 @@ interface CudaApi {
     NvrtcOutput nvrtcCompile(String name, String source, Map<String, String> headers, List<String> options, boolean cubin);
 
     // ---- cuBLAS ----
-
-    /** {@code major * 10000 + minor * 100 + patch}, from cublasGetProperty (no handle or device needed). */
-    int cublasVersion();
 
     Blas blasCreate();
 

@@ -181,14 +181,12 @@ final class JCudaApi implements CudaApi {
         return v[0];
     }
 
-    @Override
-    public String errorName(int status) {
+    String errorName(int status) {
         String[] s = {null};
         return JCudaDriver.cuGetErrorName(status, s) == 0 ? s[0] : null;
     }
 
-    @Override
-    public String errorString(int status) {
+    String errorString(int status) {
         String[] s = {null};
         return JCudaDriver.cuGetErrorString(status, s) == 0 ? s[0] : null;
     }
@@ -341,11 +339,6 @@ final class JCudaApi implements CudaApi {
     }
 
     @Override
-    public void contextSynchronize() {
-        check(JCudaDriver.cuCtxSynchronize(), "cuCtxSynchronize");
-    }
-
-    @Override
     public Module moduleLoad(byte[] image) {
         CUmodule m = new CUmodule();
         check(JCudaDriver.cuModuleLoadData(m, image), "cuModuleLoadData");
@@ -443,8 +436,7 @@ final class JCudaApi implements CudaApi {
         if (s != 0) throw new CudaException("cuBLAS", call, s, cublasStatus.stringFor(s), null);
     }
 
-    @Override
-    public int cublasVersion() {
+    private int cublasVersion() {
         int[] major = {0}, minor = {0}, patch = {0};
         checkBlas(JCublas2.cublasGetProperty(0, major), "cublasGetProperty");
         checkBlas(JCublas2.cublasGetProperty(1, minor), "cublasGetProperty");

@@ -286,13 +286,11 @@ final class PanamaCuda implements CudaApi {
         return driver().version();
     }
 
-    @Override
-    public String errorName(int status) {
+    String errorName(int status) {
         return errorText(driver().errorName, status);
     }
 
-    @Override
-    public String errorString(int status) {
+    String errorString(int status) {
         return errorText(driver().errorString, status);
     }
 
@@ -534,15 +532,6 @@ final class PanamaCuda implements CudaApi {
     }
 
     @Override
-    public void contextSynchronize() {
-        try {
-            check((int) driver().ctxSynchronize.invokeExact(), "cuCtxSynchronize");
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    @Override
     public Module moduleLoad(byte[] image) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment img = a.allocate(image.length + 1L);
@@ -760,12 +749,6 @@ final class PanamaCuda implements CudaApi {
 
     private static void checkBlas(int s, String call) {
         if (s != 0) throw new CudaException("cuBLAS", call, s, status(s), null);
-    }
-
-    @Override
-    public int cublasVersion() {
-        Cublas c = cublas();
-        return c.property(0) * 10000 + c.property(1) * 100 + c.property(2);
     }
 
     @Override

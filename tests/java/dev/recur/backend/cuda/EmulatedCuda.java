@@ -226,11 +226,6 @@ final class EmulatedCuda implements CudaApi {
     public void eventDestroy(Event event) {}
 
     @Override
-    public void contextSynchronize() {
-        sticky("cuCtxSynchronize");
-    }
-
-    @Override
     public Module moduleLoad(byte[] image) {
         String text = new String(image, StandardCharsets.UTF_8);
         H h = new H("module", ids.incrementAndGet());
@@ -264,8 +259,7 @@ final class EmulatedCuda implements CudaApi {
                 args.clone(), stream));
     }
 
-    @Override
-    public String errorName(int status) {
+    String errorName(int status) {
         return switch (status) {
             case 700 -> "CUDA_ERROR_ILLEGAL_ADDRESS";
             case 2 -> "CUDA_ERROR_OUT_OF_MEMORY";
@@ -273,8 +267,7 @@ final class EmulatedCuda implements CudaApi {
         };
     }
 
-    @Override
-    public String errorString(int status) {
+    String errorString(int status) {
         return status == 700 ? "an illegal memory access was encountered" : "status " + status;
     }
 
@@ -309,11 +302,6 @@ final class EmulatedCuda implements CudaApi {
             ptx.append("\n)\n{\n}\n");
         }
         return new NvrtcOutput(0, "NVRTC_SUCCESS", "", ptx.toString(), cubin ? ptx.toString().getBytes(StandardCharsets.UTF_8) : null);
-    }
-
-    @Override
-    public int cublasVersion() {
-        return 130000;
     }
 
     @Override
