@@ -714,13 +714,20 @@ public final class CudaBackend implements DeviceBackend {
      */
     private RuntimeException failure(CudaException e) {
         if (!e.sticky()) return e;
-        String recent;
+        List<String> recent;
         synchronized (recentLaunches) {
-            recent = recentLaunches.isEmpty() ? "none recorded" : String.join(", ", recentLaunches);
+            recent = List.copyOf(recentLaunches);
         }
+        // Launches are asynchronous: the fault surfaces at a later call. Only the work issued since the last
+        // synchronisation that completed can have caused it; with one launch there, it is that launch's.
+        String culprit = switch (recent.size()) {
+            case 0 -> "no launch since the last completed synchronisation";
+            case 1 -> "a fault of " + recent.getFirst();
+            default -> "a fault of one of " + String.join(", ", recent) + " (issued since the last completed synchronisation"
+                    + (syncLaunches ? ")" : "; -Drecur.cuda.syncLaunches=true names the faulting launch exactly)");
+        };
         String reason = "cuda backend (" + name + ") closed by a device fault: " + e.statusName() + " reported by " + e.call()
-                + "; issued since the last completed synchronisation: " + recent
-                + (syncLaunches ? "" : " (-Drecur.cuda.syncLaunches=true names the faulting launch exactly)");
+                + ": " + culprit;
         if (fault == null) fault = reason;
         closed = true;
         try {

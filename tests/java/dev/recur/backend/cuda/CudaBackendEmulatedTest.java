@@ -185,8 +185,8 @@ class CudaBackendEmulatedTest {
         api.stickyFault = 700;
         CudaBackend.CudaFaultException e = assertThrows(CudaBackend.CudaFaultException.class,
                 () -> be.download(d, 0, new float[300], 0, 300));
-        assertTrue(e.getMessage().contains("CUDA_ERROR_ILLEGAL_ADDRESS") && e.getMessage().contains("col_sum"), e.getMessage());
-        assertTrue(e.getMessage().contains("closed by a device fault"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("cuda backend (cuda) closed by a device fault: CUDA_ERROR_ILLEGAL_ADDRESS reported by "
+                + "cuEventSynchronize: a fault of col_sum"), e.getMessage());
         assertEquals(0, be.memoryInUse(), "the context's memory is gone with it");
         IllegalStateException later = assertThrows(IllegalStateException.class, () -> be.allocate(DeviceBuffer.Type.F32, 4));
         assertEquals(e.getMessage(), later.getMessage(), "later calls repeat the fault, not another error");
@@ -195,6 +195,19 @@ class CudaBackendEmulatedTest {
         d.close();
         be.close();
         assertEquals(0, api.primaryRetained, "the primary context is released, so a new backend gets a fresh one");
+    }
+
+    @Test
+    void aFaultAfterSeveralLaunchesNamesThemAll() {
+        try (DeviceBuffer s = be.allocate(DeviceBuffer.Type.F32, 600); DeviceBuffer d = be.allocate(DeviceBuffer.Type.F32, 300)) {
+            be.finish();
+            be.launch(Kernels.COL_SUM, new long[] {300}, 2, 300, s, d, 0f);
+            be.gemm(false, false, 2, 2, 2, 1f, s, 0, 2, s, 10, 2, 0f, d, 0, 2);
+            api.stickyFault = 700;
+            CudaBackend.CudaFaultException e = assertThrows(CudaBackend.CudaFaultException.class, be::finish);
+            assertTrue(e.getMessage().endsWith("a fault of one of col_sum, cublasSgemm (issued since the last completed "
+                    + "synchronisation; -Drecur.cuda.syncLaunches=true names the faulting launch exactly)"), e.getMessage());
+        }
     }
 
     @Test
