@@ -8,7 +8,7 @@
  * The recurrent weights are streamed from global memory every step rather than copied to local memory: on a
  * CPU device (PoCL) local memory is ordinary cached memory, and whhT (at most a few hundred KiB at the sizes
  * the schedule sends here) stays in L2 across steps; each weight read is reused for up to 4 batch rows.
- * Layouts as in dev.recur.schedule.Kernels: xw [T,B,D,GH], whhT [D,P,GH], hw [D,B,GH] scratch, h/hin [D,B,P].
+ * Layouts as in dev.recur.backend.Kernels: xw [T,B,D,GH], whhT [D,P,GH], hw [D,B,GH] scratch, h/hin [D,B,P].
  * Launch shape: grid {L} run as exactly one work-group of L work items (any L >= 1). */
 #ifndef RECUR_PERSIST_H
 #define RECUR_PERSIST_H

@@ -1,4 +1,4 @@
-/* DropoutMask's counter-based random numbers (dev.recur.nn.DropoutMask), bit for bit:
+/* DropoutMask's counter-based random numbers (dev.recur.config.DropoutMask), bit for bit:
  *   mix(x)  = x ^= x>>16; x *= 0x7feb352d; x ^= x>>15; x *= 0x846ca68b; x ^= x>>16   (uint32)
  *   bits(seed, stream, index) = mix(mix(mix(lo ^ mix(hi)) ^ stream) ^ index) >> 8      (24 bits)
  *   mask = thresh == 0 ? 1 : (bits >= thresh ? scale : 0), thresh = ceil(p*2^24), scale = 1/(1-p)

@@ -1,8 +1,8 @@
 package dev.recur.apps;
 
 import dev.recur.backend.Backend;
-import dev.recur.nn.CellType;
-import dev.recur.nn.attention.AttentionScore;
+import dev.recur.config.AttentionScore;
+import dev.recur.config.CellType;
 import dev.recur.nn.decode.Decoded;
 import dev.recur.nn.seq2seq.AttentionStyle;
 import dev.recur.nn.seq2seq.Bridge;

@@ -1,8 +1,8 @@
 package dev.recur.apps;
 
 import dev.recur.backend.Backend;
-import dev.recur.nn.CellType;
-import dev.recur.nn.RnnConfig;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
 import dev.recur.nn.layers.MeanSquaredError;
 import dev.recur.nn.layers.Parameters;
 import dev.recur.nn.layers.Pooling;

@@ -1,9 +1,9 @@
 package dev.recur.apps;
 
 import dev.recur.backend.Backend;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
 import dev.recur.io.SafeTensors;
-import dev.recur.nn.CellType;
-import dev.recur.nn.RnnConfig;
 import dev.recur.nn.decode.DecoderState;
 import dev.recur.nn.decode.StepModel;
 import dev.recur.nn.layers.Parameters;

@@ -1,15 +1,11 @@
 package dev.recur.backend;
 
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnEngine;
-import dev.recur.schedule.Kernels;
-import dev.recur.schedule.ScheduledRnn;
-
 /**
  * The contract of a device backend ({@code opencl}, {@code cuda}, {@code cpu}): it supplies memory, GEMM
  * and named kernel launches, and nothing else. Everything an RNN is made of (the loop over time, directions,
- * layers, lengths, what training saves, the backward pass) lives once in {@link ScheduledRnn}, written
- * against this interface only, and every device backend runs it unchanged.
+ * layers, lengths, what training saves, the backward pass) lives once in the shared schedule
+ * ({@code dev.recur.schedule.ScheduledRnn}, {@code AttentionSchedule}), written against this interface only, and
+ * every device backend runs it unchanged.
  *
  * <h2>Ordering</h2>
  * Every operation is issued to one in-order stream: an operation sees the results of every operation issued
@@ -26,8 +22,8 @@ import dev.recur.schedule.ScheduledRnn;
  *
  * <h2>Kernels</h2>
  * {@link #launch(String, long[], Object...)} runs the named kernel over a 1–3 dimensional grid of work
- * items. The names, argument lists and launch shapes are listed in {@link dev.recur.schedule.Kernels};
- * their bodies are written once in {@code kernels/common/*.h} and wrapped by {@code kernels/opencl/*.cl}
+ * items. The names, argument lists and launch shapes are part of this contract, listed in {@link Kernels} and
+ * {@link AttentionKernels}; their bodies are written once in {@code kernels/common/*.h} and wrapped by {@code kernels/opencl/*.cl}
  * and {@code kernels/cuda/*.cu}; a backend without a compiler (the {@code cpu} backend) implements each name
  * as Java code computing the same thing from the same argument list. A backend may run a grid rounded up in
  * any dimension: every kernel ignores work items whose index is outside the extents it is given as
@@ -158,20 +154,6 @@ public interface DeviceBackend extends Backend {
 
     /** Bytes held by live buffers from {@link #allocate}. */
     long memoryInUse();
-
-    /** Runs networks through the shared schedule on this backend. */
-    @Override
-    default RnnEngine createRnnEngine(RnnConfig config) {
-        return new ScheduledRnn(this, config);
-    }
-
-    /**
-     * Runs attention on this backend: through the shared {@link dev.recur.schedule.AttentionSchedule} unless the
-     * backend has a fused engine of its own (the {@code cpu} backend).
-     */
-    default dev.recur.nn.attention.AttentionEngine createAttentionEngine(dev.recur.nn.attention.AttentionConfig config) {
-        return new dev.recur.schedule.AttentionSchedule(this, config);
-    }
 
     /** An allocation that does not fit on the device; names what was asked for and what was left. */
     final class OutOfDeviceMemoryException extends RuntimeException {

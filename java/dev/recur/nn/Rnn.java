@@ -3,6 +3,13 @@ package dev.recur.nn;
 import dev.recur.backend.Backend;
 import dev.recur.backend.BackendLocks;
 import dev.recur.backend.Leaks;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnEngine;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
+import dev.recur.engine.RnnTrace;
+import dev.recur.engine.RnnWeights;
 import dev.recur.tensor.Shapes;
 import dev.recur.tensor.Tensor;
 
@@ -83,7 +90,7 @@ public final class Rnn implements AutoCloseable {
         ReentrantLock lock = BackendLocks.of(backend);
         lock.lock();
         try {
-            RnnEngine engine = backend.createRnnEngine(config);
+            RnnEngine engine = Engines.rnn(backend, config);
             try {
                 engine.setWeights(weights);
             } catch (RuntimeException | Error e) {

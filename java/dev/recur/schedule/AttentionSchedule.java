@@ -1,13 +1,15 @@
 package dev.recur.schedule;
 
+import dev.recur.backend.AttentionKernels;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
-import dev.recur.nn.attention.AttentionConfig;
-import dev.recur.nn.attention.AttentionEngine;
-import dev.recur.nn.attention.AttentionGradients;
-import dev.recur.nn.attention.AttentionOutput;
-import dev.recur.nn.attention.AttentionScore;
-import dev.recur.nn.attention.AttentionWeights;
+import dev.recur.backend.Kernels;
+import dev.recur.config.AttentionConfig;
+import dev.recur.config.AttentionScore;
+import dev.recur.engine.AttentionEngine;
+import dev.recur.engine.AttentionGradients;
+import dev.recur.engine.AttentionOutput;
+import dev.recur.engine.AttentionWeights;
 import dev.recur.tensor.Tensor;
 
 import java.util.LinkedHashMap;

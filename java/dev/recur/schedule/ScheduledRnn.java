@@ -2,16 +2,17 @@ package dev.recur.schedule;
 
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
-import dev.recur.nn.CellType;
-import dev.recur.nn.DropoutMask;
-import dev.recur.nn.GruReset;
-import dev.recur.nn.MergeMode;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnEngine;
-import dev.recur.nn.RnnGradients;
-import dev.recur.nn.RnnOutput;
-import dev.recur.nn.RnnTrace;
-import dev.recur.nn.RnnWeights;
+import dev.recur.backend.Kernels;
+import dev.recur.config.CellType;
+import dev.recur.config.DropoutMask;
+import dev.recur.config.GruReset;
+import dev.recur.config.MergeMode;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnEngine;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
+import dev.recur.engine.RnnTrace;
+import dev.recur.engine.RnnWeights;
 import dev.recur.tensor.Tensor;
 
 import java.util.ArrayList;

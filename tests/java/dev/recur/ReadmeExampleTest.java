@@ -2,12 +2,12 @@ package dev.recur;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.Backends;
-import dev.recur.nn.CellType;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnGradients;
+import dev.recur.config.AttentionScore;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
 import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnOutput;
-import dev.recur.nn.attention.AttentionScore;
 import dev.recur.nn.decode.BeamSearch;
 import dev.recur.nn.decode.Decoded;
 import dev.recur.nn.layers.Parameters;

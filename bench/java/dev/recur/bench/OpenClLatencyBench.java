@@ -2,12 +2,12 @@ package dev.recur.bench;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.Backends;
-import dev.recur.nn.CellType;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnOutput;
+import dev.recur.engine.RnnWeights;
 import dev.recur.nn.Rnn;
-import dev.recur.nn.RnnConfig;
 import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnOutput;
-import dev.recur.nn.RnnWeights;
 import dev.recur.tensor.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;

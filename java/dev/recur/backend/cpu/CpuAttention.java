@@ -1,21 +1,23 @@
 package dev.recur.backend.cpu;
 
-import dev.recur.nn.attention.AttentionConfig;
-import dev.recur.nn.attention.AttentionEngine;
-import dev.recur.nn.attention.AttentionGradients;
-import dev.recur.nn.attention.AttentionOutput;
-import dev.recur.nn.attention.AttentionScore;
-import dev.recur.nn.attention.AttentionWeights;
-import dev.recur.schedule.AttentionSchedule;
+import dev.recur.config.AttentionConfig;
+import dev.recur.config.AttentionScore;
+import dev.recur.engine.AttentionEngine;
+import dev.recur.engine.AttentionGradients;
+import dev.recur.engine.AttentionOutput;
+import dev.recur.engine.AttentionWeights;
 import dev.recur.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.util.function.Supplier;
+
 /**
  * Attention on the {@code cpu} backend: forward and backward of every score fused per batch row, from the host
- * tensors to the host tensors. {@link AttentionSchedule} on the same backend is kept for tensors beyond int
- * indexing (and holds the parameters as device buffers like every device engine).
+ * tensors to the host tensors. Tensors beyond int indexing go to a fallback engine made on first use, which the
+ * caller supplies (the model API gives the shared {@code dev.recur.schedule.AttentionSchedule} on the same backend,
+ * holding the parameters as device buffers like every device engine): this package does not know the schedule.
  *
  * <p>Why fused: the schedule's forward is four device operations with float64/float32 conversions and copies at
  * both ends; at a seq2seq size (U=50, B=32, T=100, H=256) the conversions, copies, pool hand-offs of each
@@ -30,7 +32,7 @@ import jdk.incubator.vector.VectorSpecies;
  * nothing is valid, the kernels' tanh for additive scores); sums run in another order, so results agree with
  * the schedule's to float32 rounding, not bit for bit.
  *
- * <p>Threads: made by {@link CpuBackend#createAttentionEngine}, it runs on the backend's own pool (tests may give
+ * <p>Threads: made by the model API ({@code dev.recur.nn.Engines}), it runs on the backend's own pool (tests may give
  * it a pool of its own); calls below {@link #PARALLEL_MIN_FMAS} run on the caller alone. Not
  * thread-safe: {@code dev.recur.nn.attention.Attention} serialises calls (the backend's lock), and the
  * per-thread scratch is shared between calls.
@@ -40,12 +42,13 @@ public final class CpuAttention implements AttentionEngine {
     private static final int L = S.length();
 
     private final AttentionConfig cfg;
-    private final CpuBackend backend;
     /**
-     * The shared schedule, for the shapes whose padded scratch would pass 2^31 elements: made, and given a copy of
-     * the weights last set, only when a call needs it (until then it would hold a second copy of every weight).
+     * The fallback (the shared schedule), for the shapes whose padded scratch would pass 2^31 elements: made, and
+     * given a copy of the weights last set, only when a call needs it (until then it would hold a second copy of
+     * every weight).
      */
-    private AttentionSchedule schedule;
+    private final Supplier<? extends AttentionEngine> makeFallback;
+    private AttentionEngine schedule;
     private AttentionWeights weights;
     /** Scratch elements from which a call goes to the schedule: 2^31 - 1, lowered by tests to reach that path. */
     private final long fallbackAbove;
@@ -65,18 +68,28 @@ public final class CpuAttention implements AttentionEngine {
      * Tests: runs on {@code backend} with a pool of its own (the backend's thread count, closed with this engine),
      * going to the pool from {@code parallelMinFmas} multiply-adds (0: always).
      */
-    CpuAttention(CpuBackend backend, AttentionConfig config, long parallelMinFmas) {
-        this(backend, config, parallelMinFmas, Integer.MAX_VALUE);
+    CpuAttention(CpuBackend backend, AttentionConfig config, Supplier<? extends AttentionEngine> fallback,
+                 long parallelMinFmas) {
+        this(backend, config, fallback, parallelMinFmas, Integer.MAX_VALUE);
     }
 
-    /** Tests: as above, sending calls whose padded scratch passes {@code fallbackAbove} elements to the schedule. */
-    CpuAttention(CpuBackend backend, AttentionConfig config, long parallelMinFmas, long fallbackAbove) {
-        this(backend, new CpuPool(checkedThreads(backend)), config, true, parallelMinFmas, fallbackAbove);
+    /** Tests: as above, sending calls whose padded scratch passes {@code fallbackAbove} elements to the fallback. */
+    CpuAttention(CpuBackend backend, AttentionConfig config, Supplier<? extends AttentionEngine> fallback,
+                 long parallelMinFmas, long fallbackAbove) {
+        this(backend, new CpuPool(checkedThreads(backend)), config, fallback, true, parallelMinFmas, fallbackAbove);
     }
 
-    /** Runs on {@code backend}, spreading batch rows over {@code pool} (not closed by this engine). */
-    public CpuAttention(CpuBackend backend, CpuPool pool, AttentionConfig config) {
-        this(backend, pool, config, false, PARALLEL_MIN_FMAS, Integer.MAX_VALUE);
+    /**
+     * Runs on {@code backend}, spreading batch rows over the backend's pool; shapes past int indexing go to the
+     * engine {@code fallback} makes (on first use; closed with this engine).
+     */
+    public CpuAttention(CpuBackend backend, AttentionConfig config, Supplier<? extends AttentionEngine> fallback) {
+        this(backend, openPool(backend), config, fallback, false, PARALLEL_MIN_FMAS, Integer.MAX_VALUE);
+    }
+
+    private static CpuPool openPool(CpuBackend backend) {
+        if (backend == null) throw new IllegalArgumentException("backend: must not be null");
+        return backend.pool();
     }
 
     private static int checkedThreads(CpuBackend backend) {
@@ -84,15 +97,17 @@ public final class CpuAttention implements AttentionEngine {
         return backend.threads();
     }
 
-    private CpuAttention(CpuBackend backend, CpuPool pool, AttentionConfig config, boolean ownsPool, long parallelMinFmas,
+    private CpuAttention(CpuBackend backend, CpuPool pool, AttentionConfig config,
+                         Supplier<? extends AttentionEngine> fallback, boolean ownsPool, long parallelMinFmas,
                          long fallbackAbove) {
         if (pool == null) throw new IllegalArgumentException("pool: must not be null");
-        if (backend == null || config == null) {
+        if (backend == null || config == null || fallback == null) {
             if (ownsPool) pool.close();
-            throw new IllegalArgumentException((backend == null ? "backend" : "config") + ": must not be null");
+            throw new IllegalArgumentException((backend == null ? "backend" : config == null ? "config" : "fallback")
+                    + ": must not be null");
         }
         this.cfg = config;
-        this.backend = backend;
+        this.makeFallback = fallback;
         this.fallbackAbove = fallbackAbove;
         this.pool = pool;
         this.ownsPool = ownsPool;
@@ -747,10 +762,10 @@ public final class CpuAttention implements AttentionEngine {
         if (closed) throw new IllegalStateException("CpuAttention: used after close()");
     }
 
-    /** The shared schedule with the weights last set, made on first use. */
-    private AttentionSchedule fallback() {
+    /** The fallback engine with the weights last set, made on first use. */
+    private AttentionEngine fallback() {
         if (schedule == null) {
-            AttentionSchedule s = new AttentionSchedule(backend, cfg);
+            AttentionEngine s = makeFallback.get();
             try {
                 if (weights != null) s.setWeights(weights);
             } catch (RuntimeException | Error e) {
@@ -762,7 +777,7 @@ public final class CpuAttention implements AttentionEngine {
         return schedule;
     }
 
-    /** Frees the schedule's device memory (if one was made) and stops an owned pool; closing twice is harmless. */
+    /** Frees the fallback's device memory (if one was made) and stops an owned pool; closing twice is harmless. */
     @Override
     public void close() {
         if (closed) return;

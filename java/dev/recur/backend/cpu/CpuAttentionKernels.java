@@ -1,6 +1,6 @@
 package dev.recur.backend.cpu;
 
-import dev.recur.schedule.AttentionKernels;
+import dev.recur.backend.AttentionKernels;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;

@@ -2,9 +2,11 @@ package dev.recur.backend.cpu;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.BackendProvider;
+import dev.recur.backend.BackendProvider.Availability;
+import dev.recur.backend.BackendUnavailableException;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
-import dev.recur.schedule.Kernels;
+import dev.recur.backend.Kernels;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -27,6 +29,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@value #THREADS_PROPERTY}, else every available processor); {@link #open(int)} takes an explicit count.
  */
 public final class CpuBackend implements DeviceBackend {
+    /** The incubator module the cpu backend is written in. */
+    static final String VECTOR_MODULE = "jdk.incubator.vector";
+
     /** System property with the default thread count. */
     public static final String THREADS_PROPERTY = "recur.cpu.threads";
 
@@ -38,13 +43,13 @@ public final class CpuBackend implements DeviceBackend {
 
         @Override
         public Availability probe() {
-            try {
-                int lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
-                return Availability.yes(description(defaultThreads(), lanes));
-            } catch (LinkageError e) {
-                return Availability.no("the Vector API is missing: run with --add-modules jdk.incubator.vector ("
-                        + e + ")");
+            // Asked of the module layer before any class of this backend touches the Vector API, so a JVM
+            // without the module gets this reason rather than a NoClassDefFoundError from some later call.
+            if (ModuleLayer.boot().findModule(VECTOR_MODULE).isEmpty()) {
+                return Availability.no("the Vector API module is not in this JVM: add --add-modules " + VECTOR_MODULE
+                        + " to the java command (JDK 25)");
             }
+            return Availability.yes(description(defaultThreads(), jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length()));
         }
 
         @Override
@@ -76,6 +81,8 @@ public final class CpuBackend implements DeviceBackend {
     /** A cpu backend with {@code threads} threads (the caller's included). */
     public static CpuBackend open(int threads) {
         if (threads < 1) throw new IllegalArgumentException("threads: expected >= 1, got " + threads);
+        Availability a = PROVIDER.probe();
+        if (!a.available()) throw new BackendUnavailableException("backend cpu is unavailable: " + a.detail());
         return new CpuBackend(threads, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS,
                 CpuSeqKernels.PARALLEL_MIN_MACS, CpuSeqKernels.Split.fromProperty());
     }
@@ -527,11 +534,10 @@ public final class CpuBackend implements DeviceBackend {
         return Kernels.SINGLE_GROUP.contains(kernel) || Kernels.SEQUENCE_BWD.contains(kernel);
     }
 
-    /** Attention runs fused per batch row ({@link CpuAttention}) on this backend's threads. */
-    @Override
-    public dev.recur.nn.attention.AttentionEngine createAttentionEngine(dev.recur.nn.attention.AttentionConfig config) {
+    /** The threads {@link CpuAttention} spreads batch rows over; refused once this backend is closed. */
+    CpuPool pool() {
         ensureOpen();
-        return new CpuAttention(this, pool, config);
+        return pool;
     }
 
     @Override

@@ -1,8 +1,8 @@
 package dev.recur.backend.cpu;
 
-import dev.recur.nn.DropoutMask;
-import dev.recur.schedule.AttentionKernels;
-import dev.recur.schedule.Kernels;
+import dev.recur.backend.AttentionKernels;
+import dev.recur.backend.Kernels;
+import dev.recur.config.DropoutMask;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 

@@ -1,6 +1,6 @@
 package dev.recur.backend.cpu;
 
-import dev.recur.nn.DropoutMask;
+import dev.recur.config.DropoutMask;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;

@@ -1,7 +1,7 @@
 package dev.recur.backend.cpu;
 
-import dev.recur.nn.DropoutMask;
-import dev.recur.schedule.Kernels;
+import dev.recur.backend.Kernels;
+import dev.recur.config.DropoutMask;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -5,7 +5,7 @@ import dev.recur.backend.BackendProvider;
 import dev.recur.backend.BackendUnavailableException;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
-import dev.recur.schedule.Kernels;
+import dev.recur.backend.Kernels;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -5,7 +5,7 @@ import dev.recur.backend.BackendProvider;
 import dev.recur.backend.BackendUnavailableException;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
-import dev.recur.schedule.Kernels;
+import dev.recur.backend.Kernels;
 import org.jocl.CLException;
 import org.jocl.Pointer;
 import org.jocl.Sizeof;
@@ -116,7 +116,7 @@ public final class OpenClBackend implements DeviceBackend {
             };
             for (String name : Kernels.ALL) kernels.put(name, kernelInfo(name));
             for (String name : Kernels.OPTIONAL) kernels.put(name, kernelInfo(name));
-            for (String name : dev.recur.schedule.AttentionKernels.ALL) kernels.put(name, kernelInfo(name));
+            for (String name : dev.recur.backend.AttentionKernels.ALL) kernels.put(name, kernelInfo(name));
         } catch (RuntimeException | Error e) {
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
             clReleaseCommandQueue(queue);

@@ -72,6 +72,8 @@ final class OpenClDevice {
     /** Why OpenCL is or is not usable here; never throws. */
     static synchronized Availability probe() {
         if (probed != null) return probed;
+        String missing = OpenClLibrary.missing();
+        if (missing != null) return probed = Availability.no(missing);
         try {
             OpenClDevice d = get();
             probed = Availability.yes(d.deviceName + " on " + d.platformName + ", " + (d.globalMemBytes >> 20)
@@ -84,7 +86,11 @@ final class OpenClDevice {
 
     private static String reason(Throwable t) {
         if (t instanceof UnsatisfiedLinkError || t instanceof NoClassDefFoundError) {
-            return "no libOpenCL: the OpenCL ICD loader could not be loaded (" + t.getMessage() + ")";
+            // The ICD loader was found (OpenClLibrary), so what failed is JOCL's own native library or its
+            // initialisation of the loader: say so with JOCL's first line.
+            String m = String.valueOf(t.getMessage());
+            int nl = m.indexOf('\n');
+            return "JOCL could not initialise OpenCL: " + (nl < 0 ? m : m.substring(0, nl)).strip();
         }
         return t.getMessage() == null ? t.toString() : t.getMessage();
     }
@@ -92,6 +98,8 @@ final class OpenClDevice {
     /** The shared device, created on first use; throws with the reason when OpenCL is unusable. */
     static synchronized OpenClDevice get() {
         if (shared != null) return shared;
+        String missing = OpenClLibrary.missing();
+        if (missing != null) throw new IllegalStateException(missing);
         CL.setExceptionsEnabled(true);
         int[] n = new int[1];
         try {

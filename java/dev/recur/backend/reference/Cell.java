@@ -1,6 +1,6 @@
 package dev.recur.backend.reference;
 
-import dev.recur.nn.RnnConfig;
+import dev.recur.config.RnnConfig;
 
 /** One step of a recurrent cell for one sequence, forward and backward, written from the equations. */
 abstract class Cell {

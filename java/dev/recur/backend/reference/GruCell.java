@@ -1,7 +1,7 @@
 package dev.recur.backend.reference;
 
-import dev.recur.nn.GruReset;
-import dev.recur.nn.RnnConfig;
+import dev.recur.config.GruReset;
+import dev.recur.config.RnnConfig;
 
 /**
  * GRU, gates r,z,n:

@@ -1,6 +1,6 @@
 package dev.recur.backend.reference;
 
-import dev.recur.nn.RnnConfig;
+import dev.recur.config.RnnConfig;
 
 /**
  * LSTM, gates i,f,g,o (coupled: i,g,o with f = 1 - i), optional peepholes and projection:

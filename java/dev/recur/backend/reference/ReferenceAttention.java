@@ -1,11 +1,11 @@
 package dev.recur.backend.reference;
 
-import dev.recur.nn.attention.AttentionConfig;
-import dev.recur.nn.attention.AttentionEngine;
-import dev.recur.nn.attention.AttentionGradients;
-import dev.recur.nn.attention.AttentionOutput;
-import dev.recur.nn.attention.AttentionScore;
-import dev.recur.nn.attention.AttentionWeights;
+import dev.recur.config.AttentionConfig;
+import dev.recur.config.AttentionScore;
+import dev.recur.engine.AttentionEngine;
+import dev.recur.engine.AttentionGradients;
+import dev.recur.engine.AttentionOutput;
+import dev.recur.engine.AttentionWeights;
 import dev.recur.tensor.Tensor;
 
 import java.util.LinkedHashMap;
@@ -13,7 +13,7 @@ import java.util.Map;
 
 /**
  * The oracle for attention: float64 loops written from the equations of
- * {@link dev.recur.nn.attention.Attention} and {@link AttentionScore}, with the backward pass derived by hand
+ * {@code dev.recur.nn.attention.Attention} and {@link AttentionScore}, with the backward pass derived by hand
  * (and checked against finite differences in the tests). Nothing is fused or reordered for speed.
  *
  * <p>Layouts: {@code dec [U,B,Hd]}, {@code enc [T,B,He]}, scores and weights {@code [U,B,T]},

@@ -2,8 +2,6 @@ package dev.recur.backend.reference;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.BackendProvider;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnEngine;
 
 /**
  * The oracle: plain Java, float64 throughout, the equations as the literature writes them. Every other
@@ -35,11 +33,6 @@ public final class ReferenceBackend implements Backend {
     @Override
     public String deviceName() {
         return "Java float64 on the host CPU";
-    }
-
-    @Override
-    public RnnEngine createRnnEngine(RnnConfig config) {
-        return new ReferenceRnn(config);
     }
 
     @Override

@@ -1,14 +1,14 @@
 package dev.recur.backend.reference;
 
-import dev.recur.nn.CellType;
-import dev.recur.nn.DropoutMask;
-import dev.recur.nn.MergeMode;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnEngine;
-import dev.recur.nn.RnnGradients;
-import dev.recur.nn.RnnOutput;
-import dev.recur.nn.RnnTrace;
-import dev.recur.nn.RnnWeights;
+import dev.recur.config.CellType;
+import dev.recur.config.DropoutMask;
+import dev.recur.config.MergeMode;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnEngine;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
+import dev.recur.engine.RnnTrace;
+import dev.recur.engine.RnnWeights;
 import dev.recur.tensor.Tensor;
 
 import java.util.LinkedHashMap;
@@ -16,7 +16,7 @@ import java.util.Map;
 
 /**
  * The float64 oracle for a whole network: every layer, direction, sequence and step computed one at a time
- * from the equations in {@link dev.recur.nn.CellType}, {@link RnnConfig} and {@link DropoutMask}, and
+ * from the equations in {@link CellType}, {@link RnnConfig} and {@link DropoutMask}, and
  * backward through time by the chain rule, step by step.
  *
  * <p>Sequences of a batch are independent within a layer, so each one runs its own loop over its own

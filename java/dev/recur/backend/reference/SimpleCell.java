@@ -1,7 +1,7 @@
 package dev.recur.backend.reference;
 
-import dev.recur.nn.CellType;
-import dev.recur.nn.RnnConfig;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
 
 /** Elman cell: {@code h' = act(W_ih x̃ + b_ih + W_hh h̃ + b_hh)}, act = tanh or relu. */
 final class SimpleCell extends Cell {

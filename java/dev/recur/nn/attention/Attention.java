@@ -2,10 +2,15 @@ package dev.recur.nn.attention;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.BackendLocks;
-import dev.recur.backend.Leaks;
 import dev.recur.backend.DeviceBackend;
-import dev.recur.backend.reference.ReferenceAttention;
-import dev.recur.backend.reference.ReferenceBackend;
+import dev.recur.backend.Leaks;
+import dev.recur.config.AttentionConfig;
+import dev.recur.config.AttentionScore;
+import dev.recur.engine.AttentionEngine;
+import dev.recur.engine.AttentionGradients;
+import dev.recur.engine.AttentionOutput;
+import dev.recur.engine.AttentionWeights;
+import dev.recur.nn.Engines;
 import dev.recur.tensor.Shapes;
 import dev.recur.tensor.Tensor;
 
@@ -28,7 +33,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@code dec}, {@code enc} and every parameter.
  *
  * <p>On the reference backend the computation is float64; on a {@link DeviceBackend} it runs in float32 through
- * GEMMs and the kernels of {@link dev.recur.schedule.AttentionKernels}, and holds device memory until
+ * GEMMs and the kernels of {@link dev.recur.backend.AttentionKernels}, and holds device memory until
  * {@link #close()}; on the {@code cpu} backend, {@code CpuAttention} fuses each batch row's work instead (the same
  * float32 math).
  *
@@ -101,15 +106,7 @@ public final class Attention implements AutoCloseable {
     }
 
     private static Attention create(AttentionConfig config, Backend backend, AttentionWeights w, ReentrantLock lock) {
-        AttentionEngine engine;
-        if (backend instanceof ReferenceBackend) {
-            engine = new ReferenceAttention(config);
-        } else if (backend instanceof DeviceBackend db) {
-            engine = db.createAttentionEngine(config);
-        } else {
-            throw new IllegalArgumentException("backend: attention runs on the reference backend or a device backend, got '"
-                    + backend.name() + "' (" + backend.getClass().getName() + ")");
-        }
+        AttentionEngine engine = Engines.attention(backend, config);
         try {
             engine.setWeights(w);
         } catch (RuntimeException | Error e) {

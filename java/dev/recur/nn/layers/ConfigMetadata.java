@@ -1,9 +1,9 @@
 package dev.recur.nn.layers;
 
-import dev.recur.nn.CellType;
-import dev.recur.nn.GruReset;
-import dev.recur.nn.MergeMode;
-import dev.recur.nn.RnnConfig;
+import dev.recur.config.CellType;
+import dev.recur.config.GruReset;
+import dev.recur.config.MergeMode;
+import dev.recur.config.RnnConfig;
 
 import java.util.LinkedHashMap;
 import java.util.Locale;

@@ -1,12 +1,12 @@
 package dev.recur.nn.layers;
 
 import dev.recur.backend.Backend;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
+import dev.recur.engine.RnnWeights;
 import dev.recur.nn.Rnn;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnGradients;
 import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnOutput;
-import dev.recur.nn.RnnWeights;
 import dev.recur.tensor.Tensor;
 
 import java.util.Map;

@@ -1,10 +1,10 @@
 package dev.recur.nn.layers;
 
 import dev.recur.backend.Backend;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnGradients;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
 import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnOutput;
 import dev.recur.tensor.Tensor;
 
 import java.util.Arrays;

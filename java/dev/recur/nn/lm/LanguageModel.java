@@ -1,13 +1,13 @@
 package dev.recur.nn.lm;
 
 import dev.recur.backend.Backend;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
 import dev.recur.io.DType;
 import dev.recur.io.SafeTensors;
-import dev.recur.nn.CellType;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnGradients;
 import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnOutput;
 import dev.recur.nn.decode.DecoderState;
 import dev.recur.nn.decode.StepModel;
 import dev.recur.nn.layers.ConfigMetadata;

@@ -1,9 +1,9 @@
 package dev.recur.nn.seq2seq;
 
-import dev.recur.nn.CellType;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.attention.AttentionConfig;
-import dev.recur.nn.attention.AttentionScore;
+import dev.recur.config.AttentionConfig;
+import dev.recur.config.AttentionScore;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
 
 /**
  * The shape of a {@link Seq2Seq} model. Build with {@link #builder(int, int)}; validated on construction.

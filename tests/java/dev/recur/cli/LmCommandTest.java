@@ -3,7 +3,7 @@ package dev.recur.cli;
 import dev.recur.apps.TextModel;
 import dev.recur.apps.TokenVocab;
 import dev.recur.backend.reference.ReferenceBackend;
-import dev.recur.nn.CellType;
+import dev.recur.config.CellType;
 import dev.recur.nn.train.Adam;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Test;

@@ -4,15 +4,17 @@ import dev.recur.backend.Backend;
 import dev.recur.backend.BackendProvider;
 import dev.recur.backend.Backends;
 import dev.recur.backend.reference.ReferenceBackend;
-import dev.recur.nn.CellType;
-import dev.recur.nn.GruReset;
-import dev.recur.nn.MergeMode;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnEngine;
-import dev.recur.nn.RnnGradients;
-import dev.recur.nn.RnnOutput;
-import dev.recur.nn.RnnTrace;
-import dev.recur.nn.RnnWeights;
+import dev.recur.config.CellType;
+import dev.recur.config.GruReset;
+import dev.recur.config.MergeMode;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnEngine;
+import dev.recur.engine.RnnEngineFactory;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
+import dev.recur.engine.RnnTrace;
+import dev.recur.engine.RnnWeights;
+import dev.recur.nn.Engines;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
@@ -270,7 +272,7 @@ class VerifyCommandTest {
     }
 
     /** The reference engine, with an optional refusal and an optional error in one output element. */
-    private static class TestBackend implements Backend {
+    private static class TestBackend implements Backend, RnnEngineFactory {
         private final String name;
         private final Predicate<RnnConfig> refuse;
         private final double skew;
@@ -295,7 +297,7 @@ class VerifyCommandTest {
         @Override
         public RnnEngine createRnnEngine(RnnConfig config) {
             if (refuse.test(config)) throw new UnsupportedOperationException("peephole: not on this test backend");
-            RnnEngine e = inner.createRnnEngine(config);
+            RnnEngine e = Engines.rnn(inner, config);
             return new RnnEngine() {
                 @Override
                 public void setWeights(RnnWeights weights) {

@@ -2,8 +2,8 @@ package dev.recur.device;
 
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
-import dev.recur.nn.DropoutMask;
-import dev.recur.schedule.Kernels;
+import dev.recur.backend.Kernels;
+import dev.recur.config.DropoutMask;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;

@@ -1,12 +1,12 @@
 package dev.recur.device;
 
 import dev.recur.backend.DeviceBackend;
-import dev.recur.nn.CellType;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnOutput;
+import dev.recur.engine.RnnWeights;
 import dev.recur.nn.Rnn;
-import dev.recur.nn.RnnConfig;
 import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnOutput;
-import dev.recur.nn.RnnWeights;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;

@@ -1,11 +1,11 @@
 package dev.recur.parity;
 
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnWeights;
 import dev.recur.io.DType;
 import dev.recur.io.SafeTensors;
-import dev.recur.nn.CellType;
-import dev.recur.nn.RnnConfig;
 import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnWeights;
 import dev.recur.tensor.Tensor;
 
 import java.io.IOException;

@@ -2,10 +2,10 @@ package dev.recur.reliability;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.reference.ReferenceBackend;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
 import dev.recur.io.DType;
 import dev.recur.io.SafeTensors;
-import dev.recur.nn.CellType;
-import dev.recur.nn.RnnConfig;
 import dev.recur.nn.lm.LanguageModel;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Test;

@@ -1,15 +1,15 @@
 package dev.recur.reliability;
 
 import dev.recur.backend.Backend;
-import dev.recur.nn.CellType;
+import dev.recur.config.AttentionConfig;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.AttentionGradients;
+import dev.recur.engine.AttentionOutput;
+import dev.recur.engine.AttentionWeights;
+import dev.recur.engine.RnnWeights;
 import dev.recur.nn.Rnn;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnWeights;
 import dev.recur.nn.attention.Attention;
-import dev.recur.nn.attention.AttentionConfig;
-import dev.recur.nn.attention.AttentionGradients;
-import dev.recur.nn.attention.AttentionOutput;
-import dev.recur.nn.attention.AttentionWeights;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;

@@ -1,11 +1,11 @@
 package dev.recur.reliability;
 
 import dev.recur.backend.Backend;
-import dev.recur.nn.CellType;
-import dev.recur.nn.GruReset;
+import dev.recur.config.CellType;
+import dev.recur.config.GruReset;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnWeights;
 import dev.recur.nn.Rnn;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnWeights;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 

@@ -3,11 +3,11 @@ package dev.recur.reliability;
 import dev.recur.backend.Backend;
 import dev.recur.backend.BackendProvider;
 import dev.recur.backend.Backends;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
 import dev.recur.nn.Rnn;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnGradients;
 import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnOutput;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Assumptions;
 

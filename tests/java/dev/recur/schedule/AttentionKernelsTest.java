@@ -1,5 +1,6 @@
 package dev.recur.schedule;
 
+import dev.recur.backend.AttentionKernels;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;

@@ -1,10 +1,11 @@
 package dev.recur.schedule;
 
 import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.Kernels;
+import dev.recur.config.CellType;
+import dev.recur.config.GruReset;
+import dev.recur.config.RnnConfig;
 import dev.recur.device.DeviceRows;
-import dev.recur.nn.CellType;
-import dev.recur.nn.GruReset;
-import dev.recur.nn.RnnConfig;
 import dev.recur.schedule.ScheduledRnn.Persistence;
 import org.junit.jupiter.api.Test;
 

@@ -2,11 +2,13 @@ package dev.recur.backend.cpu;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.reference.ReferenceBackend;
+import dev.recur.config.AttentionConfig;
+import dev.recur.engine.AttentionEngine;
+import dev.recur.engine.AttentionGradients;
+import dev.recur.engine.AttentionOutput;
+import dev.recur.engine.AttentionWeights;
 import dev.recur.nn.attention.Attention;
-import dev.recur.nn.attention.AttentionConfig;
-import dev.recur.nn.attention.AttentionGradients;
-import dev.recur.nn.attention.AttentionOutput;
-import dev.recur.nn.attention.AttentionWeights;
+import dev.recur.schedule.AttentionSchedule;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -50,6 +52,11 @@ class CpuAttentionTest {
         two.close();
     }
 
+    /** The fallback the model API gives the fused engine ({@code dev.recur.nn.Engines}). */
+    private static Supplier<AttentionEngine> schedule(AttentionConfig cfg) {
+        return () -> new AttentionSchedule(two, cfg);
+    }
+
     static Stream<Arguments> cases() {
         List<Arguments> out = new ArrayList<>();
         AttentionConfig[] configs = {
@@ -91,7 +98,7 @@ class CpuAttentionTest {
         for (int i = 0; i < m.length; i++) m[i] = mask == null ? 1 : (int) mask.data()[i];
         try (Attention ref = Attention.create(cfg, REFERENCE, w);
              Attention api = Attention.create(cfg, one, w);
-             CpuAttention engine = new CpuAttention(two, cfg, 0)) {
+             CpuAttention engine = new CpuAttention(two, cfg, schedule(cfg), 0)) {
             engine.setWeights(w);
             Cpu cpu = threads == 1 ? new Cpu(() -> api.forward(dec, enc, mask), () -> api.backward(dec, enc, mask, dctx))
                     : new Cpu(() -> engine.forward(dec, enc, m), () -> engine.backward(dec, enc, m, dctx));
@@ -130,8 +137,8 @@ class CpuAttentionTest {
         Tensor dec = random(rnd, 1.0, 3, 2, 6), enc = random(rnd, 1.0, 4, 2, 5), dctx = random(rnd, 1.0, 3, 2, 5);
         int[] m = {1, 1, 0, 1, 1, 1, 1, 1};
         long before = two.memoryInUse();
-        try (CpuAttention fused = new CpuAttention(two, cfg, 0);
-             CpuAttention viaSchedule = new CpuAttention(two, cfg, 0, 0)) {
+        try (CpuAttention fused = new CpuAttention(two, cfg, schedule(cfg), 0);
+             CpuAttention viaSchedule = new CpuAttention(two, cfg, schedule(cfg), 0, 0)) {
             for (long seed : new long[] {11, 12}) {
                 AttentionWeights w = randomWeights(cfg, seed);
                 fused.setWeights(w);
@@ -152,7 +159,7 @@ class CpuAttentionTest {
     @org.junit.jupiter.api.Test
     void closingTwiceIsHarmlessAndUseAfterCloseThrows() {
         AttentionConfig cfg = AttentionConfig.dot(8);
-        CpuAttention engine = new CpuAttention(two, cfg, CpuAttention.PARALLEL_MIN_FMAS);
+        CpuAttention engine = new CpuAttention(two, cfg, schedule(cfg), CpuAttention.PARALLEL_MIN_FMAS);
         engine.setWeights(AttentionWeights.init(cfg, 1));
         engine.close();
         engine.close();

@@ -2,15 +2,15 @@ package dev.recur.backend.cpu;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.reference.ReferenceBackend;
+import dev.recur.config.CellType;
+import dev.recur.config.MergeMode;
+import dev.recur.config.RnnConfig;
 import dev.recur.device.DeviceTestSupport;
-import dev.recur.nn.CellType;
-import dev.recur.nn.MergeMode;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
+import dev.recur.engine.RnnWeights;
 import dev.recur.nn.Rnn;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnGradients;
 import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnOutput;
-import dev.recur.nn.RnnWeights;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -111,9 +111,9 @@ class CpuBackendParityTest {
         list.add(new Case("gru layer norm dropouts", RnnConfig.builder(gru, 13, H).layerNorm(true).inputDropout(0.2)
                 .recurrentDropout(0.3).build(), 5, 4));
         list.add(new Case("gru reset-before bi recurrent dropout", RnnConfig.builder(gru, 13, H)
-                .gruReset(dev.recur.nn.GruReset.BEFORE).bidirectional(true).recurrentDropout(0.3).build(), 5, 4));
+                .gruReset(dev.recur.config.GruReset.BEFORE).bidirectional(true).recurrentDropout(0.3).build(), 5, 4));
         list.add(new Case("gru reset-before layer norm", RnnConfig.builder(gru, 13, H)
-                .gruReset(dev.recur.nn.GruReset.BEFORE).layerNorm(true).build(), 5, 4));
+                .gruReset(dev.recur.config.GruReset.BEFORE).layerNorm(true).build(), 5, 4));
         list.add(new Case("rnn_tanh bi", RnnConfig.builder(CellType.RNN_TANH, 13, H).bidirectional(true).build(), 6, 4));
         list.add(new Case("rnn_relu 2 layers dropout", RnnConfig.builder(CellType.RNN_RELU, 13, H).layers(2).dropout(0.3)
                 .build(), 6, 4));

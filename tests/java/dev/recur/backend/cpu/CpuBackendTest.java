@@ -5,8 +5,8 @@ import dev.recur.backend.BackendProvider;
 import dev.recur.backend.Backends;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
-import dev.recur.nn.DropoutMask;
-import dev.recur.schedule.Kernels;
+import dev.recur.backend.Kernels;
+import dev.recur.config.DropoutMask;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -236,13 +236,13 @@ class CpuBackendTest {
             assertMessage(() -> be.launch(Kernels.COL_SUM, new long[] {0}, 1, 1, f, f, 0f), "globalSize[0] must be >= 1");
         }
         for (String k : Kernels.ALL) assertTrue(CpuKernels.SPECS.containsKey(k), "kernel " + k + " implemented");
-        for (String k : dev.recur.schedule.AttentionKernels.ALL) {
+        for (String k : dev.recur.backend.AttentionKernels.ALL) {
             assertTrue(CpuKernels.SPECS.containsKey(k), "attention kernel " + k + " implemented");
         }
         for (String k : Kernels.SINGLE_GROUP) assertTrue(CpuKernels.SPECS.containsKey(k), "sequence kernel " + k + " implemented");
         for (String k : Kernels.SEQUENCE_BWD) assertTrue(CpuKernels.SPECS.containsKey(k), "sequence kernel " + k + " implemented");
         assertEquals(Kernels.ALL.size() + Kernels.SINGLE_GROUP.size() + Kernels.SEQUENCE_BWD.size()
-                + dev.recur.schedule.AttentionKernels.ALL.size(),
+                + dev.recur.backend.AttentionKernels.ALL.size(),
                 CpuKernels.SPECS.size(),
                 "no kernel the schedules do not launch");
     }

@@ -2,11 +2,11 @@ package dev.recur.backend.cpu;
 
 import dev.recur.backend.DeviceBuffer;
 import dev.recur.backend.Leaks;
-import dev.recur.nn.CellType;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnWeights;
 import dev.recur.nn.Rnn;
-import dev.recur.nn.RnnConfig;
 import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnWeights;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 

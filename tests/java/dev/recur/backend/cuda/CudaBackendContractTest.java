@@ -2,8 +2,8 @@ package dev.recur.backend.cuda;
 
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
+import dev.recur.backend.Kernels;
 import dev.recur.device.DeviceRows;
-import dev.recur.schedule.Kernels;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;

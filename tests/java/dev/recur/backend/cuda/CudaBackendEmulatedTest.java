@@ -3,7 +3,7 @@ package dev.recur.backend.cuda;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
 import dev.recur.backend.Leaks;
-import dev.recur.schedule.Kernels;
+import dev.recur.backend.Kernels;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

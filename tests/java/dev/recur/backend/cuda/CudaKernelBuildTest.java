@@ -1,6 +1,6 @@
 package dev.recur.backend.cuda;
 
-import dev.recur.schedule.Kernels;
+import dev.recur.backend.Kernels;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -142,7 +142,7 @@ class CudaKernelBuildTest {
         Map<String, CudaKernelSources.Unit> index = CudaKernelSources.byKernel(CudaKernelSources.load());
         Set<String> missing = new TreeSet<>(Kernels.ALL);
         missing.removeAll(index.keySet());
-        assertTrue(missing.isEmpty(), "kernels of dev.recur.schedule.Kernels.ALL missing from kernels/cuda on the class path: " + missing);
+        assertTrue(missing.isEmpty(), "kernels of dev.recur.backend.Kernels.ALL missing from kernels/cuda on the class path: " + missing);
     }
 
     /** The checks themselves can fail: a warning, a double, a system include and a spill are each caught. */

@@ -4,8 +4,8 @@ import dev.recur.backend.BackendProvider;
 import dev.recur.backend.Backends;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
-import dev.recur.nn.CellType;
-import dev.recur.nn.RnnConfig;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
 import dev.recur.schedule.ScheduledRnn;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assertions;
@@ -269,7 +269,7 @@ class OpenClBackendTest {
     void failedForwardFreesWhatItAllocated() {
         // x and the states fit; the per-step activations of 4096 steps x 64 sequences x 4*1024 gates do not.
         RnnConfig cfg = RnnConfig.builder(CellType.LSTM, 1, 1024).build();
-        try (dev.recur.nn.Rnn rnn = dev.recur.nn.Rnn.create(cfg, be, dev.recur.nn.RnnWeights.init(cfg, 1))) {
+        try (dev.recur.nn.Rnn rnn = dev.recur.nn.Rnn.create(cfg, be, dev.recur.engine.RnnWeights.init(cfg, 1))) {
             dev.recur.tensor.Tensor x = dev.recur.tensor.Tensor.zeros(4096, 64, 1);
             for (boolean training : new boolean[] {false, true}) {
                 long start = be.memoryInUse();
@@ -292,21 +292,21 @@ class OpenClBackendTest {
             be.upload(new float[] {1, 2, 3, 4, 5, 6}, 0, a, 0, 6);
             be.upload(new float[] {10, 20, 30, 40, 50, 60}, 0, b, 0, 6);
             float[] out = new float[3];
-            be.launch(dev.recur.schedule.Kernels.COL_SUM, new long[] {3}, 2, 3, a, dst, 0f);
+            be.launch(dev.recur.backend.Kernels.COL_SUM, new long[] {3}, 2, 3, a, dst, 0f);
             be.download(dst, 0, out, 0, 3);
             assertArrayEquals(new float[] {5, 7, 9}, out);
             // Same kernel, another source buffer, same destination, then another beta and row count.
-            be.launch(dev.recur.schedule.Kernels.COL_SUM, new long[] {3}, 2, 3, b, dst, 0f);
+            be.launch(dev.recur.backend.Kernels.COL_SUM, new long[] {3}, 2, 3, b, dst, 0f);
             be.download(dst, 0, out, 0, 3);
             assertArrayEquals(new float[] {50, 70, 90}, out);
-            be.launch(dev.recur.schedule.Kernels.COL_SUM, new long[] {3}, 1, 3, b, dst, 1f);
+            be.launch(dev.recur.backend.Kernels.COL_SUM, new long[] {3}, 1, 3, b, dst, 1f);
             be.download(dst, 0, out, 0, 3);
             assertArrayEquals(new float[] {60, 90, 120}, out);
             a.close();
             assertThrows(IllegalStateException.class,
-                    () -> be.launch(dev.recur.schedule.Kernels.COL_SUM, new long[] {3}, 2, 3, a, dst, 0f));
+                    () -> be.launch(dev.recur.backend.Kernels.COL_SUM, new long[] {3}, 2, 3, a, dst, 0f));
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> be.launch(dev.recur.schedule.Kernels.COL_SUM, new long[] {3}, 2, 3, b, dst, 0));
+                    () -> be.launch(dev.recur.backend.Kernels.COL_SUM, new long[] {3}, 2, 3, b, dst, 0));
             assertTrue(e.getMessage().contains("argument 4") && e.getMessage().contains("Float"), e.getMessage());
         }
     }

@@ -1,7 +1,7 @@
 package dev.recur.backend.reference;
 
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnWeights;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnWeights;
 import dev.recur.tensor.Tensor;
 
 import java.util.Arrays;

@@ -1,11 +1,11 @@
 package dev.recur.backend.reference;
 
+import dev.recur.config.AttentionConfig;
+import dev.recur.config.AttentionScore;
+import dev.recur.engine.AttentionGradients;
+import dev.recur.engine.AttentionOutput;
+import dev.recur.engine.AttentionWeights;
 import dev.recur.nn.attention.Attention;
-import dev.recur.nn.attention.AttentionConfig;
-import dev.recur.nn.attention.AttentionGradients;
-import dev.recur.nn.attention.AttentionOutput;
-import dev.recur.nn.attention.AttentionScore;
-import dev.recur.nn.attention.AttentionWeights;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;

@@ -1,15 +1,15 @@
 package dev.recur.backend.reference;
 
-import dev.recur.nn.CellType;
-import dev.recur.nn.DropoutMask;
-import dev.recur.nn.GruReset;
-import dev.recur.nn.MergeMode;
+import dev.recur.config.CellType;
+import dev.recur.config.DropoutMask;
+import dev.recur.config.GruReset;
+import dev.recur.config.MergeMode;
+import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
+import dev.recur.engine.RnnWeights;
 import dev.recur.nn.Rnn;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.RnnGradients;
 import dev.recur.nn.RnnInput;
-import dev.recur.nn.RnnOutput;
-import dev.recur.nn.RnnWeights;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;

@@ -1,5 +1,7 @@
 package dev.recur.nn.attention;
 
+import dev.recur.config.AttentionConfig;
+import dev.recur.engine.AttentionWeights;
 import dev.recur.tensor.Tensor;
 
 import java.util.Arrays;

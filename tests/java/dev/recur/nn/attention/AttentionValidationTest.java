@@ -1,6 +1,9 @@
 package dev.recur.nn.attention;
 
 import dev.recur.backend.reference.ReferenceBackend;
+import dev.recur.config.AttentionConfig;
+import dev.recur.config.AttentionScore;
+import dev.recur.engine.AttentionWeights;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;

@@ -2,9 +2,9 @@ package dev.recur.nn.layers;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.reference.ReferenceBackend;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
 import dev.recur.io.DType;
-import dev.recur.nn.CellType;
-import dev.recur.nn.RnnConfig;
 import dev.recur.nn.train.Adam;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Test;

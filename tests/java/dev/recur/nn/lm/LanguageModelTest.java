@@ -2,9 +2,9 @@ package dev.recur.nn.lm;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.reference.ReferenceBackend;
+import dev.recur.config.CellType;
+import dev.recur.config.RnnConfig;
 import dev.recur.io.SafeTensors;
-import dev.recur.nn.CellType;
-import dev.recur.nn.RnnConfig;
 import dev.recur.nn.decode.Decoded;
 import dev.recur.nn.decode.Greedy;
 import dev.recur.nn.decode.Sampler;

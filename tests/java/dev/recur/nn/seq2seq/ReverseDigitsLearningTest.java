@@ -2,8 +2,8 @@ package dev.recur.nn.seq2seq;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.reference.ReferenceBackend;
-import dev.recur.nn.CellType;
-import dev.recur.nn.attention.AttentionScore;
+import dev.recur.config.AttentionScore;
+import dev.recur.config.CellType;
 import dev.recur.nn.train.Adam;
 import dev.recur.nn.train.SamplingSchedule;
 import org.junit.jupiter.api.Test;

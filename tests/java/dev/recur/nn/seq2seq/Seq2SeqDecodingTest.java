@@ -2,8 +2,8 @@ package dev.recur.nn.seq2seq;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.reference.ReferenceBackend;
-import dev.recur.nn.CellType;
-import dev.recur.nn.attention.AttentionScore;
+import dev.recur.config.AttentionScore;
+import dev.recur.config.CellType;
 import dev.recur.nn.decode.BeamSearch;
 import dev.recur.nn.decode.Decoded;
 import dev.recur.nn.decode.Sampler;
@@ -18,8 +18,8 @@ import dev.recur.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.EnumMap;
-import java.util.Map;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;

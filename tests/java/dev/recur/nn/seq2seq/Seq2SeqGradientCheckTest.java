@@ -2,10 +2,10 @@ package dev.recur.nn.seq2seq;
 
 import dev.recur.backend.Backend;
 import dev.recur.backend.reference.ReferenceBackend;
-import dev.recur.nn.CellType;
-import dev.recur.nn.MergeMode;
-import dev.recur.nn.RnnConfig;
-import dev.recur.nn.attention.AttentionScore;
+import dev.recur.config.AttentionScore;
+import dev.recur.config.CellType;
+import dev.recur.config.MergeMode;
+import dev.recur.config.RnnConfig;
 import dev.recur.nn.layers.Parameters;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Test;

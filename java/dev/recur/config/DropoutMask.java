@@ -1,4 +1,4 @@
-package dev.recur.nn;
+package dev.recur.config;
 
 /**
  * The counter-based random numbers behind every dropout mask. The same function is written in

@@ -1,4 +1,4 @@
-package dev.recur.nn.attention;
+package dev.recur.engine;
 
 import dev.recur.tensor.Tensor;
 

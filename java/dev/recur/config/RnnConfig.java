@@ -1,4 +1,4 @@
-package dev.recur.nn;
+package dev.recur.config;
 
 /**
  * The shape and options of a (possibly stacked, possibly bidirectional) recurrent network.

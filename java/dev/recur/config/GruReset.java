@@ -1,4 +1,4 @@
-package dev.recur.nn;
+package dev.recur.config;
 
 /** Where the GRU's reset gate is applied: see {@link CellType}. */
 public enum GruReset {

@@ -1,10 +1,10 @@
-package dev.recur.schedule;
+package dev.recur.backend;
 
 import java.util.List;
 
 /**
- * The catalogue of the attention kernels {@link AttentionSchedule} launches through
- * {@link dev.recur.backend.DeviceBackend#launch} (the counterpart of {@link Kernels} for the RNN schedule).
+ * The catalogue of the attention kernels {@code dev.recur.schedule.AttentionSchedule} launches through
+ * {@link DeviceBackend#launch} (the counterpart of {@link Kernels} for the RNN schedule).
  * Bodies in {@code kernels/common/attention.h}, entry points of the same names in
  * {@code kernels/opencl/attention.cl} and {@code kernels/cuda/attention.cu}; a backend without a kernel
  * compiler implements each name in Java from this list.

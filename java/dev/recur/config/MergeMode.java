@@ -1,4 +1,4 @@
-package dev.recur.nn;
+package dev.recur.config;
 
 /** How a bidirectional layer merges its two directions into its output. */
 public enum MergeMode {

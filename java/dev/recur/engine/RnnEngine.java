@@ -1,11 +1,13 @@
-package dev.recur.nn;
+package dev.recur.engine;
 
+import dev.recur.config.DropoutMask;
 import dev.recur.tensor.Tensor;
 
 /**
- * What a backend provides to run a whole network: the reference implements it directly in float64,
- * every device backend through the shared schedule ({@code dev.recur.schedule}). {@link Rnn} validates
- * all arguments and converts layouts before calling in, so engines see time-major tensors of the right
+ * What the model API needs of something that runs a whole network: the reference implements it directly in
+ * float64, every device backend through the shared schedule ({@code dev.recur.schedule}); the model API picks one
+ * per backend ({@code dev.recur.nn.Engines}). {@code dev.recur.nn.Rnn} validates all arguments and converts
+ * layouts before calling in, so engines see time-major tensors of the right
  * shapes, lengths in [1, T], and zero tensors in place of absent states and gradients.
  */
 public interface RnnEngine extends AutoCloseable {

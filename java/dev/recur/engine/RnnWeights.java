@@ -1,5 +1,6 @@
-package dev.recur.nn;
+package dev.recur.engine;
 
+import dev.recur.config.RnnConfig;
 import dev.recur.tensor.Tensor;
 
 import java.util.ArrayList;

@@ -1,4 +1,4 @@
-package dev.recur.nn;
+package dev.recur.engine;
 
 /**
  * What a training-mode forward saved for its backward pass (activated gates, cell states, masks),

@@ -1,8 +1,8 @@
-package dev.recur.schedule;
+package dev.recur.backend;
 
 /**
  * The catalogue of named kernels the shared schedule launches through
- * {@link dev.recur.backend.DeviceBackend#launch}. The bodies are written once in {@code kernels/common/*.h}
+ * {@link DeviceBackend#launch}. The bodies are written once in {@code kernels/common/*.h}
  * and wrapped under the same names in {@code kernels/opencl/*.cl} (and {@code kernels/cuda/*.cu}); a backend
  * without a kernel compiler implements each name in Java from this list. Each {@code .cl} file opens with the
  * equations; this page is the argument contract.

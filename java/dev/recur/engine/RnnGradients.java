@@ -1,4 +1,4 @@
-package dev.recur.nn;
+package dev.recur.engine;
 
 import dev.recur.tensor.Tensor;
 

@@ -1,5 +1,7 @@
-package dev.recur.nn.attention;
+package dev.recur.engine;
 
+import dev.recur.config.AttentionConfig;
+import dev.recur.config.AttentionScore;
 import dev.recur.tensor.Tensor;
 
 import java.util.Arrays;

@@ -1,4 +1,4 @@
-package dev.recur.nn.attention;
+package dev.recur.config;
 
 import java.util.List;
 import java.util.Locale;

@@ -1,4 +1,4 @@
-package dev.recur.nn;
+package dev.recur.config;
 
 import java.util.Locale;
 
