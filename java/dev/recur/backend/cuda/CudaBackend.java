@@ -30,8 +30,9 @@ import java.util.regex.Pattern;
  * exactly as it drives OpenCL. The libraries come through {@link CudaApi}, whichever binding is chosen.
  *
  * <p>Everything, cuBLAS included, is issued to one non-blocking stream of this backend, so operations run in issue
- * order and never wait on other code's work on the legacy default stream. Uploads go through page-locked staging
- * buffers (the copy is asynchronous; a staging half is reused once the event recorded after its copy has passed);
+ * order and never wait on other code's work on the legacy default stream. Uploads go through two page-locked staging
+ * halves (the copy is asynchronous; small uploads share a half, and a half is reused once the event recorded after
+ * the last copy from it has passed);
  * downloads wait for the stream. The device's primary context is retained for the backend's life and made current
  * on the calling thread before each call sequence, so a backend may move between threads.
  *
@@ -109,7 +110,9 @@ public final class CudaBackend implements DeviceBackend {
     private final CudaApi.Stream stream;
     private final CudaApi.Blas blas;
     private final Staging[] staging = new Staging[2];
-    private int nextStaging;
+    /** The staging half uploads are filling, and how many of its bytes are handed out. */
+    private int current;
+    private int stagingUsed;
     private final java.lang.foreign.Arena stagingArena;
     private final NvrtcCompiler compiler;
     private final NvrtcCompiler.Target target;
@@ -258,14 +261,9 @@ public final class CudaBackend implements DeviceBackend {
         int chunk = STAGING_BYTES / 4;
         for (int done = 0; done < count; done += chunk) {
             int n = Math.min(chunk, count - done);
-            Staging st = staging();
-            MemorySegment.copy(src, srcOff + done, st.memory(), ValueLayout.JAVA_FLOAT, 0, n);
-            long at = d.at(dstOff + done);
-            guard("cuMemcpyHtoDAsync", () -> {
-                api.copyHtoD(at, st.memory(), 4L * n, stream);
-                api.eventRecord(st.done(), stream);
-                return null;
-            });
+            MemorySegment slice = stage(4L * n);
+            MemorySegment.copy(src, srcOff + done, slice, ValueLayout.JAVA_FLOAT, 0, n);
+            copyUp(d.at(dstOff + done), slice);
         }
     }
 
@@ -278,14 +276,9 @@ public final class CudaBackend implements DeviceBackend {
         int chunk = STAGING_BYTES / 4;
         for (int done = 0; done < count; done += chunk) {
             int n = Math.min(chunk, count - done);
-            Staging st = staging();
-            MemorySegment.copy(src, srcOff + done, st.memory(), ValueLayout.JAVA_INT, 0, n);
-            long at = d.at(dstOff + done);
-            guard("cuMemcpyHtoDAsync", () -> {
-                api.copyHtoD(at, st.memory(), 4L * n, stream);
-                api.eventRecord(st.done(), stream);
-                return null;
-            });
+            MemorySegment slice = stage(4L * n);
+            MemorySegment.copy(src, srcOff + done, slice, ValueLayout.JAVA_INT, 0, n);
+            copyUp(d.at(dstOff + done), slice);
         }
     }
 
@@ -298,16 +291,8 @@ public final class CudaBackend implements DeviceBackend {
         int chunk = STAGING_BYTES / 4;
         for (int done = 0; done < count; done += chunk) {
             int n = Math.min(chunk, count - done);
-            Staging st = staging();
-            long at = s.at(srcOff + done);
-            guard("cuMemcpyDtoHAsync", () -> {
-                api.copyDtoH(st.memory(), at, 4L * n, stream);
-                api.eventRecord(st.done(), stream);
-                api.streamSynchronize(stream);
-                return null;
-            });
-            syncedRecently();
-            MemorySegment.copy(st.memory(), ValueLayout.JAVA_FLOAT, 0, dst, dstOff + done, n);
+            MemorySegment buf = copyDown(s.at(srcOff + done), 4L * n);
+            MemorySegment.copy(buf, ValueLayout.JAVA_FLOAT, 0, dst, dstOff + done, n);
         }
     }
 
@@ -320,28 +305,56 @@ public final class CudaBackend implements DeviceBackend {
         int chunk = STAGING_BYTES / 4;
         for (int done = 0; done < count; done += chunk) {
             int n = Math.min(chunk, count - done);
-            Staging st = staging();
-            long at = s.at(srcOff + done);
-            guard("cuMemcpyDtoHAsync", () -> {
-                api.copyDtoH(st.memory(), at, 4L * n, stream);
-                api.eventRecord(st.done(), stream);
-                api.streamSynchronize(stream);
-                return null;
-            });
-            syncedRecently();
-            MemorySegment.copy(st.memory(), ValueLayout.JAVA_INT, 0, dst, dstOff + done, n);
+            MemorySegment buf = copyDown(s.at(srcOff + done), 4L * n);
+            MemorySegment.copy(buf, ValueLayout.JAVA_INT, 0, dst, dstOff + done, n);
         }
     }
 
-    /** The next staging half, once the copy that last used it has finished. */
-    private Staging staging() {
-        Staging st = staging[nextStaging];
-        nextStaging = (nextStaging + 1) % staging.length;
-        guard("cuEventSynchronize", () -> {
-            api.eventSynchronize(st.done());
+    /**
+     * A fresh slice of {@code bytes} (at most {@link #STAGING_BYTES}) for an upload: the rest of the half being filled,
+     * else the other half, once the copies that last read it have finished. Small uploads share a half, so the host
+     * waits for the device only when a whole half has been used since (not at every upload).
+     */
+    private MemorySegment stage(long bytes) {
+        if (stagingUsed + bytes > STAGING_BYTES) {
+            current = (current + 1) % staging.length;
+            Staging next = staging[current];
+            guard("cuEventSynchronize", () -> {
+                api.eventSynchronize(next.done());
+                return null;
+            });
+            stagingUsed = 0;
+        }
+        MemorySegment slice = staging[current].memory().asSlice(stagingUsed, bytes);
+        stagingUsed += (int) ((bytes + 63) & ~63L);
+        return slice;
+    }
+
+    /** Issues the copy of a staged slice and marks its half as read by everything issued so far. */
+    private void copyUp(long to, MemorySegment slice) {
+        Staging st = staging[current];
+        guard("cuMemcpyHtoDAsync", () -> {
+            api.copyHtoD(to, slice, slice.byteSize(), stream);
+            api.eventRecord(st.done(), stream);
             return null;
         });
-        return st;
+    }
+
+    /**
+     * Copies {@code bytes} from the device into the half being filled and waits for the stream. Uploads still reading
+     * that half were issued earlier on the same stream, so they finish before this copy writes it; once the stream is
+     * idle, every half is free again.
+     */
+    private MemorySegment copyDown(long from, long bytes) {
+        MemorySegment buf = staging[current].memory().asSlice(0, bytes);
+        guard("cuMemcpyDtoHAsync", () -> {
+            api.copyDtoH(buf, from, bytes, stream);
+            api.streamSynchronize(stream);
+            return null;
+        });
+        syncedRecently();
+        stagingUsed = 0;
+        return buf;
     }
 
     @Override

@@ -81,6 +81,29 @@ class CudaBackendEmulatedTest {
         assertSame(api.created, api.blasStream, "cuBLAS on the backend's stream");
     }
 
+    /** Small uploads share a staging half: the host waits for the device once per half used, not once per upload. */
+    @Test
+    void smallUploadsShareAStagingHalf() {
+        int uploads = 2000, n = 1000; // 4 kB each: 8 MB in all, two halves' worth twice over
+        try (DeviceBuffer f = be.allocate(DeviceBuffer.Type.F32, (long) uploads * n)) {
+            int waits = api.eventWaits;
+            float[] src = new float[n];
+            for (int u = 0; u < uploads; u++) {
+                for (int i = 0; i < n; i++) src[i] = u * 10_000f + i;
+                be.upload(src, 0, f, (long) u * n, n); // src is overwritten next round: each upload took its own copy
+            }
+            int used = api.eventWaits - waits;
+            assertTrue(used <= 5, "event waits for " + uploads + " uploads of " + 4 * n + " bytes: " + used);
+            float[] back = new float[uploads * n];
+            be.download(f, 0, back, 0, back.length);
+            for (int u = 0; u < uploads; u++) {
+                for (int i = 0; i < n; i++) {
+                    if (back[u * n + i] != u * 10_000f + i) throw new AssertionError("upload " + u + " element " + i + ": " + back[u * n + i]);
+                }
+            }
+        }
+    }
+
     @Test
     void memoryIsAccountedAndForgottenBuffersAreFreedByTheCleaner() throws Exception {
         long start = be.memoryInUse();
@@ -186,7 +209,7 @@ class CudaBackendEmulatedTest {
         CudaBackend.CudaFaultException e = assertThrows(CudaBackend.CudaFaultException.class,
                 () -> be.download(d, 0, new float[300], 0, 300));
         assertTrue(e.getMessage().startsWith("cuda backend (cuda) closed by a device fault: CUDA_ERROR_ILLEGAL_ADDRESS reported by "
-                + "cuEventSynchronize: a fault of col_sum"), e.getMessage());
+                + "cuMemcpyDtoHAsync: a fault of col_sum"), e.getMessage());
         assertEquals(0, be.memoryInUse(), "the context's memory is gone with it");
         IllegalStateException later = assertThrows(IllegalStateException.class, () -> be.allocate(DeviceBuffer.Type.F32, 4));
         assertEquals(e.getMessage(), later.getMessage(), "later calls repeat the fault, not another error");

@@ -43,6 +43,7 @@ final class EmulatedCuda implements CudaApi {
     final List<Gemm> gemms = new ArrayList<>();
     final List<Stream> copyStreams = new ArrayList<>();
     Stream blasStream;
+    int eventWaits;
     Stream created;
     /** A status the next synchronisation returns, as a faulting kernel makes every later call return (sticky). */
     Integer stickyFault;
@@ -214,6 +215,7 @@ final class EmulatedCuda implements CudaApi {
 
     @Override
     public void eventSynchronize(Event event) {
+        eventWaits++;
         sticky("cuEventSynchronize");
     }
 
