@@ -282,6 +282,37 @@ public final class CudaBackend implements DeviceBackend {
         }
     }
 
+    /** Rounds float64 to float32 straight into the staging memory (no float[] in between). */
+    @Override
+    public void uploadDoubles(double[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
+        open();
+        DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
+        CudaBuffer d = buffer("dst", dst, DeviceBuffer.Type.F32);
+        checkRange("dst", d, dstOff, count);
+        int chunk = STAGING_BYTES / 4;
+        for (int done = 0; done < count; done += chunk) {
+            int n = Math.min(chunk, count - done);
+            MemorySegment slice = stage(4L * n);
+            for (int i = 0; i < n; i++) slice.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) src[srcOff + done + i]);
+            copyUp(d.at(dstOff + done), slice);
+        }
+    }
+
+    /** Widens float32 to float64 straight from the staging memory. */
+    @Override
+    public void downloadDoubles(DeviceBuffer src, long srcOff, double[] dst, int dstOff, int count) {
+        open();
+        CudaBuffer s = buffer("src", src, DeviceBuffer.Type.F32);
+        checkRange("src", s, srcOff, count);
+        DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
+        int chunk = STAGING_BYTES / 4;
+        for (int done = 0; done < count; done += chunk) {
+            int n = Math.min(chunk, count - done);
+            MemorySegment buf = copyDown(s.at(srcOff + done), 4L * n);
+            for (int i = 0; i < n; i++) dst[dstOff + done + i] = buf.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+        }
+    }
+
     @Override
     public void download(DeviceBuffer src, long srcOff, float[] dst, int dstOff, int count) {
         open();

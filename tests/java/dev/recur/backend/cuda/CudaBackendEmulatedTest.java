@@ -73,6 +73,15 @@ class CudaBackendEmulatedTest {
             int[] want = ints.clone();
             want[n - 2] = want[n - 1] = -9;
             assertArrayEquals(want, kb, "I32 round trip");
+            double[] wide = new double[n + 5];
+            for (int i = 0; i < wide.length; i++) wide[i] = i * 1e-3 + 0.1;
+            be.uploadDoubles(wide, 5, g, 1, n);
+            double[] wideBack = new double[n + 3];
+            be.downloadDoubles(g, 0, wideBack, 2, n + 1);
+            for (int i = 0; i < n; i++) {
+                if (wideBack[3 + i] != (float) wide[5 + i]) throw new AssertionError("doubles[" + i + "]: " + wideBack[3 + i]);
+            }
+            assertEquals(-2.5, wideBack[2], "the element before the float64 upload");
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> be.copy(f, 0, f, 10, 20));
             assertTrue(e.getMessage().contains("overlap"), e.getMessage());
         }
