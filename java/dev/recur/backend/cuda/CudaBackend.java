@@ -707,6 +707,8 @@ public final class CudaBackend implements DeviceBackend {
         } catch (RuntimeException e) {
             errors.add(e.getMessage());
         }
+        // Work still queued may read the staging memory and the buffers freed below: let it finish first.
+        if (!faulted) quietly(errors, () -> api.streamSynchronize(stream));
         for (CudaBuffer.Mem b : live.toArray(new CudaBuffer.Mem[0])) {
             // The context still holds them; the accounting must show them gone either way.
             long a = b.address();
