@@ -175,7 +175,6 @@ final class PanamaCuda implements CudaApi {
 
     // ================= driver =================
 
-    private static final FunctionDescriptor I_ = FunctionDescriptor.of(JAVA_INT);
     private static final FunctionDescriptor I_I = FunctionDescriptor.of(JAVA_INT, JAVA_INT);
     private static final FunctionDescriptor I_A = FunctionDescriptor.of(JAVA_INT, ADDRESS);
     private static final FunctionDescriptor I_L = FunctionDescriptor.of(JAVA_INT, JAVA_LONG);
@@ -186,7 +185,7 @@ final class PanamaCuda implements CudaApi {
     /** The driver's entry points, resolved once. */
     private static final class Driver {
         final MethodHandle init, driverGetVersion, deviceGetCount, deviceGet, deviceGetName, deviceGetAttribute,
-                deviceTotalMem, primaryRetain, primaryRelease, ctxSetCurrent, ctxSynchronize, memAlloc, memFree,
+                deviceTotalMem, primaryRetain, primaryRelease, ctxSetCurrent, memAlloc, memFree,
                 memGetInfo, memHostAlloc, memFreeHost, htod, dtoh, dtod, memsetD32, streamCreate, streamSynchronize,
                 streamDestroy, eventCreate, eventRecord, eventSynchronize, eventElapsed, eventDestroy, moduleLoadData,
                 moduleUnload, moduleGetFunction, funcGetAttribute, launch, errorName, errorString;
@@ -213,7 +212,6 @@ final class PanamaCuda implements CudaApi {
             primaryRetain = proc("cuDevicePrimaryCtxRetain", I_AI);
             primaryRelease = proc("cuDevicePrimaryCtxRelease", I_I);
             ctxSetCurrent = proc("cuCtxSetCurrent", I_A);
-            ctxSynchronize = proc("cuCtxSynchronize", I_);
             memAlloc = proc("cuMemAlloc", I_AL);
             memFree = proc("cuMemFree", I_L);
             memGetInfo = proc("cuMemGetInfo", I_AA);
