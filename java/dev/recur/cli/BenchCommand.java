@@ -140,13 +140,14 @@ final class BenchCommand implements Callable<Integer> {
             + " ms_max, gflops, repeats.")
     boolean json;
 
-    /** One timed result. */
+    /** One timed result; {@code msDeviceMedian} is the median of CUDA-event times on the cuda backend, else NaN. */
     record Result(String name, String backend, Mode mode, double msMedian, double msMin, double msMax, double gflops,
-                  int repeats) {
+                  int repeats, double msDeviceMedian) {
         String toJson() {
             return "{\"name\":\"" + name + "\",\"backend\":\"" + backend + "\",\"mode\":\"" + mode.cliName()
                     + "\",\"ms_median\":" + msMedian + ",\"ms_min\":" + msMin + ",\"ms_max\":" + msMax
-                    + ",\"gflops\":" + gflops + ",\"repeats\":" + repeats + "}";
+                    + ",\"gflops\":" + gflops + ",\"repeats\":" + repeats
+                    + (Double.isNaN(msDeviceMedian) ? "" : ",\"ms_device_median\":" + msDeviceMedian) + "}";
         }
     }
 
@@ -267,7 +268,7 @@ final class BenchCommand implements Callable<Integer> {
             throw bad("--backend " + be.name() + ": " + e.getMessage());
         }
         try (rnn) {
-            return time(name(c, seqLen, batch), be.name(), mode, flops(c, seqLen, batch, mode), () -> once(rnn, in, dy, mode));
+            return time(name(c, seqLen, batch), be, mode, flops(c, seqLen, batch, mode), () -> once(rnn, in, dy, mode));
         }
     }
 
@@ -298,24 +299,32 @@ final class BenchCommand implements Callable<Integer> {
                     blackhole(g.ddec());
                 }
             };
-            return time(attentionName(c, u, seqLen, batch), be.name(), mode, attentionFlops(c, u, seqLen, batch, mode), once);
+            return time(attentionName(c, u, seqLen, batch), be, mode, attentionFlops(c, u, seqLen, batch, mode), once);
         }
     }
 
-    private Result time(String name, String backend, Mode mode, double flops, Runnable once) {
+    private Result time(String name, Backend be, Mode mode, double flops, Runnable once) {
         long warmEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
         for (int i = 0; i < warmup || System.nanoTime() - warmEnd < 0; i++) once.run();
         long[] ns = new long[repeats];
+        // On CUDA each run also sits between two CUDA events: the device's own time beside the host's.
+        double[] device = be instanceof dev.recur.backend.cuda.CudaBackend ? new double[repeats] : null;
         for (int i = 0; i < repeats; i++) {
             long t0 = System.nanoTime();
-            once.run();
+            if (device != null) device[i] = ((dev.recur.backend.cuda.CudaBackend) be).deviceMillis(once);
+            else once.run();
             // A zero reading (a coarse clock) would make the throughput infinite, which JSON cannot carry.
             ns[i] = Math.max(1, System.nanoTime() - t0);
         }
         Arrays.sort(ns);
         double median = repeats % 2 == 1 ? ns[repeats / 2] : (ns[repeats / 2 - 1] + ns[repeats / 2]) / 2.0;
-        return new Result(name, backend, mode, median / 1e6, ns[0] / 1e6, ns[repeats - 1] / 1e6,
-                flops / (median / 1e9) / 1e9, repeats);
+        double deviceMedian = Double.NaN;
+        if (device != null) {
+            Arrays.sort(device);
+            deviceMedian = repeats % 2 == 1 ? device[repeats / 2] : (device[repeats / 2 - 1] + device[repeats / 2]) / 2.0;
+        }
+        return new Result(name, be.name(), mode, median / 1e6, ns[0] / 1e6, ns[repeats - 1] / 1e6,
+                flops / (median / 1e9) / 1e9, repeats, deviceMedian);
     }
 
     /** Score and context products of one attention workload (see the class comment). */
