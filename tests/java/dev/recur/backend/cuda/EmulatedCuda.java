@@ -115,6 +115,11 @@ final class EmulatedCuda implements CudaApi {
         return a;
     }
 
+    /** cuMemFree calls so far (the cleaner calls it from its own thread). */
+    synchronized int freedCount() {
+        return freed;
+    }
+
     @Override
     public synchronized void memFree(long address) {
         byte[] m = memory.remove(address);
