@@ -48,12 +48,21 @@ final class CudaProbe {
             String b = System.getProperty(BINDING_PROPERTY, "panama").strip().toLowerCase(Locale.ROOT);
             api = switch (b) {
                 case "panama" -> new PanamaCuda(CudaLibraries.standard());
-                case "jcuda" -> new JCudaApi();
+                case "jcuda" -> jcuda();
                 default -> throw new IllegalArgumentException(BINDING_PROPERTY + ": expected panama or jcuda, got '"
                         + System.getProperty(BINDING_PROPERTY) + "'");
             };
         }
         return api;
+    }
+
+    /** JCuda is an optional dependency of recur: a trainer that chooses it adds the jars. */
+    private static CudaApi jcuda() {
+        try {
+            return new JCudaApi();
+        } catch (NoClassDefFoundError e) {
+            throw new IllegalStateException(BINDING_PROPERTY + "=jcuda: " + JCudaApi.MISSING_JARS + " (" + e.getMessage() + ")");
+        }
     }
 
     private static Result run() {

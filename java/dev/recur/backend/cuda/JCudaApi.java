@@ -59,6 +59,9 @@ final class JCudaApi implements CudaApi {
     /** Page-locked host allocations by address, for cuMemFreeHost. */
     private final Map<Long, Pointer> hostPointers = new ConcurrentHashMap<>();
 
+    /** What to add when the binding is chosen without its jars (they are optional dependencies of recur). */
+    static final String MISSING_JARS = "add org.jcuda:jcuda and org.jcuda:jcublas 12.6.0 to the class path";
+
     @Override
     public String binding() {
         return "jcuda";
@@ -98,7 +101,7 @@ final class JCudaApi implements CudaApi {
         try {
             Class.forName(cls, true, JCudaApi.class.getClassLoader());
         } catch (ClassNotFoundException e) {
-            return cls + " is not on the class path (the JCuda jars are missing)";
+            return cls + " is not on the class path: " + MISSING_JARS;
         } catch (LinkageError e) {
             return missingLibrary(e, lib, what);
         } catch (RuntimeException e) {
