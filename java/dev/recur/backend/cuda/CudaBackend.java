@@ -256,30 +256,16 @@ public final class CudaBackend implements DeviceBackend {
     public void upload(float[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
         open();
         DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
-        CudaBuffer d = buffer("dst", dst, DeviceBuffer.Type.F32);
-        checkRange("dst", d, dstOff, count);
-        int chunk = STAGING_BYTES / 4;
-        for (int done = 0; done < count; done += chunk) {
-            int n = Math.min(chunk, count - done);
-            MemorySegment slice = stage(4L * n);
-            MemorySegment.copy(src, srcOff + done, slice, ValueLayout.JAVA_FLOAT, 0, n);
-            copyUp(d.at(dstOff + done), slice);
-        }
+        stagedUpload(buffer("dst", dst, DeviceBuffer.Type.F32), dstOff, count,
+                (slice, done, n) -> MemorySegment.copy(src, srcOff + done, slice, ValueLayout.JAVA_FLOAT, 0, n));
     }
 
     @Override
     public void upload(int[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
         open();
         DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
-        CudaBuffer d = buffer("dst", dst, DeviceBuffer.Type.I32);
-        checkRange("dst", d, dstOff, count);
-        int chunk = STAGING_BYTES / 4;
-        for (int done = 0; done < count; done += chunk) {
-            int n = Math.min(chunk, count - done);
-            MemorySegment slice = stage(4L * n);
-            MemorySegment.copy(src, srcOff + done, slice, ValueLayout.JAVA_INT, 0, n);
-            copyUp(d.at(dstOff + done), slice);
-        }
+        stagedUpload(buffer("dst", dst, DeviceBuffer.Type.I32), dstOff, count,
+                (slice, done, n) -> MemorySegment.copy(src, srcOff + done, slice, ValueLayout.JAVA_INT, 0, n));
     }
 
     /** Rounds float64 to float32 straight into the staging memory (no float[] in between). */
@@ -287,15 +273,9 @@ public final class CudaBackend implements DeviceBackend {
     public void uploadDoubles(double[] src, int srcOff, DeviceBuffer dst, long dstOff, int count) {
         open();
         DeviceBackend.checkHostRange("src", src, src == null ? 0 : src.length, srcOff, count);
-        CudaBuffer d = buffer("dst", dst, DeviceBuffer.Type.F32);
-        checkRange("dst", d, dstOff, count);
-        int chunk = STAGING_BYTES / 4;
-        for (int done = 0; done < count; done += chunk) {
-            int n = Math.min(chunk, count - done);
-            MemorySegment slice = stage(4L * n);
+        stagedUpload(buffer("dst", dst, DeviceBuffer.Type.F32), dstOff, count, (slice, done, n) -> {
             for (int i = 0; i < n; i++) slice.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) src[srcOff + done + i]);
-            copyUp(d.at(dstOff + done), slice);
-        }
+        });
     }
 
     /** Widens float32 to float64 straight from the staging memory. */
@@ -303,41 +283,53 @@ public final class CudaBackend implements DeviceBackend {
     public void downloadDoubles(DeviceBuffer src, long srcOff, double[] dst, int dstOff, int count) {
         open();
         CudaBuffer s = buffer("src", src, DeviceBuffer.Type.F32);
-        checkRange("src", s, srcOff, count);
         DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
-        int chunk = STAGING_BYTES / 4;
-        for (int done = 0; done < count; done += chunk) {
-            int n = Math.min(chunk, count - done);
-            MemorySegment buf = copyDown(s.at(srcOff + done), 4L * n);
+        stagedDownload(s, srcOff, count, (buf, done, n) -> {
             for (int i = 0; i < n; i++) dst[dstOff + done + i] = buf.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-        }
+        });
     }
 
     @Override
     public void download(DeviceBuffer src, long srcOff, float[] dst, int dstOff, int count) {
         open();
         CudaBuffer s = buffer("src", src, DeviceBuffer.Type.F32);
-        checkRange("src", s, srcOff, count);
         DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
-        int chunk = STAGING_BYTES / 4;
-        for (int done = 0; done < count; done += chunk) {
-            int n = Math.min(chunk, count - done);
-            MemorySegment buf = copyDown(s.at(srcOff + done), 4L * n);
-            MemorySegment.copy(buf, ValueLayout.JAVA_FLOAT, 0, dst, dstOff + done, n);
-        }
+        stagedDownload(s, srcOff, count, (buf, done, n) -> MemorySegment.copy(buf, ValueLayout.JAVA_FLOAT, 0, dst, dstOff + done, n));
     }
 
     @Override
     public void download(DeviceBuffer src, long srcOff, int[] dst, int dstOff, int count) {
         open();
         CudaBuffer s = buffer("src", src, DeviceBuffer.Type.I32);
-        checkRange("src", s, srcOff, count);
         DeviceBackend.checkHostRange("dst", dst, dst == null ? 0 : dst.length, dstOff, count);
+        stagedDownload(s, srcOff, count, (buf, done, n) -> MemorySegment.copy(buf, ValueLayout.JAVA_INT, 0, dst, dstOff + done, n));
+    }
+
+    /** Moves {@code n} elements between the host and a staging slice, the {@code done} before them already moved. */
+    @FunctionalInterface
+    private interface Chunk {
+        void copy(MemorySegment staging, int done, int n);
+    }
+
+    /** An upload of {@code count} 4-byte elements into {@code d[dstOff..]}, one staging slice at a time. */
+    private void stagedUpload(CudaBuffer d, long dstOff, int count, Chunk fill) {
+        checkRange("dst", d, dstOff, count);
         int chunk = STAGING_BYTES / 4;
         for (int done = 0; done < count; done += chunk) {
             int n = Math.min(chunk, count - done);
-            MemorySegment buf = copyDown(s.at(srcOff + done), 4L * n);
-            MemorySegment.copy(buf, ValueLayout.JAVA_INT, 0, dst, dstOff + done, n);
+            MemorySegment slice = stage(4L * n);
+            fill.copy(slice, done, n);
+            copyUp(d.at(dstOff + done), slice);
+        }
+    }
+
+    /** A download of {@code count} 4-byte elements from {@code s[srcOff..]}, handed over one staging slice at a time. */
+    private void stagedDownload(CudaBuffer s, long srcOff, int count, Chunk drain) {
+        checkRange("src", s, srcOff, count);
+        int chunk = STAGING_BYTES / 4;
+        for (int done = 0; done < count; done += chunk) {
+            int n = Math.min(chunk, count - done);
+            drain.copy(copyDown(s.at(srcOff + done), 4L * n), done, n);
         }
     }
 
