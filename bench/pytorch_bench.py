@@ -8,6 +8,11 @@ mapped and the OPENBLAS_CORETYPE in force, so a table can never silently mix set
 
 Prints one JSON line per workload and mode:
   name, backend, mode, ms_median, ms_min, ms_max, gflops, repeats, threads, blas, coretype.
+
+With --device cuda (bench/gpu/run, PyTorch built for CUDA): the same workloads on the GPU through cuDNN's RNNs
+(backend "pytorch-cudnn"), float32 with TF32 off (recur's cuBLAS calls use full float32 math too). Each run starts
+from the inputs on the host and ends with the results copied back, as `recur bench` times its runs, and is also
+timed with CUDA events (ms_device_median). A machine without CUDA gets one JSON status line and exit code 3.
 FLOPs count GEMMs only (2*M*N*K of the input and recurrent projections; the score and context
 products for attention); fwd_bwd counts 3x forward. The same rule as `recur bench` and rnn_bench.c.
 """
@@ -18,7 +23,11 @@ import statistics
 import sys
 import time
 
-import torch
+try:
+    import torch
+except ImportError as missing_torch:  # reported by main(), with the exit code bench/gpu/run reads
+    torch = None
+    TORCH_MISSING = str(missing_torch)
 
 # (name, cell, T, B, I, H, layers, bidirectional, modes). Names are shared with
 # bench/onednn/rnn_bench.c and bench/compare, which join rows on them.
@@ -68,11 +77,53 @@ def time_ms(fn, warmup, repeats):
     return times
 
 
-def rnn_runner(cell, T, B, I, H, layers, bidir, mode):
+def time_cuda(fn, warmup, repeats):
+    """Wall milliseconds (host, until the results are back) and CUDA-event milliseconds per run."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    wall, device = [], []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        t0 = time.perf_counter()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        wall.append((time.perf_counter() - t0) * 1e3)
+        device.append(start.elapsed_time(end))
+    return wall, device
+
+
+def rnn_runner(cell, T, B, I, H, layers, bidir, mode, device="cpu"):
     torch.manual_seed(0)
-    model = make_rnn(cell, I, H, layers, bidir).float()
+    model = make_rnn(cell, I, H, layers, bidir).float().to(device)
     d = 2 if bidir else 1
     x = torch.randn(T, B, I)
+    if device != "cpu":
+        # As recur bench times it: inputs from the host, outputs back to the host, every run.
+        dy_host = torch.randn(T, B, d * H)
+        params = list(model.parameters())
+        if mode == "fwd":
+            model.eval()
+
+            def run():
+                with torch.no_grad():
+                    y, _ = model(x.to(device))
+                    y.cpu()
+            return run
+        model.train()
+
+        def run():
+            for p in params:
+                p.grad = None
+            xd = x.to(device).requires_grad_(True)
+            y, _ = model(xd)
+            y.backward(dy_host.to(device))
+            xd.grad.cpu()
+            for p in params:
+                p.grad.cpu()
+        return run
     if mode == "fwd":
         model.eval()
 
@@ -97,26 +148,29 @@ def rnn_runner(cell, T, B, I, H, layers, bidir, mode):
     return run
 
 
-def attention_runner(U, B, T, H):
+def attention_runner(U, B, T, H, device="cpu"):
     torch.manual_seed(0)
     dec = torch.randn(B, U, H)
     enc = torch.randn(B, T, H)
     # Encoder lengths from T down to about T/2, so the mask really removes positions.
     lengths = torch.tensor([T - (b * T) // (2 * B) for b in range(B)])
-    pad = (torch.arange(T)[None, :] >= lengths[:, None])[:, None, :]  # [B, 1, T]
+    pad = (torch.arange(T)[None, :] >= lengths[:, None])[:, None, :].to(device)  # [B, 1, T]
 
     def run():
         with torch.no_grad():
-            scores = torch.bmm(dec, enc.transpose(1, 2))          # [B, U, T]
+            d, e = dec.to(device), enc.to(device)
+            scores = torch.bmm(d, e.transpose(1, 2))              # [B, U, T]
             weights = torch.softmax(scores.masked_fill(pad, float("-inf")), dim=-1)
-            torch.bmm(weights, enc)                              # [B, U, H]
+            context = torch.bmm(weights, e)                      # [B, U, H]
+            if device != "cpu":
+                context.cpu()
     return run
 
 
-def sgemm_runner(M, N, K):
+def sgemm_runner(M, N, K, device="cpu"):
     torch.manual_seed(0)
-    a, b = torch.randn(M, K), torch.randn(K, N)
-    out = torch.empty(M, N)
+    a, b = torch.randn(M, K, device=device), torch.randn(K, N, device=device)
+    out = torch.empty(M, N, device=device)
 
     def run():
         for _ in range(10):  # several calls per repeat, like rnn_bench.c's sgemm
@@ -143,6 +197,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--only", help="one workload name (or 'sgemm')")
     ap.add_argument("--list", action="store_true", help="print the workload names and exit")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cpu (default): OpenBLAS as bench/compare sets it up; cuda: cuDNN on the GPU")
     args = ap.parse_args()
     if args.threads < 1:
         ap.error(f"--threads: expected >= 1, got {args.threads}")
@@ -158,37 +214,60 @@ def main():
     if only is not None and only not in names:
         ap.error(f"--only: no workload named {only!r}; known: {', '.join(names)}")
 
-    torch.set_num_threads(args.threads)
-    blas = blas_library()
-    coretype = os.environ.get("OPENBLAS_CORETYPE", "default")
-    if "openblas" not in blas:
-        print(f"pytorch_bench: warning: BLAS is {blas}, not OpenBLAS: timings will be far from "
-              "PyTorch's best (see bench/README.md)", file=sys.stderr)
+    dev = args.device
+    if torch is None:
+        print(json.dumps({"backend": "pytorch-cudnn" if dev == "cuda" else "pytorch", "available": False,
+                          "reason": f"{sys.executable} has no torch ({TORCH_MISSING})"}), flush=True)
+        return 3
+    if dev == "cuda":
+        if not torch.cuda.is_available():
+            print(json.dumps({"backend": "pytorch-cudnn", "available": False, "torch": torch.__version__,
+                              "reason": f"torch {torch.__version__}: torch.cuda.is_available() is False "
+                                        f"(built for CUDA {torch.version.cuda})"}), flush=True)
+            return 3
+        # Full float32 on both sides: recur's cuBLAS calls do not use TF32 either.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        blas = f"cuDNN {torch.backends.cudnn.version()} on {torch.cuda.get_device_name(0)}"
+        coretype = "n/a"
+        timer = time_cuda
+    else:
+        torch.set_num_threads(args.threads)
+        blas = blas_library()
+        coretype = os.environ.get("OPENBLAS_CORETYPE", "default")
+        if "openblas" not in blas:
+            print(f"pytorch_bench: warning: BLAS is {blas}, not OpenBLAS: timings will be far from "
+                  "PyTorch's best (see bench/README.md)", file=sys.stderr)
+        timer = lambda fn, w, r: (time_ms(fn, w, r), None)  # noqa: E731
 
-    def emit(name, mode, times, flops):
+    def emit(name, mode, timed, flops, per_call=1):
+        times, device = timed
+        times = [t / per_call for t in times]
         med = statistics.median(times)
-        print(json.dumps({
-            "name": name, "backend": "pytorch", "mode": mode,
+        row = {
+            "name": name, "backend": "pytorch-cudnn" if dev == "cuda" else "pytorch", "mode": mode,
             "ms_median": round(med, 4), "ms_min": round(min(times), 4), "ms_max": round(max(times), 4),
             "gflops": round(flops / (med * 1e6), 2), "repeats": len(times), "threads": args.threads,
             "blas": blas, "coretype": coretype, "torch": torch.__version__,
-        }), flush=True)
+        }
+        if device is not None:
+            row["ms_device_median"] = round(statistics.median(device) / per_call, 4)
+        print(json.dumps(row), flush=True)
 
     if only in (None, SGEMM[0]):
         name, M, N, K = SGEMM
-        times = [t / 10 for t in time_ms(sgemm_runner(M, N, K), args.warmup, args.repeats)]
-        emit(name, "sgemm", times, 2.0 * M * N * K)
+        emit(name, "sgemm", timer(sgemm_runner(M, N, K, dev), args.warmup, args.repeats), 2.0 * M * N * K, per_call=10)
     for name, cell, T, B, I, H, layers, bidir, modes in RNN_WORKLOADS:
         if only not in (None, name):
             continue
         for mode in modes:
-            run = rnn_runner(cell, T, B, I, H, layers, bidir, mode)
+            run = rnn_runner(cell, T, B, I, H, layers, bidir, mode, dev)
             flops = rnn_forward_flops(cell, T, B, I, H, layers, bidir) * (3 if mode == "fwd_bwd" else 1)
-            emit(name, mode, time_ms(run, args.warmup, args.repeats), flops)
+            emit(name, mode, timer(run, args.warmup, args.repeats), flops)
     for name, U, B, T, H in ATTN_WORKLOADS:
         if only not in (None, name):
             continue
-        emit(name, "fwd", time_ms(attention_runner(U, B, T, H), args.warmup, args.repeats),
+        emit(name, "fwd", timer(attention_runner(U, B, T, H, dev), args.warmup, args.repeats),
              4.0 * B * U * T * H)
     return 0
 

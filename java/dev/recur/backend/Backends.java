@@ -28,6 +28,8 @@ public final class Backends {
 
     public static BackendProvider provider(String name) {
         String n = name.toLowerCase(Locale.ROOT);
+        // cuda:N opens device N; plain cuda is device 0.
+        if (n.startsWith("cuda:")) return CudaBackend.provider(n);
         List<String> names = new ArrayList<>();
         for (BackendProvider p : providers()) {
             if (p.name().equals(n)) return p;

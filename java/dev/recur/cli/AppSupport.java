@@ -39,19 +39,6 @@ final class AppSupport {
         return Backends.open(n);
     }
 
-    /**
-     * The first available backend among {@code order} (names not known here are skipped), else the best
-     * available: for models whose fastest backend is not the general preference order.
-     */
-    static String firstAvailable(List<String> order) {
-        for (String name : order) {
-            for (BackendProvider p : Backends.providers()) {
-                if (p.name().equals(name) && p.probe().available()) return name;
-            }
-        }
-        return Backends.bestName();
-    }
-
     static void positive(CommandLine cl, String option, long v) {
         if (v <= 0) throw new CommandLine.ParameterException(cl, option + ": expected > 0, got " + v);
     }

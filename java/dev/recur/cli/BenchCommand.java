@@ -159,16 +159,20 @@ final class BenchCommand implements Callable<Integer> {
             + " API, whose calls include the copies.")
     boolean deviceTensors;
 
-    /** One timed result; {@code traffic} is per timed call (null where the backend has no device). */
+    /**
+     * One timed result; {@code traffic} is per timed call (null where the backend has no device);
+     * {@code msDeviceMedian} is the median of CUDA-event times on the cuda backend, else NaN.
+     */
     record Result(String name, String backend, Mode mode, double msMedian, double msMin, double msMax, double gflops,
-                  int repeats, boolean deviceTensors, PerCall traffic) {
+                  int repeats, boolean deviceTensors, PerCall traffic, double msDeviceMedian) {
         String toJson() {
             return "{\"name\":\"" + name + "\",\"backend\":\"" + backend + "\",\"mode\":\"" + mode.cliName()
                     + "\",\"ms_median\":" + msMedian + ",\"ms_min\":" + msMin + ",\"ms_max\":" + msMax
                     + ",\"gflops\":" + gflops + ",\"repeats\":" + repeats + ",\"device_tensors\":" + deviceTensors
                     + ",\"bytes_to_device\":" + (traffic == null ? "null" : traffic.bytesToDevice)
                     + ",\"bytes_to_host\":" + (traffic == null ? "null" : traffic.bytesToHost)
-                    + ",\"blocking_waits\":" + (traffic == null ? "null" : traffic.blockingWaits) + "}";
+                    + ",\"blocking_waits\":" + (traffic == null ? "null" : traffic.blockingWaits)
+                    + (Double.isNaN(msDeviceMedian) ? "" : ",\"ms_device_median\":" + msDeviceMedian) + "}";
         }
     }
 
@@ -385,9 +389,12 @@ final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < warmup || System.nanoTime() - warmEnd < 0; i++) once.run();
         Traffic before = be instanceof DeviceBackend db ? db.traffic() : null;
         long[] ns = new long[repeats];
+        // On CUDA each run also sits between two CUDA events: the device's own time beside the host's.
+        double[] device = be instanceof dev.recur.backend.cuda.CudaBackend ? new double[repeats] : null;
         for (int i = 0; i < repeats; i++) {
             long t0 = System.nanoTime();
-            once.run();
+            if (device != null) device[i] = ((dev.recur.backend.cuda.CudaBackend) be).deviceMillis(once);
+            else once.run();
             // A zero reading (a coarse clock) would make the throughput infinite, which JSON cannot carry.
             ns[i] = Math.max(1, System.nanoTime() - t0);
         }
@@ -399,8 +406,13 @@ final class BenchCommand implements Callable<Integer> {
         }
         Arrays.sort(ns);
         double median = repeats % 2 == 1 ? ns[repeats / 2] : (ns[repeats / 2 - 1] + ns[repeats / 2]) / 2.0;
+        double deviceMedian = Double.NaN;
+        if (device != null) {
+            Arrays.sort(device);
+            deviceMedian = repeats % 2 == 1 ? device[repeats / 2] : (device[repeats / 2 - 1] + device[repeats / 2]) / 2.0;
+        }
         return new Result(name, be.name(), mode, median / 1e6, ns[0] / 1e6, ns[repeats - 1] / 1e6,
-                flops / (median / 1e9) / 1e9, repeats, deviceTensors, perCall);
+                flops / (median / 1e9) / 1e9, repeats, deviceTensors, perCall, deviceMedian);
     }
 
     /** Score and context products of one attention workload (see the class comment). */

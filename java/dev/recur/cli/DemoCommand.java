@@ -4,6 +4,8 @@ import dev.recur.apps.Charts;
 import dev.recur.apps.DateDemo;
 import dev.recur.apps.DateFormats;
 import dev.recur.backend.Backend;
+import dev.recur.backend.BackendProvider;
+import dev.recur.backend.Backends;
 import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -45,17 +47,9 @@ final class DemoCommand implements Callable<Integer> {
     @CommandLine.Mixin
     Main.VerboseOption verbose;
 
-    /**
-     * The default backends, in order: this model is small (hidden 32-64, batch 32) and steps through the
-     * decoder one short call at a time, so per-call overhead dominates. Measured for the default 400 steps on
-     * 2 busy cores: opencl (PoCL) 20-26 s, reference 22-50 s, cpu 90 s; so opencl when there is one (cuda
-     * first, untested here), else reference.
-     */
-    static final List<String> DEFAULT_ORDER = List.of("cuda", "opencl", "reference");
-
     @Option(names = "--backend", paramLabel = "reference|cpu|opencl|cuda",
-            description = "Where the recurrent networks and attention run (default: cuda, else opencl, else reference:"
-                    + " the fastest for this small model; see 'recur devices').")
+            description = "Where the recurrent networks and attention run (default: the best available, cuda, opencl,"
+                    + " cpu, reference in that order; see 'recur devices').")
     String backend;
 
     @Option(names = "--seed", defaultValue = "1", description = "Seeds the data, the weights and the order (default: ${DEFAULT-VALUE}).")
@@ -82,9 +76,16 @@ final class DemoCommand implements Callable<Integer> {
         DateDemo demo = new DateDemo(DateDemo.Settings.defaults(steps, seed).withHeldOut(heldOut));
         long t0 = System.nanoTime();
         DateDemo.Result r;
-        try (Backend be = AppSupport.openBackend(cl, backend != null ? backend : AppSupport.firstAvailable(DEFAULT_ORDER))) {
+        try (Backend be = AppSupport.openBackend(cl, backend)) {
             w.printf("Dates written by people -> ISO 8601: a character-level seq2seq model with attention%n");
             w.printf("backend   %s (%s)%n", be.name(), be.deviceName());
+            if (backend == null) {
+                // A chosen default says why the ones before it were passed over: speed and accuracy differ.
+                for (BackendProvider p : Backends.providers()) {
+                    if (p.name().equals(be.name())) break;
+                    w.printf("          (%s unavailable: %s)%n", p.name(), p.probe().detail());
+                }
+            }
             var mc = demo.modelConfig();
             w.printf("model     bidirectional GRU encoder %d+%d, GRU decoder %d, Luong dot attention; vocabularies %d in, %d out%n",
                     mc.encoder().hiddenSize(), mc.encoder().hiddenSize(), mc.decoder().hiddenSize(), mc.sourceVocab(), mc.targetVocab());
@@ -120,6 +121,8 @@ final class DemoCommand implements Callable<Integer> {
             for (char c : r.attended().source().toCharArray()) in.add(String.valueOf(c));
             for (char c : r.attended().predicted().toCharArray()) outs.add(String.valueOf(c));
             outs.add("</s>");
+            // A model that never emitted </s> (a short run) has one attention row per decoding step and no more.
+            if (outs.size() > r.attention().length) outs.subList(r.attention().length, outs.size()).clear();
             double[][] rows = java.util.Arrays.copyOf(r.attention(), outs.size());
             Charts.attention(att, "Attention: \"" + r.attended().source() + "\" -> " + r.attended().predicted(), in, outs, rows);
         }

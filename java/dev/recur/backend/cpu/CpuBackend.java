@@ -83,8 +83,7 @@ public final class CpuBackend implements DeviceBackend {
         if (threads < 1) throw new IllegalArgumentException("threads: expected >= 1, got " + threads);
         Availability a = PROVIDER.probe();
         if (!a.available()) throw new BackendUnavailableException("backend cpu is unavailable: " + a.detail());
-        return new CpuBackend(threads, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS,
-                CpuSeqKernels.PARALLEL_MIN_MACS, CpuSeqKernels.Split.fromProperty());
+        return new CpuBackend(threads, Thresholds.DEFAULT, CpuSeqKernels.Split.fromProperty());
     }
 
     private final CpuPool pool;
@@ -96,15 +95,34 @@ public final class CpuBackend implements DeviceBackend {
     private final dev.recur.backend.Traffic.Counter traffic = new dev.recur.backend.Traffic.Counter();
     private volatile boolean closed;
 
-    /** Tests lower the thresholds to send small launches through the multi-threaded paths. */
-    CpuBackend(int threads, long gemmParallelMinFmas, long kernelParallelMinElements, long seqParallelMinMacs,
-               CpuSeqKernels.Split seqSplit) {
+    /**
+     * Where work goes to the pool: a launch smaller than these runs on the calling thread alone. A hand-off costs
+     * microseconds when the workers are spinning, tens of microseconds when one must be woken, and on a loaded
+     * machine (or while the JIT compiler holds a core) a worker that claimed a share may not run for a
+     * millisecond; so a launch goes parallel only when one thread would need on the order of 100 µs for it. Measured
+     * on the demo model (GRU 32+32 / 64, batch 32, whose products are 1-5 M multiply-adds), where the earlier
+     * thresholds sent every product and sequence to both threads: see {@code CpuBackend} in the README's table.
+     *
+     * @param gemmFmas        multiply-adds of a product ({@link CpuGemm})
+     * @param kernelElements  elements of a pointwise launch ({@link CpuKernels})
+     * @param stepMacs        multiply-adds per step of a sequence kernel split by units (a barrier each step)
+     * @param launchMacs      multiply-adds of a whole sequence kernel split by rows (one hand-off per launch)
+     */
+    record Thresholds(long gemmFmas, long kernelElements, long stepMacs, long launchMacs) {
+        static final Thresholds DEFAULT = new Thresholds(CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS,
+                CpuSeqKernels.PARALLEL_MIN_MACS, CpuSeqKernels.PARALLEL_MIN_LAUNCH_MACS);
+        /** Every launch of more than one element or row goes to the pool: tests of the parallel paths. */
+        static final Thresholds ALWAYS = new Thresholds(1, 1, 1, 1);
+    }
+
+    /** Tests pass {@link Thresholds#ALWAYS} to send small launches through the multi-threaded paths. */
+    CpuBackend(int threads, Thresholds thresholds, CpuSeqKernels.Split seqSplit) {
         this.pool = new CpuPool(threads);
-        this.gemm = new CpuGemm(pool, false, gemmParallelMinFmas);
+        this.gemm = new CpuGemm(pool, false, thresholds.gemmFmas());
         CpuSeqKernels seq = new CpuSeqKernels(pool,
-                (b, off, ld, stride, k, n, batch) -> packs.lookup(b, false, off, ld, stride, k, n, batch), seqParallelMinMacs,
-                seqSplit);
-        this.kernels = new CpuKernels(pool, kernelParallelMinElements, seq);
+                (b, off, ld, stride, k, n, batch) -> packs.lookup(b, false, off, ld, stride, k, n, batch),
+                thresholds.stepMacs(), thresholds.launchMacs(), seqSplit);
+        this.kernels = new CpuKernels(pool, thresholds.kernelElements(), seq);
     }
 
     @Override

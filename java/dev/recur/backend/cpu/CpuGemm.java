@@ -48,8 +48,12 @@ public final class CpuGemm implements AutoCloseable {
     static final int NC = 4096;
     /** At or below this many rows an untransposed A is read in place instead of packing B. */
     static final int SMALL_M = 64;
-    /** Below this many multiply-adds a product runs on the calling thread alone (waking workers costs more). */
-    static final long PARALLEL_MIN_FMAS = 1L << 16;
+    /**
+     * Below this many multiply-adds (about 50-100 µs on one thread) a product runs on the calling thread alone:
+     * waking a worker, or waiting for one the OS has not scheduled, costs more than it saves (see
+     * {@code CpuBackend.Thresholds}).
+     */
+    static final long PARALLEL_MIN_FMAS = 1L << 21;
 
     private final CpuPool pool;
     private final boolean ownsPool;

@@ -32,8 +32,8 @@ final class CpuKernels {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
     private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
 
-    /** Below this many elements a launch runs on the calling thread (a hand-off costs a few microseconds). */
-    static final long PARALLEL_MIN_ELEMENTS = 16_384;
+    /** Below this many elements a launch runs on the calling thread (see {@code CpuBackend.Thresholds}). */
+    static final long PARALLEL_MIN_ELEMENTS = 1L << 16;
 
     /**
      * A parameter: its name, and its kind: 'i' int, 'f' float, 'F' F32 buffer, 'I' I32 buffer, 'R' an F32 buffer

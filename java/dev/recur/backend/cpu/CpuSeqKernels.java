@@ -47,6 +47,11 @@ final class CpuSeqKernels {
     /** Below this many multiply-adds per step one thread runs the layer (a barrier costs about a microsecond). */
     static final long PARALLEL_MIN_MACS = 1L << 15;
     /**
+     * Below this many multiply-adds in a whole launch, a launch split by rows runs on one thread: its threads meet
+     * only at the end, so what it must pay for is one hand-off to the pool (see {@code CpuBackend.Thresholds}).
+     */
+    static final long PARALLEL_MIN_LAUNCH_MACS = 1L << 23;
+    /**
      * Chunks per thread. One: wider chunks make the per-row copies between the buffers and the scratch rows longer
      * (their fixed cost dominated with 64-unit chunks: LSTM T=50 B=32 H=256 fwd_bwd median 74-80 ms at one chunk
      * per thread, 87-97 at two); a thread that falls behind can still hand whole chunks to the others.
@@ -83,16 +88,19 @@ final class CpuSeqKernels {
     private final CpuPool pool;
     private final Packer packer;
     private final long parallelMinMacs;
+    /** Row split: below this many multiply-adds in the whole launch one thread runs it (one hand-off per launch). */
+    private final long parallelMinLaunchMacs;
     private final Split split;
     /** Per-thread scratch, grown on demand and kept: [thread][slot]. */
     private final float[][][] scratch;
     /** The two state buffers the products read, in packed-row layout; kept between launches. */
     private float[] stateA = new float[0], stateB = new float[0];
 
-    CpuSeqKernels(CpuPool pool, Packer packer, long parallelMinMacs, Split split) {
+    CpuSeqKernels(CpuPool pool, Packer packer, long parallelMinMacs, long parallelMinLaunchMacs, Split split) {
         this.pool = pool;
         this.packer = packer;
         this.parallelMinMacs = parallelMinMacs;
+        this.parallelMinLaunchMacs = parallelMinLaunchMacs;
         this.split = split;
         this.scratch = new float[pool.threads()][12][];
     }
@@ -263,7 +271,9 @@ final class CpuSeqKernels {
      */
     private void run(Layer l, int phases, Phase body, boolean shareable) {
         long macs = (long) l.D * l.B * l.blocks * l.H * l.K;
-        int participants = shareable && macs >= parallelMinMacs ? Math.min(pool.threads(), l.chunks) : 1;
+        // The unit split meets at a barrier every step, the row split only at the end of the launch.
+        boolean worth = l.rows ? macs * phases >= parallelMinLaunchMacs : macs >= parallelMinMacs;
+        int participants = shareable && worth ? Math.min(pool.threads(), l.chunks) : 1;
         AtomicIntegerArray claims = new AtomicIntegerArray(l.chunks);
         AtomicInteger done = new AtomicInteger();
         Throwable[] failure = new Throwable[1];

@@ -1,27 +1,62 @@
 package dev.recur.backend.cuda;
 
 import dev.recur.backend.DeviceBuffer;
-import jcuda.driver.CUdeviceptr;
+import dev.recur.backend.Leaks;
 
-/** Device memory from {@code cuMemAlloc}, owned by one {@link CudaBackend}; closing it frees it. */
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Device memory from {@code cuMemAlloc}, owned by one {@link CudaBackend}; closing it frees it. The address lives
+ * in a separate {@link Mem} that the backend tracks (so it frees what is still open when it closes) and that the
+ * {@link Leaks} cleaner frees if this buffer is forgotten without {@link #close()}: neither refers back to the
+ * buffer, so a forgotten buffer can still become unreachable.
+ */
 final class CudaBuffer implements DeviceBuffer {
     private final CudaBackend owner;
     private final Type type;
     private final long size;
-    private CUdeviceptr ptr;
-    /** The caller's memory ({@link CudaBackend#wrap}): closing detaches it, nothing is freed. */
-    private final boolean wrapped;
+    private final Mem mem;
+    private final Leaks.Handle handle;
 
-    CudaBuffer(CudaBackend owner, Type type, long size, CUdeviceptr ptr) {
-        this(owner, type, size, ptr, false);
+    /** The device address and its account; released at most once, from any thread. */
+    static final class Mem implements Leaks.Release {
+        private final CudaBackend owner;
+        final long bytes;
+        /** 0 once freed. */
+        private final AtomicLong address;
+        /** The caller's memory ({@link CudaBackend#wrap}): detached on close, never freed here. */
+        final boolean wrapped;
+
+        Mem(CudaBackend owner, long bytes, long address, boolean wrapped) {
+            this.owner = owner;
+            this.bytes = bytes;
+            this.address = new AtomicLong(address);
+            this.wrapped = wrapped;
+        }
+
+        long address() {
+            return address.get();
+        }
+
+        @Override
+        public boolean release() {
+            long a = address.getAndSet(0);
+            if (a == 0 || wrapped) return false;
+            owner.free(this, a);
+            return true;
+        }
     }
 
-    CudaBuffer(CudaBackend owner, Type type, long size, CUdeviceptr ptr, boolean wrapped) {
+    CudaBuffer(CudaBackend owner, Type type, long size, long address, boolean wrapped) {
         this.owner = owner;
         this.type = type;
         this.size = size;
-        this.ptr = ptr;
-        this.wrapped = wrapped;
+        this.mem = new Mem(owner, size * type.bytes(), address, wrapped);
+        this.handle = Leaks.register(this, wrapped ? "A wrapped CUDA DeviceBuffer" : "A CUDA DeviceBuffer", mem);
+    }
+
+    Mem state() {
+        return mem;
     }
 
     @Override
@@ -36,7 +71,7 @@ final class CudaBuffer implements DeviceBuffer {
 
     @Override
     public boolean isClosed() {
-        return ptr == null;
+        return mem.address() == 0;
     }
 
     CudaBackend owner() {
@@ -44,21 +79,19 @@ final class CudaBuffer implements DeviceBuffer {
     }
 
     /** The device address of element {@code offset}. */
-    CUdeviceptr at(long offset) {
-        if (ptr == null) throw new IllegalStateException("cuda: buffer of " + size + " " + type + " elements is closed");
-        return offset == 0 ? ptr : ptr.withByteOffset(offset * type.bytes());
+    long at(long offset) {
+        long a = mem.address();
+        if (a == 0) throw new IllegalStateException("cuda: buffer of " + size + " " + type + " elements is closed");
+        return a + offset * type.bytes();
     }
 
     @Override
     public void close() {
-        if (ptr == null) return;
-        CUdeviceptr p = ptr;
-        ptr = null;
-        if (!wrapped) owner.free(this, p);
+        handle.close();
     }
 
     @Override
     public String toString() {
-        return "CudaBuffer[" + type + " x " + size + (ptr == null ? ", closed]" : "]");
+        return "CudaBuffer[" + type + " x " + size + (mem.wrapped ? ", wrapped" : "") + (isClosed() ? ", closed]" : "]");
     }
 }

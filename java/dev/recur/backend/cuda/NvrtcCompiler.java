@@ -1,19 +1,14 @@
 package dev.recur.backend.cuda;
 
-import jcuda.nvrtc.JNvrtc;
-import jcuda.nvrtc.nvrtcProgram;
-import jcuda.nvrtc.nvrtcResult;
-
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 
 /**
- * Compiles a kernel unit with NVRTC for one device, through the on-disk {@link KernelCache}. Only loaded
- * once {@link CudaProbe} has found libnvrtc.so.12.
+ * Compiles a kernel unit with NVRTC for one device, through the on-disk {@link KernelCache}, with NVRTC from
+ * whichever {@link CudaApi} binding the backend uses (NVRTC 12 or 13).
  *
  * <p>For a device whose architecture NVRTC knows, the unit is compiled for that real architecture, giving a
  * CUBIN (loaded as is: no JIT at start-up, and no dependence on the driver accepting a newer PTX ISA, which
@@ -33,19 +28,24 @@ final class NvrtcCompiler {
         }
     }
 
-    /** A compiled unit: PTX always, the CUBIN when the target has one. */
-    record Compiled(String ptx, byte[] cubin) {}
+    /**
+     * A compiled unit: PTX always, the CUBIN when the target has one, and NVRTC's log (empty when the unit came
+     * from the cache or NVRTC had nothing to say; a warning shows here).
+     */
+    record Compiled(String ptx, byte[] cubin, String log) {}
 
+    private final CudaApi api;
     private final KernelCache cache;
     private final String version;
 
-    NvrtcCompiler(KernelCache cache) {
+    /** Throws {@link IllegalStateException} naming the files tried when the binding has no NVRTC. */
+    NvrtcCompiler(CudaApi api, KernelCache cache) {
+        String missing = api.load(CudaApi.Part.NVRTC);
+        if (missing != null) throw new IllegalStateException(missing);
+        this.api = api;
         this.cache = cache;
-        JNvrtc.setExceptionsEnabled(false);
-        int[] major = {0};
-        int[] minor = {0};
-        JNvrtc.nvrtcVersion(major, minor);
-        this.version = "nvrtc-" + major[0] + "." + minor[0];
+        int[] v = api.nvrtcVersion();
+        this.version = "nvrtc-" + v[0] + "." + v[1];
     }
 
     String version() {
@@ -54,7 +54,7 @@ final class NvrtcCompiler {
 
     /** The target for a device of compute capability {@code deviceArch} (e.g. 86 for 8.6). */
     Target target(int deviceArch) {
-        int[] archs = supportedArchs();
+        int[] archs = api.nvrtcArchs();
         if (archs.length == 0) return new Target(deviceArch, true);
         int best = -1;
         for (int a : archs) if (a <= deviceArch && a > best) best = a;
@@ -65,23 +65,13 @@ final class NvrtcCompiler {
         return new Target(best, best == deviceArch);
     }
 
-    /** The real architectures this NVRTC compiles for, ascending (empty if it cannot say). */
-    private static int[] supportedArchs() {
-        int[] n = {0};
-        if (JNvrtc.nvrtcGetNumSupportedArchs(n) != nvrtcResult.NVRTC_SUCCESS || n[0] == 0) return new int[0];
-        int[] archs = new int[n[0]];
-        if (JNvrtc.nvrtcGetSupportedArchs(archs) != nvrtcResult.NVRTC_SUCCESS) return new int[0];
-        java.util.Arrays.sort(archs);
-        return archs;
-    }
-
     /** The unit compiled for {@code target}, from the cache or freshly compiled (and then cached). */
     Compiled compile(CudaKernelSources.Unit unit, Target target) {
         String hash = hash(unit, target);
         Optional<byte[]> ptx = cache.read(unit.stem(), hash, target.label(), "ptx");
         Optional<byte[]> cubin = target.cubin() ? cache.read(unit.stem(), hash, target.label(), "cubin") : Optional.empty();
         if (ptx.isPresent() && (!target.cubin() || cubin.isPresent())) {
-            return new Compiled(new String(ptx.get(), StandardCharsets.UTF_8), cubin.orElse(null));
+            return new Compiled(new String(ptx.get(), StandardCharsets.UTF_8), cubin.orElse(null), "");
         }
         Compiled c = nvrtc(unit, target);
         if (c.cubin() != null) cache.write(unit.stem(), hash, target.label(), "cubin", c.cubin());
@@ -102,48 +92,18 @@ final class NvrtcCompiler {
     }
 
     private Compiled nvrtc(CudaKernelSources.Unit unit, Target target) {
-        List<String> names = new ArrayList<>();
-        List<String> texts = new ArrayList<>();
-        for (Map.Entry<String, String> h : unit.headers().entrySet()) {
-            names.add(h.getKey());
-            texts.add(h.getValue());
-        }
         List<String> options = new ArrayList<>(CudaKernelSources.NVRTC_OPTIONS);
         options.add(target.option());
-        nvrtcProgram program = new nvrtcProgram();
-        check(JNvrtc.nvrtcCreateProgram(program, unit.source(), unit.name(), names.size(),
-                texts.toArray(String[]::new), names.toArray(String[]::new)), unit, "nvrtcCreateProgram");
+        CudaApi.NvrtcOutput out;
         try {
-            int r = JNvrtc.nvrtcCompileProgram(program, options.size(), options.toArray(String[]::new));
-            if (r != nvrtcResult.NVRTC_SUCCESS) {
-                throw new CudaKernelCompileException("NVRTC (" + version + ") could not compile kernels/cuda/" + unit.name()
-                        + " with " + target.option() + " (" + nvrtcResult.stringFor(r) + ")", log(program));
-            }
-            String[] ptx = {null};
-            check(JNvrtc.nvrtcGetPTX(program, ptx), unit, "nvrtcGetPTX");
-            byte[] cubin = null;
-            if (target.cubin()) {
-                long[] size = {0};
-                check(JNvrtc.nvrtcGetCUBINSize(program, size), unit, "nvrtcGetCUBINSize");
-                cubin = new byte[Math.toIntExact(size[0])];
-                check(JNvrtc.nvrtcGetCUBIN(program, cubin), unit, "nvrtcGetCUBIN");
-            }
-            return new Compiled(ptx[0], cubin);
-        } finally {
-            JNvrtc.nvrtcDestroyProgram(program);
+            out = api.nvrtcCompile(unit.name(), unit.source(), unit.headers(), options, target.cubin());
+        } catch (CudaException e) {
+            throw new CudaKernelCompileException(e.getMessage() + " for kernels/cuda/" + unit.name() + " (" + version + ")", "");
         }
-    }
-
-    private static String log(nvrtcProgram program) {
-        String[] log = {""};
-        if (JNvrtc.nvrtcGetProgramLog(program, log) != nvrtcResult.NVRTC_SUCCESS || log[0] == null) return "";
-        return log[0];
-    }
-
-    private void check(int r, CudaKernelSources.Unit unit, String call) {
-        if (r != nvrtcResult.NVRTC_SUCCESS) {
-            throw new CudaKernelCompileException(call + " failed for kernels/cuda/" + unit.name() + " (" + version + "): "
-                    + nvrtcResult.stringFor(r), "");
+        if (out.status() != 0) {
+            throw new CudaKernelCompileException("NVRTC (" + version + ") could not compile kernels/cuda/" + unit.name()
+                    + " with " + target.option() + " (" + out.statusName() + ")", out.log());
         }
+        return new Compiled(out.ptx(), out.cubin(), out.log().strip());
     }
 }

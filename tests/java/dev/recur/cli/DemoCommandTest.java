@@ -101,12 +101,15 @@ class DemoCommandTest {
     }
 
     @Test
-    void theDefaultBackendIsTheFirstAvailableOfTheDemoOrder() {
-        assertEquals("reference", AppSupport.firstAvailable(java.util.List.of("no-such-backend", "reference")));
-        assertEquals(dev.recur.backend.Backends.bestName(), AppSupport.firstAvailable(java.util.List.of("no-such-backend")));
-        boolean opencl = dev.recur.backend.Backends.provider("opencl").probe().available();
-        assertEquals(opencl ? "opencl" : "reference", AppSupport.firstAvailable(java.util.List.of("opencl", "reference")));
-        assertEquals(java.util.List.of("cuda", "opencl", "reference"), DemoCommand.DEFAULT_ORDER, "cpu is slowest for this model (measured)");
+    void withoutBackendItRunsOnTheBestAndSaysWhyTheOnesBeforeItWerePassedOver() {
+        CliRun r = CliRun.of("demo", "--steps", "2", "--held-out", "20", "--out", dir.resolve("best").toString());
+        assertEquals(0, r.code(), r.toString());
+        String best = dev.recur.backend.Backends.bestName();
+        assertTrue(r.out().contains("backend   " + best + " "), r.out());
+        for (dev.recur.backend.BackendProvider p : dev.recur.backend.Backends.providers()) {
+            if (p.name().equals(best)) break;
+            assertTrue(r.out().contains("(" + p.name() + " unavailable: " + p.probe().detail() + ")"), r.out());
+        }
     }
 
     @Test

@@ -47,10 +47,9 @@ class CpuBackendParityTest {
 
     @BeforeAll
     static void open() {
-        one = new CpuBackend(1, CpuGemm.PARALLEL_MIN_FMAS, CpuKernels.PARALLEL_MIN_ELEMENTS, CpuSeqKernels.PARALLEL_MIN_MACS,
-                CpuSeqKernels.Split.AUTO);
-        twoUnits = new CpuBackend(2, 1, 1, 1, CpuSeqKernels.Split.UNITS);
-        twoRows = new CpuBackend(2, 1, 1, 1, CpuSeqKernels.Split.ROWS);
+        one = new CpuBackend(1, CpuBackend.Thresholds.DEFAULT, CpuSeqKernels.Split.AUTO);
+        twoUnits = new CpuBackend(2, CpuBackend.Thresholds.ALWAYS, CpuSeqKernels.Split.UNITS);
+        twoRows = new CpuBackend(2, CpuBackend.Thresholds.ALWAYS, CpuSeqKernels.Split.ROWS);
     }
 
     @AfterAll

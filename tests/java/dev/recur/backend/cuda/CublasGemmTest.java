@@ -72,9 +72,9 @@ class CublasGemmTest {
             String where = "trial " + trial + ": transA=" + transA + " transB=" + transB + " m=" + m + " n=" + n + " k=" + k
                     + " lda=" + lda + " ldb=" + ldb + " ldc=" + ldc + " batch=" + batch + " strides " + strideA + "/" + strideB + "/" + strideC;
             if (m > 0 && n > 0) {
-                CublasGemm g = CublasGemm.of(transA, transB, m, n, k, lda, ldb, ldc);
+                CublasGemm g = CublasGemm.of(transA, transB, m, n, k, lda, strideA, ldb, strideB, ldc, strideC, batch);
                 checkCublasArguments(g, where);
-                columnMajorGemm(g, alpha, b, offB, strideB, a, offA, strideA, beta, got, offC, strideC, batch);
+                columnMajorGemm(g, alpha, b, offB, a, offA, beta, got, offC);
             }
             for (int i = 0; i < expected.length; i++) {
                 boolean same = Double.compare(expected[i], got[i]) == 0 || Math.abs(expected[i] - got[i]) <= 1e-12;
@@ -93,12 +93,15 @@ class CublasGemmTest {
     }
 
     /**
-     * cublasSgemmStridedBatched as documented: column-major, {@code C[i + j*ldc] = alpha * sum_p op(X)[i,p] op(Y)[p,j]
-     * + beta * C}, with {@code op(X)[i,p] = X[i + p*ld]} or, transposed, {@code X[p + i*ld]}; beta == 0 does not read C.
+     * cublasSgemmStridedBatched as documented, from the record alone (its strides and batch count):
+     * column-major, {@code C[i + j*ldc] = alpha * sum_p op(X)[i,p] op(Y)[p,j] + beta * C}, with
+     * {@code op(X)[i,p] = X[i + p*ld]} or, transposed, {@code X[p + i*ld]}; beta == 0 does not read C. {@code x} and
+     * {@code offX} are where the caller points the first operand, {@code y} the second.
      */
-    private static void columnMajorGemm(CublasGemm g, float alpha, double[] x, long offX, long strideX,
-                                        double[] y, long offY, long strideY, float beta, double[] c, long offC, long strideC, int batch) {
-        for (int q = 0; q < batch; q++) {
+    static void columnMajorGemm(CublasGemm g, float alpha, double[] x, long offX,
+                                double[] y, long offY, float beta, double[] c, long offC) {
+        long strideX = g.strideFirst(), strideY = g.strideSecond(), strideC = g.strideC();
+        for (int q = 0; q < g.batch(); q++) {
             for (int i = 0; i < g.m(); i++) {
                 for (int j = 0; j < g.n(); j++) {
                     double sum = 0;
@@ -114,6 +117,76 @@ class CublasGemmTest {
                 }
             }
         }
+    }
+
+    /**
+     * The same mapping against the cpu backend's own row-major GEMM (the GEMM every float32 result here is checked
+     * with): random shapes, transposes, leading dimensions, offsets and strides, including stride 0 for A or B and C
+     * interleaved row by row. The cpu backend computes in float32 and the interpretation of the cuBLAS call in float64
+     * from the same float32 inputs, so they agree to float32 rounding of the sums.
+     */
+    @Test
+    void columnMajorCallMatchesTheCpuBackendsGemm() {
+        SplittableRandom r = new SplittableRandom(7);
+        try (var backend = dev.recur.backend.Backends.open("cpu")) {
+            var cpu = (dev.recur.backend.DeviceBackend) backend;
+            for (int trial = 0; trial < 300; trial++) {
+                boolean transA = r.nextBoolean(), transB = r.nextBoolean();
+                int m = r.nextInt(1, 40), n = r.nextInt(1, 40), k = r.nextInt(0, 45), batch = r.nextInt(1, 4);
+                int lda = Math.max(1, transA ? m : k) + r.nextInt(0, 4);
+                int ldb = Math.max(1, transB ? k : n) + r.nextInt(0, 4);
+                boolean interleaved = batch > 1 && r.nextBoolean();
+                int ldc = interleaved ? batch * n + r.nextInt(0, 2) : n + r.nextInt(0, 4);
+                long sizeA = (long) (transA ? k : m) * lda, sizeB = (long) (transB ? n : k) * ldb;
+                long strideA = r.nextInt(4) == 0 ? 0 : sizeA + r.nextInt(0, 5);
+                long strideB = r.nextInt(4) == 0 ? 0 : sizeB + r.nextInt(0, 5);
+                long strideC = interleaved ? n : (long) m * ldc + r.nextInt(0, 5);
+                long offA = r.nextInt(0, 4), offB = r.nextInt(0, 4), offC = r.nextInt(0, 4);
+                float alpha = (float) r.nextDouble(-2, 2);
+                float beta = r.nextInt(3) == 0 ? 0f : (float) r.nextDouble(-2, 2);
+                float[] a = randomFloats(r, offA + (batch - 1) * strideA + Math.max(sizeA, 1) + 1);
+                float[] b = randomFloats(r, offB + (batch - 1) * strideB + Math.max(sizeB, 1) + 1);
+                float[] c = randomFloats(r, offC + (batch - 1) * strideC + (long) m * ldc + 1);
+                String where = "trial " + trial + ": transA=" + transA + " transB=" + transB + " m=" + m + " n=" + n + " k=" + k
+                        + " lda=" + lda + " ldb=" + ldb + " ldc=" + ldc + " batch=" + batch + " strides " + strideA + "/" + strideB + "/" + strideC
+                        + (interleaved ? " (C interleaved)" : "");
+
+                float[] got = new float[c.length];
+                try (var da = cpu.allocate(dev.recur.backend.DeviceBuffer.Type.F32, a.length);
+                     var db = cpu.allocate(dev.recur.backend.DeviceBuffer.Type.F32, b.length);
+                     var dc = cpu.allocate(dev.recur.backend.DeviceBuffer.Type.F32, c.length)) {
+                    cpu.upload(a, 0, da, 0, a.length);
+                    cpu.upload(b, 0, db, 0, b.length);
+                    cpu.upload(c, 0, dc, 0, c.length);
+                    cpu.gemmStridedBatched(transA, transB, m, n, k, alpha, da, offA, lda, strideA, db, offB, ldb, strideB,
+                            beta, dc, offC, ldc, strideC, batch);
+                    cpu.download(dc, 0, got, 0, got.length);
+                }
+
+                CublasGemm g = CublasGemm.of(transA, transB, m, n, k, lda, strideA, ldb, strideB, ldc, strideC, batch);
+                checkCublasArguments(g, where);
+                double[] cublas = toDoubles(c);
+                // As the backend calls it: the first operand at B's offset, the second at A's.
+                columnMajorGemm(g, alpha, toDoubles(b), offB, toDoubles(a), offA, beta, cublas, offC);
+                for (int i = 0; i < c.length; i++) {
+                    double tol = 1e-5 * Math.max(1, Math.abs(cublas[i])) * Math.max(1, k);
+                    assertTrue(Math.abs(cublas[i] - got[i]) <= tol, where + ": C[" + i + "] cuBLAS call gives " + cublas[i]
+                            + ", the cpu backend " + got[i]);
+                }
+            }
+        }
+    }
+
+    private static float[] randomFloats(SplittableRandom r, long n) {
+        float[] f = new float[(int) n];
+        for (int i = 0; i < f.length; i++) f[i] = (float) r.nextDouble(-1, 1);
+        return f;
+    }
+
+    private static double[] toDoubles(float[] f) {
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) d[i] = f[i];
+        return d;
     }
 
     private static double[] fill(SplittableRandom r, long n) {
