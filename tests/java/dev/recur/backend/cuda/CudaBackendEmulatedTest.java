@@ -49,6 +49,43 @@ class CudaBackendEmulatedTest {
     }
 
     @Test
+    void trafficCountsTheBytesEachWayAndTheWaits() {
+        dev.recur.backend.Traffic start = be.traffic();
+        try (DeviceBuffer f = be.allocate(DeviceBuffer.Type.F32, 1000); DeviceBuffer g = be.allocate(DeviceBuffer.Type.F32, 1000)) {
+            be.upload(new float[1000], 0, f, 0, 1000);
+            be.copy(f, 0, g, 0, 1000);
+            be.fill(g, 0, 10, 1.0);
+            dev.recur.backend.Traffic up = be.traffic().minus(start);
+            assertEquals(new dev.recur.backend.Traffic(4000, 0, 0), up, "one upload; copies and fills are not traffic");
+            be.download(g, 0, new float[1000], 0, 1000);
+            be.finish();
+            assertEquals(new dev.recur.backend.Traffic(4000, 4000, 2), be.traffic().minus(start),
+                    "a blocking download and a finish");
+        }
+    }
+
+    @Test
+    void aWrappedPointerIsUsedInPlaceAndNeverFreed() {
+        long address = api.memAlloc(64);
+        long inUse = be.memoryInUse();
+        int freed = api.freedCount();
+        DeviceBuffer w = be.wrap(address, 16, DeviceBuffer.Type.F32);
+        assertEquals(inUse, be.memoryInUse(), "the caller's memory is not counted");
+        float[] v = new float[16];
+        for (int i = 0; i < 16; i++) v[i] = i + 0.5f;
+        be.upload(v, 0, w, 0, 16);
+        float[] back = new float[16];
+        be.download(w, 0, back, 0, 16);
+        assertArrayEquals(v, back);
+        w.close();
+        assertTrue(w.isClosed());
+        assertEquals(freed, api.freedCount(), "closing a wrapped buffer frees nothing");
+        api.memFree(address);
+        assertThrows(IllegalArgumentException.class, () -> be.wrap(0, 16, DeviceBuffer.Type.F32));
+        assertThrows(IllegalArgumentException.class, () -> be.wrap(address + 2, 16, DeviceBuffer.Type.F32));
+    }
+
+    @Test
     void copiesLargerThanTheStagingBuffersRoundTrip() {
         int n = CudaBackend.STAGING_BYTES / 4 * 2 + 12_345; // three chunks, the last partial
         float[] src = new float[n + 7];
