@@ -1,6 +1,8 @@
 package dev.recur.apps;
 
 import dev.recur.backend.Backend;
+import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.Traffic;
 import dev.recur.config.AttentionScore;
 import dev.recur.config.CellType;
 import dev.recur.nn.decode.Decoded;
@@ -83,7 +85,40 @@ public final class DateDemo {
      * @param attended    the example whose attention is reported
      */
     public record Result(double[] losses, double[] accuracies, List<Example> heldOut, double accuracy, double[][] attention,
-                         Example attended, long parameters) {}
+                         Example attended, long parameters, TrafficSummary traffic) {}
+
+    /**
+     * What crossed between host and device ({@link Traffic}): the first training step (which uploads the weights),
+     * the mean of every later step, and the held-out decoding as a whole. Null on a backend that keeps no counts.
+     *
+     * @param laterSteps the training steps after the first, summed; divide by {@code steps - 1} for a step's share
+     */
+    public record TrafficSummary(Traffic firstStep, Traffic laterSteps, int steps, Traffic decoding) {
+        /** Bytes to the device per training step after the first. */
+        public double bytesToDevicePerStep() {
+            return steps > 1 ? laterSteps.bytesToDevice() / (double) (steps - 1) : 0;
+        }
+
+        /** Bytes to the host per training step after the first. */
+        public double bytesToHostPerStep() {
+            return steps > 1 ? laterSteps.bytesToHost() / (double) (steps - 1) : 0;
+        }
+
+        /** Blocking host waits per training step after the first. */
+        public double blockingWaitsPerStep() {
+            return steps > 1 ? laterSteps.blockingWaits() / (double) (steps - 1) : 0;
+        }
+    }
+
+    /** The backend's running traffic count, or null where it keeps none (the reference). */
+    private static Traffic traffic(Backend backend) {
+        if (!(backend instanceof DeviceBackend db)) return null;
+        try {
+            return db.traffic();
+        } catch (UnsupportedOperationException e) {
+            return null;
+        }
+    }
 
     private final Settings settings;
     private final CharVocab source = new CharVocab(DateFormats.sourceAlphabet());
@@ -133,6 +168,7 @@ public final class DateDemo {
             Adam adam = new Adam(settings.lr());
             Seq2SeqTrainer trainer = new Seq2SeqTrainer(model, adam, SamplingSchedule.constant(1), 5.0, settings.seed());
             int half = settings.steps() / 2;
+            Traffic first = null, later = Traffic.ZERO;
             for (int step = 0; step < settings.steps(); step++) {
                 List<int[]> src = new ArrayList<>(settings.batch()), tgt = new ArrayList<>(settings.batch());
                 while (src.size() < settings.batch()) {
@@ -147,13 +183,24 @@ public final class DateDemo {
                     double f = (step - half) / (double) Math.max(1, settings.steps() - half);
                     adam.setLearningRate(settings.lr() * (1 - 0.95 * f));
                 }
-                Seq2Seq.Loss loss = trainer.step(Seq2SeqBatch.of(src, tgt, CharVocab.PAD, CharVocab.EOS));
+                Seq2SeqBatch batch = Seq2SeqBatch.of(src, tgt, CharVocab.PAD, CharVocab.EOS);
+                Traffic before = traffic(backend);
+                Seq2Seq.Loss loss = trainer.step(batch);
+                if (before != null) {
+                    Traffic d = traffic(backend).minus(before);
+                    if (step == 0) first = d;
+                    else later = new Traffic(later.bytesToDevice() + d.bytesToDevice(), later.bytesToHost() + d.bytesToHost(),
+                            later.blockingWaits() + d.blockingWaits());
+                }
                 losses[step] = loss.loss();
                 accs[step] = loss.tokenAccuracy();
                 if (progress != null) progress.step(step, loss.loss(), loss.tokenAccuracy());
             }
             List<int[]> encoded = heldOutSources.stream().map(source::encode).toList();
+            Traffic beforeDecoding = traffic(backend);
             Decoded dec = model.greedy(encoded, ISO_LENGTH + 2);
+            TrafficSummary summary = beforeDecoding == null ? null
+                    : new TrafficSummary(first, later, settings.steps(), traffic(backend).minus(beforeDecoding));
             List<Example> examples = new ArrayList<>();
             int correct = 0;
             for (int i = 0; i < encoded.size(); i++) {
@@ -171,7 +218,7 @@ public final class DateDemo {
             }
             double[][] att = dec.attention() == null ? null : trim(dec.attention().get(pick), heldOutSources.get(pick).length());
             return new Result(losses, accs, List.copyOf(examples), correct / (double) examples.size(), att, examples.get(pick),
-                    model.parameters().count());
+                    model.parameters().count(), summary);
         }
     }
 

@@ -62,6 +62,10 @@ final class DemoCommand implements Callable<Integer> {
             description = "Held-out written dates, never trained on, for the exact-match accuracy (default: ${DEFAULT-VALUE}).")
     int heldOut;
 
+    @Option(names = "--json", description = "Also print the summary as one JSON object on the last line: backend, steps,"
+            + " seconds, accuracy, parameters, and the host-device traffic per training step and of the held-out decoding.")
+    boolean json;
+
     @Option(names = "--out", defaultValue = "demo-out", paramLabel = "DIR",
             description = "Folder for loss.png and attention.png (created; default: ${DEFAULT-VALUE}).")
     Path out;
@@ -76,7 +80,9 @@ final class DemoCommand implements Callable<Integer> {
         DateDemo demo = new DateDemo(DateDemo.Settings.defaults(steps, seed).withHeldOut(heldOut));
         long t0 = System.nanoTime();
         DateDemo.Result r;
+        String backendName;
         try (Backend be = AppSupport.openBackend(cl, backend)) {
+            backendName = be.name();
             w.printf("Dates written by people -> ISO 8601: a character-level seq2seq model with attention%n");
             w.printf("backend   %s (%s)%n", be.name(), be.deviceName());
             if (backend == null) {
@@ -110,6 +116,14 @@ final class DemoCommand implements Callable<Integer> {
         long right = r.heldOut().stream().filter(DateDemo.Example::correct).count();
         w.printf("%nheld-out exact match: %.2f%% (%d of %d), %d parameters, %s%n", 100 * r.accuracy(), right, r.heldOut().size(),
                 r.parameters(), AppSupport.seconds(secs));
+        DateDemo.TrafficSummary t = r.traffic();
+        if (t != null) {
+            w.printf(Locale.ROOT, "traffic   per training step: %,.0f bytes to the device, %,.0f to the host, %.1f blocking waits"
+                            + " (the first step: %,d, %,d, %d)%n", t.bytesToDevicePerStep(), t.bytesToHostPerStep(),
+                    t.blockingWaitsPerStep(), t.firstStep().bytesToDevice(), t.firstStep().bytesToHost(), t.firstStep().blockingWaits());
+            w.printf(Locale.ROOT, "          held-out decoding: %,d bytes to the device, %,d to the host, %d blocking waits%n",
+                    t.decoding().bytesToDevice(), t.decoding().bytesToHost(), t.decoding().blockingWaits());
+        }
         w.println();
         for (DateDemo.Example e : examples(r.heldOut())) {
             w.printf("  %-34s -> %-10s %s%n", "\"" + e.source() + "\"", e.predicted(), e.correct() ? "ok" : "WRONG, expected " + e.expected());
@@ -127,8 +141,28 @@ final class DemoCommand implements Callable<Integer> {
             Charts.attention(att, "Attention: \"" + r.attended().source() + "\" -> " + r.attended().predicted(), in, outs, rows);
         }
         w.printf("%nwrote %s and %s%n", loss, att);
+        if (json) w.println(json(backendName, r, secs, right));
         w.flush();
         return 0;
+    }
+
+    /** The run's summary as one JSON object; traffic fields are null on a backend that keeps no counts. */
+    static String json(String backend, DateDemo.Result r, double seconds, long right) {
+        DateDemo.TrafficSummary t = r.traffic();
+        StringBuilder j = new StringBuilder("{");
+        j.append("\"backend\":\"").append(backend).append("\",\"steps\":").append(r.losses().length)
+                .append(",\"seconds\":").append(String.format(Locale.ROOT, "%.3f", seconds))
+                .append(",\"held_out\":").append(r.heldOut().size()).append(",\"held_out_correct\":").append(right)
+                .append(",\"accuracy\":").append(r.accuracy()).append(",\"parameters\":").append(r.parameters())
+                .append(",\"final_loss\":").append(r.losses()[r.losses().length - 1]);
+        String[] keys = {"step_bytes_to_device", "step_bytes_to_host", "step_blocking_waits", "first_step_bytes_to_device",
+                "first_step_bytes_to_host", "first_step_blocking_waits", "decode_bytes_to_device", "decode_bytes_to_host",
+                "decode_blocking_waits"};
+        Object[] values = t == null ? new Object[keys.length] : new Object[] {t.bytesToDevicePerStep(), t.bytesToHostPerStep(),
+                t.blockingWaitsPerStep(), t.firstStep().bytesToDevice(), t.firstStep().bytesToHost(), t.firstStep().blockingWaits(),
+                t.decoding().bytesToDevice(), t.decoding().bytesToHost(), t.decoding().blockingWaits()};
+        for (int i = 0; i < keys.length; i++) j.append(",\"").append(keys[i]).append("\":").append(values[i] == null ? "null" : values[i]);
+        return j.append("}").toString();
     }
 
     /** Up to 10 held-out examples, one per written form first, then any mistakes. */

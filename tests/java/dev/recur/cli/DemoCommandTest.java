@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.LocalDate;
+import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -109,6 +110,30 @@ class DemoCommandTest {
         for (dev.recur.backend.BackendProvider p : dev.recur.backend.Backends.providers()) {
             if (p.name().equals(best)) break;
             assertTrue(r.out().contains("(" + p.name() + " unavailable: " + p.probe().detail() + ")"), r.out());
+        }
+    }
+
+    @Test
+    void jsonSummaryOnTheLastLineWithTheTrafficOfADeviceBackend() {
+        for (String backend : new String[] {"cpu", "reference"}) {
+            CliRun r = CliRun.of("demo", "--backend", backend, "--steps", "3", "--held-out", "20", "--json", "--out",
+                    dir.resolve("json-" + backend).toString());
+            assertEquals(0, r.code(), r.toString());
+            List<String> lines = r.out().lines().toList();
+            String last = lines.get(lines.size() - 1);
+            assertTrue(last.startsWith("{\"backend\":\"" + backend + "\",\"steps\":3,") && last.endsWith("}"), last);
+            for (String key : new String[] {"step_bytes_to_device", "step_bytes_to_host", "step_blocking_waits",
+                    "decode_bytes_to_device", "decode_bytes_to_host", "decode_blocking_waits"}) {
+                Matcher m = Pattern.compile("\"" + key + "\":([^,}]+)").matcher(last);
+                assertTrue(m.find(), key + " in " + last);
+                if (backend.equals("reference")) {
+                    assertEquals("null", m.group(1), key + ": the reference keeps no traffic counts");
+                } else {
+                    // Three steps of a seq2seq model on host tensors: batches up, results down; the decoding too.
+                    assertTrue(Double.parseDouble(m.group(1)) > 0, key + " on cpu: " + last);
+                }
+            }
+            assertEquals(backend.equals("cpu"), r.out().contains("traffic   per training step: "), r.out());
         }
     }
 
