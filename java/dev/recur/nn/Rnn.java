@@ -432,9 +432,10 @@ public final class Rnn implements AutoCloseable {
         if (lstm) checkDevice("dcN", dcN, be, DeviceBuffer.Type.F32, ld, b, config.hiddenSize());
         else if (dcN != null) throw new IllegalArgumentException("dcN: only LSTM has a cell state, got dcN for cell " + config.cell());
         if (grads != null) {
-            if (!grads.config().equals(config) && WeightSpace.elements(grads.config()) != WeightSpace.elements(config)) {
-                throw new IllegalArgumentException("grads: expected a gradient space for this network's configuration ("
-                        + WeightSpace.elements(config) + " elements), got one of " + WeightSpace.elements(grads.config()));
+            if (!grads.config().equals(config) && !sameLayout(grads.config(), config)) {
+                throw new IllegalArgumentException("grads: expected a gradient space with this network's parameters "
+                        + RnnWeights.shapes(config).keySet() + " (" + WeightSpace.elements(config) + " elements), got one with "
+                        + RnnWeights.shapes(grads.config()).keySet() + " (" + WeightSpace.elements(grads.config()) + ")");
             }
             if (grads.backend() != be) {
                 throw new IllegalArgumentException("grads: expected a space on backend " + be.name() + ", got one on "
@@ -613,6 +614,14 @@ public final class Rnn implements AutoCloseable {
         DeviceTensor d = DeviceTensor.of(be, t);
         made.add(d);
         return d;
+    }
+
+    /** Whether two configurations have the same parameter names and shapes, in the same order (one weight-space layout). */
+    private static boolean sameLayout(RnnConfig a, RnnConfig b) {
+        java.util.Map<String, int[]> x = RnnWeights.shapes(a), y = RnnWeights.shapes(b);
+        if (!new ArrayList<>(x.keySet()).equals(new ArrayList<>(y.keySet()))) return false;
+        for (String k : x.keySet()) if (!Arrays.equals(x.get(k), y.get(k))) return false;
+        return true;
     }
 
     /** Checks an optional device tensor: on {@code be}, of {@code type} and {@code shape}; the message names it. */

@@ -380,6 +380,12 @@ class DeviceTensorRnnTest {
                 long held = be.memoryInUse();
                 e = assertThrows(IllegalArgumentException.class, () -> rnn.backward(o, x, null, null, null, GradMode.SET));
                 assertEquals("dy: expected shape [6, 3, 10], got [6, 3, 4]", e.getMessage());
+                RnnConfig gru = RnnConfig.builder(CellType.GRU, 4, 5).layers(2).bidirectional(true).build();
+                try (WeightSpace wrong = WeightSpace.allocate(be, gru)) {
+                    e = assertThrows(IllegalArgumentException.class, () -> rnn.backward(o, null, null, null, wrong, GradMode.SET));
+                    assertTrue(e.getMessage().startsWith("grads: expected a gradient space with this network's parameters"),
+                            e.getMessage());
+                }
                 assertEquals(held, be.memoryInUse(), "a refused backward allocates nothing");
             }
         }
