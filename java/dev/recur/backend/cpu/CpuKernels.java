@@ -155,6 +155,8 @@ final class CpuKernels {
                 (k, a) -> k.seq.rnnBackward(a, a.bufs[10]));
         spec(Kernels.LN_STEP_BWD, "s:i T:i B:i H:i D:i G:i g0:i nblk:i lengths:I dg:F gain:F xhat:F rstd:F dvall:F",
                 CpuKernels::lnStepBwd);
+        // Training and decoding (dev.recur.backend.TrainKernels); bodies in CpuTrainKernels.
+        CpuTrainKernels.register(CpuKernels::spec);
     }
 
     private static void spec(String name, String signature, Body body) {
@@ -181,7 +183,7 @@ final class CpuKernels {
     // Helpers
 
     @FunctionalInterface
-    private interface Row {
+    interface Row {
         void run(int row, int thread);
     }
 
@@ -196,7 +198,7 @@ final class CpuKernels {
     }
 
     /** Runs rows [0, n) of {@code width} elements each, over the pool when the launch is large. */
-    private void rows(int n, long width, Row body) {
+    void rows(int n, long width, Row body) {
         if (n <= 0) return;
         if (pool.threads() > 1 && n > 1 && (long) n * width >= parallelMinElements) {
             int tasks = Math.min(n, 4 * pool.threads());
