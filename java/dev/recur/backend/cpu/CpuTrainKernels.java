@@ -296,8 +296,8 @@ final class CpuTrainKernels {
                 ov[q] = Float.NaN;
                 oi[q] = -1;
             }
-            MemorySegment.copy(ov, 0, vals, F, (long) r * K, K);
-            MemorySegment.copy(oi, 0, idx, I, (long) r * K, K);
+            MemorySegment.copy(ov, 0, vals, F, (long) r * K * Float.BYTES, K);
+            MemorySegment.copy(oi, 0, idx, I, (long) r * K * Integer.BYTES, K);
         });
     }
 
