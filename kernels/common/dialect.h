@@ -5,7 +5,7 @@
  *   BARRIER_ALL()  work-group barrier ordering global and local memory (single-work-group kernels)
  *   LOCAL_ID0 / LOCAL_SIZE0  work-item index and work-group size in dimension 0 (single-work-group kernels)
  *   FN           qualifier of helper functions    RESTRICT   no-alias pointer qualifier
- *   EXPF LOGF POWF TANHF SQRTF  single-precision math;  NANF  a quiet float NaN (a result that must show)
+ *   EXPF LOGF TANHF SQRTF  single-precision math;  NANF  a quiet float NaN (a result that must show)
  * Kernels never rely on the work-group size: every work item checks its indexes against the extents it
  * is given, so a host may round grids up (CUDA blocks) or let the runtime pick (OpenCL). */
 #ifndef RECUR_DIALECT_H
@@ -29,7 +29,6 @@ typedef unsigned int uint;
 #define TANHF(x) tanhf(x)
 #define SQRTF(x) sqrtf(x)
 #define LOGF(x) logf(x)
-#define POWF(x, y) powf(x, y)
 #define NANF __int_as_float(0x7fc00000)
 #elif defined(__OPENCL_VERSION__)
 #define KERNEL __kernel
@@ -46,7 +45,6 @@ typedef unsigned int uint;
 #define TANHF(x) tanh(x)
 #define SQRTF(x) sqrt(x)
 #define LOGF(x) log(x)
-#define POWF(x, y) pow(x, y)
 #define NANF as_float(0x7fc00000)
 #else
 #error "kernels/common: compile as OpenCL C or CUDA"

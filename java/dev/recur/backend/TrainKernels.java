@@ -23,10 +23,11 @@ import java.util.List;
  * Grids {@code {x, y}} with x fastest; booleans are ints (0/1); {@code scale} is a device scalar (an F32 buffer
  * whose element 0 is read).
  * <pre>
- * adam_step         grid {n}: off,n,step,lr,beta1,beta2,eps,wd,decoupled, scale, p, g, m, v
+ * adam_step         grid {n}: off,n,lr,beta1,beta2,eps,wd,decoupled,bc1,bc2, scale, p, g, m, v
  *                   Adam (decoupled = 0: gs = g*scale[0] + wd*p) or AdamW (1: p *= 1 - lr*wd, gs = g*scale[0]) on
  *                   p[off..off+n): m = b1 m + (1-b1) gs, v = b2 v + (1-b2) gs^2,
- *                   p -= lr/(1-b1^step) * m / (sqrt(v)/sqrt(1-b2^step) + eps); step counts from 1
+ *                   p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps); bc1 = 1-b1^t, bc2 = 1-b2^t for step t (from 1),
+ *                   computed by {@link #adamStep} in float64 (one power per launch, not one per work item)
  * sgd_step          grid {n}: off,n,first,lr,momentum,dampening,wd,nesterov, scale, p, g, buf
  *                   gs = g*scale[0] + wd*p; momentum != 0: buf = first ? gs : mu buf + (1-dampening) gs,
  *                   gs = nesterov ? gs + mu buf : buf; p -= lr gs
@@ -97,7 +98,8 @@ public final class TrainKernels {
     /**
      * {@code adam_step} over {@code p[off, off+n)} with its moments {@code m}, {@code v} at the same indexes and the
      * gradient {@code g} times {@code scale[0]}; {@code decoupled} selects AdamW's weight decay. {@code step} is the
-     * 1-based count of this update (the bias corrections are computed from it on the device).
+     * 1-based count of this update; the bias corrections {@code 1 - beta^step} are computed from it here, in float64,
+     * and passed to the kernel.
      */
     public static void adamStep(DeviceBackend be, DeviceBuffer p, DeviceBuffer g, DeviceBuffer m, DeviceBuffer v,
                                 DeviceBuffer scale, int off, int n, int step, float lr, float beta1, float beta2,
@@ -116,7 +118,8 @@ public final class TrainKernels {
         if (!(eps > 0) || Float.isInfinite(eps)) throw bad(k, "eps", "must be a positive number", eps);
         nonNegative(k, "wd", wd);
         if (n == 0) return;
-        be.launch(k, new long[] {n}, off, n, step, lr, beta1, beta2, eps, wd, decoupled ? 1 : 0, scale, p, g, m, v);
+        float bc1 = (float) (1 - Math.pow(beta1, step)), bc2 = (float) (1 - Math.pow(beta2, step));
+        be.launch(k, new long[] {n}, off, n, lr, beta1, beta2, eps, wd, decoupled ? 1 : 0, bc1, bc2, scale, p, g, m, v);
     }
 
     /**

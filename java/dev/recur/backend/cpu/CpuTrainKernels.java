@@ -28,8 +28,8 @@ final class CpuTrainKernels {
 
     /** Registers every kernel of {@link TrainKernels} with {@code CpuKernels}' spec table. */
     static void register(SpecSink sink) {
-        sink.spec(TrainKernels.ADAM_STEP, "off:i n:i step:i lr:f beta1:f beta2:f eps:f wd:f decoupled:i scale:F p:F g:F "
-                + "m:F v:F", CpuTrainKernels::adamStep);
+        sink.spec(TrainKernels.ADAM_STEP, "off:i n:i lr:f beta1:f beta2:f eps:f wd:f decoupled:i bc1:f bc2:f scale:F p:F "
+                + "g:F m:F v:F", CpuTrainKernels::adamStep);
         sink.spec(TrainKernels.SGD_STEP, "off:i n:i first:i lr:f momentum:f dampening:f wd:f nesterov:i scale:F p:F g:F "
                 + "buf:F", CpuTrainKernels::sgdStep);
         sink.spec(TrainKernels.GRAD_NORM_PARTIAL, "off:i n:i P:i x:F poff:i parts:F", CpuTrainKernels::gradNormPartial);
@@ -77,11 +77,10 @@ final class CpuTrainKernels {
     // optim.h
 
     private static void adamStep(CpuKernels k, CpuKernels.Args a) {
-        int off = a.i(0), n = a.ext(0, a.i(1)), step = a.i(2), decoupled = a.i(8);
-        float lr = a.f(3), beta1 = a.f(4), beta2 = a.f(5), eps = a.f(6), wd = a.f(7);
-        MemorySegment scale = a.m(9), p = a.m(10), g = a.m(11), m = a.m(12), v = a.m(13);
+        int off = a.i(0), n = a.ext(0, a.i(1)), decoupled = a.i(7);
+        float lr = a.f(2), beta1 = a.f(3), beta2 = a.f(4), eps = a.f(5), wd = a.f(6), bc1 = a.f(8), bc2 = a.f(9);
+        MemorySegment scale = a.m(10), p = a.m(11), g = a.m(12), m = a.m(13), v = a.m(14);
         float sc = ld(scale, 0);
-        float bc1 = 1f - (float) Math.pow(beta1, step), bc2 = 1f - (float) Math.pow(beta2, step);
         float sqrtBc2 = (float) Math.sqrt(bc2), stepSize = lr / bc1;
         chunks(k, n, (lo, hi) -> {
             for (int e = lo; e < hi; e++) {
@@ -174,15 +173,22 @@ final class CpuTrainKernels {
                 for (int j = 0; j < V; j++) st(dlogits, x + j, fill);
                 return;
             }
+            // Vectors across the row; the sum's order is fixed by the lane count, so runs repeat bit for bit.
+            int vv = V - V % L;
             float mx = ld(logits, x);
             for (int j = 1; j < V; j++) mx = Math.max(mx, ld(logits, x + j));
-            float s = 0f;
-            for (int j = 0; j < V; j++) s += CpuMath.exp(ld(logits, x + j) - mx);
+            FloatVector acc = FloatVector.zero(S);
+            for (int j = 0; j < vv; j += L) acc = acc.add(CpuMath.exp(vld(logits, x + j).sub(mx)));
+            float s = CpuMath.sumLanes(acc);
+            for (int j = vv; j < V; j++) s += CpuMath.exp(ld(logits, x + j) - mx);
             float lse = mx + (float) Math.log(s);
-            st(loss, r, lse - ld(logits, x + t));
-            for (int j = 0; j < V; j++) {
-                st(dlogits, x + j, (CpuMath.exp(ld(logits, x + j) - lse) - (j == t ? 1f : 0f)) * inv);
+            float xt = ld(logits, x + t);
+            st(loss, r, lse - xt);
+            for (int j = 0; j < vv; j += L) {
+                CpuMath.exp(vld(logits, x + j).sub(lse)).mul(inv).intoMemorySegment(dlogits, (x + j) * Float.BYTES, NATIVE);
             }
+            for (int j = vv; j < V; j++) st(dlogits, x + j, CpuMath.exp(ld(logits, x + j) - lse) * inv);
+            st(dlogits, x + t, (CpuMath.exp(xt - lse) - 1f) * inv);
         });
     }
 
@@ -322,13 +328,29 @@ final class CpuTrainKernels {
         };
     }
 
+    private static FloatVector act(int act, FloatVector v) {
+        return switch (act) {
+            case 1 -> CpuMath.tanh(v);
+            case 2 -> v.max(0f);
+            case 3 -> CpuMath.sigmoid(v);
+            default -> v;
+        };
+    }
+
+    private static FloatVector vld(MemorySegment s, long i) {
+        return FloatVector.fromMemorySegment(S, s, i * Float.BYTES, NATIVE);
+    }
+
     private static void biasActFwd(CpuKernels k, CpuKernels.Args a) {
         int N = a.i(0), F = a.i(1), act = a.i(2);
         MemorySegment x = a.m(3), bias = a.m(4), y = a.m(5);
-        int nf = a.ext(0, F);
+        int nf = a.ext(0, F), nv = nf - nf % L;
         k.rows(a.ext(1, N), nf, (n, th) -> {
             long row = (long) n * F;
-            for (int f = 0; f < nf; f++) st(y, row + f, act(act, ld(x, row + f) + ld(bias, f)));
+            for (int f = 0; f < nv; f += L) {
+                act(act, vld(x, row + f).add(vld(bias, f))).intoMemorySegment(y, (row + f) * Float.BYTES, NATIVE);
+            }
+            for (int f = nv; f < nf; f++) st(y, row + f, act(act, ld(x, row + f) + ld(bias, f)));
         });
     }
 
