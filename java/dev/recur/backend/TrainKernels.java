@@ -19,6 +19,17 @@ import java.util.List;
  * An empty range launches nothing. Sums run in a fixed order on every backend (no atomics), so results are
  * bit-identical from run to run on one backend.
  *
+ * <p><b>Parameter groups are ranges.</b> The optimizers update {@code [off, off+n)} of a flat parameter buffer: a group
+ * (its own learning rate, no weight decay for biases, gains and embeddings) is one launch over its range, and a frozen
+ * range is not launched. Chosen over a per-element flag buffer because a flag would add 4 bytes to Adam's 28 per
+ * parameter and step, and because ranges carry every per-group hyperparameter of PyTorch's parameter groups, not just
+ * two flags; a weight space laid out group by group needs one launch per group.
+ *
+ * <p><b>No read-back.</b> A training step is: zero the gradients ({@link DeviceBackend#fill}), forward and backward,
+ * {@link #softmaxXentFwdBwd} and {@link #softmaxXentMean} (the mean loss stays in a device scalar), {@link #gradNorm}
+ * (the clipping scale stays in a device scalar), one optimizer launch per group reading that scale; the host
+ * downloads 4 bytes of loss when it wants them.
+ *
  * <h2>Kernels</h2>
  * Grids {@code {x, y}} with x fastest; booleans are ints (0/1); {@code scale} is a device scalar (an F32 buffer
  * whose element 0 is read).

@@ -190,7 +190,7 @@ final class CpuKernels {
     /** Per-thread scratch rows, grown on demand and kept (a launch per step must not allocate). */
     private final float[][][] scratch;
 
-    private float[] buf(int thread, int slot, int size) {
+    float[] buf(int thread, int slot, int size) {
         float[][] mine = scratch[thread];
         float[] b = mine[slot];
         if (b == null || b.length < size) b = mine[slot] = new float[Math.max(size, 64)];

@@ -244,15 +244,19 @@ final class CpuTrainKernels {
         int V = a.i(0), E = a.i(1);
         MemorySegment start = a.m(2), order = a.m(3), dout = a.m(4), dweight = a.m(5);
         float beta = a.f(6);
-        int ne = a.ext(0, E);
+        int ne = a.ext(0, E), nv = ne - ne % L;
         k.rows(a.ext(1, V), ne, (v, th) -> {
             long row = (long) v * E;
             int k0 = ldi(start, v), k1 = ldi(start, v + 1);
-            for (int e = 0; e < ne; e++) {
-                float acc = 0f;
-                for (int q = k0; q < k1; q++) acc += ld(dout, (long) ldi(order, q) * E + e);
-                st(dweight, row + e, (beta == 0f ? 0f : beta * ld(dweight, row + e)) + acc);
+            // Whole dout rows at a time (vectors across e); each element's sum still runs over q in order.
+            float[] acc = k.buf(th, 0, ne);
+            java.util.Arrays.fill(acc, 0, ne, 0f);
+            for (int q = k0; q < k1; q++) {
+                long src = (long) ldi(order, q) * E;
+                for (int e = 0; e < nv; e += L) vld(dout, src + e).add(FloatVector.fromArray(S, acc, e)).intoArray(acc, e);
+                for (int e = nv; e < ne; e++) acc[e] += ld(dout, src + e);
             }
+            for (int e = 0; e < ne; e++) st(dweight, row + e, (beta == 0f ? 0f : beta * ld(dweight, row + e)) + acc[e]);
         });
     }
 
