@@ -81,12 +81,27 @@ final class CpuTrainKernels {
         float lr = a.f(2), beta1 = a.f(3), beta2 = a.f(4), eps = a.f(5), wd = a.f(6), bc1 = a.f(8), bc2 = a.f(9);
         MemorySegment scale = a.m(10), p = a.m(11), g = a.m(12), m = a.m(13), v = a.m(14);
         float sc = ld(scale, 0);
-        float sqrtBc2 = (float) Math.sqrt(bc2), stepSize = lr / bc1;
+        float sqrtBc2 = (float) Math.sqrt(bc2), stepSize = lr / bc1, decay = 1f - lr * wd;
         chunks(k, n, (lo, hi) -> {
-            for (int e = lo; e < hi; e++) {
+            // Vectors of the same operations in the same order as the scalar tail (no fused multiply-adds), so an
+            // element's result does not depend on where it falls.
+            int e = lo;
+            for (; e + L <= hi; e += L) {
+                long i = (long) off + e;
+                FloatVector pi = vld(p, i), gi = vld(g, i).mul(sc);
+                if (decoupled != 0) pi = pi.mul(decay);
+                else gi = gi.add(pi.mul(wd));
+                FloatVector mi = vld(m, i).mul(beta1).add(gi.mul(1f - beta1));
+                FloatVector vi = vld(v, i).mul(beta2).add(gi.mul(1f - beta2).mul(gi));
+                FloatVector denom = vi.sqrt().div(sqrtBc2).add(eps);
+                mi.intoMemorySegment(m, i * Float.BYTES, NATIVE);
+                vi.intoMemorySegment(v, i * Float.BYTES, NATIVE);
+                pi.sub(mi.div(denom).mul(stepSize)).intoMemorySegment(p, i * Float.BYTES, NATIVE);
+            }
+            for (; e < hi; e++) {
                 long i = (long) off + e;
                 float pi = ld(p, i), gi = ld(g, i) * sc;
-                if (decoupled != 0) pi *= 1f - lr * wd;
+                if (decoupled != 0) pi *= decay;
                 else gi += wd * pi;
                 float mi = beta1 * ld(m, i) + (1f - beta1) * gi;
                 float vi = beta2 * ld(v, i) + (1f - beta2) * gi * gi;
@@ -105,7 +120,19 @@ final class CpuTrainKernels {
         MemorySegment scale = a.m(8), p = a.m(9), g = a.m(10), buf = a.m(11);
         float sc = ld(scale, 0);
         chunks(k, n, (lo, hi) -> {
-            for (int e = lo; e < hi; e++) {
+            int e = lo;
+            for (; e + L <= hi; e += L) {
+                long i = (long) off + e;
+                FloatVector pi = vld(p, i);
+                FloatVector d = vld(g, i).mul(sc).add(pi.mul(wd));
+                if (momentum != 0f) {
+                    FloatVector b = first ? d : vld(buf, i).mul(momentum).add(d.mul(1f - dampening));
+                    b.intoMemorySegment(buf, i * Float.BYTES, NATIVE);
+                    d = nesterov ? d.add(b.mul(momentum)) : b;
+                }
+                pi.sub(d.mul(lr)).intoMemorySegment(p, i * Float.BYTES, NATIVE);
+            }
+            for (; e < hi; e++) {
                 long i = (long) off + e;
                 float pi = ld(p, i);
                 float d = ld(g, i) * sc + wd * pi;
