@@ -30,6 +30,15 @@ import java.util.List;
  * (the clipping scale stays in a device scalar), one optimizer launch per group reading that scale; the host
  * downloads 4 bytes of loss when it wants them.
  *
+ * <p><b>Shapes a GPU will not like yet</b> (measured only on PoCL and the cpu backend; no GPU has run these). Like
+ * every kernel of the contract, work items are independent, so the row kernels ({@code softmax_xent_fwd_bwd},
+ * {@code argmax_rows}, {@code topk_rows}) run one work item per row, looping over V: N = 2048 rows is 2048 threads on a
+ * GPU, and neighbouring threads read addresses V apart. {@code softmax_xent_fwd_bwd} also counts the non-padded
+ * targets in every work item (O(N) per row, cached reads). {@code embedding_bwd_index}, {@code grad_clip_scale} and
+ * {@code softmax_xent_mean} are single work items (O(N + V), O(P) and O(N) serial steps). A work-group-per-row
+ * variant with a fixed-order tree reduction would be the optional-kernel route ({@link Kernels#OPTIONAL}) once a GPU
+ * can measure it.
+ *
  * <h2>Kernels</h2>
  * Grids {@code {x, y}} with x fastest; booleans are ints (0/1); {@code scale} is a device scalar (an F32 buffer
  * whose element 0 is read).

@@ -76,4 +76,22 @@ class TrainKernelsArgumentsTest {
             for (double x : after) if (x != 1) throw new AssertionError(backend + ": a refused launch wrote p: " + x);
         }
     }
+
+    /**
+     * A raw {@link DeviceBackend#launch} with an I32 buffer for a float* parameter is refused too, where the backend
+     * knows its parameters' element types: the cpu backend from its kernel table, OpenCL from the kernels' argument
+     * type names. (A CUDA pointer parameter carries no element type; there only the launchers above check.)
+     */
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"cpu", "opencl"})
+    void rawLaunchChecksBufferTypes(String backend) {
+        DeviceBackend be = DeviceRows.backend(backend);
+        try (TrainTestSupport.Bufs b = new TrainTestSupport.Bufs(be)) {
+            DeviceBuffer ints = b.i32(4, 0), floats = b.f32(4, 0);
+            refused("expected a F32 buffer, got I32",
+                    () -> be.launch(TrainKernels.ARGMAX_ROWS, new long[] {1}, 1, 4, ints, ints));
+            refused("expected a I32 buffer, got F32",
+                    () -> be.launch(TrainKernels.ARGMAX_ROWS, new long[] {1}, 1, 4, floats, floats));
+        }
+    }
 }
