@@ -167,6 +167,7 @@ public final class OpenClBackend implements DeviceBackend {
             for (String name : Kernels.ALL) kernels.put(name, kernelInfo(name));
             for (String name : Kernels.OPTIONAL) kernels.put(name, kernelInfo(name));
             for (String name : dev.recur.backend.AttentionKernels.ALL) kernels.put(name, kernelInfo(name));
+            for (String name : dev.recur.backend.TrainKernels.ALL) kernels.put(name, kernelInfo(name));
         } catch (RuntimeException | Error e) {
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
             if (ownsQueue) clReleaseCommandQueue(queue);
@@ -272,7 +273,9 @@ public final class OpenClBackend implements DeviceBackend {
             byte[] buf = new byte[(int) size[0]];
             clGetKernelArgInfo(k, i, CL_KERNEL_ARG_TYPE_NAME, buf.length, Pointer.to(buf), null);
             String type = new String(buf, StandardCharsets.UTF_8).replace("\0", "").strip();
-            kinds[i] = type.endsWith("*") ? 'b' : type.equals("float") ? 'f' : type.equals("int") ? 'i' : '?';
+            // 'F' / 'I': a float* / int* buffer (its DeviceBuffer type is checked at launch), 'f' / 'i' a scalar.
+            kinds[i] = type.equals("float*") ? 'F' : type.equals("int*") ? 'I' : type.equals("float") ? 'f'
+                    : type.equals("int") ? 'i' : '?';
             if (kinds[i] == '?') {
                 clReleaseKernel(k);
                 throw new IllegalStateException("kernel " + name + ": parameter " + i + " has unsupported type " + type);
@@ -497,9 +500,10 @@ public final class OpenClBackend implements DeviceBackend {
             if (a != null && a.equals(ki.last[i]) && !(a instanceof ClBuffer cb0 && cb0.isClosed())) continue;
             ki.last[i] = null;
             switch (ki.kinds[i]) {
-                case 'b' -> {
+                case 'F', 'I' -> {
                     if (!(a instanceof DeviceBuffer db)) throw badArg(name, i, "a DeviceBuffer", a);
-                    ClBuffer cb = check("kernel " + name + " argument " + i, db, null, 0, 0);
+                    ClBuffer cb = check("kernel " + name + " argument " + i, db,
+                            ki.kinds[i] == 'I' ? DeviceBuffer.Type.I32 : DeviceBuffer.Type.F32, 0, 0);
                     clSetKernelArg(k, i, Sizeof.cl_mem, Pointer.to(cb.mem()));
                 }
                 case 'i' -> {
