@@ -103,9 +103,11 @@ class BackendPropertyTest {
             if (gated) {
                 // Layer norm over a gate block of fewer than 4 units is ill-conditioned: its gradient scales
                 // with 1/sqrt(var + eps) of two or three nearly equal values, so float32 rounding of the
-                // inputs alone moves it by more than the 1e-4 tolerance. Such blocks are kept out of the
-                // float32-vs-float64 comparison; the float64 gradient checks cover them.
-                b.layerNorm(layerNorm && hidden >= 4)
+                // inputs alone moves it by more than the 1e-4 tolerance. So is the input projection of a single
+                // feature: normalising w*x over a gate block removes x's magnitude, and dx is a difference of
+                // nearly equal terms (seen: 5.8e-4 on opencl at input size 1, jqwik seed 2793423000002228266).
+                // Such blocks are kept out of the float32-vs-float64 comparison; the float64 gradient checks cover them.
+                b.layerNorm(layerNorm && hidden >= 4 && input >= 2)
                         .inputDropout((dropoutBits & 2) != 0 ? 0.25 : 0)
                         .recurrentDropout((dropoutBits & 4) != 0 ? 0.35 : 0);
             }
