@@ -176,23 +176,30 @@ public final class Rnn implements AutoCloseable {
         return run(in, true, seed);
     }
 
+    /** {@code {T, B}} of an input {@code x} of this shape, after checking its rank, its sizes and the input size. */
+    private int[] timeAndBatch(int[] shape) {
+        if (shape.length != 3) {
+            throw new IllegalArgumentException("x: expected rank 3 " + (config.batchFirst() ? "[B, T, I]" : "[T, B, I]")
+                    + ", got shape " + Arrays.toString(shape));
+        }
+        int t = config.batchFirst() ? shape[1] : shape[0];
+        int b = config.batchFirst() ? shape[0] : shape[1];
+        if (t <= 0) throw new IllegalArgumentException("x: sequence length T must be > 0, got shape " + Arrays.toString(shape));
+        if (b <= 0) throw new IllegalArgumentException("x: batch B must be > 0, got shape " + Arrays.toString(shape));
+        if (shape[2] != config.inputSize()) {
+            throw new IllegalArgumentException("x: expected input size " + config.inputSize() + " in the last dimension, got shape "
+                    + Arrays.toString(shape));
+        }
+        return new int[] {t, b};
+    }
+
     private RnnOutput run(RnnInput in, boolean training, long seed) {
         ensureOpen();
         if (in == null) throw new IllegalArgumentException("input: must not be null");
         Tensor x = in.x();
         if (x == null) throw new IllegalArgumentException("x: required input is missing");
-        if (x.rank() != 3) {
-            throw new IllegalArgumentException("x: expected rank 3 " + (config.batchFirst() ? "[B, T, I]" : "[T, B, I]")
-                    + ", got shape " + Arrays.toString(x.shape()));
-        }
-        int t = config.batchFirst() ? x.dim(1) : x.dim(0);
-        int b = config.batchFirst() ? x.dim(0) : x.dim(1);
-        if (t <= 0) throw new IllegalArgumentException("x: sequence length T must be > 0, got shape " + Arrays.toString(x.shape()));
-        if (b <= 0) throw new IllegalArgumentException("x: batch B must be > 0, got shape " + Arrays.toString(x.shape()));
-        if (x.dim(2) != config.inputSize()) {
-            throw new IllegalArgumentException("x: expected input size " + config.inputSize() + " in the last dimension, got shape "
-                    + Arrays.toString(x.shape()));
-        }
+        int[] tb = timeAndBatch(x.shape());
+        int t = tb[0], b = tb[1];
         int ld = config.numLayers() * config.directions();
         Tensor h0 = Shapes.optional("h0", in.h0(), ld, b, config.outSize());
         Tensor c0 = in.c0();
@@ -499,18 +506,8 @@ public final class Rnn implements AutoCloseable {
                     + ", got one on " + be.name());
         }
         if (x.type() != DeviceBuffer.Type.F32) throw new IllegalArgumentException("x: expected an F32 tensor, got " + x.type());
-        if (x.rank() != 3) {
-            throw new IllegalArgumentException("x: expected rank 3 " + (config.batchFirst() ? "[B, T, I]" : "[T, B, I]")
-                    + ", got shape " + Arrays.toString(x.shape()));
-        }
-        int t = config.batchFirst() ? x.dim(1) : x.dim(0);
-        int b = config.batchFirst() ? x.dim(0) : x.dim(1);
-        if (t <= 0) throw new IllegalArgumentException("x: sequence length T must be > 0, got shape " + Arrays.toString(x.shape()));
-        if (b <= 0) throw new IllegalArgumentException("x: batch B must be > 0, got shape " + Arrays.toString(x.shape()));
-        if (x.dim(2) != config.inputSize()) {
-            throw new IllegalArgumentException("x: expected input size " + config.inputSize() + " in the last dimension, got shape "
-                    + Arrays.toString(x.shape()));
-        }
+        int[] tb = timeAndBatch(x.shape());
+        int t = tb[0], b = tb[1];
         int ld = config.numLayers() * config.directions();
         boolean lstm = config.cell() == CellType.LSTM;
         checkDevice("h0", in.h0(), be, DeviceBuffer.Type.F32, ld, b, config.outSize());
