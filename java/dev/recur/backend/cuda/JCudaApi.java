@@ -21,12 +21,8 @@ import jcuda.runtime.cudaStream_t;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -38,7 +34,7 @@ import java.util.regex.Pattern;
  * {@code setExceptionsEnabled}: every status is checked here, and JCuda's exceptions stay off as they are by default.
  * Nothing of JCuda is loaded unless this binding is chosen.
  */
-final class JCudaApi implements CudaApi {
+final class JCudaApi extends CudaBinding {
     private static final Pattern MISSING_SO = Pattern.compile("(lib[\\w.+-]+?\\.so(?:\\.\\d+)*): cannot open shared object file");
     /** JCuda keeps device addresses in NativePointerObject's private field; the seam passes them as longs. */
     private static final VarHandle NATIVE_POINTER;
@@ -54,8 +50,6 @@ final class JCudaApi implements CudaApi {
 
     private record H<T>(T v) implements Context, Stream, Event, Module, Function, Blas {}
 
-    private final Map<Part, Optional<String>> loaded = new EnumMap<>(Part.class);
-    private final List<Library> libraries = Collections.synchronizedList(new ArrayList<>());
     /** Page-locked host allocations by address, for cuMemFreeHost. */
     private final Map<Long, Pointer> hostPointers = new ConcurrentHashMap<>();
 
@@ -68,18 +62,7 @@ final class JCudaApi implements CudaApi {
     }
 
     @Override
-    public List<Library> libraries() {
-        synchronized (libraries) {
-            return List.copyOf(libraries);
-        }
-    }
-
-    @Override
-    public synchronized String load(Part part) {
-        return loaded.computeIfAbsent(part, p -> Optional.ofNullable(tryLoad(p))).orElse(null);
-    }
-
-    private String tryLoad(Part part) {
+    String tryLoad(Part part) {
         String cls, lib, what;
         switch (part) {
             case DRIVER -> {
@@ -112,16 +95,16 @@ final class JCudaApi implements CudaApi {
             switch (part) {
                 case DRIVER -> {
                     String jcuda = JCudaDriver.class.getPackage().getImplementationVersion();
-                    libraries.add(new Library("driver", lib + (jcuda == null ? "" : " (JCuda " + jcuda + ")"),
+                    loaded(new Library("driver", lib + (jcuda == null ? "" : " (JCuda " + jcuda + ")"),
                             "CUDA " + CudaProbe.version(driverVersion())));
                 }
                 case NVRTC -> {
                     int[] v = nvrtcVersion();
-                    libraries.add(new Library("nvrtc", lib, v[0] + "." + v[1]));
+                    loaded(new Library("nvrtc", lib, v[0] + "." + v[1]));
                 }
                 case CUBLAS -> {
                     int v = cublasVersion();
-                    libraries.add(new Library("cublas", lib, v / 10000 + "." + v / 100 % 100 + "." + v % 100));
+                    loaded(new Library("cublas", lib, v / 10000 + "." + v / 100 % 100 + "." + v % 100));
                 }
             }
         } catch (LinkageError e) {

@@ -12,8 +12,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Collections;
-import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -36,7 +34,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 // Binding native libraries is what this class is for: every restricted call (library lookup, downcall, reinterpreting
 // a returned pointer) is here; the launcher, the jar manifest and surefire enable native access for it.
 @SuppressWarnings("restricted")
-final class PanamaCuda implements CudaApi {
+final class PanamaCuda extends CudaBinding {
     /** The CUDA version whose function signatures the descriptors below spell out. */
     static final int API_VERSION = 12000;
 
@@ -59,8 +57,6 @@ final class PanamaCuda implements CudaApi {
     private record Handle(MemorySegment ptr) implements Context, Stream, Event, Module, Function, Blas {}
 
     private final CudaLibraries search;
-    private final Map<Part, Optional<String>> loaded = new EnumMap<>(Part.class);
-    private final List<Library> libraries = Collections.synchronizedList(new ArrayList<>());
     private Driver driver;
     private Nvrtc nvrtc;
     private Cublas cublas;
@@ -75,18 +71,7 @@ final class PanamaCuda implements CudaApi {
     }
 
     @Override
-    public List<Library> libraries() {
-        synchronized (libraries) {
-            return List.copyOf(libraries);
-        }
-    }
-
-    @Override
-    public synchronized String load(Part part) {
-        return loaded.computeIfAbsent(part, p -> Optional.ofNullable(tryLoad(p))).orElse(null);
-    }
-
-    private String tryLoad(Part part) {
+    String tryLoad(Part part) {
         CudaLibraries.Spec spec = switch (part) {
             case DRIVER -> CudaLibraries.DRIVER;
             case NVRTC -> CudaLibraries.NVRTC;
@@ -109,16 +94,16 @@ final class PanamaCuda implements CudaApi {
                 switch (part) {
                     case DRIVER -> {
                         driver = new Driver(lookup);
-                        libraries.add(new Library("driver", where, "CUDA " + CudaProbe.version(driver.version())));
+                        loaded(new Library("driver", where, "CUDA " + CudaProbe.version(driver.version())));
                     }
                     case NVRTC -> {
                         nvrtc = new Nvrtc(lookup);
                         int[] v = nvrtc.version();
-                        libraries.add(new Library("nvrtc", where, v[0] + "." + v[1]));
+                        loaded(new Library("nvrtc", where, v[0] + "." + v[1]));
                     }
                     case CUBLAS -> {
                         cublas = new Cublas(lookup);
-                        libraries.add(new Library("cublas", where, cublas.versionString()));
+                        loaded(new Library("cublas", where, cublas.versionString()));
                     }
                 }
                 return null;
