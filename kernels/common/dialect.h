@@ -5,6 +5,7 @@
  *   BARRIER_ALL()  work-group barrier ordering global and local memory (single-work-group kernels)
  *   LOCAL_ID0 / LOCAL_SIZE0  work-item index and work-group size in dimension 0 (single-work-group kernels)
  *   FN           qualifier of helper functions    RESTRICT   no-alias pointer qualifier
+ *   EXPF LOGF TANHF SQRTF  single-precision math;  AS_INT / AS_FLOAT  reinterpret the 32 bits;  NANF  a quiet float NaN (a result that must show)
  * Kernels never rely on the work-group size: every work item checks its indexes against the extents it
  * is given, so a host may round grids up (CUDA blocks) or let the runtime pick (OpenCL). */
 #ifndef RECUR_DIALECT_H
@@ -27,6 +28,10 @@ typedef unsigned int uint;
 #define EXPF(x) expf(x)
 #define TANHF(x) tanhf(x)
 #define SQRTF(x) sqrtf(x)
+#define LOGF(x) logf(x)
+#define NANF __int_as_float(0x7fc00000)
+#define AS_INT(x) __float_as_int(x)
+#define AS_FLOAT(x) __int_as_float(x)
 #elif defined(__OPENCL_VERSION__)
 #define KERNEL __kernel
 #define GLOBAL __global
@@ -41,6 +46,10 @@ typedef unsigned int uint;
 #define EXPF(x) exp(x)
 #define TANHF(x) tanh(x)
 #define SQRTF(x) sqrt(x)
+#define LOGF(x) log(x)
+#define NANF as_float(0x7fc00000)
+#define AS_INT(x) as_int(x)
+#define AS_FLOAT(x) as_float(x)
 #else
 #error "kernels/common: compile as OpenCL C or CUDA"
 #endif

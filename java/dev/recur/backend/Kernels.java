@@ -5,7 +5,8 @@ package dev.recur.backend;
  * {@link DeviceBackend#launch}. The bodies are written once in {@code kernels/common/*.h}
  * and wrapped under the same names in {@code kernels/opencl/*.cl} (and {@code kernels/cuda/*.cu}); a backend
  * without a kernel compiler implements each name in Java from this list. Each {@code .cl} file opens with the
- * equations; this page is the argument contract.
+ * equations; this page is the argument contract. The kernels around the networks (optimizers, clipping, the
+ * loss, embeddings, decoding) are in {@link TrainKernels}, with checked launchers.
  *
  * <h2>Conventions</h2>
  * All per-layer tensors are row-major. {@code D} directions, {@code B} batch, {@code H} hidden,

@@ -158,6 +158,8 @@ final class CpuKernels {
                 (k, a) -> k.seq.rnnBackward(a, a.bufs[10]));
         spec(Kernels.LN_STEP_BWD, "s:i T:i B:i H:i D:i G:i g0:i nblk:i lengths:I dg:F gain:F xhat:F rstd:F dvall:F",
                 CpuKernels::lnStepBwd);
+        // Training and decoding (dev.recur.backend.TrainKernels); bodies in CpuTrainKernels.
+        CpuTrainKernels.register(CpuKernels::spec);
     }
 
     private static void spec(String name, String signature, Body body) {
@@ -184,14 +186,14 @@ final class CpuKernels {
     // Helpers
 
     @FunctionalInterface
-    private interface Row {
+    interface Row {
         void run(int row, int thread);
     }
 
     /** Per-thread scratch rows, grown on demand and kept (a launch per step must not allocate). */
     private final float[][][] scratch;
 
-    private float[] buf(int thread, int slot, int size) {
+    float[] buf(int thread, int slot, int size) {
         float[][] mine = scratch[thread];
         float[] b = mine[slot];
         if (b == null || b.length < size) b = mine[slot] = new float[Math.max(size, 64)];
@@ -199,7 +201,7 @@ final class CpuKernels {
     }
 
     /** Runs rows [0, n) of {@code width} elements each, over the pool when the launch is large. */
-    private void rows(int n, long width, Row body) {
+    void rows(int n, long width, Row body) {
         if (n <= 0) return;
         if (pool.threads() > 1 && n > 1 && (long) n * width >= parallelMinElements) {
             int tasks = Math.min(n, 4 * pool.threads());

@@ -167,6 +167,7 @@ public final class OpenClBackend implements DeviceBackend {
             for (String name : Kernels.ALL) kernels.put(name, kernelInfo(name));
             for (String name : Kernels.OPTIONAL) kernels.put(name, kernelInfo(name));
             for (String name : dev.recur.backend.AttentionKernels.ALL) kernels.put(name, kernelInfo(name));
+            for (String name : dev.recur.backend.TrainKernels.ALL) kernels.put(name, kernelInfo(name));
         } catch (RuntimeException | Error e) {
             for (KernelInfo k : kernels.values()) clReleaseKernel(k.kernel);
             if (ownsQueue) clReleaseCommandQueue(queue);

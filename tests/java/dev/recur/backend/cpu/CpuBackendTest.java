@@ -241,10 +241,13 @@ class CpuBackendTest {
         }
         for (String k : Kernels.SINGLE_GROUP) assertTrue(CpuKernels.SPECS.containsKey(k), "sequence kernel " + k + " implemented");
         for (String k : Kernels.SEQUENCE_BWD) assertTrue(CpuKernels.SPECS.containsKey(k), "sequence kernel " + k + " implemented");
+        for (String k : dev.recur.backend.TrainKernels.ALL) {
+            assertTrue(CpuKernels.SPECS.containsKey(k), "training kernel " + k + " implemented");
+        }
         assertEquals(Kernels.ALL.size() + Kernels.SINGLE_GROUP.size() + Kernels.SEQUENCE_BWD.size()
-                + dev.recur.backend.AttentionKernels.ALL.size(),
+                + dev.recur.backend.AttentionKernels.ALL.size() + dev.recur.backend.TrainKernels.ALL.size(),
                 CpuKernels.SPECS.size(),
-                "no kernel the schedules do not launch");
+                "no kernel outside the catalogues");
     }
 
     @Test

@@ -143,6 +143,9 @@ class CudaKernelBuildTest {
         Set<String> missing = new TreeSet<>(Kernels.ALL);
         missing.removeAll(index.keySet());
         assertTrue(missing.isEmpty(), "kernels of dev.recur.backend.Kernels.ALL missing from kernels/cuda on the class path: " + missing);
+        Set<String> train = new TreeSet<>(dev.recur.backend.TrainKernels.ALL);
+        train.removeAll(index.keySet());
+        assertTrue(train.isEmpty(), "kernels of dev.recur.backend.TrainKernels.ALL missing from kernels/cuda on the class path: " + train);
     }
 
     /** The checks themselves can fail: a warning, a double, a system include and a spill are each caught. */

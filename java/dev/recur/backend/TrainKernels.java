@@ -1,0 +1,391 @@
+package dev.recur.backend;
+
+import java.util.List;
+
+/**
+ * The catalogue of the training and decoding kernels (issue 15: a training step moves only the batch in and the
+ * loss out), the counterpart of {@link Kernels} for everything around the networks: optimizers over a flat
+ * parameter buffer, global-norm clipping, the fused softmax cross-entropy, embeddings, argmax / top-k, bias plus
+ * activation and a strided copy. Each is written once in {@code kernels/common/<family>.h} (the equations open
+ * the file), wrapped under the same name in {@code kernels/opencl/<family>.cl} and {@code kernels/cuda/<family>.cu},
+ * implemented in Java for the {@code cpu} backend in {@code CpuTrainKernels}, stated in float64 in
+ * {@link dev.recur.backend.reference.ReferenceTrainKernels} (the oracle the tests hold every backend to, itself
+ * checked against PyTorch by {@code tests/fixtures/make_train_fixtures.py}), tested in
+ * {@code tests/java/dev/recur/device/<Name>Test} and benchmarked in {@code bench/.../<Name>Bench}.
+ *
+ * <p>The static methods here launch a kernel after checking every argument (buffer types, that every range fits
+ * its buffer, hyperparameters in range), throwing {@link IllegalArgumentException} naming the kernel and the
+ * argument before anything is issued; prefer them to {@link DeviceBackend#launch} with the raw lists below.
+ * An empty range launches nothing. Sums run in a fixed order on every backend (no atomics), so results are
+ * bit-identical from run to run on one backend.
+ *
+ * <p><b>Parameter groups are ranges.</b> The optimizers update {@code [off, off+n)} of a flat parameter buffer: a group
+ * (its own learning rate, no weight decay for biases, gains and embeddings) is one launch over its range, and a frozen
+ * range is not launched. Chosen over a per-element flag buffer because a flag would add 4 bytes to Adam's 28 per
+ * parameter and step, and because ranges carry every per-group hyperparameter of PyTorch's parameter groups, not just
+ * two flags; a weight space laid out group by group needs one launch per group.
+ *
+ * <p><b>No read-back.</b> A training step is: zero the gradients ({@link DeviceBackend#fill}), forward and backward,
+ * {@link #softmaxXentFwdBwd} and {@link #softmaxXentMean} (the mean loss stays in a device scalar), {@link #gradNorm}
+ * (the clipping scale stays in a device scalar), one optimizer launch per group reading that scale; the host
+ * downloads 4 bytes of loss when it wants them.
+ *
+ * <h2>Kernels</h2>
+ * Grids {@code {x, y}} with x fastest; booleans are ints (0/1); {@code scale} is a device scalar (an F32 buffer
+ * whose element 0 is read).
+ * <pre>
+ * adam_step         grid {n}: off,n,lr,beta1,beta2,eps,wd,decoupled,bc1,bc2, scale, p, g, m, v
+ *                   Adam (decoupled = 0: gs = g*scale[0] + wd*p) or AdamW (1: p *= 1 - lr*wd, gs = g*scale[0]) on
+ *                   p[off..off+n): m = b1 m + (1-b1) gs, v = b2 v + (1-b2) gs^2,
+ *                   p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps); bc1 = 1-b1^t, bc2 = 1-b2^t for step t (from 1),
+ *                   computed by {@link #adamStep} in float64 (one power per launch, not one per work item)
+ * sgd_step          grid {n}: off,n,first,lr,momentum,dampening,wd,nesterov, scale, p, g, buf
+ *                   gs = g*scale[0] + wd*p; momentum != 0: buf = first ? gs : mu buf + (1-dampening) gs,
+ *                   gs = nesterov ? gs + mu buf : buf; p -= lr gs
+ * grad_norm_partial grid {P}: off,n,P, x, poff, parts     parts[poff+q] = sum_k x[off+q+kP]^2 (k ascending)
+ * grad_clip_scale   grid {1}: nparts, parts, maxNorm, norm, scale
+ *                   norm[0] = sqrt(sum of parts[0..nparts) in order), scale[0] = min(1, maxNorm/(norm+1e-6))
+ * softmax_xent_fwd_bwd grid {N}: N,V,pad, logits, targets, loss, dlogits
+ *                   per row with t = targets[r] != pad: loss = logsumexp - x_t, dlogits = (softmax - onehot)/count,
+ *                   count = non-padded rows; padded rows 0; a target outside [0,V) gives NaN
+ * softmax_xent_mean grid {1}: N,pad, targets, loss, out   out[0] = mean loss over the non-padded rows (0 if none)
+ * embedding_fwd     grid {E,N}: N,E,V, ids, weight, out     out[n,:] = weight[ids[n],:] (0 for an id outside [0,V))
+ * embedding_bwd_index grid {1}: N,V,pad, ids, start, order  stable counting sort: positions of id v (not pad) are
+ *                   order[start[v]..start[v+1]) in increasing n; start [V+1], order [N] (I32)
+ * embedding_bwd     grid {E,V}: V,E, start, order, dout, dweight, beta
+ *                   dweight[v,:] = beta*dweight[v,:] + sum over those positions of dout[n,:] in position order
+ * argmax_rows       grid {N}: N,V, x, idx                  first index of each row's maximum (NaN passed over)
+ * topk_rows         grid {N}: N,V,K, x, vals, idx          the K largest per row, largest first, ties to the lower
+ *                   index; NaN passed over (slots beyond the row's numbers: NaN, -1)
+ * bias_act_fwd      grid {F,N}: N,F,act, x, bias, y        y = act(x + bias[f]); act 0 identity 1 tanh 2 relu 3 sigmoid
+ * bias_act_bwd      grid {F,N}: N,F,act, y, dy, dx         dx = dy * act'(y), from the output y
+ * copy_strided      grid {cols,rows}: rows,cols, src,soff,sld, dst,doff,dld   dst[doff+r dld+c] = src[soff+r sld+c]
+ * </pre>
+ */
+public final class TrainKernels {
+    private TrainKernels() {}
+
+    public static final String ADAM_STEP = "adam_step";
+    public static final String SGD_STEP = "sgd_step";
+    public static final String GRAD_NORM_PARTIAL = "grad_norm_partial";
+    public static final String GRAD_CLIP_SCALE = "grad_clip_scale";
+    public static final String SOFTMAX_XENT_FWD_BWD = "softmax_xent_fwd_bwd";
+    public static final String SOFTMAX_XENT_MEAN = "softmax_xent_mean";
+    public static final String EMBEDDING_FWD = "embedding_fwd";
+    public static final String EMBEDDING_BWD_INDEX = "embedding_bwd_index";
+    public static final String EMBEDDING_BWD = "embedding_bwd";
+    public static final String ARGMAX_ROWS = "argmax_rows";
+    public static final String TOPK_ROWS = "topk_rows";
+    public static final String BIAS_ACT_FWD = "bias_act_fwd";
+    public static final String BIAS_ACT_BWD = "bias_act_bwd";
+    public static final String COPY_STRIDED = "copy_strided";
+
+    /** Every kernel of this catalogue; every device backend runs all of them. */
+    public static final List<String> ALL = List.of(ADAM_STEP, SGD_STEP, GRAD_NORM_PARTIAL, GRAD_CLIP_SCALE,
+            SOFTMAX_XENT_FWD_BWD, SOFTMAX_XENT_MEAN, EMBEDDING_FWD, EMBEDDING_BWD_INDEX, EMBEDDING_BWD, ARGMAX_ROWS,
+            TOPK_ROWS, BIAS_ACT_FWD, BIAS_ACT_BWD, COPY_STRIDED);
+
+    /**
+     * The number of partial sums {@link #gradNorm} uses for {@code n} elements: one per 4096 elements, at least 1,
+     * at most 1024 (enough work items for a GPU, few enough for the one item that adds them). A function of
+     * {@code n} alone, so the summation order never depends on the device.
+     */
+    public static int normParts(long n) {
+        return (int) Math.max(1, Math.min(1024, (n + 4095) / 4096));
+    }
+
+    /** Activations of {@code bias_act_fwd} / {@code bias_act_bwd}, by their {@code act} code. */
+    public enum Act {
+        IDENTITY, TANH, RELU, SIGMOID;
+
+        public int code() {
+            return ordinal();
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Optimizers and clipping
+
+    /**
+     * {@code adam_step} over {@code p[off, off+n)} with its moments {@code m}, {@code v} at the same indexes and the
+     * gradient {@code g} times {@code scale[0]}; {@code decoupled} selects AdamW's weight decay. {@code step} is the
+     * 1-based count of this update; the bias corrections {@code 1 - beta^step} are computed from it here, in float64,
+     * and passed to the kernel.
+     */
+    public static void adamStep(DeviceBackend be, DeviceBuffer p, DeviceBuffer g, DeviceBuffer m, DeviceBuffer v,
+                                DeviceBuffer scale, int off, int n, int step, float lr, float beta1, float beta2,
+                                float eps, float wd, boolean decoupled) {
+        String k = ADAM_STEP;
+        range(k, off, n);
+        f32(k, "p", p, (long) off + n);
+        f32(k, "g", g, (long) off + n);
+        f32(k, "m", m, (long) off + n);
+        f32(k, "v", v, (long) off + n);
+        f32(k, "scale", scale, 1);
+        if (step < 1) throw bad(k, "step", "must be >= 1 (the first update is step 1)", step);
+        nonNegative(k, "lr", lr);
+        unit(k, "beta1", beta1);
+        unit(k, "beta2", beta2);
+        if (!(eps > 0) || Float.isInfinite(eps)) throw bad(k, "eps", "must be a positive number", eps);
+        nonNegative(k, "wd", wd);
+        if (n == 0) return;
+        float bc1 = (float) (1 - Math.pow(beta1, step)), bc2 = (float) (1 - Math.pow(beta2, step));
+        be.launch(k, new long[] {n}, off, n, lr, beta1, beta2, eps, wd, decoupled ? 1 : 0, bc1, bc2, scale, p, g, m, v);
+    }
+
+    /**
+     * {@code sgd_step} over {@code p[off, off+n)} with its momentum buffer {@code buf} at the same indexes (unused when
+     * {@code momentum == 0}); {@code first} marks the first step, which copies the gradient into the buffer.
+     */
+    public static void sgdStep(DeviceBackend be, DeviceBuffer p, DeviceBuffer g, DeviceBuffer buf, DeviceBuffer scale,
+                               int off, int n, boolean first, float lr, float momentum, float dampening, float wd,
+                               boolean nesterov) {
+        String k = SGD_STEP;
+        range(k, off, n);
+        f32(k, "p", p, (long) off + n);
+        f32(k, "g", g, (long) off + n);
+        f32(k, "buf", buf, momentum == 0f ? 1 : (long) off + n);
+        f32(k, "scale", scale, 1);
+        nonNegative(k, "lr", lr);
+        nonNegative(k, "momentum", momentum);
+        nonNegative(k, "dampening", dampening);
+        nonNegative(k, "wd", wd);
+        if (nesterov && (momentum == 0f || dampening != 0f)) {
+            throw bad(k, "nesterov", "needs momentum > 0 and dampening 0 (as PyTorch)",
+                    "momentum " + momentum + ", dampening " + dampening);
+        }
+        if (n == 0) return;
+        be.launch(k, new long[] {n}, off, n, first ? 1 : 0, lr, momentum, dampening, wd, nesterov ? 1 : 0, scale, p, g,
+                buf);
+    }
+
+    /**
+     * {@code grad_norm_partial}: the sums of squares of {@code x[off, off+n)} into {@code parts[poff, poff+P)}, with
+     * {@code P = normParts(n)} strided partial sums. Several ranges (or buffers) may write consecutive slices of one
+     * {@code parts} buffer before one {@link #gradClipScale} over all of them.
+     *
+     * @return P, the number of slots written
+     */
+    public static int gradNormPartial(DeviceBackend be, DeviceBuffer x, int off, int n, DeviceBuffer parts, int poff) {
+        String k = GRAD_NORM_PARTIAL;
+        range(k, off, n);
+        if (poff < 0) throw bad(k, "poff", "must be >= 0", poff);
+        int P = normParts(n);
+        f32(k, "x", x, (long) off + n);
+        f32(k, "parts", parts, (long) poff + P);
+        be.launch(k, new long[] {P}, off, n, P, x, poff, parts);
+        return P;
+    }
+
+    /**
+     * {@code grad_clip_scale}: {@code norm[0]} = the global L2 norm from {@code parts[0, nparts)} and {@code scale[0]}
+     * = PyTorch's {@code clip_grad_norm_} coefficient {@code min(1, maxNorm/(norm+1e-6))}, both left on the device.
+     */
+    public static void gradClipScale(DeviceBackend be, DeviceBuffer parts, int nparts, float maxNorm, DeviceBuffer norm,
+                                     DeviceBuffer scale) {
+        String k = GRAD_CLIP_SCALE;
+        if (nparts < 1) throw bad(k, "nparts", "must be >= 1", nparts);
+        f32(k, "parts", parts, nparts);
+        if (!(maxNorm > 0)) throw bad(k, "maxNorm", "must be > 0 (infinity: never clip)", maxNorm);
+        f32(k, "norm", norm, 1);
+        f32(k, "scale", scale, 1);
+        be.launch(k, new long[] {1}, nparts, parts, maxNorm, norm, scale);
+    }
+
+    /**
+     * The global norm of {@code grad[0, n)} and its clipping scale in two launches ({@link #gradNormPartial} then
+     * {@link #gradClipScale}); {@code parts} needs {@link #normParts}(n) elements. Nothing is read back.
+     */
+    public static void gradNorm(DeviceBackend be, DeviceBuffer grad, int n, DeviceBuffer parts, float maxNorm,
+                                DeviceBuffer norm, DeviceBuffer scale) {
+        int P = gradNormPartial(be, grad, 0, n, parts, 0);
+        gradClipScale(be, parts, P, maxNorm, norm, scale);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Loss
+
+    /**
+     * {@code softmax_xent_fwd_bwd} over {@code logits [N,V]} and {@code targets [N]} (I32) with padding id
+     * {@code pad}: per-row {@code loss [N]} and {@code dlogits [N,V]} (which may be {@code logits}).
+     */
+    public static void softmaxXentFwdBwd(DeviceBackend be, int N, int V, int pad, DeviceBuffer logits,
+                                         DeviceBuffer targets, DeviceBuffer loss, DeviceBuffer dlogits) {
+        String k = SOFTMAX_XENT_FWD_BWD;
+        positive(k, "N", N);
+        positive(k, "V", V);
+        f32(k, "logits", logits, (long) N * V);
+        i32(k, "targets", targets, N);
+        f32(k, "loss", loss, N);
+        f32(k, "dlogits", dlogits, (long) N * V);
+        be.launch(k, new long[] {N}, N, V, pad, logits, targets, loss, dlogits);
+    }
+
+    /** {@code softmax_xent_mean}: {@code out[0]} = the mean of {@code loss [N]} over the rows whose target is not pad. */
+    public static void softmaxXentMean(DeviceBackend be, int N, int pad, DeviceBuffer targets, DeviceBuffer loss,
+                                       DeviceBuffer out) {
+        String k = SOFTMAX_XENT_MEAN;
+        positive(k, "N", N);
+        i32(k, "targets", targets, N);
+        f32(k, "loss", loss, N);
+        f32(k, "out", out, 1);
+        be.launch(k, new long[] {1}, N, pad, targets, loss, out);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Embedding
+
+    /** {@code embedding_fwd}: {@code out [N,E]} = rows {@code ids [N]} (I32) of {@code weight [V,E]}. */
+    public static void embeddingFwd(DeviceBackend be, int N, int E, int V, DeviceBuffer ids, DeviceBuffer weight,
+                                    DeviceBuffer out) {
+        String k = EMBEDDING_FWD;
+        positive(k, "N", N);
+        positive(k, "E", E);
+        positive(k, "V", V);
+        i32(k, "ids", ids, N);
+        f32(k, "weight", weight, (long) V * E);
+        f32(k, "out", out, (long) N * E);
+        be.launch(k, new long[] {E, N}, N, E, V, ids, weight, out);
+    }
+
+    /**
+     * The embedding gradient {@code dweight [V,E] = beta*dweight + scatter of dout [N,E]} by {@code ids}, padding id
+     * {@code pad} excluded: {@code embedding_bwd_index} sorts the positions by id into {@code start [V+1]} and
+     * {@code order [N]} (I32 scratch), then {@code embedding_bwd} sums each row's positions in order.
+     */
+    public static void embeddingBwd(DeviceBackend be, int N, int E, int V, int pad, DeviceBuffer ids, DeviceBuffer dout,
+                                    DeviceBuffer start, DeviceBuffer order, DeviceBuffer dweight, float beta) {
+        String k = EMBEDDING_BWD;
+        positive(k, "N", N);
+        positive(k, "E", E);
+        positive(k, "V", V);
+        i32(k, "ids", ids, N);
+        f32(k, "dout", dout, (long) N * E);
+        i32(k, "start", start, (long) V + 1);
+        i32(k, "order", order, N);
+        f32(k, "dweight", dweight, (long) V * E);
+        be.launch(EMBEDDING_BWD_INDEX, new long[] {1}, N, V, pad, ids, start, order);
+        be.launch(k, new long[] {E, V}, V, E, start, order, dout, dweight, beta);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Decoding
+
+    /** {@code argmax_rows}: {@code idx [N]} (I32) = the first index of each row's maximum in {@code x [N,V]}. */
+    public static void argmaxRows(DeviceBackend be, int N, int V, DeviceBuffer x, DeviceBuffer idx) {
+        String k = ARGMAX_ROWS;
+        positive(k, "N", N);
+        positive(k, "V", V);
+        f32(k, "x", x, (long) N * V);
+        i32(k, "idx", idx, N);
+        be.launch(k, new long[] {N}, N, V, x, idx);
+    }
+
+    /** {@code topk_rows}: {@code vals [N,K]}, {@code idx [N,K]} (I32) = each row's K largest, largest first. */
+    public static void topkRows(DeviceBackend be, int N, int V, int K, DeviceBuffer x, DeviceBuffer vals,
+                                DeviceBuffer idx) {
+        String k = TOPK_ROWS;
+        positive(k, "N", N);
+        positive(k, "V", V);
+        if (K < 1 || K > V) throw bad(k, "K", "must be in [1, V=" + V + "]", K);
+        f32(k, "x", x, (long) N * V);
+        f32(k, "vals", vals, (long) N * K);
+        i32(k, "idx", idx, (long) N * K);
+        be.launch(k, new long[] {N}, N, V, K, x, vals, idx);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Pointwise
+
+    /** {@code bias_act_fwd}: {@code y [N,F] = act(x + bias)} ({@code y} may be {@code x}). */
+    public static void biasActFwd(DeviceBackend be, int N, int F, Act act, DeviceBuffer x, DeviceBuffer bias,
+                                  DeviceBuffer y) {
+        String k = BIAS_ACT_FWD;
+        positive(k, "N", N);
+        positive(k, "F", F);
+        if (act == null) throw bad(k, "act", "must not be null", null);
+        f32(k, "x", x, (long) N * F);
+        f32(k, "bias", bias, F);
+        f32(k, "y", y, (long) N * F);
+        be.launch(k, new long[] {F, N}, N, F, act.code(), x, bias, y);
+    }
+
+    /** {@code bias_act_bwd}: {@code dx [N,F] = dy * act'(y)} from the forward's output {@code y} ({@code dx} may be {@code dy}). */
+    public static void biasActBwd(DeviceBackend be, int N, int F, Act act, DeviceBuffer y, DeviceBuffer dy,
+                                  DeviceBuffer dx) {
+        String k = BIAS_ACT_BWD;
+        positive(k, "N", N);
+        positive(k, "F", F);
+        if (act == null) throw bad(k, "act", "must not be null", null);
+        f32(k, "y", y, (long) N * F);
+        f32(k, "dy", dy, (long) N * F);
+        f32(k, "dx", dx, (long) N * F);
+        be.launch(k, new long[] {F, N}, N, F, act.code(), y, dy, dx);
+    }
+
+    /**
+     * {@code copy_strided}: the {@code [rows, cols]} block at {@code src[soff]} with row stride {@code sld} to
+     * {@code dst[doff]} with row stride {@code dld}; the two ranges must not overlap.
+     */
+    public static void copyStrided(DeviceBackend be, int rows, int cols, DeviceBuffer src, int soff, int sld,
+                                   DeviceBuffer dst, int doff, int dld) {
+        String k = COPY_STRIDED;
+        positive(k, "rows", rows);
+        positive(k, "cols", cols);
+        if (soff < 0) throw bad(k, "soff", "must be >= 0", soff);
+        if (doff < 0) throw bad(k, "doff", "must be >= 0", doff);
+        if (sld < cols) throw bad(k, "sld", "must be >= cols=" + cols, sld);
+        if (dld < cols) throw bad(k, "dld", "must be >= cols=" + cols, dld);
+        long sEnd = soff + (long) (rows - 1) * sld + cols, dEnd = doff + (long) (rows - 1) * dld + cols;
+        f32(k, "src", src, sEnd);
+        f32(k, "dst", dst, dEnd);
+        if (src == dst && soff < dEnd && doff < sEnd) {
+            throw bad(k, "dst", "overlaps src: elements [" + doff + ", " + dEnd + ") and [" + soff + ", " + sEnd + ")", doff);
+        }
+        be.launch(k, new long[] {cols, rows}, rows, cols, src, soff, sld, dst, doff, dld);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Checks
+
+    private static IllegalArgumentException bad(String kernel, String arg, String what, Object got) {
+        return new IllegalArgumentException(kernel + ": " + arg + " " + what + ", got " + got);
+    }
+
+    private static void range(String k, int off, int n) {
+        if (off < 0) throw bad(k, "off", "must be >= 0", off);
+        if (n < 0) throw bad(k, "n", "must be >= 0", n);
+    }
+
+    private static void positive(String k, String arg, int v) {
+        if (v < 1) throw bad(k, arg, "must be >= 1", v);
+    }
+
+    private static void nonNegative(String k, String arg, float v) {
+        if (!(v >= 0) || Float.isInfinite(v)) throw bad(k, arg, "must be a finite number >= 0", v);
+    }
+
+    private static void unit(String k, String arg, float v) {
+        if (!(v >= 0 && v < 1)) throw bad(k, arg, "must be in [0, 1)", v);
+    }
+
+    private static void f32(String k, String arg, DeviceBuffer b, long elements) {
+        buffer(k, arg, b, DeviceBuffer.Type.F32, elements);
+    }
+
+    private static void i32(String k, String arg, DeviceBuffer b, long elements) {
+        buffer(k, arg, b, DeviceBuffer.Type.I32, elements);
+    }
+
+    private static void buffer(String k, String arg, DeviceBuffer b, DeviceBuffer.Type type, long elements) {
+        if (b == null) throw bad(k, arg, "must be an " + type + " buffer", null);
+        if (b.isClosed()) throw new IllegalStateException(k + ": " + arg + " is a closed buffer");
+        if (b.type() != type) throw bad(k, arg, "must be an " + type + " buffer", b.type() + " buffer");
+        if (elements > b.size()) {
+            throw bad(k, arg, "needs " + elements + " elements", "a buffer of " + b.size());
+        }
+        if (elements > Integer.MAX_VALUE) {
+            throw bad(k, arg, "needs " + elements + " elements, more than the kernels' int indexes reach", elements);
+        }
+    }
+}

@@ -1,0 +1,378 @@
+package dev.recur.backend.cpu;
+
+import dev.recur.backend.TrainKernels;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * The kernels of {@link TrainKernels} as Java code for the {@code cpu} backend, with the argument lists of the
+ * catalogue and the semantics of their {@code kernels/common} bodies ({@code optim.h}, {@code xent.h},
+ * {@code embedding.h}, {@code decode.h}, {@code pointwise.h}; the equations are there). Every sum is taken in the
+ * device kernel's order (so {@code grad_norm_partial}'s strided partial sums are the same numbers), and large
+ * launches are split over the pool by rows or element chunks, never inside a sum.
+ */
+final class CpuTrainKernels {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+    private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT;
+    /** Elements per task of an elementwise launch split over the pool. */
+    private static final int CHUNK = 1 << 14;
+
+    private CpuTrainKernels() {}
+
+    /** Registers every kernel of {@link TrainKernels} with {@code CpuKernels}' spec table. */
+    static void register(SpecSink sink) {
+        sink.spec(TrainKernels.ADAM_STEP, "off:i n:i lr:f beta1:f beta2:f eps:f wd:f decoupled:i bc1:f bc2:f scale:F p:F "
+                + "g:F m:F v:F", CpuTrainKernels::adamStep);
+        sink.spec(TrainKernels.SGD_STEP, "off:i n:i first:i lr:f momentum:f dampening:f wd:f nesterov:i scale:F p:F g:F "
+                + "buf:F", CpuTrainKernels::sgdStep);
+        sink.spec(TrainKernels.GRAD_NORM_PARTIAL, "off:i n:i P:i x:F poff:i parts:F", CpuTrainKernels::gradNormPartial);
+        sink.spec(TrainKernels.GRAD_CLIP_SCALE, "nparts:i parts:F maxNorm:f norm:F scale:F", CpuTrainKernels::gradClipScale);
+        sink.spec(TrainKernels.SOFTMAX_XENT_FWD_BWD, "N:i V:i pad:i logits:F targets:I loss:F dlogits:F",
+                CpuTrainKernels::softmaxXentFwdBwd);
+        sink.spec(TrainKernels.SOFTMAX_XENT_MEAN, "N:i pad:i targets:I loss:F out:F", CpuTrainKernels::softmaxXentMean);
+        sink.spec(TrainKernels.EMBEDDING_FWD, "N:i E:i V:i ids:I weight:F out:F", CpuTrainKernels::embeddingFwd);
+        sink.spec(TrainKernels.EMBEDDING_BWD_INDEX, "N:i V:i pad:i ids:I start:I order:I",
+                CpuTrainKernels::embeddingBwdIndex);
+        sink.spec(TrainKernels.EMBEDDING_BWD, "V:i E:i start:I order:I dout:F dweight:F beta:f",
+                CpuTrainKernels::embeddingBwd);
+        sink.spec(TrainKernels.ARGMAX_ROWS, "N:i V:i x:F idx:I", CpuTrainKernels::argmaxRows);
+        sink.spec(TrainKernels.TOPK_ROWS, "N:i V:i K:i x:F vals:F idx:I", CpuTrainKernels::topkRows);
+        sink.spec(TrainKernels.BIAS_ACT_FWD, "N:i F:i act:i x:F bias:F y:F", CpuTrainKernels::biasActFwd);
+        sink.spec(TrainKernels.BIAS_ACT_BWD, "N:i F:i act:i y:F dy:F dx:F", CpuTrainKernels::biasActBwd);
+        sink.spec(TrainKernels.COPY_STRIDED, "rows:i cols:i src:F soff:i sld:i dst:F doff:i dld:i",
+                CpuTrainKernels::copyStrided);
+    }
+
+    @FunctionalInterface
+    interface SpecSink {
+        void spec(String name, String signature, CpuKernels.Body body);
+    }
+
+    private static float ld(MemorySegment s, long i) {
+        return s.getAtIndex(F, i);
+    }
+
+    private static void st(MemorySegment s, long i, float v) {
+        s.setAtIndex(F, i, v);
+    }
+
+    private static int ldi(MemorySegment s, long i) {
+        return s.getAtIndex(I, i);
+    }
+
+    /** Runs {@code body(lo, hi)} over [0, n) in chunks, over the pool when the launch is large. */
+    private static void chunks(CpuKernels k, int n, java.util.function.BiConsumer<Integer, Integer> body) {
+        int nc = (n + CHUNK - 1) / CHUNK;
+        k.rows(nc, CHUNK, (c, th) -> body.accept(c * CHUNK, Math.min(n, (c + 1) * CHUNK)));
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // optim.h
+
+    private static void adamStep(CpuKernels k, CpuKernels.Args a) {
+        int off = a.i(0), n = a.ext(0, a.i(1)), decoupled = a.i(7);
+        float lr = a.f(2), beta1 = a.f(3), beta2 = a.f(4), eps = a.f(5), wd = a.f(6), bc1 = a.f(8), bc2 = a.f(9);
+        MemorySegment scale = a.m(10), p = a.m(11), g = a.m(12), m = a.m(13), v = a.m(14);
+        float sc = ld(scale, 0);
+        float sqrtBc2 = (float) Math.sqrt(bc2), stepSize = lr / bc1;
+        chunks(k, n, (lo, hi) -> {
+            for (int e = lo; e < hi; e++) {
+                long i = (long) off + e;
+                float pi = ld(p, i), gi = ld(g, i) * sc;
+                if (decoupled != 0) pi *= 1f - lr * wd;
+                else gi += wd * pi;
+                float mi = beta1 * ld(m, i) + (1f - beta1) * gi;
+                float vi = beta2 * ld(v, i) + (1f - beta2) * gi * gi;
+                float denom = (float) Math.sqrt(vi) / sqrtBc2 + eps;
+                st(m, i, mi);
+                st(v, i, vi);
+                st(p, i, pi - stepSize * (mi / denom));
+            }
+        });
+    }
+
+    private static void sgdStep(CpuKernels k, CpuKernels.Args a) {
+        int off = a.i(0), n = a.ext(0, a.i(1));
+        boolean first = a.i(2) != 0, nesterov = a.i(7) != 0;
+        float lr = a.f(3), momentum = a.f(4), dampening = a.f(5), wd = a.f(6);
+        MemorySegment scale = a.m(8), p = a.m(9), g = a.m(10), buf = a.m(11);
+        float sc = ld(scale, 0);
+        chunks(k, n, (lo, hi) -> {
+            for (int e = lo; e < hi; e++) {
+                long i = (long) off + e;
+                float pi = ld(p, i);
+                float d = ld(g, i) * sc + wd * pi;
+                if (momentum != 0f) {
+                    float b = first ? d : momentum * ld(buf, i) + (1f - dampening) * d;
+                    st(buf, i, b);
+                    d = nesterov ? d + momentum * b : b;
+                }
+                st(p, i, pi - lr * d);
+            }
+        });
+    }
+
+    /**
+     * The device's partial sums, each over x[off+q], x[off+q+P], ... in that order, computed a row of P at a time
+     * (vectors across q) so memory is read once, front to back.
+     */
+    private static void gradNormPartial(CpuKernels k, CpuKernels.Args a) {
+        int off = a.i(0), n = a.i(1), P = a.i(2), poff = a.i(4);
+        MemorySegment x = a.m(3), parts = a.m(5);
+        int nq = a.ext(0, P);
+        float[] acc = new float[nq];
+        int qv = nq - nq % L;
+        for (int base = 0; base < n; base += P) {
+            int w = Math.min(nq, n - base);
+            int wv = Math.min(qv, w - w % L);
+            for (int q = 0; q < wv; q += L) {
+                FloatVector xv = FloatVector.fromMemorySegment(S, x, ((long) off + base + q) * Float.BYTES, NATIVE);
+                xv.fma(xv, FloatVector.fromArray(S, acc, q)).intoArray(acc, q);
+            }
+            for (int q = wv; q < w; q++) {
+                float xi = ld(x, (long) off + base + q);
+                acc[q] = Math.fma(xi, xi, acc[q]);
+            }
+        }
+        for (int q = 0; q < nq; q++) st(parts, (long) poff + q, acc[q]);
+    }
+
+    private static void gradClipScale(CpuKernels k, CpuKernels.Args a) {
+        int nparts = a.i(0);
+        MemorySegment parts = a.m(1), norm = a.m(3), scale = a.m(4);
+        float total = 0f;
+        for (int q = 0; q < nparts; q++) total += ld(parts, q);
+        float nrm = (float) Math.sqrt(total);
+        float coef = a.f(2) / (nrm + 1e-6f);
+        st(norm, 0, nrm);
+        st(scale, 0, coef < 1f ? coef : 1f);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // xent.h
+
+    private static void softmaxXentFwdBwd(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), V = a.i(1), pad = a.i(2);
+        MemorySegment logits = a.m(3), targets = a.m(4), loss = a.m(5), dlogits = a.m(6);
+        int count = 0;
+        for (int q = 0; q < N; q++) count += ldi(targets, q) != pad ? 1 : 0;
+        float inv = 1f / (float) count;
+        k.rows(a.ext(0, N), V, (r, th) -> {
+            long x = (long) r * V;
+            int t = ldi(targets, r);
+            if (t == pad || t < 0 || t >= V) {
+                float fill = t == pad ? 0f : Float.NaN;
+                st(loss, r, fill);
+                for (int j = 0; j < V; j++) st(dlogits, x + j, fill);
+                return;
+            }
+            // Vectors across the row; the sum's order is fixed by the lane count, so runs repeat bit for bit.
+            int vv = V - V % L;
+            float mx = ld(logits, x);
+            for (int j = 1; j < V; j++) mx = Math.max(mx, ld(logits, x + j));
+            FloatVector acc = FloatVector.zero(S);
+            for (int j = 0; j < vv; j += L) acc = acc.add(CpuMath.exp(vld(logits, x + j).sub(mx)));
+            float s = CpuMath.sumLanes(acc);
+            for (int j = vv; j < V; j++) s += CpuMath.exp(ld(logits, x + j) - mx);
+            float lse = mx + (float) Math.log(s);
+            float xt = ld(logits, x + t);
+            st(loss, r, lse - xt);
+            for (int j = 0; j < vv; j += L) {
+                CpuMath.exp(vld(logits, x + j).sub(lse)).mul(inv).intoMemorySegment(dlogits, (x + j) * Float.BYTES, NATIVE);
+            }
+            for (int j = vv; j < V; j++) st(dlogits, x + j, CpuMath.exp(ld(logits, x + j) - lse) * inv);
+            st(dlogits, x + t, (CpuMath.exp(xt - lse) - 1f) * inv);
+        });
+    }
+
+    private static void softmaxXentMean(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), pad = a.i(1);
+        MemorySegment targets = a.m(2), loss = a.m(3), out = a.m(4);
+        float sum = 0f;
+        int count = 0;
+        for (int r = 0; r < N; r++) {
+            if (ldi(targets, r) == pad) continue;
+            sum += ld(loss, r);
+            count++;
+        }
+        st(out, 0, count > 0 ? sum / (float) count : 0f);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // embedding.h
+
+    private static void embeddingFwd(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), E = a.i(1), V = a.i(2);
+        MemorySegment ids = a.m(3), weight = a.m(4), out = a.m(5);
+        int ne = a.ext(0, E);
+        k.rows(a.ext(1, N), ne, (n, th) -> {
+            int v = ldi(ids, n);
+            long o = (long) n * E;
+            if (v >= 0 && v < V) {
+                MemorySegment.copy(weight, (long) v * E * Float.BYTES, out, o * Float.BYTES, (long) ne * Float.BYTES);
+            } else {
+                out.asSlice(o * Float.BYTES, (long) ne * Float.BYTES).fill((byte) 0);
+            }
+        });
+    }
+
+    private static void embeddingBwdIndex(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), V = a.i(1), pad = a.i(2);
+        MemorySegment ids = a.m(3), start = a.m(4), order = a.m(5);
+        // kernels/common/embedding.h: counts at start[v+2], prefix sums, then start[v+1] is id v's cursor.
+        int[] s = new int[V + 1];
+        for (int n = 0; n < N; n++) {
+            int v = ldi(ids, n);
+            if (v != pad && v >= 0 && v + 2 <= V) s[v + 2]++;
+        }
+        for (int v = 1; v <= V; v++) s[v] += s[v - 1];
+        for (int n = 0; n < N; n++) {
+            int v = ldi(ids, n);
+            if (v != pad && v >= 0 && v < V) order.setAtIndex(I, s[v + 1]++, n);
+        }
+        MemorySegment.copy(s, 0, start, I, 0, V + 1);
+    }
+
+    private static void embeddingBwd(CpuKernels k, CpuKernels.Args a) {
+        int V = a.i(0), E = a.i(1);
+        MemorySegment start = a.m(2), order = a.m(3), dout = a.m(4), dweight = a.m(5);
+        float beta = a.f(6);
+        int ne = a.ext(0, E), nv = ne - ne % L;
+        k.rows(a.ext(1, V), ne, (v, th) -> {
+            long row = (long) v * E;
+            int k0 = ldi(start, v), k1 = ldi(start, v + 1);
+            // Whole dout rows at a time (vectors across e); each element's sum still runs over q in order.
+            float[] acc = k.buf(th, 0, ne);
+            java.util.Arrays.fill(acc, 0, ne, 0f);
+            for (int q = k0; q < k1; q++) {
+                long src = (long) ldi(order, q) * E;
+                for (int e = 0; e < nv; e += L) vld(dout, src + e).add(FloatVector.fromArray(S, acc, e)).intoArray(acc, e);
+                for (int e = nv; e < ne; e++) acc[e] += ld(dout, src + e);
+            }
+            for (int e = 0; e < ne; e++) st(dweight, row + e, (beta == 0f ? 0f : beta * ld(dweight, row + e)) + acc[e]);
+        });
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // decode.h
+
+    private static void argmaxRows(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), V = a.i(1);
+        MemorySegment x = a.m(2), idx = a.m(3);
+        k.rows(a.ext(0, N), V, (r, th) -> {
+            long row = (long) r * V;
+            int best = 0;
+            float bv = ld(x, row);
+            for (int j = 1; j < V; j++) {
+                float xj = ld(x, row + j);
+                if (xj > bv || (Float.isNaN(bv) && !Float.isNaN(xj))) {
+                    bv = xj;
+                    best = j;
+                }
+            }
+            idx.setAtIndex(I, r, best);
+        });
+    }
+
+    private static void topkRows(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), V = a.i(1), K = a.i(2);
+        MemorySegment x = a.m(3), vals = a.m(4), idx = a.m(5);
+        k.rows(a.ext(0, N), V, (r, th) -> {
+            long row = (long) r * V;
+            float[] ov = new float[K];
+            int[] oi = new int[K];
+            int filled = 0;
+            for (int j = 0; j < V; j++) {
+                float xj = ld(x, row + j);
+                if (Float.isNaN(xj) || (filled == K && !(xj > ov[K - 1]))) continue;
+                int q = filled < K ? filled : K - 1;
+                while (q > 0 && xj > ov[q - 1]) {
+                    ov[q] = ov[q - 1];
+                    oi[q] = oi[q - 1];
+                    q--;
+                }
+                ov[q] = xj;
+                oi[q] = j;
+                if (filled < K) filled++;
+            }
+            for (int q = filled; q < K; q++) {
+                ov[q] = Float.NaN;
+                oi[q] = -1;
+            }
+            MemorySegment.copy(ov, 0, vals, F, (long) r * K * Float.BYTES, K);
+            MemorySegment.copy(oi, 0, idx, I, (long) r * K * Integer.BYTES, K);
+        });
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // pointwise.h
+
+    private static float act(int act, float v) {
+        return switch (act) {
+            case 1 -> CpuMath.tanh(v);
+            case 2 -> v > 0f ? v : 0f;
+            case 3 -> CpuMath.sigmoid(v);
+            default -> v;
+        };
+    }
+
+    private static float actGrad(int act, float y) {
+        return switch (act) {
+            case 1 -> 1f - y * y;
+            case 2 -> y > 0f ? 1f : 0f;
+            case 3 -> y * (1f - y);
+            default -> 1f;
+        };
+    }
+
+    private static FloatVector act(int act, FloatVector v) {
+        return switch (act) {
+            case 1 -> CpuMath.tanh(v);
+            case 2 -> v.max(0f);
+            case 3 -> CpuMath.sigmoid(v);
+            default -> v;
+        };
+    }
+
+    private static FloatVector vld(MemorySegment s, long i) {
+        return FloatVector.fromMemorySegment(S, s, i * Float.BYTES, NATIVE);
+    }
+
+    private static void biasActFwd(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), F = a.i(1), act = a.i(2);
+        MemorySegment x = a.m(3), bias = a.m(4), y = a.m(5);
+        int nf = a.ext(0, F), nv = nf - nf % L;
+        k.rows(a.ext(1, N), nf, (n, th) -> {
+            long row = (long) n * F;
+            for (int f = 0; f < nv; f += L) {
+                act(act, vld(x, row + f).add(vld(bias, f))).intoMemorySegment(y, (row + f) * Float.BYTES, NATIVE);
+            }
+            for (int f = nv; f < nf; f++) st(y, row + f, act(act, ld(x, row + f) + ld(bias, f)));
+        });
+    }
+
+    private static void biasActBwd(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), F = a.i(1), act = a.i(2);
+        MemorySegment y = a.m(3), dy = a.m(4), dx = a.m(5);
+        int nf = a.ext(0, F);
+        k.rows(a.ext(1, N), nf, (n, th) -> {
+            long row = (long) n * F;
+            for (int f = 0; f < nf; f++) st(dx, row + f, ld(dy, row + f) * actGrad(act, ld(y, row + f)));
+        });
+    }
+
+    private static void copyStrided(CpuKernels k, CpuKernels.Args a) {
+        int rows = a.i(0), cols = a.i(1), soff = a.i(3), sld = a.i(4), doff = a.i(6), dld = a.i(7);
+        MemorySegment src = a.m(2), dst = a.m(5);
+        int nc = a.ext(0, cols);
+        k.rows(a.ext(1, rows), nc, (r, th) -> MemorySegment.copy(src, ((long) soff + (long) r * sld) * Float.BYTES, dst,
+                ((long) doff + (long) r * dld) * Float.BYTES, (long) nc * Float.BYTES));
+    }
+}

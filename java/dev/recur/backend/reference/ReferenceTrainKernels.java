@@ -1,0 +1,188 @@
+package dev.recur.backend.reference;
+
+/**
+ * The oracle for the kernels of {@link dev.recur.backend.TrainKernels}: each method is the equation of the kernel of
+ * the same name (camel case: {@code adam_step} is {@link #adamStep}) as written in {@code kernels/common/*.h}, in
+ * float64 on plain arrays, with nothing fused, reordered or vectorised. Arrays are row-major; the in/out arrays are
+ * updated in place like the device buffers. These are checked against PyTorch in {@code ReferenceTrainKernelsTest}
+ * (fixtures written by {@code tests/fixtures/make_train_fixtures.py}) and every device kernel against them.
+ */
+public final class ReferenceTrainKernels {
+    private ReferenceTrainKernels() {}
+
+    /**
+     * {@code adam_step} on {@code p[off, off+n)}: PyTorch's Adam ({@code decoupled == false}: L2 decay added to the
+     * gradient) or AdamW ({@code true}: {@code p *= 1 - lr*wd} first), {@code step} counting from 1.
+     */
+    public static void adamStep(int off, int n, int step, double lr, double beta1, double beta2, double eps, double wd,
+                                boolean decoupled, double scale, double[] p, double[] g, double[] m, double[] v) {
+        double bc1 = 1 - Math.pow(beta1, step), bc2 = 1 - Math.pow(beta2, step);
+        for (int i = off; i < off + n; i++) {
+            double gi = g[i] * scale;
+            if (decoupled) p[i] *= 1 - lr * wd;
+            else gi += wd * p[i];
+            m[i] = beta1 * m[i] + (1 - beta1) * gi;
+            v[i] = beta2 * v[i] + (1 - beta2) * gi * gi;
+            p[i] -= lr / bc1 * m[i] / (Math.sqrt(v[i]) / Math.sqrt(bc2) + eps);
+        }
+    }
+
+    /** {@code sgd_step} on {@code p[off, off+n)}: PyTorch's SGD with weight decay, momentum, dampening, Nesterov. */
+    public static void sgdStep(int off, int n, boolean first, double lr, double momentum, double dampening, double wd,
+                               boolean nesterov, double scale, double[] p, double[] g, double[] buf) {
+        for (int i = off; i < off + n; i++) {
+            double d = g[i] * scale + wd * p[i];
+            if (momentum != 0) {
+                buf[i] = first ? d : momentum * buf[i] + (1 - dampening) * d;
+                d = nesterov ? d + momentum * buf[i] : buf[i];
+            }
+            p[i] -= lr * d;
+        }
+    }
+
+    /** The global L2 norm of {@code x[off, off+n)} (what {@code grad_norm_partial} and {@code grad_clip_scale} compute). */
+    public static double gradNorm(double[] x, int off, int n) {
+        double s = 0;
+        for (int i = off; i < off + n; i++) s += x[i] * x[i];
+        return Math.sqrt(s);
+    }
+
+    /** {@code grad_clip_scale}'s coefficient for a global norm: {@code min(1, maxNorm / (norm + 1e-6))}. */
+    public static double gradClipScale(double norm, double maxNorm) {
+        return Math.min(1, maxNorm / (norm + 1e-6));
+    }
+
+    /**
+     * {@code softmax_xent_fwd_bwd}: per-row loss {@code [N]} into {@code loss}, and {@code dlogits [N,V]}; padded rows
+     * 0; a target outside {@code [0,V)} gives NaN.
+     */
+    public static void softmaxXentFwdBwd(int N, int V, int pad, double[] logits, int[] targets, double[] loss,
+                                         double[] dlogits) {
+        int count = 0;
+        for (int r = 0; r < N; r++) if (targets[r] != pad) count++;
+        for (int r = 0; r < N; r++) {
+            int t = targets[r];
+            if (t == pad || t < 0 || t >= V) {
+                double fill = t == pad ? 0 : Double.NaN;
+                loss[r] = fill;
+                java.util.Arrays.fill(dlogits, r * V, (r + 1) * V, fill);
+                continue;
+            }
+            double mx = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < V; j++) mx = Math.max(mx, logits[r * V + j]);
+            double s = 0;
+            for (int j = 0; j < V; j++) s += Math.exp(logits[r * V + j] - mx);
+            double lse = mx + Math.log(s);
+            loss[r] = lse - logits[r * V + t];
+            for (int j = 0; j < V; j++) {
+                dlogits[r * V + j] = (Math.exp(logits[r * V + j] - lse) - (j == t ? 1 : 0)) / count;
+            }
+        }
+    }
+
+    /** {@code softmax_xent_mean}: the mean of {@code loss} over the rows whose target is not {@code pad} (0 if none). */
+    public static double softmaxXentMean(int N, int pad, int[] targets, double[] loss) {
+        double sum = 0;
+        int count = 0;
+        for (int r = 0; r < N; r++) {
+            if (targets[r] == pad) continue;
+            sum += loss[r];
+            count++;
+        }
+        return count == 0 ? 0 : sum / count;
+    }
+
+    /** {@code embedding_fwd}: {@code out[n,:] = weight[ids[n],:]}, 0 for an id outside {@code [0,V)}. */
+    public static double[] embeddingFwd(int N, int E, int V, int[] ids, double[] weight) {
+        double[] out = new double[N * E];
+        for (int n = 0; n < N; n++) {
+            if (ids[n] < 0 || ids[n] >= V) continue;
+            System.arraycopy(weight, ids[n] * E, out, n * E, E);
+        }
+        return out;
+    }
+
+    /**
+     * {@code embedding_bwd_index} then {@code embedding_bwd}: {@code dweight = beta*dweight + sum of dout[n,:]} into
+     * row {@code ids[n]} for every position whose id is in {@code [0,V)} and not {@code pad}.
+     */
+    public static void embeddingBwd(int N, int E, int V, int pad, int[] ids, double[] dout, double[] dweight,
+                                    double beta) {
+        for (int i = 0; i < V * E; i++) dweight[i] = beta == 0 ? 0 : beta * dweight[i];
+        for (int n = 0; n < N; n++) {
+            int v = ids[n];
+            if (v == pad || v < 0 || v >= V) continue;
+            for (int e = 0; e < E; e++) dweight[v * E + e] += dout[n * E + e];
+        }
+    }
+
+    /** {@code argmax_rows}: the first index of each row's maximum, NaN passed over (0 for an all-NaN row). */
+    public static int[] argmaxRows(int N, int V, double[] x) {
+        int[] idx = new int[N];
+        for (int r = 0; r < N; r++) {
+            int best = -1;
+            for (int j = 0; j < V; j++) {
+                double xj = x[r * V + j];
+                if (!Double.isNaN(xj) && (best < 0 || xj > x[r * V + best])) best = j;
+            }
+            idx[r] = Math.max(best, 0);
+        }
+        return idx;
+    }
+
+    /**
+     * {@code topk_rows}: per row the indexes of the K largest numbers, largest first, equal values by increasing
+     * index, NaN passed over; -1 for the slots beyond the row's numbers. (Values are {@code x} at those indexes.)
+     */
+    public static int[] topkRows(int N, int V, int K, double[] x) {
+        int[] idx = new int[N * K];
+        for (int r = 0; r < N; r++) {
+            final int row = r;
+            Integer[] order = java.util.stream.IntStream.range(0, V).filter(j -> !Double.isNaN(x[row * V + j]))
+                    .boxed().toArray(Integer[]::new);
+            // A stable sort by value, descending: equal values keep increasing index.
+            java.util.Arrays.sort(order, (a, b) -> Double.compare(x[row * V + b], x[row * V + a]));
+            for (int q = 0; q < K; q++) idx[r * K + q] = q < order.length ? order[q] : -1;
+        }
+        return idx;
+    }
+
+    /** {@code bias_act_fwd}: {@code act(x + bias[f])} with act 0 identity, 1 tanh, 2 relu, 3 sigmoid. */
+    public static double[] biasActFwd(int N, int F, int act, double[] x, double[] bias) {
+        double[] y = new double[N * F];
+        for (int n = 0; n < N; n++) {
+            for (int f = 0; f < F; f++) {
+                double a = x[n * F + f] + bias[f];
+                y[n * F + f] = switch (act) {
+                    case 1 -> Math.tanh(a);
+                    case 2 -> Math.max(a, 0);
+                    case 3 -> 1 / (1 + Math.exp(-a));
+                    default -> a;
+                };
+            }
+        }
+        return y;
+    }
+
+    /** {@code bias_act_bwd}: {@code dy * act'} expressed through the forward's output {@code y}. */
+    public static double[] biasActBwd(int N, int F, int act, double[] y, double[] dy) {
+        double[] dx = new double[N * F];
+        for (int i = 0; i < N * F; i++) {
+            double d = switch (act) {
+                case 1 -> 1 - y[i] * y[i];
+                case 2 -> y[i] > 0 ? 1 : 0;
+                case 3 -> y[i] * (1 - y[i]);
+                default -> 1;
+            };
+            dx[i] = dy[i] * d;
+        }
+        return dx;
+    }
+
+    /** {@code copy_strided}: {@code dst[doff + r*dld + c] = src[soff + r*sld + c]}. */
+    public static void copyStrided(int rows, int cols, double[] src, int soff, int sld, double[] dst, int doff, int dld) {
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) dst[doff + r * dld + c] = src[soff + r * sld + c];
+        }
+    }
+}
