@@ -64,6 +64,32 @@ public final class RecurrentLayer implements AutoCloseable {
         }
     }
 
+    /**
+     * Uploads the host weights now if the parameters changed since the last upload (what every forward does first):
+     * for a trainer that takes the weights over on the device ({@code rnn().weightSpace()}) and must start from the
+     * host values.
+     */
+    public void syncToDevice() {
+        sync();
+    }
+
+    /**
+     * The inverse of {@link #syncToDevice()} for a trainer that updated {@code rnn().weightSpace()} on the device:
+     * downloads the space once into the live host tensors registered in the parameters (float32 values, exact in
+     * float64), declares the parameters changed, and records them as in step with the device, so the next forward
+     * does not upload them back. A caller that writes other parameters of the same {@link Parameters} from the device
+     * writes them before this call (a later {@code markChanged} would make the next forward upload these weights).
+     */
+    public void pullFromDevice() {
+        Map<String, Tensor> got = rnn.weightSpace().toTensors();
+        for (Map.Entry<String, Tensor> e : weights.asMap().entrySet()) {
+            double[] src = got.get(e.getKey()).data();
+            System.arraycopy(src, 0, e.getValue().data(), 0, src.length);
+        }
+        params.markChanged();
+        syncedVersion = params.version();
+    }
+
     /** Inference forward (no dropout, nothing saved). */
     public RnnOutput forward(RnnInput in) {
         sync();
