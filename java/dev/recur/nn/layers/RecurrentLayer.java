@@ -76,9 +76,8 @@ public final class RecurrentLayer implements AutoCloseable {
     /**
      * The inverse of {@link #syncToDevice()} for a trainer that updated {@code rnn().weightSpace()} on the device:
      * downloads the space once into the live host tensors registered in the parameters (float32 values, exact in
-     * float64), declares the parameters changed, and records them as in step with the device, so the next forward
-     * does not upload them back. A caller that writes other parameters of the same {@link Parameters} from the device
-     * writes them before this call (a later {@code markChanged} would make the next forward upload these weights).
+     * float64). The caller then declares the change once for all it wrote ({@link Parameters#markChanged}) and calls
+     * {@link #markDeviceCurrent()} on every layer it pulled, so that the next forward does not upload them back.
      */
     public void pullFromDevice() {
         Map<String, Tensor> got = rnn.weightSpace().toTensors();
@@ -86,7 +85,13 @@ public final class RecurrentLayer implements AutoCloseable {
             double[] src = got.get(e.getKey()).data();
             System.arraycopy(src, 0, e.getValue().data(), 0, src.length);
         }
-        params.markChanged();
+    }
+
+    /**
+     * Records that the device holds this layer's current host values as of the parameters' present version (after
+     * {@link #pullFromDevice()} and the caller's {@code markChanged}).
+     */
+    public void markDeviceCurrent() {
         syncedVersion = params.version();
     }
 

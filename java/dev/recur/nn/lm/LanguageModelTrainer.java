@@ -242,7 +242,9 @@ public final class LanguageModelTrainer implements AutoCloseable {
             be.downloadDoubles(embP, 0, p.value(lm.embeddingLayer().weightName()).data(), 0, vocab * emb);
             be.downloadDoubles(outP, 0, p.value(lm.outputLayer().biasName()).data(), 0, vocab);
             be.downloadDoubles(outP, vocab, p.value(lm.outputLayer().weightName()).data(), 0, vocab * hid);
-            lm.rnnLayer().pullFromDevice();   // last: it bumps the version once and records the RNN as current
+            lm.rnnLayer().pullFromDevice();
+            p.markChanged();
+            lm.rnnLayer().markDeviceCurrent();   // the values it holds are those just pulled: no upload back
             hostVersion = p.version();
             dirty = false;
         }
