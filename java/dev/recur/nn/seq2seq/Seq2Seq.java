@@ -565,8 +565,20 @@ public final class Seq2Seq implements AutoCloseable {
         }
     }
 
-    /** Greedy decoding of each source (at most {@code maxLength} tokens). */
+    /**
+     * Greedy decoding of each source (at most {@code maxLength} tokens). For a model that trains on the device
+     * ({@link Seq2SeqTrainer}) on a device backend, the whole decoding runs there: the host sends the source ids,
+     * lengths and mask and reads back the tokens, their log-probabilities and the attention weights once.
+     */
     public Decoded greedy(List<int[]> sources, int maxLength) {
+        if (sources == null) throw new IllegalArgumentException("sources: must not be null");
+        if (maxLength <= 0) throw new IllegalArgumentException("maxLength: expected > 0, got " + maxLength);
+        Seq2SeqDeviceStep device = deviceStep();
+        if (device != null) {
+            Seq2SeqBatch batch = Seq2SeqBatch.of(sources, sources.stream().map(s -> new int[0]).toList(), config.padId(), config.eosId());
+            checkIds("sources", batch.source(), config.sourceVocab());
+            return device.greedy(batch, maxLength);
+        }
         return Greedy.decode(stepModel(sources), config.bosId(), config.eosId(), maxLength);
     }
 

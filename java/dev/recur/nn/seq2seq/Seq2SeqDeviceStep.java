@@ -298,6 +298,104 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         }
     }
 
+    /**
+     * Greedy decoding on the device: the encoder outputs and the decoder state never leave it; every step embeds the
+     * previous tokens, runs the decoder, attention, combine and output layers, takes {@code argmax_rows} and the
+     * chosen token's {@code -log p} ({@code softmax_xent_fwd_bwd} with the argmax as target). It runs all
+     * {@code maxLength} steps (stopping early would need a look at the tokens every step, a wait each) and downloads
+     * the tokens, their log-probabilities and the attention weights once at the end; the host cuts each item at its
+     * end token, as {@link dev.recur.nn.decode.Greedy} does.
+     */
+    dev.recur.nn.decode.Decoded greedy(Seq2SeqBatch batch, int maxLength) {
+        if (model.hostParameters().version() != hostVersion) upload();
+        int t = batch.sourceSteps(), b = batch.batch();
+        int e = cfg.embeddingSize(), vs = cfg.sourceVocab(), vt = cfg.targetVocab();
+        int he = cfg.encoder().outputWidth(), w = cfg.encoder().outSize(), de = cfg.encoder().directions();
+        int hd = cfg.decoder().hiddenSize(), cs = cfg.combineSize(), ci = hd + he;
+        int ns = t * b;
+        List<AutoCloseable> scratch = new ArrayList<>();
+        try {
+            DeviceBuffer src = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
+            DeviceTensor lengths = keep(scratch, DeviceTensor.ofInts(be, batch.sourceLengths(), b));
+            int[] maskHost = new int[b * t];
+            for (int i = 0; i < b; i++) for (int s = 0; s < batch.sourceLengths()[i]; s++) maskHost[i * t + s] = 1;
+            DeviceTensor mask = keep(scratch, DeviceTensor.ofInts(be, maskHost, b, t));
+            be.upload(batch.source(), 0, src, 0, ns);
+            DeviceTensor xs = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, e));
+            TrainKernels.embeddingFwd(be, ns, e, vs, src, p("source_embedding.weight"), xs.buffer());
+            DeviceRnnOutput enc = keep(scratch, model.encoderLayer().forward(new DeviceRnnInput(xs, null, null, lengths)));
+            DeviceTensor encY = enc.y();
+            DeviceTensor h = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, hd));
+            if (cfg.bridge() == Bridge.LINEAR_TANH) {
+                DeviceBuffer srcH = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * de * w));
+                for (int dir = 0; dir < de; dir++) {
+                    TrainKernels.copyStrided(be, b, w, enc.hN().buffer(), (int) enc.hN().offset() + dir * b * w, w, srcH, dir * w, de * w);
+                }
+                be.gemm(false, true, b, hd, de * w, 1f, srcH, 0, de * w, p("bridge_h_l0.weight"), 0, de * w, 0f, h.buffer(), 0, hd);
+                TrainKernels.biasActFwd(be, b, hd, TrainKernels.Act.TANH, h.buffer(), p("bridge_h_l0.bias"), h.buffer());
+            } else {
+                h.fill(0);
+            }
+            DeviceBuffer tok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, b));
+            be.fill(tok, 0, b, cfg.bosId());
+            DeviceBuffer allTok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) maxLength * b));
+            DeviceBuffer allNll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b));
+            DeviceBuffer allAtt = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b * t));
+            DeviceTensor xt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, e));
+            DeviceBuffer comb = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * cs));
+            DeviceBuffer logits = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt));
+            DeviceBuffer dl = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt));
+            DeviceBuffer nll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, b));
+            DeviceBuffer wc = p("combine.weight"), wo = p("output.weight");
+            for (int step = 0; step < maxLength; step++) {
+                TrainKernels.embeddingFwd(be, b, e, vt, tok, p("target_embedding.weight"), xt.buffer());
+                try (DeviceRnnOutput out = model.decoderLayer().forward(new DeviceRnnInput(xt, h, null, null));
+                     DeviceAttentionOutput att = model.attentionModule().forward(out.y(), encY, mask)) {
+                    DeviceTensor y = out.y(), ctx = att.context();
+                    be.gemm(false, true, b, cs, hd, 1f, y.buffer(), y.offset(), hd, wc, 0, ci, 0f, comb, 0, cs);
+                    be.gemm(false, true, b, cs, he, 1f, ctx.buffer(), ctx.offset(), he, wc, hd, ci, 1f, comb, 0, cs);
+                    TrainKernels.biasActFwd(be, b, cs, TrainKernels.Act.TANH, comb, p("combine.bias"), comb);
+                    be.gemm(false, true, b, vt, cs, 1f, comb, 0, cs, wo, 0, cs, 0f, logits, 0, vt);
+                    TrainKernels.biasActFwd(be, b, vt, TrainKernels.Act.IDENTITY, logits, p("output.bias"), logits);
+                    TrainKernels.argmaxRows(be, b, vt, logits, tok);
+                    // -log p of the chosen token: the cross-entropy with the argmax as target (no padding id).
+                    TrainKernels.softmaxXentFwdBwd(be, b, vt, -1, logits, tok, nll, dl);
+                    be.copy(tok, 0, allTok, (long) step * b, b);
+                    be.copy(nll, 0, allNll, (long) step * b, b);
+                    be.copy(att.weights().buffer(), att.weights().offset(), allAtt, (long) step * b * t, (long) b * t);
+                    be.copy(out.hN().buffer(), out.hN().offset(), h.buffer(), 0, (long) b * hd);
+                }
+            }
+            int[] toks = new int[maxLength * b];
+            float[] nlls = new float[maxLength * b], atts = new float[maxLength * b * t];
+            be.download(allTok, 0, toks, 0, toks.length);
+            be.download(allNll, 0, nlls, 0, nlls.length);
+            be.download(allAtt, 0, atts, 0, atts.length);
+            List<int[]> seqs = new ArrayList<>();
+            List<double[][]> attention = new ArrayList<>();
+            boolean[] finished = new boolean[b];
+            double[] logProb = new double[b];
+            for (int r = 0; r < b; r++) {
+                List<Integer> out = new ArrayList<>();
+                List<double[]> rows = new ArrayList<>();
+                for (int step = 0; step < maxLength && !finished[r]; step++) {
+                    int next = toks[step * b + r];
+                    logProb[r] -= nlls[step * b + r];
+                    double[] a = new double[t];
+                    for (int j = 0; j < t; j++) a[j] = atts[(step * b + r) * t + j];
+                    rows.add(a);
+                    if (next == cfg.eosId()) finished[r] = true;
+                    else out.add(next);
+                }
+                seqs.add(out.stream().mapToInt(Integer::intValue).toArray());
+                attention.add(rows.toArray(new double[0][]));
+            }
+            return new dev.recur.nn.decode.Decoded(seqs, finished, logProb, logProb.clone(), attention);
+        } finally {
+            closeAll(scratch);
+        }
+    }
+
     private void adam(DeviceBuffer p, DeviceBuffer g, DeviceBuffer m, DeviceBuffer v, int n, int step, double lr,
                       double beta1, double beta2, double eps, double wd) {
         TrainKernels.adamStep(be, p, g, m, v, scale, 0, n, step, (float) lr, (float) beta1, (float) beta2, (float) eps,

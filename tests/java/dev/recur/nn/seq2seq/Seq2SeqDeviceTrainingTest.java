@@ -159,4 +159,40 @@ class Seq2SeqDeviceTrainingTest {
             assertEquals(host.correct(), dev.correct(), backend + ": counted correct tokens");
         }
     }
+
+    /** Greedy decoding on the device against the host-side greedy decoder over the same (pulled) parameters. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void greedyOnTheDeviceMatchesTheHostDecoderAndMovesLittle(String backend) {
+        DeviceBackend be = DeviceRows.backend(backend);
+        long start = be.memoryInUse();
+        try (Seq2Seq m = Seq2Seq.create(config(), be, 5)) {
+            train(m, 40);
+            List<int[]> sources = new ArrayList<>();
+            SplittableRandom rnd = new SplittableRandom(99);
+            for (int i = 0; i < 20; i++) sources.add(rnd.ints(rnd.nextInt(2, 7), 3, V).toArray());
+            int maxLength = 9;
+            dev.recur.nn.decode.Decoded host = dev.recur.nn.decode.Greedy.decode(m.stepModel(sources), BOS, EOS, maxLength);
+            Traffic before = be.traffic();
+            dev.recur.nn.decode.Decoded dev = m.greedy(sources, maxLength);
+            Traffic d = be.traffic().minus(before);
+            int finished = 0;
+            for (int i = 0; i < sources.size(); i++) {
+                assertArrayEquals(host.tokens().get(i), dev.tokens().get(i), backend + ": tokens of source " + i);
+                assertEquals(host.finished()[i], dev.finished()[i], backend + ": finished " + i);
+                assertEquals(host.logProb()[i], dev.logProb()[i], 1e-4 * Math.max(1, Math.abs(host.logProb()[i])), backend + ": logProb " + i);
+                double[][] ha = host.attention().get(i), da = dev.attention().get(i);
+                assertEquals(ha.length, da.length, backend + ": attention steps of " + i);
+                for (int s = 0; s < ha.length; s++) assertArrayEquals(ha[s], da[s], 1e-5, backend + ": attention of " + i + " at step " + s);
+                if (dev.finished()[i]) finished++;
+            }
+            assertTrue(finished > 0, backend + ": no source decoded to its end token; the comparison would not cover the cut");
+            int t = 6, b = sources.size();
+            long up = 4L * (2L * t * b + b), down = (long) maxLength * b * (4 + 4 + 4L * t);
+            assertTrue(d.bytesToDevice() <= up, backend + ": decoding uploaded " + d.bytesToDevice() + " bytes, expected at most " + up);
+            assertTrue(d.bytesToHost() <= down, backend + ": decoding downloaded " + d.bytesToHost() + " bytes, expected at most " + down);
+            assertTrue(d.blockingWaits() <= 3, backend + ": decoding waited " + d.blockingWaits() + " times");
+        }
+        assertEquals(start, be.memoryInUse(), backend + ": device memory in use after closing the model");
+    }
 }
