@@ -43,9 +43,11 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
     private final List<AutoCloseable> owned = new ArrayList<>();
     /** Host parameter name → device value, gradient and Adam moments (each its own buffer, element 0 = the tensor's). */
     private final Map<String, DeviceBuffer[]> tensors = new LinkedHashMap<>();
-    private final WeightSpace encP, encG, decP, decG;
-    private final DeviceBuffer encM, encV, decM, decV;
-    private final DeviceBuffer mean, parts, norm, scale;
+    private final WeightSpace encP, decP;
+    // What training adds to the values (gradients, moments, the clipping scalars): allocated by the first step, so
+    // that a model that only decodes on the device holds its parameters once, not four times.
+    private WeightSpace encG, decG;
+    private DeviceBuffer encM, encV, decM, decV, mean, parts, norm, scale;
     private long hostVersion;
     private boolean dirty;
 
@@ -65,34 +67,44 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         this.cfg = model.config();
         this.be = (DeviceBackend) model.encoderLayer().rnn().backend();
         try {
-            for (String n : hostTensorNames()) {
-                int size = model.hostParameters().value(n).size();
-                DeviceBuffer[] b = {f32(size), f32(size), zeros(size), zeros(size)};
-                tensors.put(n, b);
-            }
+            for (String n : hostTensorNames()) tensors.put(n, new DeviceBuffer[] {f32(model.hostParameters().value(n).size()), null, null, null});
             encP = model.encoderLayer().rnn().weightSpace();
             decP = model.decoderLayer().rnn().weightSpace();
-            encG = own(model.encoderLayer().rnn().newGradientSpace(be));
-            decG = own(model.decoderLayer().rnn().newGradientSpace(be));
-            for (WeightSpace w : new WeightSpace[] {encP, decP, encG, decG}) {
+            for (WeightSpace w : new WeightSpace[] {encP, decP}) {
                 if (w.flat().offset() != 0) throw new IllegalStateException("seq2seq device step: a weight space at offset " + w.flat().offset());
             }
-            encM = zeros(encP.flat().size());
-            encV = zeros(encP.flat().size());
-            decM = zeros(decP.flat().size());
-            decV = zeros(decP.flat().size());
-            mean = f32(1);
-            norm = f32(1);
-            scale = f32(1);
-            int np = TrainKernels.normParts(encP.flat().size()) + TrainKernels.normParts(decP.flat().size());
-            for (DeviceBuffer[] b : tensors.values()) np += TrainKernels.normParts(b[0].size());
-            parts = f32(np);
-            be.fill(scale, 0, 1, 1.0);
             upload();
         } catch (RuntimeException | Error e) {
             close();
             throw e;
         }
+    }
+
+    /** The training state, on the first step (freed with the rest by {@link #close()}). */
+    private void ensureTraining() {
+        if (mean != null) return;
+        for (DeviceBuffer[] b : tensors.values()) {
+            long size = b[0].size();
+            b[1] = f32(size);
+            b[2] = zeros(size);
+            b[3] = zeros(size);
+        }
+        encG = own(model.encoderLayer().rnn().newGradientSpace(be));
+        decG = own(model.decoderLayer().rnn().newGradientSpace(be));
+        for (WeightSpace w : new WeightSpace[] {encG, decG}) {
+            if (w.flat().offset() != 0) throw new IllegalStateException("seq2seq device step: a gradient space at offset " + w.flat().offset());
+        }
+        encM = zeros(encP.flat().size());
+        encV = zeros(encP.flat().size());
+        decM = zeros(decP.flat().size());
+        decV = zeros(decP.flat().size());
+        norm = f32(1);
+        scale = f32(1);
+        int np = TrainKernels.normParts(encP.flat().size()) + TrainKernels.normParts(decP.flat().size());
+        for (DeviceBuffer[] b : tensors.values()) np += TrainKernels.normParts(b[0].size());
+        parts = f32(np);
+        be.fill(scale, 0, 1, 1.0);
+        mean = f32(1);   // last: its presence marks the state complete
     }
 
     /** The parameters outside the two recurrent networks (the dot attention has none). */
@@ -167,6 +179,7 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
     double step(Seq2SeqBatch batch, long seed, int step, double lr, double beta1, double beta2, double eps, double wd,
                 double clipNorm) {
         if (model.hostParameters().version() != hostVersion) upload();
+        ensureTraining();
         int t = batch.sourceSteps(), b = batch.batch(), u = batch.targetSteps();
         int e = cfg.embeddingSize(), vs = cfg.sourceVocab(), vt = cfg.targetVocab(), pad = cfg.padId();
         int he = cfg.encoder().outputWidth(), w = cfg.encoder().outSize(), de = cfg.encoder().directions();

@@ -195,4 +195,25 @@ class Seq2SeqDeviceTrainingTest {
         }
         assertEquals(start, be.memoryInUse(), backend + ": device memory in use after closing the model");
     }
+
+    /** A model that only decodes holds its parameters on the device once: no gradients or moments until a step. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void decodingAloneKeepsOnlyTheParameterValuesOnTheDevice(String backend) {
+        DeviceBackend be = DeviceRows.backend(backend);
+        try (Seq2Seq m = Seq2Seq.create(config(), be, 5)) {
+            long values = 0;
+            for (Map.Entry<String, Tensor> e : m.parameters().values().entrySet()) {
+                if (!e.getKey().startsWith("encoder.") && !e.getKey().startsWith("decoder.")) values += 4L * e.getValue().size();
+            }
+            List<int[]> sources = List.of(new int[] {3, 4, 5}, new int[] {6});
+            // The host-side decoder first: whatever the networks keep on the device after their first calls is theirs.
+            dev.recur.nn.decode.Greedy.decode(m.stepModel(sources), BOS, EOS, 4);
+            long before = be.memoryInUse();
+            m.greedy(sources, 4);
+            assertEquals(values, be.memoryInUse() - before, backend + ": device bytes held after decoding");
+            new Seq2SeqTrainer(m, new Adam(0.01), SamplingSchedule.constant(1), 5.0, 9).step(batch(0));
+            assertTrue(be.memoryInUse() - before > 3 * values, backend + ": a step adds gradients and moments");
+        }
+    }
 }
