@@ -62,7 +62,10 @@ public final class DateDemo {
         }
     }
 
-    /** Called after every training step with the batch's loss and token accuracy. */
+    /**
+     * Called after every training step with the batch's loss and token accuracy (NaN for a step on the device, which
+     * reads back only the loss).
+     */
     @FunctionalInterface
     public interface Progress {
         void step(int step, double loss, double tokenAccuracy);
@@ -77,7 +80,7 @@ public final class DateDemo {
 
     /**
      * @param losses      training loss per step
-     * @param accuracies  training token accuracy per step
+     * @param accuracies  training token accuracy per step (NaN where the step ran on the device)
      * @param heldOut     held-out examples with predictions (greedy decoding)
      * @param accuracy    held-out exact-match accuracy
      * @param attention   attention weights {@code [output chars + 1][source chars]} of {@code attended}

@@ -113,6 +113,15 @@ public final class TextModel implements AutoCloseable {
     }
 
     /**
+     * A trainer of the network underneath ({@link LanguageModel#trainer}): on a device backend each step uploads the
+     * batch's ids and downloads the loss, nothing else. The model downloads its parameters when it is read (perplexity,
+     * samples, save); closing the trainer frees its device memory.
+     */
+    public dev.recur.nn.lm.LanguageModelTrainer trainer(dev.recur.nn.lm.LanguageModelTrainer.Config config) {
+        return lm.trainer(config);
+    }
+
+    /**
      * The per-token perplexity {@code exp(mean -log p(next | previous))} over {@code ids}: read in chunks with
      * the recurrent state carried across them, so every token after the first is predicted once with all of
      * the text before it.

@@ -108,7 +108,9 @@ final class DemoCommand implements Callable<Integer> {
                     recent[0] = step == 0 ? loss : (1 - a) * recent[0] + a * loss;
                     recent[1] = step == 0 ? acc : (1 - a) * recent[1] + a * acc;
                     pb.step();
-                    pb.setExtraMessage(String.format(Locale.ROOT, " loss %.4f  char acc %.1f%%", recent[0], 100 * recent[1]));
+                    // A step on the device does not count correct characters (NaN): the loss alone then.
+                    pb.setExtraMessage(Double.isNaN(acc) ? String.format(Locale.ROOT, " loss %.4f", recent[0])
+                            : String.format(Locale.ROOT, " loss %.4f  char acc %.1f%%", recent[0], 100 * recent[1]));
                 });
             }
         }

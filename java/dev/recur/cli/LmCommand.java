@@ -4,8 +4,7 @@ import dev.recur.apps.TextModel;
 import dev.recur.apps.TokenVocab;
 import dev.recur.backend.Backend;
 import dev.recur.config.CellType;
-import dev.recur.nn.train.Adam;
-import dev.recur.nn.train.GradientClipping;
+import dev.recur.nn.lm.LanguageModelTrainer;
 import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -155,11 +154,13 @@ final class LmCommand implements Callable<Integer> {
     private void train(CommandLine cl, PrintWriter w, TextModel lm, int[] train, int t, int steps) {
         w.printf("training  %d steps x %d windows of %d tokens, Adam %s, seed %d%n", steps, batch, t, trim(lr), seed);
         w.flush();
-        Adam adam = new Adam(lr);
         SplittableRandom rnd = new SplittableRandom(seed ^ 0x9E3779B97F4A7C15L);
         double avg = 0;
         long t0 = System.nanoTime();
-        try (ProgressBar pb = AppSupport.progress(cl, "train", steps)) {
+        // On a device backend the trainer keeps the parameters, gradients and Adam's moments on the device: a step
+        // moves the ids in and the loss out. Closing it brings the parameters back for the samples and perplexity.
+        try (ProgressBar pb = AppSupport.progress(cl, "train", steps);
+             LanguageModelTrainer trainer = lm.trainer(LanguageModelTrainer.Config.adam(lr, 5.0))) {
             for (int step = 0; step < steps; step++) {
                 int[] in = new int[t * batch], tg = new int[t * batch];
                 for (int b = 0; b < batch; b++) {
@@ -169,11 +170,8 @@ final class LmCommand implements Callable<Integer> {
                         tg[i * batch + b] = train[start + i + 1];
                     }
                 }
-                lm.parameters().zeroGrad();
-                TextModel.Loss loss = lm.forwardBackward(in, tg, t, batch, seed + step);
-                GradientClipping.clipByGlobalNorm(lm.parameters(), 5.0);
-                adam.step(lm.parameters());
-                avg = step == 0 ? loss.loss() : 0.9 * avg + 0.1 * loss.loss();
+                double loss = trainer.step(in, tg, t, batch, seed + step);
+                avg = step == 0 ? loss : 0.9 * avg + 0.1 * loss;
                 pb.step();
                 pb.setExtraMessage(String.format(Locale.ROOT, " loss %.3f  perplexity %.2f", avg, Math.exp(avg)));
             }

@@ -64,6 +64,37 @@ public final class RecurrentLayer implements AutoCloseable {
         }
     }
 
+    /**
+     * Uploads the host weights now if the parameters changed since the last upload (what every forward does first):
+     * for a trainer that takes the weights over on the device ({@code rnn().weightSpace()}) and must start from the
+     * host values.
+     */
+    public void syncToDevice() {
+        sync();
+    }
+
+    /**
+     * The inverse of {@link #syncToDevice()} for a trainer that updated {@code rnn().weightSpace()} on the device:
+     * downloads the space once into the live host tensors registered in the parameters (float32 values, exact in
+     * float64). The caller then declares the change once for all it wrote ({@link Parameters#markChanged}) and calls
+     * {@link #markDeviceCurrent()} on every layer it pulled, so that the next forward does not upload them back.
+     */
+    public void pullFromDevice() {
+        Map<String, Tensor> got = rnn.weightSpace().toTensors();
+        for (Map.Entry<String, Tensor> e : weights.asMap().entrySet()) {
+            double[] src = got.get(e.getKey()).data();
+            System.arraycopy(src, 0, e.getValue().data(), 0, src.length);
+        }
+    }
+
+    /**
+     * Records that the device holds this layer's current host values as of the parameters' present version (after
+     * {@link #pullFromDevice()} and the caller's {@code markChanged}).
+     */
+    public void markDeviceCurrent() {
+        syncedVersion = params.version();
+    }
+
     /** Inference forward (no dropout, nothing saved). */
     public RnnOutput forward(RnnInput in) {
         sync();

@@ -74,8 +74,56 @@ public final class LanguageModel implements AutoCloseable {
         return new LanguageModel(vocab, embeddingSize, rnn, padId, backend, seed);
     }
 
+    /**
+     * The parameters (live host tensors). While a device {@link #trainer} is open they are its host mirror: this call
+     * first downloads them if a training step changed them on the device.
+     */
     public Parameters parameters() {
+        pullFromTrainer();
         return params;
+    }
+
+    /**
+     * A trainer for this model (Adam(W) with global-norm clipping): on a device backend every step runs on the device
+     * and moves only the batch in and the loss out ({@link LanguageModelTrainer}); on the reference backend it steps
+     * on the host. One at a time; close it to free its device memory (the parameters are downloaded first).
+     */
+    public LanguageModelTrainer trainer(LanguageModelTrainer.Config config) {
+        if (trainer != null) throw new IllegalStateException("trainer: this model already has an open trainer; close it first");
+        LanguageModelTrainer t = new LanguageModelTrainer(this, config);
+        trainer = t;
+        return t;
+    }
+
+    private LanguageModelTrainer trainer;
+
+    void trainerClosed(LanguageModelTrainer t) {
+        if (trainer == t) trainer = null;
+    }
+
+    private void pullFromTrainer() {
+        if (trainer != null) trainer.pullIfChanged();
+    }
+
+    /** The parameters without a download from an open trainer (the trainer's own access). */
+    Parameters hostParameters() {
+        return params;
+    }
+
+    Embedding embeddingLayer() {
+        return embedding;
+    }
+
+    RecurrentLayer rnnLayer() {
+        return rnn;
+    }
+
+    Linear outputLayer() {
+        return output;
+    }
+
+    int padId() {
+        return padId;
     }
 
     public RnnConfig rnnConfig() {
@@ -117,6 +165,7 @@ public final class LanguageModel implements AutoCloseable {
     }
 
     private Loss run(int[] inputs, int[] targets, int steps, int batch, Tensor h0, Tensor c0, long seed, boolean backward) {
+        pullFromTrainer();
         if (steps <= 0) throw new IllegalArgumentException("steps: expected > 0, got " + steps);
         if (batch <= 0) throw new IllegalArgumentException("batch: expected > 0, got " + batch);
         if (inputs == null || inputs.length != steps * batch) {
@@ -141,6 +190,7 @@ public final class LanguageModel implements AutoCloseable {
      */
     public StepModel stepModel(List<int[]> prompts) {
         if (prompts == null || prompts.isEmpty()) throw new IllegalArgumentException("prompts: expected at least one prompt");
+        pullFromTrainer();
         int b = prompts.size(), t = 1;
         int[] len = new int[b];
         for (int i = 0; i < b; i++) {
@@ -235,6 +285,7 @@ public final class LanguageModel implements AutoCloseable {
         @Override
         public Step step(int[] tokens, DecoderState state) {
             if (!(state instanceof State s)) throw new IllegalArgumentException("state: not a state of this model");
+            pullFromTrainer();
             int n = s.rows();
             if (tokens == null || tokens.length != n) {
                 throw new IllegalArgumentException("tokens: expected " + n + " entries, got " + (tokens == null ? "null" : tokens.length));
@@ -269,6 +320,7 @@ public final class LanguageModel implements AutoCloseable {
             }
             m.put(e.getKey(), e.getValue());
         }
+        pullFromTrainer();
         params.save(file, DType.F64, m);
     }
 
@@ -296,11 +348,16 @@ public final class LanguageModel implements AutoCloseable {
 
     /** Loads a checkpoint of a model of the same shape. */
     public void load(Path file) throws IOException {
+        pullFromTrainer();   // so that a failed load leaves the mirror current; a good one is uploaded by the next step
         params.load(file);
     }
 
     @Override
     public void close() {
-        rnn.close();
+        try {
+            if (trainer != null) trainer.close();
+        } finally {
+            rnn.close();
+        }
     }
 }

@@ -141,9 +141,47 @@ public final class Seq2Seq implements AutoCloseable {
         return config;
     }
 
-    /** Every trainable tensor with its gradient; optimizers step these, checkpoints save them. */
+    /**
+     * Every trainable tensor with its gradient; optimizers step these, checkpoints save them. While a
+     * {@link Seq2SeqTrainer} trains on the device they are its host mirror: this call downloads them first when a step
+     * changed them.
+     */
     public Parameters parameters() {
+        pullFromDevice();
         return params;
+    }
+
+    // The device trainer's state, when a Seq2SeqTrainer steps on the device (null otherwise).
+    private Seq2SeqDeviceStep deviceStep;
+
+    /** The device step of this model, made on first use; null when the model cannot train on its backend's device. */
+    Seq2SeqDeviceStep deviceStep() {
+        if (deviceStep == null && Seq2SeqDeviceStep.supports(this)) deviceStep = new Seq2SeqDeviceStep(this);
+        return deviceStep;
+    }
+
+    private void pullFromDevice() {
+        if (deviceStep != null) deviceStep.pullIfChanged();
+    }
+
+    Parameters hostParameters() {
+        return params;
+    }
+
+    RecurrentLayer encoderLayer() {
+        return encoder;
+    }
+
+    RecurrentLayer decoderLayer() {
+        return decoder;
+    }
+
+    Attention attentionModule() {
+        return attention;
+    }
+
+    void markAttentionCurrent() {
+        attentionSynced = params.version();
     }
 
     private boolean lstmToLstm() {
@@ -164,10 +202,13 @@ public final class Seq2Seq implements AutoCloseable {
     /**
      * @param loss    mean cross-entropy per non-padded target token
      * @param tokens  non-padded target tokens counted
-     * @param correct of those, how many the model ranked first
+     * @param correct of those, how many the model ranked first; -1 when not counted (a device step, unless
+     *                {@link Seq2SeqTrainer#countCorrect} asked for it)
      */
     public record Loss(double loss, int tokens, int correct) {
+        /** correct / tokens; NaN when the correct tokens were not counted. */
         public double tokenAccuracy() {
+            if (correct < 0) return Double.NaN;
             return tokens == 0 ? 0 : correct / (double) tokens;
         }
     }
@@ -226,6 +267,7 @@ public final class Seq2Seq implements AutoCloseable {
             }
             m.put(k, e.getValue());
         }
+        pullFromDevice();
         params.save(file, DType.F64, m);
     }
 
@@ -256,6 +298,7 @@ public final class Seq2Seq implements AutoCloseable {
 
     /** Loads a checkpoint of a model of the same configuration (names and shapes checked before anything changes). */
     public void load(Path file) throws IOException {
+        pullFromDevice();
         params.load(file);
     }
 
@@ -424,6 +467,7 @@ public final class Seq2Seq implements AutoCloseable {
 
     private Loss run(Seq2SeqBatch batch, double teacherForcing, long seed, boolean backward) {
         if (batch == null) throw new IllegalArgumentException("batch: must not be null");
+        pullFromDevice();
         if (!(teacherForcing >= 0 && teacherForcing <= 1)) {
             throw new IllegalArgumentException("teacherForcing: expected a probability in [0, 1], got " + teacherForcing);
         }
@@ -508,6 +552,7 @@ public final class Seq2Seq implements AutoCloseable {
      * attention weights {@code [rows, T]} (null without attention).
      */
     public StepModel stepModel(List<int[]> sources) {
+        pullFromDevice();
         syncAttention();
         if (sources == null) throw new IllegalArgumentException("sources: must not be null");
         Seq2SeqBatch batch = Seq2SeqBatch.of(sources, sources.stream().map(s -> new int[0]).toList(), config.padId(), config.eosId());
@@ -520,8 +565,20 @@ public final class Seq2Seq implements AutoCloseable {
         }
     }
 
-    /** Greedy decoding of each source (at most {@code maxLength} tokens). */
+    /**
+     * Greedy decoding of each source (at most {@code maxLength} tokens). For a model that trains on the device
+     * ({@link Seq2SeqTrainer}) on a device backend, the whole decoding runs there: the host sends the source ids,
+     * lengths and mask and reads back the tokens, their log-probabilities and the attention weights once.
+     */
     public Decoded greedy(List<int[]> sources, int maxLength) {
+        if (sources == null) throw new IllegalArgumentException("sources: must not be null");
+        if (maxLength <= 0) throw new IllegalArgumentException("maxLength: expected > 0, got " + maxLength);
+        Seq2SeqDeviceStep device = deviceStep();
+        if (device != null) {
+            Seq2SeqBatch batch = Seq2SeqBatch.of(sources, sources.stream().map(s -> new int[0]).toList(), config.padId(), config.eosId());
+            checkIds("sources", batch.source(), config.sourceVocab());
+            return device.greedy(batch, maxLength);
+        }
         return Greedy.decode(stepModel(sources), config.bosId(), config.eosId(), maxLength);
     }
 
@@ -608,6 +665,7 @@ public final class Seq2Seq implements AutoCloseable {
             if (tokens == null || tokens.length != n) {
                 throw new IllegalArgumentException("tokens: expected " + n + " entries, got " + (tokens == null ? "null" : tokens.length));
             }
+            pullFromDevice();
             syncAttention();
             Tensor x = targetEmbedding.forward(tokens, 1, n);
             AttentionOutput att = null;
@@ -628,6 +686,18 @@ public final class Seq2Seq implements AutoCloseable {
 
     @Override
     public void close() {
+        try {
+            try {
+                if (deviceStep != null) deviceStep.close();
+            } finally {
+                deviceStep = null;
+            }
+        } finally {
+            closeNetworks();
+        }
+    }
+
+    private void closeNetworks() {
         try {
             encoder.close();
         } finally {

@@ -2,6 +2,7 @@ package dev.recur.nn.seq2seq;
 
 import dev.recur.nn.decode.Decoded;
 import dev.recur.nn.layers.Parameters;
+import dev.recur.nn.train.Adam;
 import dev.recur.nn.train.GradientClipping;
 import dev.recur.nn.train.Optimizer;
 import dev.recur.nn.train.SamplingSchedule;
@@ -42,11 +43,39 @@ public final class Seq2SeqTrainer {
         this.seed = seed;
     }
 
-    /** One optimisation step on {@code batch}; returns its loss (before the update). */
+    /**
+     * One optimisation step on {@code batch}; returns its loss (before the update).
+     *
+     * <p>With {@link Adam}, teacher forcing at this step and a model whose parts all have device kernels (one-layer
+     * encoder, one-layer GRU decoder, Luong dot attention, linear-tanh or zero bridge) on a device backend, the step
+     * runs on the device: the host uploads the batch's ids, lengths and attention mask and downloads the 4-byte loss;
+     * parameters, gradients and Adam's moments stay on the device ({@link Seq2Seq#parameters()} downloads them when
+     * read). The loss then counts the tokens but not the correct ones unless {@link #countCorrect(boolean)} asked for
+     * them (a host forward of the batch: the parameters come back, and go up again at the next step), and
+     * {@link #lastGradNorm()} is NaN (the norm stays on the device). Otherwise the step runs on the host as always.
+     */
     public Seq2Seq.Loss step(Seq2SeqBatch batch) {
+        if (batch == null) throw new IllegalArgumentException("batch: must not be null");
+        double tf = schedule.teacherForcing(steps);
+        if (tf >= 1 && optimizer instanceof Adam adam) {
+            Seq2SeqDeviceStep device = model.deviceStep();
+            if (device != null) {
+                checkIds("batch.source", batch.source(), model.config().sourceVocab());
+                checkIds("batch.target", batch.target(), model.config().targetVocab());
+                int correct = -1;
+                if (countCorrect) correct = model.loss(batch, 1, seed + steps).correct();
+                double loss = device.step(batch, seed + steps, Math.toIntExact(adam.steps() + 1), adam.learningRate(), adam.beta1(),
+                        adam.beta2(), adam.eps(), adam.weightDecay(), clipNorm);
+                adam.countStep();
+                lastGradNorm = Double.NaN;
+                steps++;
+                int tokens = 0;
+                for (int id : batch.target()) if (id != model.config().padId()) tokens++;
+                return new Seq2Seq.Loss(loss, tokens, correct);
+            }
+        }
         Parameters p = model.parameters();
         p.zeroGrad();
-        double tf = schedule.teacherForcing(steps);
         Seq2Seq.Loss loss = model.forwardBackward(batch, tf, seed + steps);
         lastGradNorm = clipNorm > 0 ? GradientClipping.clipByGlobalNorm(p, clipNorm) : GradientClipping.globalNorm(p);
         optimizer.step(p);
@@ -56,6 +85,23 @@ public final class Seq2SeqTrainer {
 
     public long steps() {
         return steps;
+    }
+
+    private boolean countCorrect;
+
+    /**
+     * Whether a step on the device also counts the correctly ranked target tokens ({@link Seq2Seq.Loss#correct()}):
+     * off by default, since it costs a host forward of the batch; when off, {@code correct} is -1 on the device path.
+     */
+    public Seq2SeqTrainer countCorrect(boolean on) {
+        this.countCorrect = on;
+        return this;
+    }
+
+    private static void checkIds(String name, int[] ids, int vocab) {
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= vocab) throw new IllegalArgumentException(name + ": entry " + i + " must be in [0, " + vocab + "), got " + ids[i]);
+        }
     }
 
     /** The global gradient norm of the last step, before clipping. */

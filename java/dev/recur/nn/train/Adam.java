@@ -71,6 +71,22 @@ public final class Adam implements Optimizer {
         params.markChanged();
     }
 
+    public double beta1() {
+        return beta1;
+    }
+
+    public double beta2() {
+        return beta2;
+    }
+
+    public double eps() {
+        return eps;
+    }
+
+    public double weightDecay() {
+        return weightDecay;
+    }
+
     @Override
     public double learningRate() {
         return lr;
@@ -85,5 +101,13 @@ public final class Adam implements Optimizer {
     @Override
     public long steps() {
         return steps;
+    }
+
+    /**
+     * Counts a step taken elsewhere with these hyperparameters and its own moments (a device trainer keeps them on the
+     * device and takes its bias corrections from {@link #steps()}).
+     */
+    public void countStep() {
+        steps++;
     }
 }

@@ -1,0 +1,441 @@
+package dev.recur.nn.seq2seq;
+
+import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceBuffer;
+import dev.recur.backend.DeviceTensor;
+import dev.recur.backend.Kernels;
+import dev.recur.backend.TrainKernels;
+import dev.recur.config.AttentionScore;
+import dev.recur.config.CellType;
+import dev.recur.engine.DeviceAttentionGradients;
+import dev.recur.engine.DeviceAttentionOutput;
+import dev.recur.engine.DeviceRnnGradients;
+import dev.recur.engine.DeviceRnnInput;
+import dev.recur.engine.DeviceRnnOutput;
+import dev.recur.engine.GradMode;
+import dev.recur.engine.WeightSpace;
+import dev.recur.nn.layers.Parameters;
+import dev.recur.nn.layers.RecurrentLayer;
+import dev.recur.tensor.Tensor;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A {@link Seq2SeqTrainer} step with teacher forcing on the device, for the models whose every part has a device
+ * kernel here ({@link #supports}): one-layer encoder (either direction count) and one-layer GRU decoder, Luong
+ * attention with the dot score (no attention weights), the linear-tanh or zero bridge. Embeddings
+ * ({@code embedding_fwd}/{@code _bwd}), the encoder and decoder on device tensors, the bridge, combine and output
+ * layers as GEMMs plus {@code bias_act} (the combine layer's [y; context] input never concatenated: two GEMMs over
+ * the two column blocks of its weight), {@code softmax_xent_fwd_bwd}, gradients by {@code col_sum} and GEMMs, then
+ * {@code gradNorm} clipping and one {@code adam_step} per parameter buffer. The host uploads source ids, target ids,
+ * source lengths and the attention mask and downloads the 4-byte mean loss.
+ *
+ * <p>Parameters live on the device while this is open; {@link Seq2Seq#parameters()} and the model's host paths pull
+ * them back when a step changed them, and host writes the caller declares are uploaded before the next step.
+ */
+final class Seq2SeqDeviceStep implements AutoCloseable {
+    private final Seq2Seq model;
+    private final DeviceBackend be;
+    private final Seq2SeqConfig cfg;
+    private final List<AutoCloseable> owned = new ArrayList<>();
+    /** Host parameter name → device value, gradient and Adam moments (each its own buffer, element 0 = the tensor's). */
+    private final Map<String, DeviceBuffer[]> tensors = new LinkedHashMap<>();
+    private final WeightSpace encP, decP;
+    // What training adds to the values (gradients, moments, the clipping scalars): allocated by the first step, so
+    // that a model that only decodes on the device holds its parameters once, not four times.
+    private WeightSpace encG, decG;
+    private DeviceBuffer encM, encV, decM, decV, mean, parts, norm, scale;
+    private long hostVersion;
+    private boolean dirty;
+
+    /** Whether {@code model} on its backend can train here; otherwise the trainer steps on the host. */
+    static boolean supports(Seq2Seq model) {
+        Seq2SeqConfig c = model.config();
+        return model.encoderLayer().rnn().backend() instanceof DeviceBackend
+                && c.encoder().numLayers() == 1 && c.decoder().numLayers() == 1
+                && c.decoder().cell() == CellType.GRU
+                && c.style() == AttentionStyle.LUONG && c.score() == AttentionScore.DOT
+                && (c.bridge() == Bridge.LINEAR_TANH || c.bridge() == Bridge.ZERO)
+                && c.encoder().outSize() == c.encoder().hiddenSize();
+    }
+
+    Seq2SeqDeviceStep(Seq2Seq model) {
+        this.model = model;
+        this.cfg = model.config();
+        this.be = (DeviceBackend) model.encoderLayer().rnn().backend();
+        try {
+            for (String n : hostTensorNames()) tensors.put(n, new DeviceBuffer[] {f32(model.hostParameters().value(n).size()), null, null, null});
+            encP = model.encoderLayer().rnn().weightSpace();
+            decP = model.decoderLayer().rnn().weightSpace();
+            for (WeightSpace w : new WeightSpace[] {encP, decP}) {
+                if (w.flat().offset() != 0) throw new IllegalStateException("seq2seq device step: a weight space at offset " + w.flat().offset());
+            }
+            upload();
+        } catch (RuntimeException | Error e) {
+            close();
+            throw e;
+        }
+    }
+
+    /** The training state, on the first step (freed with the rest by {@link #close()}). */
+    private void ensureTraining() {
+        if (mean != null) return;
+        for (DeviceBuffer[] b : tensors.values()) {
+            long size = b[0].size();
+            b[1] = f32(size);
+            b[2] = zeros(size);
+            b[3] = zeros(size);
+        }
+        encG = own(model.encoderLayer().rnn().newGradientSpace(be));
+        decG = own(model.decoderLayer().rnn().newGradientSpace(be));
+        for (WeightSpace w : new WeightSpace[] {encG, decG}) {
+            if (w.flat().offset() != 0) throw new IllegalStateException("seq2seq device step: a gradient space at offset " + w.flat().offset());
+        }
+        encM = zeros(encP.flat().size());
+        encV = zeros(encP.flat().size());
+        decM = zeros(decP.flat().size());
+        decV = zeros(decP.flat().size());
+        norm = f32(1);
+        scale = f32(1);
+        int np = TrainKernels.normParts(encP.flat().size()) + TrainKernels.normParts(decP.flat().size());
+        for (DeviceBuffer[] b : tensors.values()) np += TrainKernels.normParts(b[0].size());
+        parts = f32(np);
+        be.fill(scale, 0, 1, 1.0);
+        mean = f32(1);   // last: its presence marks the state complete
+    }
+
+    /** The parameters outside the two recurrent networks (the dot attention has none). */
+    private List<String> hostTensorNames() {
+        List<String> names = new ArrayList<>();
+        for (String n : model.hostParameters().names()) {
+            if (!n.startsWith("encoder.") && !n.startsWith("decoder.")) names.add(n);
+        }
+        return names;
+    }
+
+    private <T extends AutoCloseable> T own(T c) {
+        owned.add(c);
+        return c;
+    }
+
+    private DeviceBuffer f32(long n) {
+        return own(be.allocate(DeviceBuffer.Type.F32, n));
+    }
+
+    private DeviceBuffer zeros(long n) {
+        DeviceBuffer b = f32(n);
+        be.fill(b, 0, n, 0.0);
+        return b;
+    }
+
+    private DeviceBuffer i32(long n) {
+        return own(be.allocate(DeviceBuffer.Type.I32, n));
+    }
+
+    private void upload() {
+        Parameters p = model.hostParameters();
+        for (Map.Entry<String, DeviceBuffer[]> e : tensors.entrySet()) {
+            double[] d = p.value(e.getKey()).data();
+            be.uploadDoubles(d, 0, e.getValue()[0], 0, d.length);
+        }
+        model.encoderLayer().syncToDevice();
+        model.decoderLayer().syncToDevice();
+        hostVersion = p.version();
+    }
+
+    void pullIfChanged() {
+        if (!dirty) return;
+        Parameters p = model.hostParameters();
+        for (Map.Entry<String, DeviceBuffer[]> e : tensors.entrySet()) {
+            double[] d = p.value(e.getKey()).data();
+            be.downloadDoubles(e.getValue()[0], 0, d, 0, d.length);
+        }
+        model.encoderLayer().pullFromDevice();
+        model.decoderLayer().pullFromDevice();
+        p.markChanged();
+        model.encoderLayer().markDeviceCurrent();
+        model.decoderLayer().markDeviceCurrent();
+        model.markAttentionCurrent();
+        hostVersion = p.version();
+        dirty = false;
+    }
+
+    private DeviceBuffer p(String name) {
+        return tensors.get(name)[0];
+    }
+
+    private DeviceBuffer g(String name) {
+        return tensors.get(name)[1];
+    }
+
+    /**
+     * One step: returns the mean loss (downloaded, the step's one wait).
+     *
+     * @param step 1-based Adam step
+     */
+    double step(Seq2SeqBatch batch, long seed, int step, double lr, double beta1, double beta2, double eps, double wd,
+                double clipNorm) {
+        if (model.hostParameters().version() != hostVersion) upload();
+        ensureTraining();
+        int t = batch.sourceSteps(), b = batch.batch(), u = batch.targetSteps();
+        int e = cfg.embeddingSize(), vs = cfg.sourceVocab(), vt = cfg.targetVocab(), pad = cfg.padId();
+        int he = cfg.encoder().outputWidth(), w = cfg.encoder().outSize(), de = cfg.encoder().directions();
+        int hd = cfg.decoder().hiddenSize(), cs = cfg.combineSize(), ci = hd + he;
+        int ns = t * b, nt = u * b;
+        List<AutoCloseable> scratch = new ArrayList<>();
+        try {
+            // Up: the ids, the lengths and the mask; the decoder input (BOS, then the targets shifted) is made here.
+            DeviceBuffer src = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
+            DeviceBuffer tgt = keep(scratch, be.allocate(DeviceBuffer.Type.I32, nt));
+            DeviceBuffer decIn = keep(scratch, be.allocate(DeviceBuffer.Type.I32, nt));
+            DeviceTensor lengths = keep(scratch, DeviceTensor.ofInts(be, batch.sourceLengths(), b));
+            int[] maskHost = new int[b * t];
+            for (int i = 0; i < b; i++) for (int s = 0; s < batch.sourceLengths()[i]; s++) maskHost[i * t + s] = 1;
+            DeviceTensor mask = keep(scratch, DeviceTensor.ofInts(be, maskHost, b, t));
+            be.upload(batch.source(), 0, src, 0, ns);
+            be.upload(batch.target(), 0, tgt, 0, nt);
+            be.fill(decIn, 0, b, cfg.bosId());
+            if (u > 1) be.copy(tgt, 0, decIn, b, (long) (u - 1) * b);
+
+            // Encoder.
+            DeviceTensor xs = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, e));
+            TrainKernels.embeddingFwd(be, ns, e, vs, src, p("source_embedding.weight"), xs.buffer());
+            DeviceRnnOutput enc = keep(scratch, model.encoderLayer().forwardTraining(new DeviceRnnInput(xs, null, null, lengths), seed));
+            DeviceTensor encY = enc.y();
+
+            // Bridge: h0 = tanh(W [h_fwd; h_bwd] + b), the directions side by side per row.
+            DeviceTensor h0 = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, hd));
+            DeviceTensor srcH = null;
+            boolean linear = cfg.bridge() == Bridge.LINEAR_TANH;
+            if (linear) {
+                srcH = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, b, de * w));
+                for (int dir = 0; dir < de; dir++) {
+                    TrainKernels.copyStrided(be, b, w, enc.hN().buffer(), (int) enc.hN().offset() + dir * b * w, w,
+                            srcH.buffer(), dir * w, de * w);
+                }
+                be.gemm(false, true, b, hd, de * w, 1f, srcH.buffer(), 0, de * w, p("bridge_h_l0.weight"), 0, de * w, 0f,
+                        h0.buffer(), 0, hd);
+                TrainKernels.biasActFwd(be, b, hd, TrainKernels.Act.TANH, h0.buffer(), p("bridge_h_l0.bias"), h0.buffer());
+            } else {
+                h0.fill(0);
+            }
+
+            // Decoder over all target steps, then attention, combine and output.
+            DeviceTensor xt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, e));
+            TrainKernels.embeddingFwd(be, nt, e, vt, decIn, p("target_embedding.weight"), xt.buffer());
+            DeviceRnnOutput dec = keep(scratch, model.decoderLayer().forwardTraining(new DeviceRnnInput(xt, h0, null, null), seed + 1));
+            DeviceTensor y = dec.y();
+            DeviceAttentionOutput att = keep(scratch, model.attentionModule().forward(y, encY, mask));
+            DeviceTensor ctx = att.context();
+            DeviceBuffer comb = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) nt * cs));
+            DeviceBuffer wc = p("combine.weight");
+            be.gemm(false, true, nt, cs, hd, 1f, y.buffer(), y.offset(), hd, wc, 0, ci, 0f, comb, 0, cs);
+            be.gemm(false, true, nt, cs, he, 1f, ctx.buffer(), ctx.offset(), he, wc, hd, ci, 1f, comb, 0, cs);
+            TrainKernels.biasActFwd(be, nt, cs, TrainKernels.Act.TANH, comb, p("combine.bias"), comb);
+            DeviceBuffer logits = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) nt * vt));
+            DeviceBuffer wo = p("output.weight");
+            be.gemm(false, true, nt, vt, cs, 1f, comb, 0, cs, wo, 0, cs, 0f, logits, 0, vt);
+            TrainKernels.biasActFwd(be, nt, vt, TrainKernels.Act.IDENTITY, logits, p("output.bias"), logits);
+            DeviceBuffer loss = keep(scratch, be.allocate(DeviceBuffer.Type.F32, nt));
+            TrainKernels.softmaxXentFwdBwd(be, nt, vt, pad, logits, tgt, loss, logits);
+            TrainKernels.softmaxXentMean(be, nt, pad, tgt, loss, mean);
+
+            // Output and combine backward.
+            be.launch(Kernels.COL_SUM, new long[] {vt}, nt, vt, logits, g("output.bias"), 0f);
+            be.gemm(true, false, vt, cs, nt, 1f, logits, 0, vt, comb, 0, cs, 0f, g("output.weight"), 0, cs);
+            DeviceBuffer dpre = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) nt * cs));
+            be.gemm(false, false, nt, cs, vt, 1f, logits, 0, vt, wo, 0, cs, 0f, dpre, 0, cs);
+            TrainKernels.biasActBwd(be, nt, cs, TrainKernels.Act.TANH, comb, dpre, dpre);
+            be.launch(Kernels.COL_SUM, new long[] {cs}, nt, cs, dpre, g("combine.bias"), 0f);
+            be.gemm(true, false, cs, hd, nt, 1f, dpre, 0, cs, y.buffer(), y.offset(), hd, 0f, g("combine.weight"), 0, ci);
+            be.gemm(true, false, cs, he, nt, 1f, dpre, 0, cs, ctx.buffer(), ctx.offset(), he, 0f, g("combine.weight"), hd, ci);
+            DeviceTensor dctx = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, he));
+            be.gemm(false, false, nt, he, cs, 1f, dpre, 0, cs, wc, hd, ci, 0f, dctx.buffer(), 0, he);
+
+            // Attention backward; the decoder's output gradient is its ddec plus the combine layer's part.
+            DeviceAttentionGradients ag = keep(scratch, model.attentionModule().backward(y, encY, mask, dctx, null, GradMode.SET));
+            DeviceTensor dy = ag.ddec();
+            be.gemm(false, false, nt, hd, cs, 1f, dpre, 0, cs, wc, 0, ci, 1f, dy.buffer(), dy.offset(), hd);
+            DeviceTensor dxt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, e));
+            DeviceTensor dh0 = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, hd));
+            keep(scratch, model.decoderLayer().rnn().backward(dec, dy, null, null, decG, GradMode.SET,
+                    DeviceRnnGradients.into(dxt, dh0, null)));
+            DeviceBuffer startT = keep(scratch, be.allocate(DeviceBuffer.Type.I32, vt + 1));
+            DeviceBuffer orderT = keep(scratch, be.allocate(DeviceBuffer.Type.I32, nt));
+            TrainKernels.embeddingBwd(be, nt, e, vt, pad, decIn, dxt.buffer(), startT, orderT, g("target_embedding.weight"), 0f);
+
+            // Bridge backward into the encoder's final-state gradient [D, B, w].
+            DeviceTensor dhN = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, de, b, w));
+            if (linear) {
+                DeviceBuffer dpb = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * hd));
+                TrainKernels.biasActBwd(be, b, hd, TrainKernels.Act.TANH, h0.buffer(), dh0.buffer(), dpb);
+                be.launch(Kernels.COL_SUM, new long[] {hd}, b, hd, dpb, g("bridge_h_l0.bias"), 0f);
+                be.gemm(true, false, hd, de * w, b, 1f, dpb, 0, hd, srcH.buffer(), 0, de * w, 0f, g("bridge_h_l0.weight"), 0, de * w);
+                DeviceBuffer dsrc = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * de * w));
+                be.gemm(false, false, b, de * w, hd, 1f, dpb, 0, hd, p("bridge_h_l0.weight"), 0, de * w, 0f, dsrc, 0, de * w);
+                for (int dir = 0; dir < de; dir++) {
+                    TrainKernels.copyStrided(be, b, w, dsrc, dir * w, de * w, dhN.buffer(), dir * b * w, w);
+                }
+            } else {
+                dhN.fill(0);
+            }
+            DeviceTensor dxs = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, e));
+            keep(scratch, model.encoderLayer().rnn().backward(enc, ag.denc(), dhN, null, encG, GradMode.SET,
+                    DeviceRnnGradients.into(dxs, null, null)));
+            DeviceBuffer startS = keep(scratch, be.allocate(DeviceBuffer.Type.I32, vs + 1));
+            DeviceBuffer orderS = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
+            TrainKernels.embeddingBwd(be, ns, e, vs, pad, src, dxs.buffer(), startS, orderS, g("source_embedding.weight"), 0f);
+
+            // Clip over every gradient, then Adam per buffer.
+            if (clipNorm > 0) {
+                int q = 0;
+                for (DeviceBuffer[] tb : tensors.values()) q += TrainKernels.gradNormPartial(be, tb[1], 0, (int) tb[1].size(), parts, q);
+                q += TrainKernels.gradNormPartial(be, encG.flat().buffer(), 0, (int) encG.flat().size(), parts, q);
+                q += TrainKernels.gradNormPartial(be, decG.flat().buffer(), 0, (int) decG.flat().size(), parts, q);
+                TrainKernels.gradClipScale(be, parts, q, (float) clipNorm, norm, scale);
+            }
+            for (DeviceBuffer[] tb : tensors.values()) adam(tb[0], tb[1], tb[2], tb[3], (int) tb[0].size(), step, lr, beta1, beta2, eps, wd);
+            adam(encP.flat().buffer(), encG.flat().buffer(), encM, encV, (int) encP.flat().size(), step, lr, beta1, beta2, eps, wd);
+            adam(decP.flat().buffer(), decG.flat().buffer(), decM, decV, (int) decP.flat().size(), step, lr, beta1, beta2, eps, wd);
+            model.encoderLayer().rnn().weightsUpdated();
+            model.decoderLayer().rnn().weightsUpdated();
+            dirty = true;
+            float[] got = new float[1];
+            be.download(mean, 0, got, 0, 1);
+            return got[0];
+        } finally {
+            closeAll(scratch);
+        }
+    }
+
+    /**
+     * Greedy decoding on the device: the encoder outputs and the decoder state never leave it; every step embeds the
+     * previous tokens, runs the decoder, attention, combine and output layers, takes {@code argmax_rows} and the
+     * chosen token's {@code -log p} ({@code softmax_xent_fwd_bwd} with the argmax as target). It runs all
+     * {@code maxLength} steps (stopping early would need a look at the tokens every step, a wait each) and downloads
+     * the tokens, their log-probabilities and the attention weights once at the end; the host cuts each item at its
+     * end token, as {@link dev.recur.nn.decode.Greedy} does.
+     */
+    dev.recur.nn.decode.Decoded greedy(Seq2SeqBatch batch, int maxLength) {
+        if (model.hostParameters().version() != hostVersion) upload();
+        int t = batch.sourceSteps(), b = batch.batch();
+        int e = cfg.embeddingSize(), vs = cfg.sourceVocab(), vt = cfg.targetVocab();
+        int he = cfg.encoder().outputWidth(), w = cfg.encoder().outSize(), de = cfg.encoder().directions();
+        int hd = cfg.decoder().hiddenSize(), cs = cfg.combineSize(), ci = hd + he;
+        int ns = t * b;
+        List<AutoCloseable> scratch = new ArrayList<>();
+        try {
+            DeviceBuffer src = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
+            DeviceTensor lengths = keep(scratch, DeviceTensor.ofInts(be, batch.sourceLengths(), b));
+            int[] maskHost = new int[b * t];
+            for (int i = 0; i < b; i++) for (int s = 0; s < batch.sourceLengths()[i]; s++) maskHost[i * t + s] = 1;
+            DeviceTensor mask = keep(scratch, DeviceTensor.ofInts(be, maskHost, b, t));
+            be.upload(batch.source(), 0, src, 0, ns);
+            DeviceTensor xs = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, e));
+            TrainKernels.embeddingFwd(be, ns, e, vs, src, p("source_embedding.weight"), xs.buffer());
+            DeviceRnnOutput enc = keep(scratch, model.encoderLayer().forward(new DeviceRnnInput(xs, null, null, lengths)));
+            DeviceTensor encY = enc.y();
+            DeviceTensor h = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, hd));
+            if (cfg.bridge() == Bridge.LINEAR_TANH) {
+                DeviceBuffer srcH = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * de * w));
+                for (int dir = 0; dir < de; dir++) {
+                    TrainKernels.copyStrided(be, b, w, enc.hN().buffer(), (int) enc.hN().offset() + dir * b * w, w, srcH, dir * w, de * w);
+                }
+                be.gemm(false, true, b, hd, de * w, 1f, srcH, 0, de * w, p("bridge_h_l0.weight"), 0, de * w, 0f, h.buffer(), 0, hd);
+                TrainKernels.biasActFwd(be, b, hd, TrainKernels.Act.TANH, h.buffer(), p("bridge_h_l0.bias"), h.buffer());
+            } else {
+                h.fill(0);
+            }
+            DeviceBuffer tok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, b));
+            be.fill(tok, 0, b, cfg.bosId());
+            DeviceBuffer allTok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) maxLength * b));
+            DeviceBuffer allNll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b));
+            DeviceBuffer allAtt = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b * t));
+            DeviceTensor xt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, e));
+            DeviceBuffer comb = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * cs));
+            DeviceBuffer logits = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt));
+            DeviceBuffer dl = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt));
+            DeviceBuffer nll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, b));
+            DeviceBuffer wc = p("combine.weight"), wo = p("output.weight");
+            for (int step = 0; step < maxLength; step++) {
+                TrainKernels.embeddingFwd(be, b, e, vt, tok, p("target_embedding.weight"), xt.buffer());
+                try (DeviceRnnOutput out = model.decoderLayer().forward(new DeviceRnnInput(xt, h, null, null));
+                     DeviceAttentionOutput att = model.attentionModule().forward(out.y(), encY, mask)) {
+                    DeviceTensor y = out.y(), ctx = att.context();
+                    be.gemm(false, true, b, cs, hd, 1f, y.buffer(), y.offset(), hd, wc, 0, ci, 0f, comb, 0, cs);
+                    be.gemm(false, true, b, cs, he, 1f, ctx.buffer(), ctx.offset(), he, wc, hd, ci, 1f, comb, 0, cs);
+                    TrainKernels.biasActFwd(be, b, cs, TrainKernels.Act.TANH, comb, p("combine.bias"), comb);
+                    be.gemm(false, true, b, vt, cs, 1f, comb, 0, cs, wo, 0, cs, 0f, logits, 0, vt);
+                    TrainKernels.biasActFwd(be, b, vt, TrainKernels.Act.IDENTITY, logits, p("output.bias"), logits);
+                    TrainKernels.argmaxRows(be, b, vt, logits, tok);
+                    // -log p of the chosen token: the cross-entropy with the argmax as target (no padding id).
+                    TrainKernels.softmaxXentFwdBwd(be, b, vt, -1, logits, tok, nll, dl);
+                    be.copy(tok, 0, allTok, (long) step * b, b);
+                    be.copy(nll, 0, allNll, (long) step * b, b);
+                    be.copy(att.weights().buffer(), att.weights().offset(), allAtt, (long) step * b * t, (long) b * t);
+                    be.copy(out.hN().buffer(), out.hN().offset(), h.buffer(), 0, (long) b * hd);
+                }
+            }
+            int[] toks = new int[maxLength * b];
+            float[] nlls = new float[maxLength * b], atts = new float[maxLength * b * t];
+            be.download(allTok, 0, toks, 0, toks.length);
+            be.download(allNll, 0, nlls, 0, nlls.length);
+            be.download(allAtt, 0, atts, 0, atts.length);
+            List<int[]> seqs = new ArrayList<>();
+            List<double[][]> attention = new ArrayList<>();
+            boolean[] finished = new boolean[b];
+            double[] logProb = new double[b];
+            for (int r = 0; r < b; r++) {
+                List<Integer> out = new ArrayList<>();
+                List<double[]> rows = new ArrayList<>();
+                for (int step = 0; step < maxLength && !finished[r]; step++) {
+                    int next = toks[step * b + r];
+                    logProb[r] -= nlls[step * b + r];
+                    double[] a = new double[t];
+                    for (int j = 0; j < t; j++) a[j] = atts[(step * b + r) * t + j];
+                    rows.add(a);
+                    if (next == cfg.eosId()) finished[r] = true;
+                    else out.add(next);
+                }
+                seqs.add(out.stream().mapToInt(Integer::intValue).toArray());
+                attention.add(rows.toArray(new double[0][]));
+            }
+            return new dev.recur.nn.decode.Decoded(seqs, finished, logProb, logProb.clone(), attention);
+        } finally {
+            closeAll(scratch);
+        }
+    }
+
+    private void adam(DeviceBuffer p, DeviceBuffer g, DeviceBuffer m, DeviceBuffer v, int n, int step, double lr,
+                      double beta1, double beta2, double eps, double wd) {
+        TrainKernels.adamStep(be, p, g, m, v, scale, 0, n, step, (float) lr, (float) beta1, (float) beta2, (float) eps,
+                (float) wd, true);
+    }
+
+    private static <T extends AutoCloseable> T keep(List<AutoCloseable> list, T c) {
+        list.add(c);
+        return c;
+    }
+
+    @Override
+    public void close() {
+        closeAll(owned);
+    }
+
+    private static void closeAll(List<AutoCloseable> list) {
+        RuntimeException first = null;
+        for (int i = list.size() - 1; i >= 0; i--) {
+            try {
+                list.get(i).close();
+            } catch (Exception ex) {
+                if (first == null) first = ex instanceof RuntimeException r ? r : new IllegalStateException(ex);
+                else first.addSuppressed(ex);
+            }
+        }
+        list.clear();
+        if (first != null) throw first;
+    }
+}
