@@ -38,7 +38,7 @@ import java.util.concurrent.Callable;
                         + " into the --out folder. Seeded: the same seed and backend give the same result.",
                 ""})
 final class DemoCommand implements Callable<Integer> {
-    /** Default training steps: 99.9% held-out exact match on opencl, 99.7% on reference (seed 1), well inside 3 minutes. */
+    /** Default training steps: held-out exact match 99.8% on opencl, 100% on cpu, 99.7% on reference (seed 1, 2026-12-02), in 4-10 s. */
     static final int DEFAULT_STEPS = 400;
 
     @Spec
