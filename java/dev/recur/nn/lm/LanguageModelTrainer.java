@@ -1,5 +1,6 @@
 package dev.recur.nn.lm;
 
+import dev.recur.nn.Resources;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
 import dev.recur.backend.DeviceTensor;
@@ -335,7 +336,7 @@ public final class LanguageModelTrainer implements AutoCloseable {
 
             @Override
             public void close() {
-                closeAll(mine);
+                Resources.closeAll(mine);
             }
         }
 
@@ -345,23 +346,8 @@ public final class LanguageModelTrainer implements AutoCloseable {
                 if (batch != null) batch.close();
             } finally {
                 batch = null;
-                closeAll(owned);
+                Resources.closeAll(owned);
             }
         }
-    }
-
-    /** Closes every resource in reverse order, all of them even when one throws (the first failure is rethrown). */
-    private static void closeAll(List<AutoCloseable> list) {
-        RuntimeException first = null;
-        for (int i = list.size() - 1; i >= 0; i--) {
-            try {
-                list.get(i).close();
-            } catch (Exception e) {
-                if (first == null) first = e instanceof RuntimeException r ? r : new IllegalStateException(e);
-                else first.addSuppressed(e);
-            }
-        }
-        list.clear();
-        if (first != null) throw first;
     }
 }
