@@ -316,10 +316,12 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
      * previous tokens, runs the decoder, attention, combine and output layers, takes {@code argmax_rows} and the
      * chosen token's {@code -log p} ({@code softmax_xent_fwd_bwd} with the argmax as target). It runs all
      * {@code maxLength} steps (stopping early would need a look at the tokens every step, a wait each) and downloads
-     * the tokens, their log-probabilities and the attention weights once at the end; the host cuts each item at its
-     * end token, as {@link dev.recur.nn.decode.Greedy} does.
+     * the tokens, and with {@code details} their log-probabilities and the attention weights, once at the end; the
+     * host cuts each item at its end token, as {@link dev.recur.nn.decode.Greedy} does. Without {@code details} the
+     * log-probabilities are not computed and the result's {@code logProb}, {@code score} and {@code attention} are
+     * null.
      */
-    dev.recur.nn.decode.Decoded greedy(Seq2SeqBatch batch, int maxLength) {
+    dev.recur.nn.decode.Decoded greedy(Seq2SeqBatch batch, int maxLength, boolean details) {
         if (model.hostParameters().version() != hostVersion) upload();
         int t = batch.sourceSteps(), b = batch.batch();
         int e = cfg.embeddingSize(), vs = cfg.sourceVocab(), vt = cfg.targetVocab();
@@ -352,13 +354,13 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             DeviceBuffer tok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, b));
             be.fill(tok, 0, b, cfg.bosId());
             DeviceBuffer allTok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) maxLength * b));
-            DeviceBuffer allNll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b));
-            DeviceBuffer allAtt = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b * t));
+            DeviceBuffer allNll = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b)) : null;
+            DeviceBuffer allAtt = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b * t)) : null;
             DeviceTensor xt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, e));
             DeviceBuffer comb = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * cs));
             DeviceBuffer logits = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt));
-            DeviceBuffer dl = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt));
-            DeviceBuffer nll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, b));
+            DeviceBuffer dl = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt)) : null;
+            DeviceBuffer nll = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, b)) : null;
             DeviceBuffer wc = p("combine.weight"), wo = p("output.weight");
             for (int step = 0; step < maxLength; step++) {
                 TrainKernels.embeddingFwd(be, b, e, vt, tok, p("target_embedding.weight"), xt.buffer());
@@ -371,39 +373,47 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
                     be.gemm(false, true, b, vt, cs, 1f, comb, 0, cs, wo, 0, cs, 0f, logits, 0, vt);
                     TrainKernels.biasActFwd(be, b, vt, TrainKernels.Act.IDENTITY, logits, p("output.bias"), logits);
                     TrainKernels.argmaxRows(be, b, vt, logits, tok);
-                    // -log p of the chosen token: the cross-entropy with the argmax as target (no padding id).
-                    TrainKernels.softmaxXentFwdBwd(be, b, vt, -1, logits, tok, nll, dl);
                     be.copy(tok, 0, allTok, (long) step * b, b);
-                    be.copy(nll, 0, allNll, (long) step * b, b);
-                    be.copy(att.weights().buffer(), att.weights().offset(), allAtt, (long) step * b * t, (long) b * t);
+                    if (details) {
+                        // -log p of the chosen token: the cross-entropy with the argmax as target (no padding id).
+                        TrainKernels.softmaxXentFwdBwd(be, b, vt, -1, logits, tok, nll, dl);
+                        be.copy(nll, 0, allNll, (long) step * b, b);
+                        be.copy(att.weights().buffer(), att.weights().offset(), allAtt, (long) step * b * t, (long) b * t);
+                    }
                     be.copy(out.hN().buffer(), out.hN().offset(), h.buffer(), 0, (long) b * hd);
                 }
             }
             int[] toks = new int[maxLength * b];
-            float[] nlls = new float[maxLength * b], atts = new float[maxLength * b * t];
             be.download(allTok, 0, toks, 0, toks.length);
-            be.download(allNll, 0, nlls, 0, nlls.length);
-            be.download(allAtt, 0, atts, 0, atts.length);
+            float[] nlls = null, atts = null;
+            if (details) {
+                nlls = new float[maxLength * b];
+                atts = new float[maxLength * b * t];
+                be.download(allNll, 0, nlls, 0, nlls.length);
+                be.download(allAtt, 0, atts, 0, atts.length);
+            }
             List<int[]> seqs = new ArrayList<>();
-            List<double[][]> attention = new ArrayList<>();
+            List<double[][]> attention = details ? new ArrayList<>() : null;
             boolean[] finished = new boolean[b];
-            double[] logProb = new double[b];
+            double[] logProb = details ? new double[b] : null;
             for (int r = 0; r < b; r++) {
                 List<Integer> out = new ArrayList<>();
                 List<double[]> rows = new ArrayList<>();
                 for (int step = 0; step < maxLength && !finished[r]; step++) {
                     int next = toks[step * b + r];
-                    logProb[r] -= nlls[step * b + r];
-                    double[] a = new double[t];
-                    for (int j = 0; j < t; j++) a[j] = atts[(step * b + r) * t + j];
-                    rows.add(a);
+                    if (details) {
+                        logProb[r] -= nlls[step * b + r];
+                        double[] a = new double[t];
+                        for (int j = 0; j < t; j++) a[j] = atts[(step * b + r) * t + j];
+                        rows.add(a);
+                    }
                     if (next == cfg.eosId()) finished[r] = true;
                     else out.add(next);
                 }
                 seqs.add(out.stream().mapToInt(Integer::intValue).toArray());
-                attention.add(rows.toArray(new double[0][]));
+                if (details) attention.add(rows.toArray(new double[0][]));
             }
-            return new dev.recur.nn.decode.Decoded(seqs, finished, logProb, logProb.clone(), attention);
+            return new dev.recur.nn.decode.Decoded(seqs, finished, logProb, details ? logProb.clone() : null, attention);
         } finally {
             closeAll(scratch);
         }

@@ -196,6 +196,37 @@ class Seq2SeqDeviceTrainingTest {
         assertEquals(start, be.memoryInUse(), backend + ": device memory in use after closing the model");
     }
 
+    /** Asked for tokens only, the device decoder downloads the output ids and nothing else, and the tokens agree. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void greedyTokensDownloadsTheOutputIdsOnly(String backend) {
+        DeviceBackend be = DeviceRows.backend(backend);
+        long start = be.memoryInUse();
+        try (Seq2Seq m = Seq2Seq.create(config(), be, 5)) {
+            train(m, 40);
+            List<int[]> sources = new ArrayList<>();
+            SplittableRandom rnd = new SplittableRandom(7);
+            for (int i = 0; i < 20; i++) sources.add(rnd.ints(rnd.nextInt(2, 7), 3, V).toArray());
+            int maxLength = 9, t = sources.stream().mapToInt(s -> s.length).max().orElseThrow(), b = sources.size();
+            dev.recur.nn.decode.Decoded full = m.greedy(sources, maxLength);
+            Traffic before = be.traffic();
+            dev.recur.nn.decode.Decoded tokens = m.greedyTokens(sources, maxLength);
+            Traffic d = be.traffic().minus(before);
+            for (int i = 0; i < b; i++) {
+                assertArrayEquals(full.tokens().get(i), tokens.tokens().get(i), backend + ": tokens of source " + i);
+                assertEquals(full.finished()[i], tokens.finished()[i], backend + ": finished " + i);
+            }
+            assertEquals(null, tokens.logProb(), backend + ": logProb of a tokens-only decoding");
+            assertEquals(null, tokens.score(), backend + ": score of a tokens-only decoding");
+            assertEquals(null, tokens.attention(), backend + ": attention of a tokens-only decoding");
+            long up = 4L * (2L * t * b + b);
+            assertTrue(d.bytesToDevice() <= up, backend + ": decoding uploaded " + d.bytesToDevice() + " bytes, expected at most " + up);
+            assertEquals(4L * maxLength * b, d.bytesToHost(), backend + ": bytes downloaded (the output ids, 4 per id)");
+            assertTrue(d.blockingWaits() <= 3, backend + ": decoding waited " + d.blockingWaits() + " times");
+        }
+        assertEquals(start, be.memoryInUse(), backend + ": device memory in use after closing the model");
+    }
+
     /** A model that only decodes holds its parameters on the device once: no gradients or moments until a step. */
     @ParameterizedTest(name = "{0}")
     @MethodSource("backends")
