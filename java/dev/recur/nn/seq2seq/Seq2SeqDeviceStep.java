@@ -312,7 +312,8 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
     }
 
     /**
-     * Greedy decoding on the device: the encoder outputs and the decoder state never leave it; every step embeds the
+     * Greedy decoding on the device: only the source ids go up ({@code source_mask} makes the lengths and the
+     * attention mask from them, so every source's last id must not be the padding id); the encoder outputs and the decoder state never leave it; every step embeds the
      * previous tokens, runs the decoder, attention, combine and output layers, takes {@code argmax_rows} and the
      * chosen token's {@code -log p} ({@code softmax_xent_fwd_bwd} with the argmax as target). It runs all
      * {@code maxLength} steps (stopping early would need a look at the tokens every step, a wait each) and downloads
@@ -330,12 +331,13 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         int ns = t * b;
         List<AutoCloseable> scratch = new ArrayList<>();
         try {
+            // Up: the ids alone; the lengths and the attention mask are made from them here (source_mask), which
+            // gives the batch's lengths because every source's last id is not the padding id (Seq2Seq.greedy).
             DeviceBuffer src = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
-            DeviceTensor lengths = keep(scratch, DeviceTensor.ofInts(be, batch.sourceLengths(), b));
-            int[] maskHost = new int[b * t];
-            for (int i = 0; i < b; i++) for (int s = 0; s < batch.sourceLengths()[i]; s++) maskHost[i * t + s] = 1;
-            DeviceTensor mask = keep(scratch, DeviceTensor.ofInts(be, maskHost, b, t));
+            DeviceTensor lengths = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.I32, b));
+            DeviceTensor mask = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.I32, b, t));
             be.upload(batch.source(), 0, src, 0, ns);
+            TrainKernels.sourceMask(be, t, b, cfg.padId(), src, lengths.buffer(), mask.buffer());
             DeviceTensor xs = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, e));
             TrainKernels.embeddingFwd(be, ns, e, vs, src, p("source_embedding.weight"), xs.buffer());
             DeviceRnnOutput enc = keep(scratch, model.encoderLayer().forward(new DeviceRnnInput(xs, null, null, lengths)));

@@ -187,9 +187,9 @@ class Seq2SeqDeviceTrainingTest {
                 if (dev.finished()[i]) finished++;
             }
             assertTrue(finished > 0, backend + ": no source decoded to its end token; the comparison would not cover the cut");
-            int t = 6, b = sources.size();
-            long up = 4L * (2L * t * b + b), down = (long) maxLength * b * (4 + 4 + 4L * t);
-            assertTrue(d.bytesToDevice() <= up, backend + ": decoding uploaded " + d.bytesToDevice() + " bytes, expected at most " + up);
+            int t = sources.stream().mapToInt(s -> s.length).max().orElseThrow(), b = sources.size();
+            long down = (long) maxLength * b * (4 + 4 + 4L * t);
+            assertEquals(4L * t * b, d.bytesToDevice(), backend + ": bytes uploaded (the padded source ids, 4 per id)");
             assertTrue(d.bytesToHost() <= down, backend + ": decoding downloaded " + d.bytesToHost() + " bytes, expected at most " + down);
             assertTrue(d.blockingWaits() <= 3, backend + ": decoding waited " + d.blockingWaits() + " times");
         }
@@ -219,12 +219,38 @@ class Seq2SeqDeviceTrainingTest {
             assertEquals(null, tokens.logProb(), backend + ": logProb of a tokens-only decoding");
             assertEquals(null, tokens.score(), backend + ": score of a tokens-only decoding");
             assertEquals(null, tokens.attention(), backend + ": attention of a tokens-only decoding");
-            long up = 4L * (2L * t * b + b);
-            assertTrue(d.bytesToDevice() <= up, backend + ": decoding uploaded " + d.bytesToDevice() + " bytes, expected at most " + up);
+            assertEquals(4L * t * b, d.bytesToDevice(), backend + ": bytes uploaded (the padded source ids, 4 per id)");
             assertEquals(4L * maxLength * b, d.bytesToHost(), backend + ": bytes downloaded (the output ids, 4 per id)");
             assertTrue(d.blockingWaits() <= 3, backend + ": decoding waited " + d.blockingWaits() + " times");
         }
         assertEquals(start, be.memoryInUse(), backend + ": device memory in use after closing the model");
+    }
+
+    /**
+     * A source ending in the padding id cannot have its length told from the padded ids: such a batch decodes on the
+     * host, with the same result as the host decoder (and one with the padding id inside a source stays on the device).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void aSourceEndingInThePaddingIdDecodesAsOnTheHost(String backend) {
+        DeviceBackend be = DeviceRows.backend(backend);
+        try (Seq2Seq m = Seq2Seq.create(config(), be, 5)) {
+            train(m, 20);
+            int maxLength = 7;
+            for (List<int[]> sources : List.of(List.of(new int[] {3, 4, PAD}, new int[] {5, 6, 7, 8}),
+                    List.of(new int[] {3, PAD, 4}, new int[] {5, 6, 7, 8}))) {
+                dev.recur.nn.decode.Decoded host = dev.recur.nn.decode.Greedy.decode(m.stepModel(sources), BOS, EOS, maxLength);
+                Traffic before = be.traffic();
+                dev.recur.nn.decode.Decoded got = m.greedy(sources, maxLength);
+                Traffic d = be.traffic().minus(before);
+                boolean endsInPad = sources.get(0)[2] == PAD;
+                for (int i = 0; i < sources.size(); i++) {
+                    assertArrayEquals(host.tokens().get(i), got.tokens().get(i), backend + ": tokens of source " + i + ", ends in pad " + endsInPad);
+                    assertEquals(host.logProb()[i], got.logProb()[i], 1e-4 * Math.max(1, Math.abs(host.logProb()[i])), backend + ": logProb " + i);
+                }
+                if (!endsInPad) assertEquals(4L * 4 * 2, d.bytesToDevice(), backend + ": bytes uploaded on the device path");
+            }
+        }
     }
 
     /** A model that only decodes holds its parameters on the device once: no gradients or moments until a step. */
