@@ -569,8 +569,8 @@ public final class Seq2Seq implements AutoCloseable {
      * Greedy decoding of each source (at most {@code maxLength} tokens), with the log-probabilities and attention
      * weights. For a model that trains on the device ({@link Seq2SeqTrainer}) on a device backend, the whole decoding
      * runs there: the host sends the source ids (the device derives lengths and mask from them) and reads back the
-     * tokens, their log-probabilities and the attention weights once. A source whose last id is the padding id
-     * (its length could not be told from the padded ids) makes the batch decode on the host.
+     * tokens, their log-probabilities and the attention weights once (a batch with a source ending in the padding id,
+     * whose length the padded ids cannot tell, also sends the lengths and mask).
      */
     public Decoded greedy(List<int[]> sources, int maxLength) {
         return greedy(sources, maxLength, true);
@@ -589,7 +589,7 @@ public final class Seq2Seq implements AutoCloseable {
         if (sources == null) throw new IllegalArgumentException("sources: must not be null");
         if (maxLength <= 0) throw new IllegalArgumentException("maxLength: expected > 0, got " + maxLength);
         Seq2SeqDeviceStep device = deviceStep();
-        if (device != null && sources.stream().noneMatch(s -> s != null && s.length > 0 && s[s.length - 1] == config.padId())) {
+        if (device != null) {
             Seq2SeqBatch batch = Seq2SeqBatch.of(sources, sources.stream().map(s -> new int[0]).toList(), config.padId(), config.eosId());
             checkIds("sources", batch.source(), config.sourceVocab());
             return device.greedy(batch, maxLength, details);

@@ -30,8 +30,9 @@ import java.util.Map;
  * ({@code embedding_fwd}/{@code _bwd}), the encoder and decoder on device tensors, the bridge, combine and output
  * layers as GEMMs plus {@code bias_act} (the combine layer's [y; context] input never concatenated: two GEMMs over
  * the two column blocks of its weight), {@code softmax_xent_fwd_bwd}, gradients by {@code col_sum} and GEMMs, then
- * {@code gradNorm} clipping and one {@code adam_step} per parameter buffer. The host uploads source ids, target ids,
- * source lengths and the attention mask and downloads the 4-byte mean loss.
+ * {@code gradNorm} clipping and one {@code adam_step} per parameter buffer. The host uploads source and target ids
+ * ({@code source_mask} makes the source lengths and attention mask from the ids; they are uploaded only for a batch
+ * whose lengths the padded ids cannot tell) and downloads the 4-byte mean loss.
  *
  * <p>Parameters live on the device while this is open; {@link Seq2Seq#parameters()} and the model's host paths pull
  * them back when a step changed them, and host writes the caller declares are uploaded before the next step.
@@ -187,16 +188,15 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         int ns = t * b, nt = u * b;
         List<AutoCloseable> scratch = new ArrayList<>();
         try {
-            // Up: the ids, the lengths and the mask; the decoder input (BOS, then the targets shifted) is made here.
+            // Up: the ids (the lengths and mask are made from them, see sourceLengthsAndMask); the decoder input
+            // (BOS, then the targets shifted) is made here.
             DeviceBuffer src = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
             DeviceBuffer tgt = keep(scratch, be.allocate(DeviceBuffer.Type.I32, nt));
             DeviceBuffer decIn = keep(scratch, be.allocate(DeviceBuffer.Type.I32, nt));
-            DeviceTensor lengths = keep(scratch, DeviceTensor.ofInts(be, batch.sourceLengths(), b));
-            int[] maskHost = new int[b * t];
-            for (int i = 0; i < b; i++) for (int s = 0; s < batch.sourceLengths()[i]; s++) maskHost[i * t + s] = 1;
-            DeviceTensor mask = keep(scratch, DeviceTensor.ofInts(be, maskHost, b, t));
             be.upload(batch.source(), 0, src, 0, ns);
             be.upload(batch.target(), 0, tgt, 0, nt);
+            DeviceTensor[] lm = sourceLengthsAndMask(batch, src, scratch);
+            DeviceTensor lengths = lm[0], mask = lm[1];
             be.fill(decIn, 0, b, cfg.bosId());
             if (u > 1) be.copy(tgt, 0, decIn, b, (long) (u - 1) * b);
 
@@ -312,8 +312,32 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
     }
 
     /**
-     * Greedy decoding on the device: only the source ids go up ({@code source_mask} makes the lengths and the
-     * attention mask from them, so every source's last id must not be the padding id); the encoder outputs and the decoder state never leave it; every step embeds the
+     * The encoder lengths {@code [B]} and attention mask {@code [B,T]} of {@code batch} on the device, whose source
+     * ids are already in {@code src}: made there by {@code source_mask} when the batch's lengths are those its padded
+     * ids tell (each source's last id is not the padding id and only padding follows it), else uploaded.
+     */
+    private DeviceTensor[] sourceLengthsAndMask(Seq2SeqBatch batch, DeviceBuffer src, List<AutoCloseable> scratch) {
+        int t = batch.sourceSteps(), b = batch.batch(), pad = cfg.padId();
+        int[] len = batch.sourceLengths(), ids = batch.source();
+        boolean told = true;
+        for (int i = 0; i < b && told; i++) {
+            told = ids[(len[i] - 1) * b + i] != pad;
+            for (int s = len[i]; s < t && told; s++) told = ids[s * b + i] == pad;
+        }
+        if (told) {
+            DeviceTensor lengths = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.I32, b));
+            DeviceTensor mask = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.I32, b, t));
+            TrainKernels.sourceMask(be, t, b, pad, src, lengths.buffer(), mask.buffer());
+            return new DeviceTensor[] {lengths, mask};
+        }
+        int[] maskHost = new int[b * t];
+        for (int i = 0; i < b; i++) for (int s = 0; s < len[i]; s++) maskHost[i * t + s] = 1;
+        return new DeviceTensor[] {keep(scratch, DeviceTensor.ofInts(be, len, b)), keep(scratch, DeviceTensor.ofInts(be, maskHost, b, t))};
+    }
+
+    /**
+     * Greedy decoding on the device: the source ids go up (with the lengths and mask only for a source ending in the
+     * padding id, see {@link #sourceLengthsAndMask}); the encoder outputs and the decoder state never leave it; every step embeds the
      * previous tokens, runs the decoder, attention, combine and output layers, takes {@code argmax_rows} and the
      * chosen token's {@code -log p} ({@code softmax_xent_fwd_bwd} with the argmax as target). It runs all
      * {@code maxLength} steps (stopping early would need a look at the tokens every step, a wait each) and downloads
@@ -331,13 +355,11 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         int ns = t * b;
         List<AutoCloseable> scratch = new ArrayList<>();
         try {
-            // Up: the ids alone; the lengths and the attention mask are made from them here (source_mask), which
-            // gives the batch's lengths because every source's last id is not the padding id (Seq2Seq.greedy).
+            // Up: the ids alone (the lengths and mask are made from them, see sourceLengthsAndMask).
             DeviceBuffer src = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
-            DeviceTensor lengths = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.I32, b));
-            DeviceTensor mask = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.I32, b, t));
             be.upload(batch.source(), 0, src, 0, ns);
-            TrainKernels.sourceMask(be, t, b, cfg.padId(), src, lengths.buffer(), mask.buffer());
+            DeviceTensor[] lm = sourceLengthsAndMask(batch, src, scratch);
+            DeviceTensor lengths = lm[0], mask = lm[1];
             DeviceTensor xs = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, e));
             TrainKernels.embeddingFwd(be, ns, e, vs, src, p("source_embedding.weight"), xs.buffer());
             DeviceRnnOutput enc = keep(scratch, model.encoderLayer().forward(new DeviceRnnInput(xs, null, null, lengths)));

@@ -123,9 +123,8 @@ class Seq2SeqDeviceTrainingTest {
                     loss[run][s] = l.loss();
                     assertEquals(-1, l.correct(), "correct tokens are not counted unless asked");
                     if (s > 0) {
-                        long ids = 4L * (2L * b.source().length + b.target().length + b.batch());
-                        assertTrue(d.bytesToDevice() <= ids, backend + ": step " + s + " uploaded " + d.bytesToDevice()
-                                + " bytes, expected at most the ids, lengths and mask, " + ids);
+                        long ids = 4L * (b.source().length + b.target().length);
+                        assertEquals(ids, d.bytesToDevice(), backend + ": step " + s + " bytes uploaded (the source and target ids)");
                         assertTrue(d.bytesToHost() <= 4, backend + ": step " + s + " downloaded " + d.bytesToHost() + " bytes");
                         assertTrue(d.blockingWaits() <= 1, backend + ": step " + s + " waited " + d.blockingWaits() + " times");
                     }
@@ -227,12 +226,13 @@ class Seq2SeqDeviceTrainingTest {
     }
 
     /**
-     * A source ending in the padding id cannot have its length told from the padded ids: such a batch decodes on the
-     * host, with the same result as the host decoder (and one with the padding id inside a source stays on the device).
+     * A source ending in the padding id cannot have its length told from the padded ids: such a batch also uploads
+     * the lengths and mask, and decodes as the host decoder does; one with the padding id inside a source sends the
+     * ids alone.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("backends")
-    void aSourceEndingInThePaddingIdDecodesAsOnTheHost(String backend) {
+    void aSourceEndingInThePaddingIdAlsoSendsItsLengthAndDecodesAsOnTheHost(String backend) {
         DeviceBackend be = DeviceRows.backend(backend);
         try (Seq2Seq m = Seq2Seq.create(config(), be, 5)) {
             train(m, 20);
@@ -248,7 +248,8 @@ class Seq2SeqDeviceTrainingTest {
                     assertArrayEquals(host.tokens().get(i), got.tokens().get(i), backend + ": tokens of source " + i + ", ends in pad " + endsInPad);
                     assertEquals(host.logProb()[i], got.logProb()[i], 1e-4 * Math.max(1, Math.abs(host.logProb()[i])), backend + ": logProb " + i);
                 }
-                if (!endsInPad) assertEquals(4L * 4 * 2, d.bytesToDevice(), backend + ": bytes uploaded on the device path");
+                long ids = 4L * 4 * 2;
+                assertEquals(endsInPad ? ids + 4L * (2 + 2 * 4) : ids, d.bytesToDevice(), backend + ": bytes uploaded, ends in pad " + endsInPad);
             }
         }
     }
