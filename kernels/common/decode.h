@@ -5,7 +5,10 @@
  *   values in increasing index; slots left over when the row has fewer than K numbers get NaN and index -1.
  *   One pass over the row keeps the best K so far sorted in the output row: an element enters only when strictly
  *   greater than the current K-th (so of equal values the earlier index stays ahead), by insertion, O(V + K * the
- *   number of insertions). */
+ *   number of insertions).
+ * source_mask  grid {B}: from padded time-major source ids [T, B] (entry t*B + b), lengths[b] = 1 + the last t with
+ *   ids[t*B + b] != pad (0 if none) and mask[b*T + t] = 1 for t < lengths[b], else 0: the encoder's lengths and the
+ *   attention mask made where the ids already are. */
 #ifndef RECUR_DECODE_H
 #define RECUR_DECODE_H
 #include "dialect.h"
@@ -48,6 +51,16 @@ FN void topk_rows_body(int r, int N, int V, int K, GLOBAL const float* x, GLOBAL
         ov[q] = NANF;
         oi[q] = -1;
     }
+}
+
+FN void source_mask_body(int b, int T, int B, int pad, GLOBAL const int* ids, GLOBAL int* lengths, GLOBAL int* mask) {
+    if (b >= B) return;
+    int len = 0;
+    for (int t = 0; t < T; t++) {
+        if (ids[t * B + b] != pad) len = t + 1;
+    }
+    lengths[b] = len;
+    for (int t = 0; t < T; t++) mask[b * T + t] = t < len ? 1 : 0;
 }
 
 #endif

@@ -201,7 +201,7 @@ public final class DateDemo {
             }
             List<int[]> encoded = heldOutSources.stream().map(source::encode).toList();
             Traffic beforeDecoding = traffic(backend);
-            Decoded dec = model.greedy(encoded, ISO_LENGTH + 2);
+            Decoded dec = model.greedyTokens(encoded, ISO_LENGTH + 2);
             TrafficSummary summary = beforeDecoding == null ? null
                     : new TrafficSummary(first, later, settings.steps(), traffic(backend).minus(beforeDecoding));
             List<Example> examples = new ArrayList<>();
@@ -219,7 +219,9 @@ public final class DateDemo {
                     break;
                 }
             }
-            double[][] att = dec.attention() == null ? null : trim(dec.attention().get(pick), heldOutSources.get(pick).length());
+            // The picture's attention: the picked example decoded again alone, asking for its weights.
+            Decoded picked = model.greedy(List.of(encoded.get(pick)), ISO_LENGTH + 2);
+            double[][] att = picked.attention() == null ? null : trim(picked.attention().get(0), heldOutSources.get(pick).length());
             return new Result(losses, accs, List.copyOf(examples), correct / (double) examples.size(), att, examples.get(pick),
                     model.parameters().count(), summary);
         }

@@ -66,6 +66,8 @@ import java.util.List;
  * argmax_rows       grid {N}: N,V, x, idx                  first index of each row's maximum (NaN passed over)
  * topk_rows         grid {N}: N,V,K, x, vals, idx          the K largest per row, largest first, ties to the lower
  *                   index; NaN passed over (slots beyond the row's numbers: NaN, -1)
+ * source_mask       grid {B}: T,B,pad, ids, lengths, mask  from time-major ids [T,B]: lengths[b] = 1 + the last t
+ *                   with ids[t*B+b] != pad (0 if none), mask[b*T+t] = t < lengths[b] ? 1 : 0 (all I32)
  * bias_act_fwd      grid {F,N}: N,F,act, x, bias, y        y = act(x + bias[f]); act 0 identity 1 tanh 2 relu 3 sigmoid
  * bias_act_bwd      grid {F,N}: N,F,act, y, dy, dx         dx = dy * act'(y), from the output y
  * copy_strided      grid {cols,rows}: rows,cols, src,soff,sld, dst,doff,dld   dst[doff+r dld+c] = src[soff+r sld+c]
@@ -85,6 +87,7 @@ public final class TrainKernels {
     public static final String EMBEDDING_BWD = "embedding_bwd";
     public static final String ARGMAX_ROWS = "argmax_rows";
     public static final String TOPK_ROWS = "topk_rows";
+    public static final String SOURCE_MASK = "source_mask";
     public static final String BIAS_ACT_FWD = "bias_act_fwd";
     public static final String BIAS_ACT_BWD = "bias_act_bwd";
     public static final String COPY_STRIDED = "copy_strided";
@@ -92,7 +95,7 @@ public final class TrainKernels {
     /** Every kernel of this catalogue; every device backend runs all of them. */
     public static final List<String> ALL = List.of(ADAM_STEP, SGD_STEP, GRAD_NORM_PARTIAL, GRAD_CLIP_SCALE,
             SOFTMAX_XENT_FWD_BWD, SOFTMAX_XENT_MEAN, EMBEDDING_FWD, EMBEDDING_BWD_INDEX, EMBEDDING_BWD, ARGMAX_ROWS,
-            TOPK_ROWS, BIAS_ACT_FWD, BIAS_ACT_BWD, COPY_STRIDED);
+            TOPK_ROWS, SOURCE_MASK, BIAS_ACT_FWD, BIAS_ACT_BWD, COPY_STRIDED);
 
     /**
      * The number of partial sums {@link #gradNorm} uses for {@code n} elements: one per 4096 elements, at least 1,
@@ -288,6 +291,22 @@ public final class TrainKernels {
         f32(k, "x", x, (long) N * V);
         i32(k, "idx", idx, N);
         be.launch(k, new long[] {N}, N, V, x, idx);
+    }
+
+    /**
+     * {@code source_mask}: from padded time-major source ids {@code [T,B]} (I32), {@code lengths [B]} = 1 + the last
+     * step whose id is not {@code pad} (0 if none) and the attention mask {@code mask [B,T]} = 1 before that length,
+     * 0 after (both I32), so that only the ids travel to the device.
+     */
+    public static void sourceMask(DeviceBackend be, int T, int B, int pad, DeviceBuffer ids, DeviceBuffer lengths,
+                                  DeviceBuffer mask) {
+        String k = SOURCE_MASK;
+        positive(k, "T", T);
+        positive(k, "B", B);
+        i32(k, "ids", ids, (long) T * B);
+        i32(k, "lengths", lengths, B);
+        i32(k, "mask", mask, (long) B * T);
+        be.launch(k, new long[] {B}, T, B, pad, ids, lengths, mask);
     }
 
     /** {@code topk_rows}: {@code vals [N,K]}, {@code idx [N,K]} (I32) = each row's K largest, largest first. */

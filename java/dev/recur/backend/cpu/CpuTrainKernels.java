@@ -44,6 +44,7 @@ final class CpuTrainKernels {
                 CpuTrainKernels::embeddingBwd);
         sink.spec(TrainKernels.ARGMAX_ROWS, "N:i V:i x:F idx:I", CpuTrainKernels::argmaxRows);
         sink.spec(TrainKernels.TOPK_ROWS, "N:i V:i K:i x:F vals:F idx:I", CpuTrainKernels::topkRows);
+        sink.spec(TrainKernels.SOURCE_MASK, "T:i B:i pad:i ids:I lengths:I mask:I", CpuTrainKernels::sourceMask);
         sink.spec(TrainKernels.BIAS_ACT_FWD, "N:i F:i act:i x:F bias:F y:F", CpuTrainKernels::biasActFwd);
         sink.spec(TrainKernels.BIAS_ACT_BWD, "N:i F:i act:i y:F dy:F dx:F", CpuTrainKernels::biasActBwd);
         sink.spec(TrainKernels.COPY_STRIDED, "rows:i cols:i src:F soff:i sld:i dst:F doff:i dld:i",
@@ -289,6 +290,17 @@ final class CpuTrainKernels {
 
     // ---------------------------------------------------------------------------------------------------------
     // decode.h
+
+    private static void sourceMask(CpuKernels k, CpuKernels.Args a) {
+        int T = a.i(0), B = a.i(1), pad = a.i(2);
+        MemorySegment ids = a.m(3), lengths = a.m(4), mask = a.m(5);
+        k.rows(a.ext(0, B), 2 * T, (b, th) -> {
+            int len = 0;
+            for (int t = 0; t < T; t++) if (ids.getAtIndex(I, (long) t * B + b) != pad) len = t + 1;
+            lengths.setAtIndex(I, b, len);
+            for (int t = 0; t < T; t++) mask.setAtIndex(I, (long) b * T + t, t < len ? 1 : 0);
+        });
+    }
 
     private static void argmaxRows(CpuKernels k, CpuKernels.Args a) {
         int N = a.i(0), V = a.i(1);

@@ -116,6 +116,20 @@ public final class ReferenceTrainKernels {
         }
     }
 
+    /** {@code source_mask}'s lengths: per item b, 1 + the last t with {@code ids[t*B + b] != pad} (0 if none). */
+    public static int[] sourceLengths(int T, int B, int pad, int[] ids) {
+        int[] len = new int[B];
+        for (int b = 0; b < B; b++) for (int t = 0; t < T; t++) if (ids[t * B + b] != pad) len[b] = t + 1;
+        return len;
+    }
+
+    /** {@code source_mask}'s mask {@code [B,T]}: 1 where {@code t < lengths[b]}, else 0. */
+    public static int[] sourceMask(int T, int B, int[] lengths) {
+        int[] mask = new int[B * T];
+        for (int b = 0; b < B; b++) for (int t = 0; t < lengths[b]; t++) mask[b * T + t] = 1;
+        return mask;
+    }
+
     /** {@code argmax_rows}: the first index of each row's maximum, NaN passed over (0 for an all-NaN row). */
     public static int[] argmaxRows(int N, int V, double[] x) {
         int[] idx = new int[N];

@@ -566,20 +566,36 @@ public final class Seq2Seq implements AutoCloseable {
     }
 
     /**
-     * Greedy decoding of each source (at most {@code maxLength} tokens). For a model that trains on the device
-     * ({@link Seq2SeqTrainer}) on a device backend, the whole decoding runs there: the host sends the source ids,
-     * lengths and mask and reads back the tokens, their log-probabilities and the attention weights once.
+     * Greedy decoding of each source (at most {@code maxLength} tokens), with the log-probabilities and attention
+     * weights. For a model that trains on the device ({@link Seq2SeqTrainer}) on a device backend, the whole decoding
+     * runs there: the host sends the source ids (the device derives lengths and mask from them) and reads back the
+     * tokens, their log-probabilities and the attention weights once (a batch with a source ending in the padding id,
+     * whose length the padded ids cannot tell, also sends the lengths and mask).
      */
     public Decoded greedy(List<int[]> sources, int maxLength) {
+        return greedy(sources, maxLength, true);
+    }
+
+    /**
+     * Greedy decoding of each source that returns the tokens and finished flags only: {@code logProb}, {@code score}
+     * and {@code attention} of the result are null. On the device (see {@link #greedy(List, int)}) only the output
+     * ids come back; on the host it is {@link #greedy(List, int)} without the rest.
+     */
+    public Decoded greedyTokens(List<int[]> sources, int maxLength) {
+        return greedy(sources, maxLength, false);
+    }
+
+    private Decoded greedy(List<int[]> sources, int maxLength, boolean details) {
         if (sources == null) throw new IllegalArgumentException("sources: must not be null");
         if (maxLength <= 0) throw new IllegalArgumentException("maxLength: expected > 0, got " + maxLength);
         Seq2SeqDeviceStep device = deviceStep();
         if (device != null) {
             Seq2SeqBatch batch = Seq2SeqBatch.of(sources, sources.stream().map(s -> new int[0]).toList(), config.padId(), config.eosId());
             checkIds("sources", batch.source(), config.sourceVocab());
-            return device.greedy(batch, maxLength);
+            return device.greedy(batch, maxLength, details);
         }
-        return Greedy.decode(stepModel(sources), config.bosId(), config.eosId(), maxLength);
+        Decoded d = Greedy.decode(stepModel(sources), config.bosId(), config.eosId(), maxLength);
+        return details ? d : new Decoded(d.tokens(), d.finished(), null, null, null);
     }
 
     /** Beam search decoding of each source. */

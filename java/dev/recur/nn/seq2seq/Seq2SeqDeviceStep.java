@@ -30,8 +30,9 @@ import java.util.Map;
  * ({@code embedding_fwd}/{@code _bwd}), the encoder and decoder on device tensors, the bridge, combine and output
  * layers as GEMMs plus {@code bias_act} (the combine layer's [y; context] input never concatenated: two GEMMs over
  * the two column blocks of its weight), {@code softmax_xent_fwd_bwd}, gradients by {@code col_sum} and GEMMs, then
- * {@code gradNorm} clipping and one {@code adam_step} per parameter buffer. The host uploads source ids, target ids,
- * source lengths and the attention mask and downloads the 4-byte mean loss.
+ * {@code gradNorm} clipping and one {@code adam_step} per parameter buffer. The host uploads source and target ids
+ * ({@code source_mask} makes the source lengths and attention mask from the ids; they are uploaded only for a batch
+ * whose lengths the padded ids cannot tell) and downloads the 4-byte mean loss.
  *
  * <p>Parameters live on the device while this is open; {@link Seq2Seq#parameters()} and the model's host paths pull
  * them back when a step changed them, and host writes the caller declares are uploaded before the next step.
@@ -187,16 +188,15 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         int ns = t * b, nt = u * b;
         List<AutoCloseable> scratch = new ArrayList<>();
         try {
-            // Up: the ids, the lengths and the mask; the decoder input (BOS, then the targets shifted) is made here.
+            // Up: the ids (the lengths and mask are made from them, see sourceLengthsAndMask); the decoder input
+            // (BOS, then the targets shifted) is made here.
             DeviceBuffer src = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
             DeviceBuffer tgt = keep(scratch, be.allocate(DeviceBuffer.Type.I32, nt));
             DeviceBuffer decIn = keep(scratch, be.allocate(DeviceBuffer.Type.I32, nt));
-            DeviceTensor lengths = keep(scratch, DeviceTensor.ofInts(be, batch.sourceLengths(), b));
-            int[] maskHost = new int[b * t];
-            for (int i = 0; i < b; i++) for (int s = 0; s < batch.sourceLengths()[i]; s++) maskHost[i * t + s] = 1;
-            DeviceTensor mask = keep(scratch, DeviceTensor.ofInts(be, maskHost, b, t));
             be.upload(batch.source(), 0, src, 0, ns);
             be.upload(batch.target(), 0, tgt, 0, nt);
+            DeviceTensor[] lm = sourceLengthsAndMask(batch, src, scratch);
+            DeviceTensor lengths = lm[0], mask = lm[1];
             be.fill(decIn, 0, b, cfg.bosId());
             if (u > 1) be.copy(tgt, 0, decIn, b, (long) (u - 1) * b);
 
@@ -312,14 +312,41 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
     }
 
     /**
-     * Greedy decoding on the device: the encoder outputs and the decoder state never leave it; every step embeds the
+     * The encoder lengths {@code [B]} and attention mask {@code [B,T]} of {@code batch} on the device, whose source
+     * ids are already in {@code src}: made there by {@code source_mask} when the batch's lengths are those its padded
+     * ids tell (each source's last id is not the padding id and only padding follows it), else uploaded.
+     */
+    private DeviceTensor[] sourceLengthsAndMask(Seq2SeqBatch batch, DeviceBuffer src, List<AutoCloseable> scratch) {
+        int t = batch.sourceSteps(), b = batch.batch(), pad = cfg.padId();
+        int[] len = batch.sourceLengths(), ids = batch.source();
+        boolean told = true;
+        for (int i = 0; i < b && told; i++) {
+            told = ids[(len[i] - 1) * b + i] != pad;
+            for (int s = len[i]; s < t && told; s++) told = ids[s * b + i] == pad;
+        }
+        if (told) {
+            DeviceTensor lengths = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.I32, b));
+            DeviceTensor mask = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.I32, b, t));
+            TrainKernels.sourceMask(be, t, b, pad, src, lengths.buffer(), mask.buffer());
+            return new DeviceTensor[] {lengths, mask};
+        }
+        int[] maskHost = new int[b * t];
+        for (int i = 0; i < b; i++) for (int s = 0; s < len[i]; s++) maskHost[i * t + s] = 1;
+        return new DeviceTensor[] {keep(scratch, DeviceTensor.ofInts(be, len, b)), keep(scratch, DeviceTensor.ofInts(be, maskHost, b, t))};
+    }
+
+    /**
+     * Greedy decoding on the device: the source ids go up (with the lengths and mask only for a source ending in the
+     * padding id, see {@link #sourceLengthsAndMask}); the encoder outputs and the decoder state never leave it; every step embeds the
      * previous tokens, runs the decoder, attention, combine and output layers, takes {@code argmax_rows} and the
      * chosen token's {@code -log p} ({@code softmax_xent_fwd_bwd} with the argmax as target). It runs all
      * {@code maxLength} steps (stopping early would need a look at the tokens every step, a wait each) and downloads
-     * the tokens, their log-probabilities and the attention weights once at the end; the host cuts each item at its
-     * end token, as {@link dev.recur.nn.decode.Greedy} does.
+     * the tokens, and with {@code details} their log-probabilities and the attention weights, once at the end; the
+     * host cuts each item at its end token, as {@link dev.recur.nn.decode.Greedy} does. Without {@code details} the
+     * log-probabilities are not computed and the result's {@code logProb}, {@code score} and {@code attention} are
+     * null.
      */
-    dev.recur.nn.decode.Decoded greedy(Seq2SeqBatch batch, int maxLength) {
+    dev.recur.nn.decode.Decoded greedy(Seq2SeqBatch batch, int maxLength, boolean details) {
         if (model.hostParameters().version() != hostVersion) upload();
         int t = batch.sourceSteps(), b = batch.batch();
         int e = cfg.embeddingSize(), vs = cfg.sourceVocab(), vt = cfg.targetVocab();
@@ -328,12 +355,11 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         int ns = t * b;
         List<AutoCloseable> scratch = new ArrayList<>();
         try {
+            // Up: the ids alone (the lengths and mask are made from them, see sourceLengthsAndMask).
             DeviceBuffer src = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
-            DeviceTensor lengths = keep(scratch, DeviceTensor.ofInts(be, batch.sourceLengths(), b));
-            int[] maskHost = new int[b * t];
-            for (int i = 0; i < b; i++) for (int s = 0; s < batch.sourceLengths()[i]; s++) maskHost[i * t + s] = 1;
-            DeviceTensor mask = keep(scratch, DeviceTensor.ofInts(be, maskHost, b, t));
             be.upload(batch.source(), 0, src, 0, ns);
+            DeviceTensor[] lm = sourceLengthsAndMask(batch, src, scratch);
+            DeviceTensor lengths = lm[0], mask = lm[1];
             DeviceTensor xs = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, e));
             TrainKernels.embeddingFwd(be, ns, e, vs, src, p("source_embedding.weight"), xs.buffer());
             DeviceRnnOutput enc = keep(scratch, model.encoderLayer().forward(new DeviceRnnInput(xs, null, null, lengths)));
@@ -352,13 +378,13 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             DeviceBuffer tok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, b));
             be.fill(tok, 0, b, cfg.bosId());
             DeviceBuffer allTok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) maxLength * b));
-            DeviceBuffer allNll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b));
-            DeviceBuffer allAtt = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b * t));
+            DeviceBuffer allNll = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b)) : null;
+            DeviceBuffer allAtt = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b * t)) : null;
             DeviceTensor xt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, e));
             DeviceBuffer comb = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * cs));
             DeviceBuffer logits = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt));
-            DeviceBuffer dl = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt));
-            DeviceBuffer nll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, b));
+            DeviceBuffer dl = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt)) : null;
+            DeviceBuffer nll = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, b)) : null;
             DeviceBuffer wc = p("combine.weight"), wo = p("output.weight");
             for (int step = 0; step < maxLength; step++) {
                 TrainKernels.embeddingFwd(be, b, e, vt, tok, p("target_embedding.weight"), xt.buffer());
@@ -371,39 +397,47 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
                     be.gemm(false, true, b, vt, cs, 1f, comb, 0, cs, wo, 0, cs, 0f, logits, 0, vt);
                     TrainKernels.biasActFwd(be, b, vt, TrainKernels.Act.IDENTITY, logits, p("output.bias"), logits);
                     TrainKernels.argmaxRows(be, b, vt, logits, tok);
-                    // -log p of the chosen token: the cross-entropy with the argmax as target (no padding id).
-                    TrainKernels.softmaxXentFwdBwd(be, b, vt, -1, logits, tok, nll, dl);
                     be.copy(tok, 0, allTok, (long) step * b, b);
-                    be.copy(nll, 0, allNll, (long) step * b, b);
-                    be.copy(att.weights().buffer(), att.weights().offset(), allAtt, (long) step * b * t, (long) b * t);
+                    if (details) {
+                        // -log p of the chosen token: the cross-entropy with the argmax as target (no padding id).
+                        TrainKernels.softmaxXentFwdBwd(be, b, vt, -1, logits, tok, nll, dl);
+                        be.copy(nll, 0, allNll, (long) step * b, b);
+                        be.copy(att.weights().buffer(), att.weights().offset(), allAtt, (long) step * b * t, (long) b * t);
+                    }
                     be.copy(out.hN().buffer(), out.hN().offset(), h.buffer(), 0, (long) b * hd);
                 }
             }
             int[] toks = new int[maxLength * b];
-            float[] nlls = new float[maxLength * b], atts = new float[maxLength * b * t];
             be.download(allTok, 0, toks, 0, toks.length);
-            be.download(allNll, 0, nlls, 0, nlls.length);
-            be.download(allAtt, 0, atts, 0, atts.length);
+            float[] nlls = null, atts = null;
+            if (details) {
+                nlls = new float[maxLength * b];
+                atts = new float[maxLength * b * t];
+                be.download(allNll, 0, nlls, 0, nlls.length);
+                be.download(allAtt, 0, atts, 0, atts.length);
+            }
             List<int[]> seqs = new ArrayList<>();
-            List<double[][]> attention = new ArrayList<>();
+            List<double[][]> attention = details ? new ArrayList<>() : null;
             boolean[] finished = new boolean[b];
-            double[] logProb = new double[b];
+            double[] logProb = details ? new double[b] : null;
             for (int r = 0; r < b; r++) {
                 List<Integer> out = new ArrayList<>();
                 List<double[]> rows = new ArrayList<>();
                 for (int step = 0; step < maxLength && !finished[r]; step++) {
                     int next = toks[step * b + r];
-                    logProb[r] -= nlls[step * b + r];
-                    double[] a = new double[t];
-                    for (int j = 0; j < t; j++) a[j] = atts[(step * b + r) * t + j];
-                    rows.add(a);
+                    if (details) {
+                        logProb[r] -= nlls[step * b + r];
+                        double[] a = new double[t];
+                        for (int j = 0; j < t; j++) a[j] = atts[(step * b + r) * t + j];
+                        rows.add(a);
+                    }
                     if (next == cfg.eosId()) finished[r] = true;
                     else out.add(next);
                 }
                 seqs.add(out.stream().mapToInt(Integer::intValue).toArray());
-                attention.add(rows.toArray(new double[0][]));
+                if (details) attention.add(rows.toArray(new double[0][]));
             }
-            return new dev.recur.nn.decode.Decoded(seqs, finished, logProb, logProb.clone(), attention);
+            return new dev.recur.nn.decode.Decoded(seqs, finished, logProb, details ? logProb.clone() : null, attention);
         } finally {
             closeAll(scratch);
         }

@@ -126,7 +126,7 @@ public final class Seq2SeqTrainer {
         int exact = 0;
         for (int from = 0; from < sources.size(); from += batchSize) {
             int to = Math.min(sources.size(), from + batchSize);
-            Decoded d = model.greedy(sources.subList(from, to), maxLength);
+            Decoded d = model.greedyTokens(sources.subList(from, to), maxLength);
             for (int i = from; i < to; i++) if (Arrays.equals(targets.get(i), d.tokens().get(i - from))) exact++;
         }
         return exact / (double) sources.size();

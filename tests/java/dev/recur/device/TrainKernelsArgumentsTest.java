@@ -64,6 +64,10 @@ class TrainKernelsArgumentsTest {
                     () -> TrainKernels.topkRows(be, 2, 5, 6, p, g, ints));
             refused("argmax_rows: idx must be an I32 buffer",
                     () -> TrainKernels.argmaxRows(be, 2, 5, p, g));
+            refused("source_mask: mask must be an I32 buffer, got F32 buffer",
+                    () -> TrainKernels.sourceMask(be, 2, 3, 0, ints, ints, p));
+            refused("source_mask: T must be >= 1, got 0",
+                    () -> TrainKernels.sourceMask(be, 0, 3, 0, ints, ints, ints));
             refused("bias_act_fwd: bias needs 6 elements, got a buffer of 4",
                     () -> TrainKernels.biasActFwd(be, 1, 6, TrainKernels.Act.TANH, p, small, p));
             refused("copy_strided: sld must be >= cols=3, got 2",

@@ -123,9 +123,8 @@ class Seq2SeqDeviceTrainingTest {
                     loss[run][s] = l.loss();
                     assertEquals(-1, l.correct(), "correct tokens are not counted unless asked");
                     if (s > 0) {
-                        long ids = 4L * (2L * b.source().length + b.target().length + b.batch());
-                        assertTrue(d.bytesToDevice() <= ids, backend + ": step " + s + " uploaded " + d.bytesToDevice()
-                                + " bytes, expected at most the ids, lengths and mask, " + ids);
+                        long ids = 4L * (b.source().length + b.target().length);
+                        assertEquals(ids, d.bytesToDevice(), backend + ": step " + s + " bytes uploaded (the source and target ids)");
                         assertTrue(d.bytesToHost() <= 4, backend + ": step " + s + " downloaded " + d.bytesToHost() + " bytes");
                         assertTrue(d.blockingWaits() <= 1, backend + ": step " + s + " waited " + d.blockingWaits() + " times");
                     }
@@ -187,13 +186,72 @@ class Seq2SeqDeviceTrainingTest {
                 if (dev.finished()[i]) finished++;
             }
             assertTrue(finished > 0, backend + ": no source decoded to its end token; the comparison would not cover the cut");
-            int t = 6, b = sources.size();
-            long up = 4L * (2L * t * b + b), down = (long) maxLength * b * (4 + 4 + 4L * t);
-            assertTrue(d.bytesToDevice() <= up, backend + ": decoding uploaded " + d.bytesToDevice() + " bytes, expected at most " + up);
+            int t = sources.stream().mapToInt(s -> s.length).max().orElseThrow(), b = sources.size();
+            long down = (long) maxLength * b * (4 + 4 + 4L * t);
+            assertEquals(4L * t * b, d.bytesToDevice(), backend + ": bytes uploaded (the padded source ids, 4 per id)");
             assertTrue(d.bytesToHost() <= down, backend + ": decoding downloaded " + d.bytesToHost() + " bytes, expected at most " + down);
             assertTrue(d.blockingWaits() <= 3, backend + ": decoding waited " + d.blockingWaits() + " times");
         }
         assertEquals(start, be.memoryInUse(), backend + ": device memory in use after closing the model");
+    }
+
+    /** Asked for tokens only, the device decoder downloads the output ids and nothing else, and the tokens agree. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void greedyTokensDownloadsTheOutputIdsOnly(String backend) {
+        DeviceBackend be = DeviceRows.backend(backend);
+        long start = be.memoryInUse();
+        try (Seq2Seq m = Seq2Seq.create(config(), be, 5)) {
+            train(m, 40);
+            List<int[]> sources = new ArrayList<>();
+            SplittableRandom rnd = new SplittableRandom(7);
+            for (int i = 0; i < 20; i++) sources.add(rnd.ints(rnd.nextInt(2, 7), 3, V).toArray());
+            int maxLength = 9, t = sources.stream().mapToInt(s -> s.length).max().orElseThrow(), b = sources.size();
+            dev.recur.nn.decode.Decoded full = m.greedy(sources, maxLength);
+            Traffic before = be.traffic();
+            dev.recur.nn.decode.Decoded tokens = m.greedyTokens(sources, maxLength);
+            Traffic d = be.traffic().minus(before);
+            for (int i = 0; i < b; i++) {
+                assertArrayEquals(full.tokens().get(i), tokens.tokens().get(i), backend + ": tokens of source " + i);
+                assertEquals(full.finished()[i], tokens.finished()[i], backend + ": finished " + i);
+            }
+            assertEquals(null, tokens.logProb(), backend + ": logProb of a tokens-only decoding");
+            assertEquals(null, tokens.score(), backend + ": score of a tokens-only decoding");
+            assertEquals(null, tokens.attention(), backend + ": attention of a tokens-only decoding");
+            assertEquals(4L * t * b, d.bytesToDevice(), backend + ": bytes uploaded (the padded source ids, 4 per id)");
+            assertEquals(4L * maxLength * b, d.bytesToHost(), backend + ": bytes downloaded (the output ids, 4 per id)");
+            assertTrue(d.blockingWaits() <= 3, backend + ": decoding waited " + d.blockingWaits() + " times");
+        }
+        assertEquals(start, be.memoryInUse(), backend + ": device memory in use after closing the model");
+    }
+
+    /**
+     * A source ending in the padding id cannot have its length told from the padded ids: such a batch also uploads
+     * the lengths and mask, and decodes as the host decoder does; one with the padding id inside a source sends the
+     * ids alone.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void aSourceEndingInThePaddingIdAlsoSendsItsLengthAndDecodesAsOnTheHost(String backend) {
+        DeviceBackend be = DeviceRows.backend(backend);
+        try (Seq2Seq m = Seq2Seq.create(config(), be, 5)) {
+            train(m, 20);
+            int maxLength = 7;
+            for (List<int[]> sources : List.of(List.of(new int[] {3, 4, PAD}, new int[] {5, 6, 7, 8}),
+                    List.of(new int[] {3, PAD, 4}, new int[] {5, 6, 7, 8}))) {
+                dev.recur.nn.decode.Decoded host = dev.recur.nn.decode.Greedy.decode(m.stepModel(sources), BOS, EOS, maxLength);
+                Traffic before = be.traffic();
+                dev.recur.nn.decode.Decoded got = m.greedy(sources, maxLength);
+                Traffic d = be.traffic().minus(before);
+                boolean endsInPad = sources.get(0)[2] == PAD;
+                for (int i = 0; i < sources.size(); i++) {
+                    assertArrayEquals(host.tokens().get(i), got.tokens().get(i), backend + ": tokens of source " + i + ", ends in pad " + endsInPad);
+                    assertEquals(host.logProb()[i], got.logProb()[i], 1e-4 * Math.max(1, Math.abs(host.logProb()[i])), backend + ": logProb " + i);
+                }
+                long ids = 4L * 4 * 2;
+                assertEquals(endsInPad ? ids + 4L * (2 + 2 * 4) : ids, d.bytesToDevice(), backend + ": bytes uploaded, ends in pad " + endsInPad);
+            }
+        }
     }
 
     /** A model that only decodes holds its parameters on the device once: no gradients or moments until a step. */
