@@ -1,5 +1,6 @@
 package dev.recur.nn.seq2seq;
 
+import dev.recur.nn.Resources;
 import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.DeviceBuffer;
 import dev.recur.backend.DeviceTensor;
@@ -307,7 +308,7 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             be.download(mean, 0, got, 0, 1);
             return got[0];
         } finally {
-            closeAll(scratch);
+            Resources.closeAll(scratch);
         }
     }
 
@@ -439,7 +440,7 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             }
             return new dev.recur.nn.decode.Decoded(seqs, finished, logProb, details ? logProb.clone() : null, attention);
         } finally {
-            closeAll(scratch);
+            Resources.closeAll(scratch);
         }
     }
 
@@ -456,20 +457,6 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
 
     @Override
     public void close() {
-        closeAll(owned);
-    }
-
-    private static void closeAll(List<AutoCloseable> list) {
-        RuntimeException first = null;
-        for (int i = list.size() - 1; i >= 0; i--) {
-            try {
-                list.get(i).close();
-            } catch (Exception ex) {
-                if (first == null) first = ex instanceof RuntimeException r ? r : new IllegalStateException(ex);
-                else first.addSuppressed(ex);
-            }
-        }
-        list.clear();
-        if (first != null) throw first;
+        Resources.closeAll(owned);
     }
 }
