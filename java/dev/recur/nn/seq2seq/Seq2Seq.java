@@ -16,6 +16,8 @@ import dev.recur.nn.RnnInput;
 import dev.recur.nn.attention.Attention;
 import dev.recur.nn.decode.BeamSearch;
 import dev.recur.nn.decode.Decoded;
+import dev.recur.nn.decode.DeviceDecoding;
+import dev.recur.nn.decode.DeviceStepModel;
 import dev.recur.nn.decode.DecoderState;
 import dev.recur.nn.decode.Greedy;
 import dev.recur.nn.decode.StepModel;
@@ -592,10 +594,39 @@ public final class Seq2Seq implements AutoCloseable {
         if (device != null) {
             Seq2SeqBatch batch = Seq2SeqBatch.of(sources, sources.stream().map(s -> new int[0]).toList(), config.padId(), config.eosId());
             checkIds("sources", batch.source(), config.sourceVocab());
-            return device.greedy(batch, maxLength, details);
+            try (Seq2SeqDeviceStep.Decoder decoder = device.decoder(batch)) {
+                int[] starts = new int[batch.batch()];
+                java.util.Arrays.fill(starts, config.bosId());
+                return DeviceDecoding.greedy(decoder, starts, config.eosId(), maxLength, details);
+            }
         }
         Decoded d = Greedy.decode(stepModel(sources), config.bosId(), config.eosId(), maxLength);
         return details ? d : new Decoded(d.tokens(), d.finished(), null, null, null);
+    }
+
+    /**
+     * The decoder bound to {@code sources} on the model's device, for {@link DeviceDecoding} (or a decoder of the
+     * caller's): the encoder outputs and every state stay on the device. Only for models that run their steps on the
+     * device ({@link #runsOnDevice()}); close it to free the encoded sources.
+     */
+    public DeviceStepModel deviceStepModel(List<int[]> sources) {
+        if (sources == null) throw new IllegalArgumentException("sources: must not be null");
+        Seq2SeqDeviceStep device = deviceStep();
+        if (device == null) {
+            throw new IllegalStateException("this model does not decode on the device (runsOnDevice() is false): backend "
+                    + encoder.rnn().backend().name() + ", " + config);
+        }
+        Seq2SeqBatch batch = Seq2SeqBatch.of(sources, sources.stream().map(s -> new int[0]).toList(), config.padId(), config.eosId());
+        checkIds("sources", batch.source(), config.sourceVocab());
+        return device.decoder(batch);
+    }
+
+    /**
+     * Whether this model's training steps and decoding run on its backend's device (a device backend, and a shape
+     * every part of which has device kernels); otherwise they run on the host.
+     */
+    public boolean runsOnDevice() {
+        return deviceStep() != null;
     }
 
     /** Beam search decoding of each source. */

@@ -15,6 +15,8 @@ import dev.recur.engine.DeviceRnnInput;
 import dev.recur.engine.DeviceRnnOutput;
 import dev.recur.engine.GradMode;
 import dev.recur.engine.WeightSpace;
+import dev.recur.nn.decode.DeviceDecoding;
+import dev.recur.nn.decode.DeviceStepModel;
 import dev.recur.nn.layers.Parameters;
 import dev.recur.nn.layers.RecurrentLayer;
 import dev.recur.tensor.Tensor;
@@ -337,110 +339,162 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
     }
 
     /**
-     * Greedy decoding on the device: the source ids go up (with the lengths and mask only for a source ending in the
-     * padding id, see {@link #sourceLengthsAndMask}); the encoder outputs and the decoder state never leave it; every step embeds the
-     * previous tokens, runs the decoder, attention, combine and output layers, takes {@code argmax_rows} and the
-     * chosen token's {@code -log p} ({@code softmax_xent_fwd_bwd} with the argmax as target). It runs all
-     * {@code maxLength} steps (stopping early would need a look at the tokens every step, a wait each) and downloads
-     * the tokens, and with {@code details} their log-probabilities and the attention weights, once at the end; the
-     * host cuts each item at its end token, as {@link dev.recur.nn.decode.Greedy} does. Without {@code details} the
-     * log-probabilities are not computed and the result's {@code logProb}, {@code score} and {@code attention} are
-     * null.
+     * The decoder of this model bound to the sources of {@code batch}, on the device, for {@link DeviceDecoding}: the
+     * source ids go up (with the lengths and mask only for a source ending in the padding id, see
+     * {@link #sourceLengthsAndMask}); the encoder outputs, the bridge's start state and every later state stay there.
+     * Each step embeds the tokens, runs the decoder, Luong attention, the combine and output layers.
      */
-    dev.recur.nn.decode.Decoded greedy(Seq2SeqBatch batch, int maxLength, boolean details) {
+    Decoder decoder(Seq2SeqBatch batch) {
         if (model.hostParameters().version() != hostVersion) upload();
-        int t = batch.sourceSteps(), b = batch.batch();
-        int e = cfg.embeddingSize(), vs = cfg.sourceVocab(), vt = cfg.targetVocab();
-        int he = cfg.encoder().outputWidth(), w = cfg.encoder().outSize(), de = cfg.encoder().directions();
-        int hd = cfg.decoder().hiddenSize(), cs = cfg.combineSize(), ci = hd + he;
-        int ns = t * b;
-        List<AutoCloseable> scratch = new ArrayList<>();
-        try {
-            // Up: the ids alone (the lengths and mask are made from them, see sourceLengthsAndMask).
-            DeviceBuffer src = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
-            be.upload(batch.source(), 0, src, 0, ns);
-            DeviceTensor[] lm = sourceLengthsAndMask(batch, src, scratch);
-            DeviceTensor lengths = lm[0], mask = lm[1];
-            DeviceTensor xs = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, e));
-            TrainKernels.embeddingFwd(be, ns, e, vs, src, p("source_embedding.weight"), xs.buffer());
-            DeviceRnnOutput enc = keep(scratch, model.encoderLayer().forward(new DeviceRnnInput(xs, null, null, lengths)));
-            DeviceTensor encY = enc.y();
-            DeviceTensor h = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, hd));
-            if (cfg.bridge() == Bridge.LINEAR_TANH) {
-                DeviceBuffer srcH = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * de * w));
-                for (int dir = 0; dir < de; dir++) {
-                    TrainKernels.copyStrided(be, b, w, enc.hN().buffer(), (int) enc.hN().offset() + dir * b * w, w, srcH, dir * w, de * w);
+        return new Decoder(batch);
+    }
+
+    final class Decoder implements DeviceStepModel {
+        private final List<AutoCloseable> inputs = new ArrayList<>();
+        private final List<AutoCloseable> rowsScratch = new ArrayList<>();
+        private final int b, t;
+        private final DeviceTensor encY, mask, h0;
+        private DeviceTensor tiledEnc, tiledMask, h, attention;
+        /** The last step's attention output, which {@link #attention} views; freed by the next step. */
+        private DeviceAttentionOutput lastAtt;
+        private DeviceTensor xt, logits;
+        private DeviceBuffer comb;
+        private int rows;
+
+        private Decoder(Seq2SeqBatch batch) {
+            t = batch.sourceSteps();
+            b = batch.batch();
+            int e = cfg.embeddingSize(), vs = cfg.sourceVocab(), hd = cfg.decoder().hiddenSize();
+            int w = cfg.encoder().outSize(), de = cfg.encoder().directions();
+            try {
+                DeviceBuffer src = keep(inputs, be.allocate(DeviceBuffer.Type.I32, (long) t * b));
+                be.upload(batch.source(), 0, src, 0, t * b);
+                DeviceTensor[] lm = sourceLengthsAndMask(batch, src, inputs);
+                mask = lm[1];
+                DeviceTensor xs = keep(inputs, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, e));
+                TrainKernels.embeddingFwd(be, t * b, e, vs, src, p("source_embedding.weight"), xs.buffer());
+                DeviceRnnOutput enc = keep(inputs, model.encoderLayer().forward(new DeviceRnnInput(xs, null, null, lm[0])));
+                encY = enc.y();
+                h0 = keep(inputs, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, hd));
+                if (cfg.bridge() == Bridge.LINEAR_TANH) {
+                    DeviceBuffer srcH = keep(inputs, be.allocate(DeviceBuffer.Type.F32, (long) b * de * w));
+                    for (int dir = 0; dir < de; dir++) {
+                        TrainKernels.copyStrided(be, b, w, enc.hN().buffer(), (int) enc.hN().offset() + dir * b * w, w, srcH, dir * w, de * w);
+                    }
+                    be.gemm(false, true, b, hd, de * w, 1f, srcH, 0, de * w, p("bridge_h_l0.weight"), 0, de * w, 0f, h0.buffer(), 0, hd);
+                    TrainKernels.biasActFwd(be, b, hd, TrainKernels.Act.TANH, h0.buffer(), p("bridge_h_l0.bias"), h0.buffer());
+                } else {
+                    h0.fill(0);
                 }
-                be.gemm(false, true, b, hd, de * w, 1f, srcH, 0, de * w, p("bridge_h_l0.weight"), 0, de * w, 0f, h.buffer(), 0, hd);
-                TrainKernels.biasActFwd(be, b, hd, TrainKernels.Act.TANH, h.buffer(), p("bridge_h_l0.bias"), h.buffer());
+            } catch (RuntimeException | Error ex) {
+                close();
+                throw ex;
+            }
+        }
+
+        @Override
+        public DeviceBackend backend() {
+            return be;
+        }
+
+        @Override
+        public int batchSize() {
+            return b;
+        }
+
+        @Override
+        public int vocabSize() {
+            return cfg.targetVocab();
+        }
+
+        @Override
+        public int rows() {
+            return rows;
+        }
+
+        @Override
+        public void start(int k) {
+            if (k <= 0) throw new IllegalArgumentException("rowsPerItem: expected > 0, got " + k);
+            closeAttention();
+            Resources.closeAll(rowsScratch);
+            rowsScratch.clear();
+            rows = b * k;
+            int e = cfg.embeddingSize(), hd = cfg.decoder().hiddenSize(), he = cfg.encoder().outputWidth();
+            h = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, rows, hd));
+            if (k == 1) {
+                tiledEnc = encY;
+                tiledMask = mask;
+                h.copyFrom(h0);
             } else {
-                h.fill(0);
+                // Row b·k + j is a copy of item b: one strided copy per j for the [T·B, He] encoder rows and the
+                // [B, hd] state; the I32 mask is copied row by row (a float copy kernel must not carry int bits).
+                tiledEnc = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, rows, he));
+                tiledMask = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.I32, rows, t));
+                for (int j = 0; j < k; j++) {
+                    TrainKernels.copyStrided(be, t * b, he, encY.buffer(), (int) encY.offset(), he, tiledEnc.buffer(), j * he, k * he);
+                    TrainKernels.copyStrided(be, b, hd, h0.buffer(), (int) h0.offset(), hd, h.buffer(), j * hd, k * hd);
+                }
+                for (int i = 0; i < b; i++) {
+                    for (int j = 0; j < k; j++) be.copy(mask.buffer(), mask.offset() + (long) i * t, tiledMask.buffer(), (long) (i * k + j) * t, t);
+                }
             }
-            DeviceBuffer tok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, b));
-            be.fill(tok, 0, b, cfg.bosId());
-            DeviceBuffer allTok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) maxLength * b));
-            DeviceBuffer allNll = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b)) : null;
-            DeviceBuffer allAtt = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b * t)) : null;
-            DeviceTensor xt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, e));
-            DeviceBuffer comb = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * cs));
-            DeviceBuffer logits = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt));
-            DeviceBuffer dl = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt)) : null;
-            DeviceBuffer nll = details ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, b)) : null;
+            xt = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, rows, e));
+            comb = keep(rowsScratch, be.allocate(DeviceBuffer.Type.F32, (long) rows * cfg.combineSize()));
+            logits = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, rows, cfg.targetVocab()));
+        }
+
+        @Override
+        public DeviceTensor step(DeviceBuffer tok) {
+            if (h == null) throw new IllegalStateException("decoder: start(rowsPerItem) before step");
+            int n = rows, e = cfg.embeddingSize(), vt = cfg.targetVocab(), hd = cfg.decoder().hiddenSize();
+            int he = cfg.encoder().outputWidth(), cs = cfg.combineSize(), ci = hd + he;
             DeviceBuffer wc = p("combine.weight"), wo = p("output.weight");
-            for (int step = 0; step < maxLength; step++) {
-                TrainKernels.embeddingFwd(be, b, e, vt, tok, p("target_embedding.weight"), xt.buffer());
-                try (DeviceRnnOutput out = model.decoderLayer().forward(new DeviceRnnInput(xt, h, null, null));
-                     DeviceAttentionOutput att = model.attentionModule().forward(out.y(), encY, mask)) {
-                    DeviceTensor y = out.y(), ctx = att.context();
-                    be.gemm(false, true, b, cs, hd, 1f, y.buffer(), y.offset(), hd, wc, 0, ci, 0f, comb, 0, cs);
-                    be.gemm(false, true, b, cs, he, 1f, ctx.buffer(), ctx.offset(), he, wc, hd, ci, 1f, comb, 0, cs);
-                    TrainKernels.biasActFwd(be, b, cs, TrainKernels.Act.TANH, comb, p("combine.bias"), comb);
-                    be.gemm(false, true, b, vt, cs, 1f, comb, 0, cs, wo, 0, cs, 0f, logits, 0, vt);
-                    TrainKernels.biasActFwd(be, b, vt, TrainKernels.Act.IDENTITY, logits, p("output.bias"), logits);
-                    TrainKernels.argmaxRows(be, b, vt, logits, tok);
-                    be.copy(tok, 0, allTok, (long) step * b, b);
-                    if (details) {
-                        // -log p of the chosen token: the cross-entropy with the argmax as target (no padding id).
-                        TrainKernels.softmaxXentFwdBwd(be, b, vt, -1, logits, tok, nll, dl);
-                        be.copy(nll, 0, allNll, (long) step * b, b);
-                        be.copy(att.weights().buffer(), att.weights().offset(), allAtt, (long) step * b * t, (long) b * t);
-                    }
-                    be.copy(out.hN().buffer(), out.hN().offset(), h.buffer(), 0, (long) b * hd);
-                }
+            TrainKernels.embeddingFwd(be, n, e, vt, tok, p("target_embedding.weight"), xt.buffer());
+            try (DeviceRnnOutput out = model.decoderLayer().forward(new DeviceRnnInput(xt, h, null, null))) {
+                DeviceAttentionOutput att = model.attentionModule().forward(out.y(), tiledEnc, tiledMask);
+                DeviceTensor y = out.y(), ctx = att.context();
+                be.gemm(false, true, n, cs, hd, 1f, y.buffer(), y.offset(), hd, wc, 0, ci, 0f, comb, 0, cs);
+                be.gemm(false, true, n, cs, he, 1f, ctx.buffer(), ctx.offset(), he, wc, hd, ci, 1f, comb, 0, cs);
+                TrainKernels.biasActFwd(be, n, cs, TrainKernels.Act.TANH, comb, p("combine.bias"), comb);
+                be.gemm(false, true, n, vt, cs, 1f, comb, 0, cs, wo, 0, cs, 0f, logits.buffer(), 0, vt);
+                TrainKernels.biasActFwd(be, n, vt, TrainKernels.Act.IDENTITY, logits.buffer(), p("output.bias"), logits.buffer());
+                be.copy(out.hN().buffer(), out.hN().offset(), h.buffer(), 0, (long) n * hd);
+                closeAttention();
+                lastAtt = att;
+                attention = att.weights().reshape(n, t);
             }
-            int[] toks = new int[maxLength * b];
-            be.download(allTok, 0, toks, 0, toks.length);
-            float[] nlls = null, atts = null;
-            if (details) {
-                nlls = new float[maxLength * b];
-                atts = new float[maxLength * b * t];
-                be.download(allNll, 0, nlls, 0, nlls.length);
-                be.download(allAtt, 0, atts, 0, atts.length);
+            return logits;
+        }
+
+        @Override
+        public DeviceTensor attention() {
+            return attention;
+        }
+
+        @Override
+        public void select(DeviceBuffer parents) {
+            if (h == null) throw new IllegalStateException("decoder: start(rowsPerItem) before select");
+            int hd = cfg.decoder().hiddenSize();
+            // embedding_fwd is a row gather: out[r,:] = table[parents[r],:] with the state as the table.
+            try (DeviceTensor next = DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, rows, hd)) {
+                TrainKernels.embeddingFwd(be, rows, hd, rows, parents, h.buffer(), next.buffer());
+                h.copyFrom(next);
             }
-            List<int[]> seqs = new ArrayList<>();
-            List<double[][]> attention = details ? new ArrayList<>() : null;
-            boolean[] finished = new boolean[b];
-            double[] logProb = details ? new double[b] : null;
-            for (int r = 0; r < b; r++) {
-                List<Integer> out = new ArrayList<>();
-                List<double[]> rows = new ArrayList<>();
-                for (int step = 0; step < maxLength && !finished[r]; step++) {
-                    int next = toks[step * b + r];
-                    if (details) {
-                        logProb[r] -= nlls[step * b + r];
-                        double[] a = new double[t];
-                        for (int j = 0; j < t; j++) a[j] = atts[(step * b + r) * t + j];
-                        rows.add(a);
-                    }
-                    if (next == cfg.eosId()) finished[r] = true;
-                    else out.add(next);
-                }
-                seqs.add(out.stream().mapToInt(Integer::intValue).toArray());
-                if (details) attention.add(rows.toArray(new double[0][]));
-            }
-            return new dev.recur.nn.decode.Decoded(seqs, finished, logProb, details ? logProb.clone() : null, attention);
-        } finally {
-            Resources.closeAll(scratch);
+        }
+
+        private void closeAttention() {
+            if (lastAtt != null) lastAtt.close();
+            lastAtt = null;
+            attention = null;
+        }
+
+        @Override
+        public void close() {
+            closeAttention();
+            Resources.closeAll(rowsScratch);
+            rowsScratch.clear();
+            Resources.closeAll(inputs);
+            inputs.clear();
         }
     }
 

@@ -1,0 +1,138 @@
+package dev.recur.nn.decode;
+
+import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceBuffer;
+import dev.recur.backend.DeviceTensor;
+import dev.recur.backend.TrainKernels;
+import dev.recur.nn.Resources;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Decoding that runs on the device over a {@link DeviceStepModel}: the tokens chosen at each step are fed back on
+ * the device, and the host downloads the tokens (and, when asked, their log-probabilities and attention weights)
+ * once at the end. Every decoder runs all {@code maxLength} steps, since stopping early would need a look at the
+ * tokens, a blocking wait, every step; the host cuts each row at its end token afterwards, which gives exactly
+ * what the host decoders ({@link Greedy}) give.
+ */
+public final class DeviceDecoding {
+    private DeviceDecoding() {}
+
+    /**
+     * Greedy decoding ({@code argmax_rows}, the lowest id on ties, as {@link Greedy}) of every item of {@code model}
+     * from {@code startTokens[b]} (one per item).
+     *
+     * @param details also compute each chosen token's log-probability ({@code softmax_xent_fwd_bwd} with the argmax
+     *                as target) and keep the attention weights; without it the result's {@code logProb},
+     *                {@code score} and {@code attention} are null and only the token ids come back
+     */
+    public static Decoded greedy(DeviceStepModel model, int[] startTokens, int endToken, int maxLength, boolean details) {
+        if (model == null) throw new IllegalArgumentException("model: must not be null");
+        int b = model.batchSize(), v = model.vocabSize();
+        checkStarts(startTokens, b, v);
+        if (endToken < -1 || endToken >= v) throw new IllegalArgumentException("endToken: expected -1 (none) or in [0, " + v + "), got " + endToken);
+        if (maxLength <= 0) throw new IllegalArgumentException("maxLength: expected > 0, got " + maxLength);
+        DeviceBackend be = model.backend();
+        List<AutoCloseable> scratch = new ArrayList<>();
+        try {
+            model.start(1);
+            DeviceBuffer tok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, b));
+            uploadStarts(be, startTokens, tok);
+            DeviceBuffer allTok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) maxLength * b));
+            DeviceBuffer allNll = null, allAtt = null, nll = null, dl = null;
+            int t = -1;
+            if (details) {
+                allNll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b));
+                nll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, b));
+                dl = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * v));
+            }
+            for (int step = 0; step < maxLength; step++) {
+                DeviceTensor logits = model.step(tok);
+                TrainKernels.argmaxRows(be, b, v, logits.buffer() , tok);
+                be.copy(tok, 0, allTok, (long) step * b, b);
+                if (details) {
+                    TrainKernels.softmaxXentFwdBwd(be, b, v, -1, logits.buffer(), tok, nll, dl);
+                    be.copy(nll, 0, allNll, (long) step * b, b);
+                    DeviceTensor att = model.attention();
+                    if (att != null) {
+                        if (allAtt == null) {
+                            t = att.dim(1);
+                            allAtt = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b * t));
+                        }
+                        be.copy(att.buffer(), att.offset(), allAtt, (long) step * b * t, (long) b * t);
+                    }
+                }
+            }
+            int[] toks = new int[maxLength * b];
+            be.download(allTok, 0, toks, 0, toks.length);
+            float[] nlls = null, atts = null;
+            if (details) {
+                nlls = new float[maxLength * b];
+                be.download(allNll, 0, nlls, 0, nlls.length);
+                if (allAtt != null) {
+                    atts = new float[maxLength * b * t];
+                    be.download(allAtt, 0, atts, 0, atts.length);
+                }
+            }
+            return cut(toks, nlls, atts, b, t, endToken, maxLength);
+        } finally {
+            Resources.closeAll(scratch);
+        }
+    }
+
+    /**
+     * The host's share: each row's tokens up to its end token, its summed log-probability and attention rows, from
+     * the step-major downloads {@code toks [maxLength, B]}, {@code nlls} (the chosen tokens' {@code -log p}, or null)
+     * and {@code atts [maxLength, B, T]} (or null).
+     */
+    static Decoded cut(int[] toks, float[] nlls, float[] atts, int b, int t, int endToken, int maxLength) {
+        List<int[]> seqs = new ArrayList<>();
+        List<double[][]> attention = atts != null ? new ArrayList<>() : null;
+        boolean[] finished = new boolean[b];
+        double[] logProb = nlls != null ? new double[b] : null;
+        for (int r = 0; r < b; r++) {
+            List<Integer> out = new ArrayList<>();
+            List<double[]> rows = new ArrayList<>();
+            for (int step = 0; step < maxLength && !finished[r]; step++) {
+                int next = toks[step * b + r];
+                if (nlls != null) logProb[r] -= nlls[step * b + r];
+                if (atts != null) {
+                    double[] a = new double[t];
+                    for (int j = 0; j < t; j++) a[j] = atts[(step * b + r) * t + j];
+                    rows.add(a);
+                }
+                if (next == endToken) finished[r] = true;
+                else out.add(next);
+            }
+            seqs.add(out.stream().mapToInt(Integer::intValue).toArray());
+            if (atts != null) attention.add(rows.toArray(new double[0][]));
+        }
+        return new Decoded(seqs, finished, logProb, logProb == null ? null : logProb.clone(), attention);
+    }
+
+    static void checkStarts(int[] startTokens, int b, int v) {
+        if (startTokens == null || startTokens.length != b) {
+            throw new IllegalArgumentException("startTokens: expected " + b + " entries (one per batch item), got "
+                    + (startTokens == null ? "null" : startTokens.length));
+        }
+        for (int i = 0; i < b; i++) {
+            if (startTokens[i] < 0 || startTokens[i] >= v) {
+                throw new IllegalArgumentException("startTokens: entry " + i + " must be in [0, " + v + "), got " + startTokens[i]);
+            }
+        }
+    }
+
+    /** One fill when every item starts from the same token (the usual BOS), else the ids themselves. */
+    static void uploadStarts(DeviceBackend be, int[] startTokens, DeviceBuffer tok) {
+        boolean same = Arrays.stream(startTokens).allMatch(x -> x == startTokens[0]);
+        if (same) be.fill(tok, 0, startTokens.length, startTokens[0]);
+        else be.upload(startTokens, 0, tok, 0, startTokens.length);
+    }
+
+    static <T extends AutoCloseable> T keep(List<AutoCloseable> list, T c) {
+        list.add(c);
+        return c;
+    }
+}
