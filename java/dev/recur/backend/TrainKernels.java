@@ -66,6 +66,9 @@ import java.util.List;
  * argmax_rows       grid {N}: N,V, x, idx                  first index of each row's maximum (NaN passed over)
  * topk_rows         grid {N}: N,V,K, x, vals, idx          the K largest per row, largest first, ties to the lower
  *                   index; NaN passed over (slots beyond the row's numbers: NaN, -1)
+ * sample_rows       grid {N}: N,V,T,seedLo,seedHi,step,wantLogp, x, idx, logp
+ *                   idx[r] = the inverse-CDF draw from softmax(x[r,:]/T) at u = {@link #sampleUniform}(seed, step, r)
+ *                   (counter-based: no state, any launch shape); wantLogp: logp[r] = log softmax(x[r,:])[idx[r]]
  * source_mask       grid {B}: T,B,pad, ids, lengths, mask  from time-major ids [T,B]: lengths[b] = 1 + the last t
  *                   with ids[t*B+b] != pad (0 if none), mask[b*T+t] = t < lengths[b] ? 1 : 0 (all I32)
  * bias_act_fwd      grid {F,N}: N,F,act, x, bias, y        y = act(x + bias[f]); act 0 identity 1 tanh 2 relu 3 sigmoid
@@ -88,6 +91,7 @@ public final class TrainKernels {
     public static final String ARGMAX_ROWS = "argmax_rows";
     public static final String TOPK_ROWS = "topk_rows";
     public static final String SOURCE_MASK = "source_mask";
+    public static final String SAMPLE_ROWS = "sample_rows";
     public static final String BIAS_ACT_FWD = "bias_act_fwd";
     public static final String BIAS_ACT_BWD = "bias_act_bwd";
     public static final String COPY_STRIDED = "copy_strided";
@@ -95,7 +99,7 @@ public final class TrainKernels {
     /** Every kernel of this catalogue; every device backend runs all of them. */
     public static final List<String> ALL = List.of(ADAM_STEP, SGD_STEP, GRAD_NORM_PARTIAL, GRAD_CLIP_SCALE,
             SOFTMAX_XENT_FWD_BWD, SOFTMAX_XENT_MEAN, EMBEDDING_FWD, EMBEDDING_BWD_INDEX, EMBEDDING_BWD, ARGMAX_ROWS,
-            TOPK_ROWS, SOURCE_MASK, BIAS_ACT_FWD, BIAS_ACT_BWD, COPY_STRIDED);
+            TOPK_ROWS, SOURCE_MASK, BIAS_ACT_FWD, BIAS_ACT_BWD, COPY_STRIDED, SAMPLE_ROWS);
 
     /**
      * The number of partial sums {@link #gradNorm} uses for {@code n} elements: one per 4096 elements, at least 1,
@@ -320,6 +324,49 @@ public final class TrainKernels {
         f32(k, "vals", vals, (long) N * K);
         i32(k, "idx", idx, (long) N * K);
         be.launch(k, new long[] {N}, N, V, K, x, vals, idx);
+    }
+
+    /**
+     * {@code sample_rows}: {@code idx [N]} (I32) = one token per row of {@code x [N,V]} drawn from
+     * {@code softmax(x / temperature)} at the uniform {@link #sampleUniform}{@code (seed, step, r)}, so that a draw
+     * depends on (seed, step, row, the row) alone: the same on every backend and in
+     * {@link dev.recur.backend.reference.ReferenceTrainKernels#sampleRows}, except a row whose uniform falls within
+     * float32 rounding of a boundary of the cumulative sum (see {@code kernels/common/sample.h}). With {@code logp}
+     * (F32 {@code [N]}, or null for none) also each chosen token's log-probability under the untempered softmax.
+     *
+     * @param step the decoding step (>= 0): with the row, the generator's counter, so each step draws afresh
+     */
+    public static void sampleRows(DeviceBackend be, int N, int V, float temperature, long seed, int step, DeviceBuffer x,
+                                  DeviceBuffer idx, DeviceBuffer logp) {
+        String k = SAMPLE_ROWS;
+        positive(k, "N", N);
+        positive(k, "V", V);
+        if (!(temperature > 0) || Float.isInfinite(temperature)) throw bad(k, "temperature", "must be a finite number > 0", temperature);
+        if (step < 0) throw bad(k, "step", "must be >= 0", step);
+        f32(k, "x", x, (long) N * V);
+        i32(k, "idx", idx, N);
+        if (logp != null) f32(k, "logp", logp, N);
+        // Without logp the kernel writes none: x stands in for the unused pointer.
+        be.launch(k, new long[] {N}, N, V, temperature, (int) seed, (int) (seed >>> 32), step, logp != null ? 1 : 0, x,
+                idx, logp != null ? logp : x);
+    }
+
+    /**
+     * The uniform in [0, 1) that {@code sample_rows} draws row {@code row} of step {@code step} with, from
+     * {@code seed}: splitmix64's finaliser over the counter {@code (step << 32) | row} offset by the mixed seed, its top
+     * 24 bits (exact in float32). Integer arithmetic, so the reference and every backend compute the same number.
+     */
+    public static double sampleUniform(long seed, int step, int row) {
+        long key = mix64(seed);
+        long c = ((long) step << 32) | (row & 0xFFFFFFFFL);
+        long h = mix64(key + (c + 1) * 0x9E3779B97F4A7C15L);
+        return (h >>> 40) * 0x1.0p-24;
+    }
+
+    private static long mix64(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
     }
 
     // ---------------------------------------------------------------------------------------------------------

@@ -47,6 +47,8 @@ final class CpuTrainKernels {
         sink.spec(TrainKernels.SOURCE_MASK, "T:i B:i pad:i ids:I lengths:I mask:I", CpuTrainKernels::sourceMask);
         sink.spec(TrainKernels.BIAS_ACT_FWD, "N:i F:i act:i x:F bias:F y:F", CpuTrainKernels::biasActFwd);
         sink.spec(TrainKernels.BIAS_ACT_BWD, "N:i F:i act:i y:F dy:F dx:F", CpuTrainKernels::biasActBwd);
+        sink.spec(TrainKernels.SAMPLE_ROWS, "N:i V:i T:f seedLo:i seedHi:i step:i wantLogp:i x:F idx:I logp:F",
+                CpuTrainKernels::sampleRows);
         sink.spec(TrainKernels.COPY_STRIDED, "rows:i cols:i src:F soff:i sld:i dst:F doff:i dld:i",
                 CpuTrainKernels::copyStrided);
     }
@@ -317,6 +319,45 @@ final class CpuTrainKernels {
                 }
             }
             idx.setAtIndex(I, r, best);
+        });
+    }
+
+    /** sample.h: scalar sums in the device's order (row by row, j ascending), CpuMath.exp as recur_exp. */
+    private static void sampleRows(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), V = a.i(1);
+        float T = a.f(2);
+        long seed = (a.i(3) & 0xFFFFFFFFL) | ((long) a.i(4) << 32);
+        int step = a.i(5);
+        boolean wantLogp = a.i(6) != 0;
+        MemorySegment x = a.m(7), idx = a.m(8), logp = a.m(9);
+        k.rows(a.ext(0, N), 3 * V, (r, th) -> {
+            long row = (long) r * V;
+            float m = ld(x, row);
+            for (int j = 1; j < V; j++) {
+                float xj = ld(x, row + j);
+                m = xj > m ? xj : m;
+            }
+            float s = 0f;
+            for (int j = 0; j < V; j++) s += CpuMath.exp((ld(x, row + j) - m) / T);
+            float target = (float) TrainKernels.sampleUniform(seed, step, r) * s;
+            float acc = 0f;
+            int tok = -1, last = 0;
+            for (int j = 0; j < V && tok < 0; j++) {
+                float next = acc + CpuMath.exp((ld(x, row + j) - m) / T);
+                if (next > acc) last = j;
+                acc = next;
+                if (target < acc) tok = j;
+            }
+            if (tok < 0) tok = last;
+            idx.setAtIndex(I, r, tok);
+            if (wantLogp) {
+                float s1 = s;
+                if (T != 1f) {
+                    s1 = 0f;
+                    for (int j = 0; j < V; j++) s1 += CpuMath.exp(ld(x, row + j) - m);
+                }
+                st(logp, r, ld(x, row + tok) - m - (float) Math.log(s1));
+            }
         });
     }
 

@@ -161,6 +161,41 @@ public final class ReferenceTrainKernels {
         return idx;
     }
 
+    /** What {@link #sampleRows} returns: the drawn tokens and their untempered log-probabilities. */
+    public record Samples(int[] idx, double[] logp) {}
+
+    /**
+     * {@code sample_rows} in float64: per row, the first {@code j} with {@code u*S < e_0 + ... + e_j} where
+     * {@code e_j = exp((x_j - max)/T)}, {@code S} their sum and {@code u = TrainKernels.sampleUniform(seed, step, r)}
+     * (the device's uniform exactly); when rounding leaves none, the last {@code j} whose {@code e_j} changed the
+     * running sum. {@code logp[r]} = the token's log-probability under {@code softmax(x[r,:])}.
+     */
+    public static Samples sampleRows(int N, int V, double T, long seed, int step, double[] x) {
+        int[] idx = new int[N];
+        double[] logp = new double[N];
+        for (int r = 0; r < N; r++) {
+            double m = x[r * V];
+            for (int j = 1; j < V; j++) m = Math.max(m, x[r * V + j]);
+            double s = 0, s1 = 0;
+            for (int j = 0; j < V; j++) {
+                s += Math.exp((x[r * V + j] - m) / T);
+                s1 += Math.exp(x[r * V + j] - m);
+            }
+            double target = dev.recur.backend.TrainKernels.sampleUniform(seed, step, r) * s, acc = 0;
+            int tok = -1, last = 0;
+            for (int j = 0; j < V && tok < 0; j++) {
+                double next = acc + Math.exp((x[r * V + j] - m) / T);
+                if (next > acc) last = j;
+                acc = next;
+                if (target < acc) tok = j;
+            }
+            if (tok < 0) tok = last;
+            idx[r] = tok;
+            logp[r] = x[r * V + tok] - m - Math.log(s1);
+        }
+        return new Samples(idx, logp);
+    }
+
     /** {@code bias_act_fwd}: {@code act(x + bias[f])} with act 0 identity, 1 tanh, 2 relu, 3 sigmoid. */
     public static double[] biasActFwd(int N, int F, int act, double[] x, double[] bias) {
         double[] y = new double[N * F];
