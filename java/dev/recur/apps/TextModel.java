@@ -4,17 +4,13 @@ import dev.recur.backend.Backend;
 import dev.recur.config.CellType;
 import dev.recur.config.RnnConfig;
 import dev.recur.io.SafeTensors;
-import dev.recur.nn.decode.DecoderState;
-import dev.recur.nn.decode.StepModel;
 import dev.recur.nn.layers.Parameters;
 import dev.recur.nn.lm.LanguageModel;
-import dev.recur.tensor.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
 
 /**
  * A {@link LanguageModel} together with its {@link TokenVocab}: what {@code recur lm} trains, samples, measures
@@ -122,32 +118,20 @@ public final class TextModel implements AutoCloseable {
     }
 
     /**
-     * The per-token perplexity {@code exp(mean -log p(next | previous))} over {@code ids}: read in chunks with
-     * the recurrent state carried across them, so every token after the first is predicted once with all of
-     * the text before it.
+     * The per-token perplexity {@code exp(mean -log p(next | previous))} over {@code ids}, every token after the first
+     * predicted once with all of the text before it ({@link LanguageModel#streamLoss}): on a device backend the ids go
+     * up once and 4 bytes come back; on the host in chunks with the recurrent state carried across them.
      */
     public double perplexity(int[] ids) {
         if (ids.length < 2) throw new IllegalArgumentException("text: expected at least 2 tokens to measure perplexity, got " + ids.length);
-        double nll = 0;
-        int n = 0;
-        Tensor h = null, c = null;
-        int chunk = 256;
-        for (int start = 0; start + 1 < ids.length; start += chunk) {
-            int len = Math.min(chunk, ids.length - 1 - start);
-            int[] in = java.util.Arrays.copyOfRange(ids, start, start + len);
-            int[] tg = java.util.Arrays.copyOfRange(ids, start + 1, start + 1 + len);
-            LanguageModel.Loss l = lm.loss(in, tg, len, 1, h, c, 0);
-            nll += l.loss() * l.tokens();
-            n += l.tokens();
-            h = l.hN();
-            c = l.cN();
-        }
-        return Math.exp(nll / n);
+        return Math.exp(lm.streamLoss(ids));
     }
 
     /**
      * {@code length} tokens drawn one at a time from {@code softmax(logits / temperature)} after reading
-     * {@code prime}; seeded, so the same seed gives the same text. (No end token: the text runs to the length.)
+     * {@code prime}; seeded, so the same seed gives the same text. (No end token: the text runs to the length.) On a
+     * device backend every step runs there and the tokens come back once ({@link LanguageModel#sample}); the device's
+     * generator is counter-based, so it draws another stream than the host's for the same seed.
      */
     public int[] sample(int[] prime, int length, double temperature, long seed) {
         if (prime == null || prime.length == 0) throw new IllegalArgumentException("prime: expected at least one token, got none");
@@ -155,35 +139,7 @@ public final class TextModel implements AutoCloseable {
         if (!(temperature > 0) || !Double.isFinite(temperature)) {
             throw new IllegalArgumentException("temperature: expected a finite value > 0, got " + temperature);
         }
-        SplittableRandom rnd = new SplittableRandom(seed);
-        StepModel model = lm.stepModel(List.of(prime));
-        DecoderState state = model.start(1);
-        int[] token = {prime[prime.length - 1]};
-        int[] out = new int[length];
-        for (int i = 0; i < length; i++) {
-            StepModel.Step s = model.step(token, state);
-            out[i] = draw(s.logits().data(), temperature, rnd);
-            token = new int[] {out[i]};
-            state = s.next();
-        }
-        return out;
-    }
-
-    private static int draw(double[] logits, double temperature, SplittableRandom rnd) {
-        double m = Double.NEGATIVE_INFINITY;
-        for (double l : logits) m = Math.max(m, l / temperature);
-        double[] p = new double[logits.length];
-        double sum = 0;
-        for (int j = 0; j < p.length; j++) {
-            p[j] = Math.exp(logits[j] / temperature - m);
-            sum += p[j];
-        }
-        double u = rnd.nextDouble() * sum;
-        for (int j = 0; j < p.length; j++) {
-            u -= p[j];
-            if (u < 0) return j;
-        }
-        return p.length - 1;
+        return lm.sample(List.of(prime), length, temperature, seed).get(0);
     }
 
     @Override

@@ -131,13 +131,23 @@ final class LmCommand implements Callable<Integer> {
                 w.printf("text      %s: %d tokens, %d for training, %d held out%n", source(), ids.length, train.length, held.length);
                 int n = steps != null ? steps : v.words() ? 100 : 300;
                 if (n > 0) train(cl, w, lm, train, t, n);
-                if (held.length >= 2) w.printf("held-out perplexity: %.3f per %s%n", lm.perplexity(held), v.words() ? "word" : "character");
+                if (held.length >= 2) {
+                    long e0 = System.nanoTime();
+                    double ppl = lm.perplexity(held);
+                    w.printf("held-out perplexity: %.3f per %s (%d tokens in %s)%n", ppl, v.words() ? "word" : "character",
+                            held.length - 1, elapsed(e0));
+                }
             }
             int n = length != null ? length : v.words() ? 60 : 300;
             int[] primeIds = primeIds(v);
+            long g0 = System.nanoTime();
+            int[][] outs = new int[temperatures.size()][];
+            for (int i = 0; i < outs.length; i++) outs[i] = lm.sample(primeIds, n, temperatures.get(i), seed + i);
+            w.printf("generated %d sample(s) of %d tokens in %s%s%n", outs.length, n, elapsed(g0),
+                    lm.model().runsOnDevice() ? " on the device" : "");
             for (int i = 0; i < temperatures.size(); i++) {
                 double temp = temperatures.get(i);
-                int[] out = lm.sample(primeIds, n, temp, seed + i);
+                int[] out = outs[i];
                 // Word samples are joined with spaces; the prime needs one before the first sampled word.
                 String lead = prime == null ? "" : v.words() && !Character.isWhitespace(prime.charAt(prime.length() - 1)) ? prime + " " : prime;
                 w.printf("%n--- sample, temperature %s ---%n%s%s%n", trim(temp), lead, v.decode(out));
@@ -149,6 +159,12 @@ final class LmCommand implements Callable<Integer> {
         }
         w.flush();
         return 0;
+    }
+
+    /** Time since {@code t0} (nanoTime): milliseconds below a second, where evaluation and generation usually are. */
+    private static String elapsed(long t0) {
+        double s = (System.nanoTime() - t0) / 1e9;
+        return s < 1 ? String.format(Locale.ROOT, "%.0f ms", s * 1e3) : AppSupport.seconds(s);
     }
 
     private void train(CommandLine cl, PrintWriter w, TextModel lm, int[] train, int t, int steps) {

@@ -29,11 +29,39 @@ public final class DeviceDecoding {
      *                {@code score} and {@code attention} are null and only the token ids come back
      */
     public static Decoded greedy(DeviceStepModel model, int[] startTokens, int endToken, int maxLength, boolean details) {
+        return run(model, startTokens, endToken, maxLength, details, 0, 0);
+    }
+
+    /**
+     * Temperature sampling ({@code sample_rows}: each row draws from {@code softmax(logits / temperature)}) of every
+     * item of {@code model} from {@code startTokens[b]}, on the device as {@link #greedy}: all {@code maxLength} steps
+     * there, one download at the end, the host cuts each row at {@code endToken}. Step {@code s} of row {@code r}
+     * draws at the counter-based uniform {@code TrainKernels.sampleUniform(seed, s, r)}, so the same seed gives the
+     * same tokens on every run and, up to float32 rounding at a cumulative-probability boundary, on every device
+     * backend. It is not the host {@link Sampler}'s stream for that seed (a different generator): each is
+     * reproducible on its own.
+     *
+     * @param temperature a finite value > 0 (lower: towards greedy)
+     * @param details     also return each token's log-probability under the untempered softmax (as {@link Sampler}
+     *                    reports it; {@code sample_rows} computes it in the same launch) and the attention weights
+     */
+    public static Decoded sample(DeviceStepModel model, int[] startTokens, int endToken, int maxLength, double temperature,
+                                 long seed, boolean details) {
+        if (!(temperature > 0) || !Double.isFinite(temperature) || (float) temperature == 0f) {
+            throw new IllegalArgumentException("temperature: expected a finite value > 0, got " + temperature);
+        }
+        return run(model, startTokens, endToken, maxLength, details, temperature, seed);
+    }
+
+    /** Greedy when {@code temperature} is 0, else sampling at that temperature. */
+    private static Decoded run(DeviceStepModel model, int[] startTokens, int endToken, int maxLength, boolean details,
+                               double temperature, long seed) {
         if (model == null) throw new IllegalArgumentException("model: must not be null");
         int b = model.batchSize(), v = model.vocabSize();
         checkStarts(startTokens, b, v);
         if (endToken < -1 || endToken >= v) throw new IllegalArgumentException("endToken: expected -1 (none) or in [0, " + v + "), got " + endToken);
         if (maxLength <= 0) throw new IllegalArgumentException("maxLength: expected > 0, got " + maxLength);
+        boolean sampling = temperature > 0;
         DeviceBackend be = model.backend();
         List<AutoCloseable> scratch = new ArrayList<>();
         try {
@@ -41,20 +69,25 @@ public final class DeviceDecoding {
             DeviceBuffer tok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, b));
             uploadStarts(be, startTokens, tok);
             DeviceBuffer allTok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) maxLength * b));
-            DeviceBuffer allNll = null, allAtt = null, nll = null, dl = null;
+            // allLp holds -log p per step (greedy: softmax_xent's loss) or +log p (sampling: sample_rows' logp).
+            DeviceBuffer allLp = null, allAtt = null, lp = null, dl = null;
             int t = -1;
             if (details) {
-                allNll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b));
-                nll = keep(scratch, be.allocate(DeviceBuffer.Type.F32, b));
-                dl = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * v));
+                allLp = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b));
+                lp = keep(scratch, be.allocate(DeviceBuffer.Type.F32, b));
+                if (!sampling) dl = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * v));
             }
             for (int step = 0; step < maxLength; step++) {
                 DeviceTensor logits = model.step(tok);
-                TrainKernels.argmaxRows(be, b, v, logits.buffer() , tok);
+                if (sampling) {
+                    TrainKernels.sampleRows(be, b, v, (float) temperature, seed, step, logits.buffer(), tok, lp);
+                } else {
+                    TrainKernels.argmaxRows(be, b, v, logits.buffer(), tok);
+                    if (details) TrainKernels.softmaxXentFwdBwd(be, b, v, -1, logits.buffer(), tok, lp, dl);
+                }
                 be.copy(tok, 0, allTok, (long) step * b, b);
                 if (details) {
-                    TrainKernels.softmaxXentFwdBwd(be, b, v, -1, logits.buffer(), tok, nll, dl);
-                    be.copy(nll, 0, allNll, (long) step * b, b);
+                    be.copy(lp, 0, allLp, (long) step * b, b);
                     DeviceTensor att = model.attention();
                     if (att != null) {
                         if (allAtt == null) {
@@ -70,7 +103,8 @@ public final class DeviceDecoding {
             float[] nlls = null, atts = null;
             if (details) {
                 nlls = new float[maxLength * b];
-                be.download(allNll, 0, nlls, 0, nlls.length);
+                be.download(allLp, 0, nlls, 0, nlls.length);
+                if (sampling) for (int i = 0; i < nlls.length; i++) nlls[i] = -nlls[i];
                 if (allAtt != null) {
                     atts = new float[maxLength * b * t];
                     be.download(allAtt, 0, atts, 0, atts.length);

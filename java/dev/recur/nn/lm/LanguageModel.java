@@ -1,6 +1,8 @@
 package dev.recur.nn.lm;
 
 import dev.recur.backend.Backend;
+import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceBuffer;
 import dev.recur.config.CellType;
 import dev.recur.config.RnnConfig;
 import dev.recur.engine.RnnGradients;
@@ -9,6 +11,7 @@ import dev.recur.io.DType;
 import dev.recur.io.SafeTensors;
 import dev.recur.nn.RnnInput;
 import dev.recur.nn.decode.DecoderState;
+import dev.recur.nn.decode.DeviceStepModel;
 import dev.recur.nn.decode.StepModel;
 import dev.recur.nn.layers.ConfigMetadata;
 import dev.recur.nn.layers.Embedding;
@@ -92,10 +95,41 @@ public final class LanguageModel implements AutoCloseable {
         if (trainer != null) throw new IllegalStateException("trainer: this model already has an open trainer; close it first");
         LanguageModelTrainer t = new LanguageModelTrainer(this, config);
         trainer = t;
+        // The trainer holds the device parameters now: no second copy while it is open.
+        closeOwnWeights();
         return t;
     }
 
     private LanguageModelTrainer trainer;
+    /** The device embedding and output layer for inference when no device trainer is open (see {@link #deviceWeights}). */
+    private LanguageModelDevice.OwnWeights ownWeights;
+
+    /**
+     * Whether generation ({@link #deviceStepModel}) and evaluation ({@link #meanLoss}, {@link #streamLoss}) run on the
+     * device: the network's backend is a device backend.
+     */
+    public boolean runsOnDevice() {
+        return rnn.rnn().backend() instanceof DeviceBackend;
+    }
+
+    /**
+     * The embedding and output layer on the device for inference: the open device trainer's own buffers (current, and
+     * never pulled to the host for this), else a copy uploaded once and kept until a declared host write.
+     */
+    LanguageModelDevice.Weights deviceWeights() {
+        DeviceBuffer[] t = trainer != null ? trainer.deviceParameters() : null;
+        if (t != null) return new LanguageModelDevice.Weights(t[0], t[1]);
+        if (ownWeights == null) ownWeights = new LanguageModelDevice.OwnWeights(this, (DeviceBackend) rnn.rnn().backend());
+        return ownWeights.current();
+    }
+
+    private void closeOwnWeights() {
+        if (ownWeights != null) {
+            LanguageModelDevice.OwnWeights w = ownWeights;
+            ownWeights = null;
+            w.close();
+        }
+    }
 
     void trainerClosed(LanguageModelTrainer t) {
         if (trainer == t) trainer = null;
@@ -164,6 +198,78 @@ public final class LanguageModel implements AutoCloseable {
         return run(inputs, targets, steps, batch, h0, c0, seed, false);
     }
 
+    /**
+     * The mean cross-entropy per counted target (nats) of a batch from zero states, without dropout and without
+     * backward: on the device when {@link #runsOnDevice()} (the inference forward there, over the open trainer's
+     * parameters or the model's kept device copy; the ids and targets go up, {@code 8·T·B} bytes, and the 4-byte mean
+     * comes down, one blocking wait), else {@link #loss}'s value on the host.
+     *
+     * @param inputs  {@code [T * B]} time-major input ids
+     * @param targets {@code [T * B]} the id to predict at each position (the padding id is not counted)
+     */
+    public double meanLoss(int[] inputs, int[] targets, int steps, int batch) {
+        if (steps <= 0) throw new IllegalArgumentException("steps: expected > 0, got " + steps);
+        if (batch <= 0) throw new IllegalArgumentException("batch: expected > 0, got " + batch);
+        checkIds("inputs", inputs, (long) steps * batch, false);
+        checkIds("targets", targets, (long) steps * batch, true);
+        if (!runsOnDevice()) return loss(inputs, targets, steps, batch, null, null, 0).loss();
+        DeviceBackend be = (DeviceBackend) rnn.rnn().backend();
+        int n = steps * batch;
+        try (DeviceBuffer up = be.allocate(DeviceBuffer.Type.I32, 2L * n)) {
+            be.upload(inputs, 0, up, 0, n);
+            be.upload(targets, 0, up, n, n);
+            return LanguageModelDevice.meanLoss(this, up, 0, up, n, steps, batch);
+        }
+    }
+
+    /**
+     * The mean {@code -log p(next | everything before)} over a token stream, read from a zero state: every token after
+     * the first is predicted once ({@code exp} of it is the per-token perplexity). No dropout. On the device when
+     * {@link #runsOnDevice()}: the ids go up once ({@code 4·n} bytes; the targets are the same buffer one place on),
+     * the network runs over the stream in chunks with its state carried on the device, and the 4-byte mean comes down
+     * (one blocking wait). Otherwise on the host in chunks of 256 tokens with the state carried.
+     */
+    public double streamLoss(int[] ids) {
+        if (ids == null || ids.length < 2) {
+            throw new IllegalArgumentException("ids: expected at least 2 tokens, got " + (ids == null ? "null" : ids.length));
+        }
+        checkIds("ids", ids, ids.length, false);
+        int n = ids.length - 1;
+        if (runsOnDevice()) {
+            DeviceBackend be = (DeviceBackend) rnn.rnn().backend();
+            try (DeviceBuffer up = be.allocate(DeviceBuffer.Type.I32, ids.length)) {
+                be.upload(ids, 0, up, 0, ids.length);
+                return LanguageModelDevice.meanLoss(this, up, 0, up, 1, n, 1);
+            }
+        }
+        double nll = 0;
+        int count = 0;
+        Tensor h = null, c = null;
+        int chunk = 256;
+        for (int start = 0; start < n; start += chunk) {
+            int len = Math.min(chunk, n - start);
+            int[] in = java.util.Arrays.copyOfRange(ids, start, start + len);
+            int[] tg = java.util.Arrays.copyOfRange(ids, start + 1, start + 1 + len);
+            Loss l = loss(in, tg, len, 1, h, c, 0);
+            nll += l.loss() * l.tokens();
+            count += l.tokens();
+            h = l.hN();
+            c = l.cN();
+        }
+        return count == 0 ? 0 : nll / count;
+    }
+
+    private void checkIds(String arg, int[] ids, long n, boolean padAllowed) {
+        if (ids == null || ids.length != n) {
+            throw new IllegalArgumentException(arg + ": expected " + n + " ids, got " + (ids == null ? "null" : ids.length));
+        }
+        for (int i = 0; i < n; i++) {
+            if ((ids[i] < 0 || ids[i] >= vocab) && !(padAllowed && ids[i] == padId)) {
+                throw new IllegalArgumentException(arg + ": entry " + i + " must be in [0, " + vocab + "), got " + ids[i]);
+            }
+        }
+    }
+
     private Loss run(int[] inputs, int[] targets, int steps, int batch, Tensor h0, Tensor c0, long seed, boolean backward) {
         pullFromTrainer();
         if (steps <= 0) throw new IllegalArgumentException("steps: expected > 0, got " + steps);
@@ -222,6 +328,56 @@ public final class LanguageModel implements AutoCloseable {
             }
         }
         return new Stepper(h, c);
+    }
+
+    /**
+     * As {@link #stepModel} on the device, for {@link dev.recur.nn.decode.DeviceDecoding} (greedy, sampling): the
+     * prompts go up once (padded ids and lengths, one upload), the network reads them there, and every later state,
+     * the logits and the weights (the open trainer's, or the model's kept device copy) stay there. Only when
+     * {@link #runsOnDevice()}; close it to free the states.
+     */
+    public DeviceStepModel deviceStepModel(List<int[]> prompts) {
+        if (prompts == null || prompts.isEmpty()) throw new IllegalArgumentException("prompts: expected at least one prompt");
+        if (!runsOnDevice()) {
+            throw new IllegalStateException("this model does not run on a device (runsOnDevice() is false): backend "
+                    + rnn.rnn().backend().name());
+        }
+        for (int i = 0; i < prompts.size(); i++) {
+            if (prompts.get(i) == null || prompts.get(i).length == 0) throw new IllegalArgumentException("prompts: prompt " + i + " is empty");
+            checkIds("prompts: prompt " + i, prompts.get(i), prompts.get(i).length, false);
+        }
+        return new LanguageModelDevice.Decoder(this, prompts);
+    }
+
+    /**
+     * {@code length} tokens per prompt drawn from {@code softmax(logits / temperature)} after reading the prompt (no end
+     * token: every row runs to the length), seeded. On the device when {@link #runsOnDevice()}
+     * ({@link dev.recur.nn.decode.DeviceDecoding#sample}: the prompts up, the tokens down once), else the host
+     * {@link dev.recur.nn.decode.Sampler}. The two draw different streams for one seed (different generators); each is
+     * reproducible.
+     */
+    public List<int[]> sample(List<int[]> prompts, int length, double temperature, long seed) {
+        if (length <= 0) throw new IllegalArgumentException("length: expected > 0, got " + length);
+        if (!(temperature > 0) || !Double.isFinite(temperature)) {
+            throw new IllegalArgumentException("temperature: expected a finite value > 0, got " + temperature);
+        }
+        if (runsOnDevice()) {
+            try (DeviceStepModel m = deviceStepModel(prompts)) {
+                return dev.recur.nn.decode.DeviceDecoding.sample(m, lastTokens(prompts), -1, length, temperature, seed, false).tokens();
+            }
+        }
+        return new dev.recur.nn.decode.Sampler(temperature, seed).decode(stepModel(prompts), lastTokens(prompts), -1, length).tokens();
+    }
+
+    /** {@link #sample} with the most likely token at every step (greedy; ties to the lower id). */
+    public List<int[]> greedy(List<int[]> prompts, int length) {
+        if (length <= 0) throw new IllegalArgumentException("length: expected > 0, got " + length);
+        if (runsOnDevice()) {
+            try (DeviceStepModel m = deviceStepModel(prompts)) {
+                return dev.recur.nn.decode.DeviceDecoding.greedy(m, lastTokens(prompts), -1, length, false).tokens();
+            }
+        }
+        return dev.recur.nn.decode.Greedy.decode(stepModel(prompts), lastTokens(prompts), -1, length).tokens();
     }
 
     /** The last token of each prompt: the start tokens for decoding from {@link #stepModel}. */
@@ -357,7 +513,11 @@ public final class LanguageModel implements AutoCloseable {
         try {
             if (trainer != null) trainer.close();
         } finally {
-            rnn.close();
+            try {
+                closeOwnWeights();
+            } finally {
+                rnn.close();
+            }
         }
     }
 }

@@ -145,6 +145,16 @@ public final class LanguageModelTrainer implements AutoCloseable {
 
     private boolean closed;
 
+    /**
+     * The device's embedding {@code [V,E]} and output layer {@code [bias V | weight V·H]} for the model's device
+     * inference (generation, evaluation), brought up to date with host writes the caller declared, as a step would;
+     * null on a host trainer or once closed. Nothing is pulled to the host.
+     */
+    DeviceBuffer[] deviceParameters() {
+        if (device == null || closed) return null;
+        return device.current();
+    }
+
     /** Downloads the parameters into the host mirror (if a step changed them) and frees the device buffers. */
     @Override
     public void close() {
@@ -235,6 +245,11 @@ public final class LanguageModelTrainer implements AutoCloseable {
             be.uploadDoubles(p.value(lm.outputLayer().weightName()).data(), 0, outP, vocab, vocab * hid);
             lm.rnnLayer().syncToDevice();
             hostVersion = p.version();
+        }
+
+        DeviceBuffer[] current() {
+            if (lm.hostParameters().version() != hostVersion) upload();
+            return new DeviceBuffer[] {embP, outP};
         }
 
         void pullIfChanged() {

@@ -605,6 +605,29 @@ public final class Seq2Seq implements AutoCloseable {
     }
 
     /**
+     * Ancestral sampling of each source at {@code temperature} (at most {@code maxLength} tokens), with the
+     * log-probabilities (untempered) and attention weights. On the device ({@link #runsOnDevice()}) every step runs
+     * there ({@link DeviceDecoding#sample}: the source ids up, the results down once); otherwise the host
+     * {@link dev.recur.nn.decode.Sampler}. The two draw different streams for one seed (different generators: the
+     * device's is counter-based, keyed by seed, step and row); each is reproducible.
+     */
+    public Decoded sample(List<int[]> sources, double temperature, long seed, int maxLength) {
+        if (sources == null) throw new IllegalArgumentException("sources: must not be null");
+        if (!(temperature > 0) || !Double.isFinite(temperature)) {
+            throw new IllegalArgumentException("temperature: expected a finite value > 0, got " + temperature);
+        }
+        if (maxLength <= 0) throw new IllegalArgumentException("maxLength: expected > 0, got " + maxLength);
+        if (deviceStep() != null) {
+            try (DeviceStepModel decoder = deviceStepModel(sources)) {
+                int[] starts = new int[decoder.batchSize()];
+                java.util.Arrays.fill(starts, config.bosId());
+                return DeviceDecoding.sample(decoder, starts, config.eosId(), maxLength, temperature, seed, true);
+            }
+        }
+        return new dev.recur.nn.decode.Sampler(temperature, seed).decode(stepModel(sources), config.bosId(), config.eosId(), maxLength);
+    }
+
+    /**
      * The decoder bound to {@code sources} on the model's device, for {@link DeviceDecoding} (or a decoder of the
      * caller's): the encoder outputs and every state stay on the device. Only for models that run their steps on the
      * device ({@link #runsOnDevice()}); close it to free the encoded sources.
