@@ -148,7 +148,7 @@ final class LanguageModelDevice {
         private final List<AutoCloseable> inputs = new ArrayList<>();
         private final List<AutoCloseable> rowsScratch = new ArrayList<>();
         private final DeviceTensor h0, c0;
-        private DeviceTensor h, c, x, logits;
+        private DeviceTensor h, c, x, y, logits;
         private int rows;
 
         Decoder(LanguageModel lm, List<int[]> prompts) {
@@ -232,13 +232,14 @@ final class LanguageModelDevice {
             if (k <= 0) throw new IllegalArgumentException("rowsPerItem: expected > 0, got " + k);
             Resources.closeAll(rowsScratch);
             rowsScratch.clear();
-            h = c = x = logits = null;
+            h = c = x = y = logits = null;
             rows = b * k;
             h = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, layers, rows, hout));
             c = lstm ? keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, layers, rows, hc)) : null;
             tile(h0, h, hout, k);
             if (lstm) tile(c0, c, hc, k);
             x = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, rows, e));
+            y = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, rows, lm.rnnConfig().outputWidth()));
             logits = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, rows, v));
         }
 
@@ -262,13 +263,12 @@ final class LanguageModelDevice {
             Weights w = lm.deviceWeights();
             int n = rows, ho = lm.rnnConfig().outputWidth();
             TrainKernels.embeddingFwd(be, n, e, v, tok, w.embedding(), x.buffer());
-            try (DeviceRnnOutput out = lm.rnnLayer().forward(new DeviceRnnInput(x, h, c, null))) {
-                DeviceTensor y = out.y();
-                be.gemm(false, true, n, v, ho, 1f, y.buffer(), y.offset(), ho, w.output(), v, ho, 0f, logits.buffer(), 0, v);
-                TrainKernels.biasActFwd(be, n, v, TrainKernels.Act.IDENTITY, logits.buffer(), w.output(), logits.buffer());
-                h.copyFrom(out.hN());
-                if (lstm) c.copyFrom(out.cN());
-            }
+            // The new state is written over the old one in place: the network copies its initial state into its own
+            // workspace before any layer writes a final state, and the backend's stream runs in order.
+            lm.rnnLayer().syncToDevice();
+            lm.rnnLayer().rnn().forward(new DeviceRnnInput(x, h, c, null), DeviceRnnOutput.into(y, h, c)).close();
+            be.gemm(false, true, n, v, ho, 1f, y.buffer(), y.offset(), ho, w.output(), v, ho, 0f, logits.buffer(), 0, v);
+            TrainKernels.biasActFwd(be, n, v, TrainKernels.Act.IDENTITY, logits.buffer(), w.output(), logits.buffer());
             return logits;
         }
 
