@@ -47,8 +47,9 @@ public final class DeviceDecoding {
      */
     public static Decoded sample(DeviceStepModel model, int[] startTokens, int endToken, int maxLength, double temperature,
                                  long seed, boolean details) {
-        if (!(temperature > 0) || !Double.isFinite(temperature) || (float) temperature == 0f) {
-            throw new IllegalArgumentException("temperature: expected a finite value > 0, got " + temperature);
+        float t32 = (float) temperature;   // the kernel divides in float32
+        if (!(temperature > 0) || !Double.isFinite(temperature) || t32 == 0f || Float.isInfinite(t32)) {
+            throw new IllegalArgumentException("temperature: expected a finite value > 0 (and within float32), got " + temperature);
         }
         return run(model, startTokens, endToken, maxLength, details, temperature, seed);
     }
