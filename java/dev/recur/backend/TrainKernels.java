@@ -66,9 +66,10 @@ import java.util.List;
  * argmax_rows       grid {N}: N,V, x, idx                  first index of each row's maximum (NaN passed over)
  * topk_rows         grid {N}: N,V,K, x, vals, idx          the K largest per row, largest first, ties to the lower
  *                   index; NaN passed over (slots beyond the row's numbers: NaN, -1)
- * sample_rows       grid {N}: N,V,T,seedLo,seedHi,step,wantLogp, x, idx, logp
+ * sample_rows       grid {N}: N,V,T,seedLo,seedHi,step,wantLogp,cutOff,cutStride, x, cut, idx, logp
  *                   idx[r] = the inverse-CDF draw from softmax(x[r,:]/T) at u = {@link #sampleUniform}(seed, step, r)
- *                   (counter-based: no state, any launch shape); wantLogp: logp[r] = log softmax(x[r,:])[idx[r]]
+ *                   (counter-based: no state, any launch shape), over the tokens with x >= cut[cutOff + r cutStride]
+ *                   when cutStride > 0 (top-k); wantLogp: logp[r] = log softmax(x[r,:])[idx[r]]
  * source_mask       grid {B}: T,B,pad, ids, lengths, mask  from time-major ids [T,B]: lengths[b] = 1 + the last t
  *                   with ids[t*B+b] != pad (0 if none), mask[b*T+t] = t < lengths[b] ? 1 : 0 (all I32)
  * bias_act_fwd      grid {F,N}: N,F,act, x, bias, y        y = act(x + bias[f]); act 0 identity 1 tanh 2 relu 3 sigmoid
@@ -338,17 +339,33 @@ public final class TrainKernels {
      */
     public static void sampleRows(DeviceBackend be, int N, int V, float temperature, long seed, int step, DeviceBuffer x,
                                   DeviceBuffer idx, DeviceBuffer logp) {
+        sampleRows(be, N, V, temperature, seed, step, x, null, 0, 0, idx, logp);
+    }
+
+    /**
+     * {@link #sampleRows(DeviceBackend, int, int, float, long, int, DeviceBuffer, DeviceBuffer, DeviceBuffer)} drawing
+     * only among the tokens whose logit is at least {@code cut[cutOff + r·cutStride]} (or all of them when
+     * {@code cut} is null): with {@link #topkRows}'s {@code vals [N,K]}, {@code cutOff = K-1} and {@code cutStride = K}
+     * that is top-k sampling (ties with the K-th logit kept). A NaN cut value cuts nothing.
+     */
+    public static void sampleRows(DeviceBackend be, int N, int V, float temperature, long seed, int step, DeviceBuffer x,
+                                  DeviceBuffer cut, int cutOff, int cutStride, DeviceBuffer idx, DeviceBuffer logp) {
         String k = SAMPLE_ROWS;
         positive(k, "N", N);
         positive(k, "V", V);
         if (!(temperature > 0) || Float.isInfinite(temperature)) throw bad(k, "temperature", "must be a finite number > 0", temperature);
         if (step < 0) throw bad(k, "step", "must be >= 0", step);
         f32(k, "x", x, (long) N * V);
+        if (cut != null) {
+            if (cutOff < 0) throw bad(k, "cutOff", "must be >= 0", cutOff);
+            if (cutStride < 1) throw bad(k, "cutStride", "must be >= 1 with a cut", cutStride);
+            f32(k, "cut", cut, cutOff + (long) (N - 1) * cutStride + 1);
+        }
         i32(k, "idx", idx, N);
         if (logp != null) f32(k, "logp", logp, N);
-        // Without logp the kernel writes none: x stands in for the unused pointer.
-        be.launch(k, new long[] {N}, N, V, temperature, (int) seed, (int) (seed >>> 32), step, logp != null ? 1 : 0, x,
-                idx, logp != null ? logp : x);
+        // Buffers the kernel does not read or write (no cut, no logp) are stood in for by x.
+        be.launch(k, new long[] {N}, N, V, temperature, (int) seed, (int) (seed >>> 32), step, logp != null ? 1 : 0,
+                cut != null ? cutOff : 0, cut != null ? cutStride : 0, x, cut != null ? cut : x, idx, logp != null ? logp : x);
     }
 
     /**

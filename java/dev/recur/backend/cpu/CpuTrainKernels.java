@@ -47,7 +47,8 @@ final class CpuTrainKernels {
         sink.spec(TrainKernels.SOURCE_MASK, "T:i B:i pad:i ids:I lengths:I mask:I", CpuTrainKernels::sourceMask);
         sink.spec(TrainKernels.BIAS_ACT_FWD, "N:i F:i act:i x:F bias:F y:F", CpuTrainKernels::biasActFwd);
         sink.spec(TrainKernels.BIAS_ACT_BWD, "N:i F:i act:i y:F dy:F dx:F", CpuTrainKernels::biasActBwd);
-        sink.spec(TrainKernels.SAMPLE_ROWS, "N:i V:i T:f seedLo:i seedHi:i step:i wantLogp:i x:F idx:I logp:F",
+        sink.spec(TrainKernels.SAMPLE_ROWS, "N:i V:i T:f seedLo:i seedHi:i step:i wantLogp:i cutOff:i "
+                + "cutStride:i x:F cut:F idx:I logp:F",
                 CpuTrainKernels::sampleRows);
         sink.spec(TrainKernels.COPY_STRIDED, "rows:i cols:i src:F soff:i sld:i dst:F doff:i dld:i",
                 CpuTrainKernels::copyStrided);
@@ -329,21 +330,28 @@ final class CpuTrainKernels {
         long seed = (a.i(3) & 0xFFFFFFFFL) | ((long) a.i(4) << 32);
         int step = a.i(5);
         boolean wantLogp = a.i(6) != 0;
-        MemorySegment x = a.m(7), idx = a.m(8), logp = a.m(9);
+        int cutOff = a.i(7), cutStride = a.i(8);
+        MemorySegment x = a.m(9), cut = a.m(10), idx = a.m(11), logp = a.m(12);
         k.rows(a.ext(0, N), 3 * V, (r, th) -> {
             long row = (long) r * V;
+            float c = cutStride > 0 ? ld(cut, cutOff + (long) r * cutStride) : 0f;
+            boolean hasCut = cutStride > 0 && !Float.isNaN(c);
             float m = ld(x, row);
             for (int j = 1; j < V; j++) {
                 float xj = ld(x, row + j);
                 m = xj > m ? xj : m;
             }
             float s = 0f;
-            for (int j = 0; j < V; j++) s += CpuMath.exp((ld(x, row + j) - m) / T);
+            for (int j = 0; j < V; j++) {
+                float xj = ld(x, row + j);
+                s += hasCut && xj < c ? 0f : CpuMath.exp((xj - m) / T);
+            }
             float target = (float) TrainKernels.sampleUniform(seed, step, r) * s;
             float acc = 0f;
             int tok = -1, last = 0;
             for (int j = 0; j < V && tok < 0; j++) {
-                float next = acc + CpuMath.exp((ld(x, row + j) - m) / T);
+                float xj = ld(x, row + j);
+                float next = acc + (hasCut && xj < c ? 0f : CpuMath.exp((xj - m) / T));
                 if (next > acc) last = j;
                 acc = next;
                 if (target < acc) tok = j;
@@ -352,7 +360,7 @@ final class CpuTrainKernels {
             idx.setAtIndex(I, r, tok);
             if (wantLogp) {
                 float s1 = s;
-                if (T != 1f) {
+                if (T != 1f || hasCut) {
                     s1 = 0f;
                     for (int j = 0; j < V; j++) s1 += CpuMath.exp(ld(x, row + j) - m);
                 }

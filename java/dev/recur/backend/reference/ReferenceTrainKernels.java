@@ -171,20 +171,35 @@ public final class ReferenceTrainKernels {
      * running sum. {@code logp[r]} = the token's log-probability under {@code softmax(x[r,:])}.
      */
     public static Samples sampleRows(int N, int V, double T, long seed, int step, double[] x) {
+        return sampleRows(N, V, T, seed, step, x, 0);
+    }
+
+    /**
+     * {@code sample_rows} with a top-k cut: with {@code topK > 0} only the tokens at or above the row's K-th largest
+     * logit (counted with multiplicity, as {@code topk_rows} leaves it in {@code vals[r, K-1]}) are drawn; the
+     * log-probability stays the untempered softmax over the whole row.
+     */
+    public static Samples sampleRows(int N, int V, double T, long seed, int step, double[] x, int topK) {
         int[] idx = new int[N];
         double[] logp = new double[N];
         for (int r = 0; r < N; r++) {
             double m = x[r * V];
             for (int j = 1; j < V; j++) m = Math.max(m, x[r * V + j]);
+            double c = Double.NEGATIVE_INFINITY;
+            if (topK > 0 && topK <= V) {
+                double[] sorted = java.util.Arrays.copyOfRange(x, r * V, (r + 1) * V);
+                java.util.Arrays.sort(sorted);
+                c = sorted[V - topK];
+            }
             double s = 0, s1 = 0;
             for (int j = 0; j < V; j++) {
-                s += Math.exp((x[r * V + j] - m) / T);
+                s += x[r * V + j] < c ? 0 : Math.exp((x[r * V + j] - m) / T);
                 s1 += Math.exp(x[r * V + j] - m);
             }
             double target = dev.recur.backend.TrainKernels.sampleUniform(seed, step, r) * s, acc = 0;
             int tok = -1, last = 0;
             for (int j = 0; j < V && tok < 0; j++) {
-                double next = acc + Math.exp((x[r * V + j] - m) / T);
+                double next = acc + (x[r * V + j] < c ? 0 : Math.exp((x[r * V + j] - m) / T));
                 if (next > acc) last = j;
                 acc = next;
                 if (target < acc) tok = j;

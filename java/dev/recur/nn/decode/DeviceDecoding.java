@@ -29,7 +29,7 @@ public final class DeviceDecoding {
      *                {@code score} and {@code attention} are null and only the token ids come back
      */
     public static Decoded greedy(DeviceStepModel model, int[] startTokens, int endToken, int maxLength, boolean details) {
-        return run(model, startTokens, endToken, maxLength, details, 0, 0);
+        return run(model, startTokens, endToken, maxLength, details, 0, 0, 0);
     }
 
     /**
@@ -47,16 +47,27 @@ public final class DeviceDecoding {
      */
     public static Decoded sample(DeviceStepModel model, int[] startTokens, int endToken, int maxLength, double temperature,
                                  long seed, boolean details) {
+        return sample(model, startTokens, endToken, maxLength, temperature, 0, seed, details);
+    }
+
+    /**
+     * {@link #sample(DeviceStepModel, int[], int, int, double, long, boolean)} from the {@code topK} most likely tokens
+     * of each step ({@code topk_rows}' K-th logit cuts the rest in {@code sample_rows}; tokens tied with it are kept);
+     * 0, or {@code topK >= V}, draws from them all. The log-probabilities stay those of the untempered, uncut softmax.
+     */
+    public static Decoded sample(DeviceStepModel model, int[] startTokens, int endToken, int maxLength, double temperature,
+                                 int topK, long seed, boolean details) {
+        if (topK < 0) throw new IllegalArgumentException("topK: expected >= 0 (0: no cut), got " + topK);
         float t32 = (float) temperature;   // the kernel divides in float32
         if (!(temperature > 0) || !Double.isFinite(temperature) || t32 == 0f || Float.isInfinite(t32)) {
             throw new IllegalArgumentException("temperature: expected a finite value > 0 (and within float32), got " + temperature);
         }
-        return run(model, startTokens, endToken, maxLength, details, temperature, seed);
+        return run(model, startTokens, endToken, maxLength, details, temperature, topK, seed);
     }
 
     /** Greedy when {@code temperature} is 0, else sampling at that temperature. */
     private static Decoded run(DeviceStepModel model, int[] startTokens, int endToken, int maxLength, boolean details,
-                               double temperature, long seed) {
+                               double temperature, int topK, long seed) {
         if (model == null) throw new IllegalArgumentException("model: must not be null");
         int b = model.batchSize(), v = model.vocabSize();
         checkStarts(startTokens, b, v);
@@ -71,7 +82,12 @@ public final class DeviceDecoding {
             uploadStarts(be, startTokens, tok);
             DeviceBuffer allTok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) maxLength * b));
             // allLp holds -log p per step (greedy: softmax_xent's loss) or +log p (sampling: sample_rows' logp).
-            DeviceBuffer allLp = null, allAtt = null, lp = null, dl = null;
+            DeviceBuffer allLp = null, allAtt = null, lp = null, dl = null, kVals = null, kIdx = null;
+            boolean topCut = sampling && topK > 0 && topK < v;
+            if (topCut) {
+                kVals = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * topK));
+                kIdx = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) b * topK));
+            }
             int t = -1;
             if (details) {
                 allLp = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) maxLength * b));
@@ -80,7 +96,10 @@ public final class DeviceDecoding {
             }
             for (int step = 0; step < maxLength; step++) {
                 DeviceTensor logits = model.step(tok);
-                if (sampling) {
+                if (topCut) {
+                    TrainKernels.topkRows(be, b, v, topK, logits.buffer(), kVals, kIdx);
+                    TrainKernels.sampleRows(be, b, v, (float) temperature, seed, step, logits.buffer(), kVals, topK - 1, topK, tok, lp);
+                } else if (sampling) {
                     TrainKernels.sampleRows(be, b, v, (float) temperature, seed, step, logits.buffer(), tok, lp);
                 } else {
                     TrainKernels.argmaxRows(be, b, v, logits.buffer(), tok);

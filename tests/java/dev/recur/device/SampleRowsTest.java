@@ -22,22 +22,35 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * (the uniform is the same integer-made number everywhere), except where the float64 position {@code u} of the draw
  * lies within float32 rounding of the device token's cumulative-probability interval, the documented boundary case,
  * which is checked rather than skipped; the untempered log-probabilities within float32 tolerance; reproducible and
- * keyed by (seed, step); and a chi-square test that many draws follow {@code softmax(x/T)} for three temperatures
- * (fixed seed, so it cannot flake).
+ * keyed by (seed, step); a top-k cut from {@code topk_rows}' K-th value (ties kept); and a chi-square test that many
+ * draws follow {@code softmax(x/T)} for three temperatures, and top-3 its renormalised head (fixed seed, so it cannot
+ * flake).
  */
 class SampleRowsTest {
     static Stream<String> backends() {
         return DeviceRows.NAMES.stream();
     }
 
-    /** The device's token {@code got} of row {@code r} is the reference's, or {@code u} is within {@code tol} of its interval. */
-    private static boolean consistent(double[] x, int r, int v, double t, double u, int got, double tol) {
+    /**
+     * The device's token {@code got} of row {@code r} is the reference's, or {@code u} is within {@code tol} of its
+     * interval of the float64 cumulative probabilities (tokens below {@code cut} weigh nothing).
+     */
+    private static boolean consistent(double[] x, int r, int v, double t, double cut, double u, int got, double tol) {
         double m = Double.NEGATIVE_INFINITY, s = 0, below = 0;
+        double[] e = new double[v];
         for (int j = 0; j < v; j++) m = Math.max(m, x[r * v + j]);
-        for (int j = 0; j < v; j++) s += Math.exp((x[r * v + j] - m) / t);
-        for (int j = 0; j < got; j++) below += Math.exp((x[r * v + j] - m) / t) / s;
-        double upto = below + Math.exp((x[r * v + got] - m) / t) / s;
-        return u >= below - tol && u < upto + tol;
+        for (int j = 0; j < v; j++) s += e[j] = x[r * v + j] < cut ? 0 : Math.exp((x[r * v + j] - m) / t);
+        for (int j = 0; j < got; j++) below += e[j] / s;
+        double upto = below + e[got] / s;
+        return e[got] > 0 && u >= below - tol && u < upto + tol;
+    }
+
+    /** The K-th largest of row {@code r} (with multiplicity), or -infinity for no cut. */
+    private static double kth(double[] x, int r, int v, int k) {
+        if (k == 0) return Double.NEGATIVE_INFINITY;
+        double[] row = Arrays.copyOfRange(x, r * v, (r + 1) * v);
+        Arrays.sort(row);
+        return row[v - k];
     }
 
     @ParameterizedTest(name = "{0}")
@@ -48,38 +61,47 @@ class SampleRowsTest {
         int n = 400, v = 97;
         double[] x = TrainTestSupport.random(rnd, n * v, 4);
         for (int j = 0; j < v; j++) x[j] = j == 40 ? 30 : 0;   // row 0: one token carries all the mass
-        int boundary = 0;
+        for (int j = 0; j < v; j++) x[v + j] = (j % 3) - 1;       // row 1: many ties at the K-th value
+        int boundary = 0, draws = 0;
         try (TrainTestSupport.Bufs bufs = new TrainTestSupport.Bufs(be)) {
             DeviceBuffer dx = bufs.f32(x), idx = bufs.i32(n, -9), logp = bufs.f32(n, 0);
-            for (double t : new double[] {0.5, 1, 1.7}) {
-                for (int step : new int[] {0, 1, 1000}) {
-                    long seed = 0x1234_5678_9ABC_DEF0L + step;
-                    ReferenceTrainKernels.Samples want = ReferenceTrainKernels.sampleRows(n, v, t, seed, step, x);
-                    TrainKernels.sampleRows(be, n, v, (float) t, seed, step, dx, idx, logp);
-                    int[] got = bufs.geti(idx, n);
-                    double[] gotLogp = bufs.get(logp, n);
-                    assertEquals(40, got[0], "row 0 has one token of probability 1");
-                    double tol = 8.0 * v * 0x1.0p-24;
-                    for (int r = 0; r < n; r++) {
-                        String what = backend + " T=" + t + " step " + step + " row " + r;
-                        if (got[r] != want.idx()[r]) {
-                            boundary++;
-                            double u = TrainKernels.sampleUniform(seed, step, r);
-                            assertTrue(got[r] >= 0 && got[r] < v, what + ": token " + got[r]);
-                            assertTrue(consistent(x, r, v, t, u, got[r], tol),
-                                    what + ": token " + got[r] + " vs the reference's " + want.idx()[r] + " and u = " + u
-                                            + " is not within " + tol + " of its cumulative interval");
+            for (int k : new int[] {0, 5}) {
+                DeviceBuffer vals = bufs.f32(n * Math.max(k, 1), 0), kidx = bufs.i32(n * Math.max(k, 1), 0);
+                if (k > 0) TrainKernels.topkRows(be, n, v, k, dx, vals, kidx);
+                for (double t : new double[] {0.5, 1, 1.7}) {
+                    for (int step : new int[] {0, 1, 1000}) {
+                        long seed = 0x1234_5678_9ABC_DEF0L + step;
+                        ReferenceTrainKernels.Samples want = ReferenceTrainKernels.sampleRows(n, v, t, seed, step, x, k);
+                        if (k == 0) TrainKernels.sampleRows(be, n, v, (float) t, seed, step, dx, idx, logp);
+                        else TrainKernels.sampleRows(be, n, v, (float) t, seed, step, dx, vals, k - 1, k, idx, logp);
+                        int[] got = bufs.geti(idx, n);
+                        double[] gotLogp = bufs.get(logp, n);
+                        assertEquals(40, got[0], "row 0 has one token of probability 1");
+                        double tol = 8.0 * v * 0x1.0p-24;
+                        for (int r = 0; r < n; r++, draws++) {
+                            String what = backend + " top-" + k + " T=" + t + " step " + step + " row " + r;
+                            double cut = kth(x, r, v, k);
+                            assertTrue(x[r * v + got[r]] >= cut, what + ": token " + got[r] + " below the top-" + k + " cut");
+                            if (got[r] != want.idx()[r]) {
+                                boundary++;
+                                double u = TrainKernels.sampleUniform(seed, step, r);
+                                assertTrue(got[r] >= 0 && got[r] < v, what + ": token " + got[r]);
+                                assertTrue(consistent(x, r, v, t, cut, u, got[r], tol),
+                                        what + ": token " + got[r] + " vs the reference's " + want.idx()[r] + " and u = " + u
+                                                + " is not within " + tol + " of its cumulative interval");
+                            }
+                            double m = Arrays.stream(x, r * v, (r + 1) * v).max().orElseThrow(), s = 0;
+                            for (int j = 0; j < v; j++) s += Math.exp(x[r * v + j] - m);
+                            double lp = x[r * v + got[r]] - m - Math.log(s);
+                            assertEquals(lp, gotLogp[r], 1e-5 * Math.max(1, Math.abs(lp)), what + " logp");
                         }
-                        double m = Arrays.stream(x, r * v, (r + 1) * v).max().orElseThrow(), s = 0;
-                        for (int j = 0; j < v; j++) s += Math.exp(x[r * v + j] - m);
-                        double lp = x[r * v + got[r]] - m - Math.log(s);
-                        assertEquals(lp, gotLogp[r], 1e-5 * Math.max(1, Math.abs(lp)), what + " logp");
                     }
                 }
             }
         }
-        // 3,600 draws: boundary cases are rare (about V * 2^-24 of the mass each), so a handful at most.
-        assertTrue(boundary <= 3, backend + ": " + boundary + " rows off the reference's token");
+        System.out.printf("%s: %d of %d draws off the reference's token (boundary cases)%n", backend, boundary, draws);
+        // 7,200 draws: boundary cases are rare (about V * 2^-24 of the mass each), so a handful at most.
+        assertTrue(boundary <= 5, backend + ": " + boundary + " of " + draws + " rows off the reference's token");
     }
 
     @ParameterizedTest(name = "{0}")
@@ -146,6 +168,20 @@ class SampleRowsTest {
                 }
                 assertTrue(chi2 < 30, backend + " T=" + t + ": chi-square " + chi2 + " over counts " + Arrays.toString(count));
             }
+            // Top-3: tokens 3, 0, 1 (logits 2, 1, 0.5) renormalised; the other three are never drawn.
+            DeviceBuffer vals = bufs.f32(n * 3, 0), kidx = bufs.i32(n * 3, 0);
+            TrainKernels.topkRows(be, n, v, 3, dx, vals, kidx);
+            TrainKernels.sampleRows(be, n, v, 1f, 2026, 6, dx, vals, 2, 3, idx, null);
+            int[] got = bufs.geti(idx, n);
+            long[] count = new long[v];
+            for (int g : got) count[g]++;
+            assertEquals(0, count[2] + count[4] + count[5], backend + " top-3: counts " + Arrays.toString(count));
+            double s = Math.exp(2) + Math.exp(1) + Math.exp(0.5), chi2 = 0;
+            for (int j : new int[] {0, 1, 3}) {
+                double e = n * Math.exp(row[j]) / s;
+                chi2 += (count[j] - e) * (count[j] - e) / e;
+            }
+            assertTrue(chi2 < 25, backend + " top-3: chi-square " + chi2 + " over counts " + Arrays.toString(count));
         }
     }
 
@@ -186,6 +222,10 @@ class SampleRowsTest {
                     () -> TrainKernels.sampleRows(be, 2, 5, 1f, 1, 0, x, floats, null));
             TrainKernelsArgumentsTest.refused("sample_rows: logp needs 2 elements, got a buffer of 1",
                     () -> TrainKernels.sampleRows(be, 2, 5, 1f, 1, 0, x, idx, small));
+            TrainKernelsArgumentsTest.refused("sample_rows: cut needs 5 elements, got a buffer of 2",
+                    () -> TrainKernels.sampleRows(be, 2, 5, 1f, 1, 0, x, floats, 1, 3, idx, null));
+            TrainKernelsArgumentsTest.refused("sample_rows: cutStride must be >= 1 with a cut, got 0",
+                    () -> TrainKernels.sampleRows(be, 2, 5, 1f, 1, 0, x, x, 0, 0, idx, null));
             TrainKernelsArgumentsTest.refused("sample_rows: N must be >= 1, got 0",
                     () -> TrainKernels.sampleRows(be, 0, 5, 1f, 1, 0, x, idx, null));
             assertThrows(IllegalStateException.class, () -> {

@@ -127,8 +127,16 @@ class LanguageModelDeviceTest {
                 assertEquals(len, a.get(i).length, "no end token: every row runs to the length");
             }
             assertNotEquals(flat(a), flat(other), backend + ": another seed draws another text");
-            // A temperature near 0 samples the argmax: the sampler reads the same logits greedy does.
+            // A temperature near 0 samples the argmax: the sampler reads the same logits greedy does; so does top-1.
             assertEquals(flat(dev), flat(m.sample(prompts, len, 1e-4, 7)), backend + ": T -> 0 is greedy");
+            try (DeviceStepModel dm = m.deviceStepModel(prompts)) {
+                int[] starts = LanguageModel.lastTokens(prompts);
+                assertEquals(flat(dev), flat(DeviceDecoding.sample(dm, starts, -1, len, 1.5, 1, 7, false).tokens()), backend + ": top-1 is greedy");
+                List<int[]> top5 = DeviceDecoding.sample(dm, starts, -1, len, 1.5, 5, 7, false).tokens();
+                assertEquals(flat(top5), flat(DeviceDecoding.sample(dm, starts, -1, len, 1.5, 5, 7, false).tokens()), backend + ": top-5 reproducible");
+                assertTrue(assertThrows(IllegalArgumentException.class, () -> DeviceDecoding.sample(dm, starts, -1, len, 1, -1, 7, false))
+                        .getMessage().contains("topK"));
+            }
             // Sampling with details: each row's logProb is the sum of its tokens' untempered log-probabilities, which
             // the host step model recomputes for the same tokens.
             try (DeviceStepModel dm = m.deviceStepModel(prompts)) {
