@@ -7,7 +7,7 @@ import java.util.List;
  * loss out), the counterpart of {@link Kernels} for everything around the networks: optimizers over a flat
  * parameter buffer, global-norm clipping, the fused softmax cross-entropy, embeddings, argmax / top-k, bias plus
  * activation and a strided copy. Each is written once in {@code kernels/common/<family>.h} (the equations open
- * the file), wrapped under the same name in {@code kernels/opencl/<family>.cl} and {@code kernels/cuda/<family>.cu},
+ * the file), its entry point in {@code kernels/entry/<family>.h} (included by {@code kernels/opencl/<family>.cl} and {@code kernels/cuda/<family>.cu}),
  * implemented in Java for the {@code cpu} backend in {@code CpuTrainKernels}, stated in float64 in
  * {@link dev.recur.backend.reference.ReferenceTrainKernels} (the oracle the tests hold every backend to, itself
  * checked against PyTorch by {@code tests/fixtures/make_train_fixtures.py}), tested in
