@@ -42,7 +42,11 @@ public interface ParamRule {
     /** Names the regular expression matches as a whole. */
     static ParamRule regex(String regex) {
         if (regex == null) throw new IllegalArgumentException("regex: must not be null");
-        Pattern.compile(regex);   // a bad expression fails here, not at the first step
+        try {
+            Pattern.compile(regex);   // a bad expression fails here, not at the first step
+        } catch (java.util.regex.PatternSyntaxException e) {
+            throw new IllegalArgumentException("regex: not a regular expression: " + e.getMessage(), e);
+        }
         return new Regex(regex);
     }
 
