@@ -427,16 +427,15 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
                 h.copyFrom(h0);
             } else {
                 // Row b·k + j is a copy of item b: one strided copy per j for the [T·B, He] encoder rows and the
-                // [B, hd] state; the I32 mask is copied row by row (a float copy kernel must not carry int bits).
+                // [B, hd] state; the I32 mask in one repeat_rows_i32 (a float copy kernel must not carry int bits).
                 tiledEnc = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, rows, he));
                 tiledMask = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.I32, rows, t));
                 for (int j = 0; j < k; j++) {
                     TrainKernels.copyStrided(be, t * b, he, encY.buffer(), (int) encY.offset(), he, tiledEnc.buffer(), j * he, k * he);
                     TrainKernels.copyStrided(be, b, hd, h0.buffer(), (int) h0.offset(), hd, h.buffer(), j * hd, k * hd);
                 }
-                for (int i = 0; i < b; i++) {
-                    for (int j = 0; j < k; j++) be.copy(mask.buffer(), mask.offset() + (long) i * t, tiledMask.buffer(), (long) (i * k + j) * t, t);
-                }
+                if (mask.offset() != 0) throw new IllegalStateException("decoder: a source mask at offset " + mask.offset());
+                TrainKernels.repeatRowsI32(be, b, t, k, mask.buffer(), tiledMask.buffer());
             }
             xt = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, rows, e));
             comb = keep(rowsScratch, be.allocate(DeviceBuffer.Type.F32, (long) rows * cfg.combineSize()));
