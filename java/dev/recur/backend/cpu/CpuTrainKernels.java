@@ -435,13 +435,18 @@ final class CpuTrainKernels {
                 for (int t = 0; t < V; t++) st(cand, x + t, t == end ? s : Float.NEGATIVE_INFINITY);
                 return;
             }
-            // The kernel's scalar order (max, then the sum of exponentials in index order).
+            // Vectors across the row as in softmax_xent_fwd_bwd: the sum's order is fixed by the lane count, so runs
+            // repeat bit for bit (the device sums in index order; both are within float32 rounding of the reference).
+            int vv = V - V % L;
             float mx = ld(logits, x);
             for (int t = 1; t < V; t++) mx = Math.max(mx, ld(logits, x + t));
-            float sum = 0f;
-            for (int t = 0; t < V; t++) sum += CpuMath.exp(ld(logits, x + t) - mx);
-            float lse = mx + (float) Math.log(sum);
-            for (int t = 0; t < V; t++) st(cand, x + t, s + (ld(logits, x + t) - lse));
+            FloatVector acc = FloatVector.zero(S);
+            for (int t = 0; t < vv; t += L) acc = acc.add(CpuMath.exp(vld(logits, x + t).sub(mx)));
+            float sum = CpuMath.sumLanes(acc);
+            for (int t = vv; t < V; t++) sum += CpuMath.exp(ld(logits, x + t) - mx);
+            float lse = mx + (float) Math.log(sum), off = s - lse;
+            for (int t = 0; t < vv; t += L) vld(logits, x + t).add(off).intoMemorySegment(cand, (x + t) * Float.BYTES, NATIVE);
+            for (int t = vv; t < V; t++) st(cand, x + t, ld(logits, x + t) + off);
         });
     }
 
