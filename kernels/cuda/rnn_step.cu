@@ -1,23 +1,6 @@
-/* rnn_step_fwd / rnn_step_bwd: one time step of a plain RNN layer, both directions in one launch.
- *   forward   h_t = act(xw[t] + b_ih + W_hh h_{t-1} + b_hh),  act = tanh (act=0) or relu (act=1)
- *   backward  dpre_t = (dh_t + dy_t) * act'(h_t), to dgs [D,B,H] (for the dh_{t-1} GEMM) and dgall [T,B,D,H]
- * Launch: grid {H, B, D}, one work item per hidden unit, sequence and direction; the bodies are in
- * kernels/common/rnn.h.
- * CUDA twin of kernels/opencl/rnn_step.cl: the same entry points over the same kernels/common bodies; under
- * nvcc/NVRTC, kernels/common/dialect.h makes KERNEL extern "C" __global__ and GLOBAL_ID(d) the
+/* CUDA entry points of rnn_step: written once, for OpenCL and CUDA, in kernels/entry/rnn_step.h.
+ * Under nvcc/NVRTC, kernels/common/dialect.h makes KERNEL extern "C" __global__ and GLOBAL_ID(d) the
  * block/thread index. CudaBackend launches blocks of up to 256 threads over the grid rounded up (every
- * body bounds-checks its indexes); native/build-cuda.sh checks each for warnings, doubles and spills. */
-#include "common/rnn.h"
-
-KERNEL void rnn_step_fwd(int s, int T, int B, int H, int D, int act,
-                         GLOBAL const int* lengths, GLOBAL const float* xw, GLOBAL const float* hw,
-                         GLOBAL const float* bih, GLOBAL const float* bhh, GLOBAL float* h, GLOBAL float* y) {
-    rnn_step_fwd_body(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), s, T, B, H, D, act, lengths, xw, hw, bih, bhh, h, y);
-}
-
-KERNEL void rnn_step_bwd(int s, int T, int B, int H, int D, int act,
-                         GLOBAL const int* lengths, GLOBAL const float* dy, GLOBAL const float* dhN,
-                         GLOBAL const float* dhrec, GLOBAL const float* y, GLOBAL float* dgs, GLOBAL float* dgall) {
-    rnn_step_bwd_body(GLOBAL_ID(0), GLOBAL_ID(1), GLOBAL_ID(2), s, T, B, H, D, act, lengths, dy, dhN, dhrec, y,
-                      dgs, dgall);
-}
+ * body bounds-checks its indexes); native/build-cuda.sh checks each for warnings, doubles and spills.
+ */
+#include "entry/rnn_step.h"

@@ -6,7 +6,7 @@ import java.util.List;
  * The catalogue of the attention kernels {@code dev.recur.schedule.AttentionSchedule} launches through
  * {@link DeviceBackend#launch} (the counterpart of {@link Kernels} for the RNN schedule).
  * Bodies in {@code kernels/common/attention.h}, entry points of the same names in
- * {@code kernels/opencl/attention.cl} and {@code kernels/cuda/attention.cu}; a backend without a kernel
+ * {@code kernels/entry/attention.h} (included by {@code kernels/opencl/attention.cl} and {@code kernels/cuda/attention.cu}); a backend without a kernel
  * compiler implements each name in Java from this list.
  *
  * <h2>Conventions</h2>

@@ -23,8 +23,8 @@ package dev.recur.backend;
  * <h2>Kernels</h2>
  * {@link #launch(String, long[], Object...)} runs the named kernel over a 1–3 dimensional grid of work
  * items. The names, argument lists and launch shapes are part of this contract, listed in {@link Kernels} and
- * {@link AttentionKernels}; their bodies are written once in {@code kernels/common/*.h} and wrapped by {@code kernels/opencl/*.cl}
- * and {@code kernels/cuda/*.cu}; a backend without a compiler (the {@code cpu} backend) implements each name
+ * {@link AttentionKernels}; their bodies are written once in {@code kernels/common/*.h}, their entry points once in {@code kernels/entry/*.h},
+ * which {@code kernels/opencl/*.cl} and {@code kernels/cuda/*.cu} include; a backend without a compiler (the {@code cpu} backend) implements each name
  * as Java code computing the same thing from the same argument list. A backend may run a grid rounded up in
  * any dimension: every kernel ignores work items whose index is outside the extents it is given as
  * arguments. Work items of one launch are independent (no kernel relies on a work-group size or on

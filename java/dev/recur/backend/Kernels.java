@@ -3,9 +3,9 @@ package dev.recur.backend;
 /**
  * The catalogue of named kernels the shared schedule launches through
  * {@link DeviceBackend#launch}. The bodies are written once in {@code kernels/common/*.h}
- * and wrapped under the same names in {@code kernels/opencl/*.cl} (and {@code kernels/cuda/*.cu}); a backend
- * without a kernel compiler implements each name in Java from this list. Each {@code .cl} file opens with the
- * equations; this page is the argument contract. The kernels around the networks (optimizers, clipping, the
+ * and their entry points under the same names in {@code kernels/entry/*.h}, which {@code kernels/opencl/*.cl} and
+ * {@code kernels/cuda/*.cu} include; a backend without a kernel compiler implements each name in Java from this
+ * list. Each entry file opens with the equations; this page is the argument contract. The kernels around the networks (optimizers, clipping, the
  * loss, embeddings, decoding) are in {@link TrainKernels}, with checked launchers.
  *
  * <h2>Conventions</h2>

@@ -7,7 +7,7 @@ import java.util.List;
  * loss out), the counterpart of {@link Kernels} for everything around the networks: optimizers over a flat
  * parameter buffer, global-norm clipping, the fused softmax cross-entropy, embeddings, argmax / top-k, bias plus
  * activation and a strided copy. Each is written once in {@code kernels/common/<family>.h} (the equations open
- * the file), wrapped under the same name in {@code kernels/opencl/<family>.cl} and {@code kernels/cuda/<family>.cu},
+ * the file), its entry point in {@code kernels/entry/<family>.h} (included by {@code kernels/opencl/<family>.cl} and {@code kernels/cuda/<family>.cu}),
  * implemented in Java for the {@code cpu} backend in {@code CpuTrainKernels}, stated in float64 in
  * {@link dev.recur.backend.reference.ReferenceTrainKernels} (the oracle the tests hold every backend to, itself
  * checked against PyTorch by {@code tests/fixtures/make_train_fixtures.py}), tested in
@@ -75,6 +75,16 @@ import java.util.List;
  * bias_act_fwd      grid {F,N}: N,F,act, x, bias, y        y = act(x + bias[f]); act 0 identity 1 tanh 2 relu 3 sigmoid
  * bias_act_bwd      grid {F,N}: N,F,act, y, dy, dx         dx = dy * act'(y), from the output y
  * copy_strided      grid {cols,rows}: rows,cols, src,soff,sld, dst,doff,dld   dst[doff+r dld+c] = src[soff+r sld+c]
+ * beam_candidates   grid {N}: N,K,V,step,end, logits, tok, score, cand   beam search, N = B*K rows: cand[r,t] =
+ *                   s + log_softmax(logits[r])[t], s = score[r] (step 0: 0 for r%K == 0, else -inf); a finished row
+ *                   (step > 0 and tok[r] == end) offers only t = end at s, every other t -inf
+ * beam_update       grid {N}: N,K,V,step,end, vals, idx, parents, tok, score, histTok, histPar   from topk_rows over
+ *                   [B, K*V]: parents[r] = b*K + idx/V, tok[r] = idx%V, score[r] = vals[r] (dead when no live
+ *                   candidate: b*K, end, -inf); histTok/histPar[step*N + r] = tok[r]/parents[r]
+ * beam_backtrace    grid {B}: B,K,S,end,alpha, score, histTok, histPar, out, at, scores   per item the best row
+ *                   (finished first, then score/length^alpha, ties to the lower row), walked back over S steps:
+ *                   out[b,s] = its tokens, at[b,s] = s*N + the step-s row that gave them, scores[b] = (lp, norm)
+ * repeat_rows_i32   grid {C, M*R}: M,C,R, src, dst         dst[q,c] = src[q/R, c] (I32)
  * </pre>
  */
 public final class TrainKernels {
@@ -96,11 +106,16 @@ public final class TrainKernels {
     public static final String BIAS_ACT_FWD = "bias_act_fwd";
     public static final String BIAS_ACT_BWD = "bias_act_bwd";
     public static final String COPY_STRIDED = "copy_strided";
+    public static final String BEAM_CANDIDATES = "beam_candidates";
+    public static final String BEAM_UPDATE = "beam_update";
+    public static final String BEAM_BACKTRACE = "beam_backtrace";
+    public static final String REPEAT_ROWS_I32 = "repeat_rows_i32";
 
     /** Every kernel of this catalogue; every device backend runs all of them. */
     public static final List<String> ALL = List.of(ADAM_STEP, SGD_STEP, GRAD_NORM_PARTIAL, GRAD_CLIP_SCALE,
             SOFTMAX_XENT_FWD_BWD, SOFTMAX_XENT_MEAN, EMBEDDING_FWD, EMBEDDING_BWD_INDEX, EMBEDDING_BWD, ARGMAX_ROWS,
-            TOPK_ROWS, SOURCE_MASK, BIAS_ACT_FWD, BIAS_ACT_BWD, COPY_STRIDED, SAMPLE_ROWS);
+            TOPK_ROWS, SOURCE_MASK, BIAS_ACT_FWD, BIAS_ACT_BWD, COPY_STRIDED, BEAM_CANDIDATES, BEAM_UPDATE,
+            BEAM_BACKTRACE, REPEAT_ROWS_I32, SAMPLE_ROWS);
 
     /**
      * The number of partial sums {@link #gradNorm} uses for {@code n} elements: one per 4096 elements, at least 1,
@@ -384,6 +399,100 @@ public final class TrainKernels {
         z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
         z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
         return z ^ (z >>> 31);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Beam search (kernels/common/beam.h)
+
+    /**
+     * {@code beam_candidates}: the candidates {@code cand [B*K, V]} of one beam search step from the logits
+     * {@code [B*K, V]}, the rows' tokens (I32, their finished flags) and cumulative scores, both {@code [B*K]} and
+     * unread at {@code step} 0. Row {@code b*K + j}'s candidates are row {@code b} of {@code [B, K*V]}, what
+     * {@link #topkRows} with K then ranks.
+     */
+    public static void beamCandidates(DeviceBackend be, int B, int K, int V, int step, int end, DeviceBuffer logits,
+                                      DeviceBuffer tok, DeviceBuffer score, DeviceBuffer cand) {
+        String k = BEAM_CANDIDATES;
+        int n = beamRows(k, B, K, V);
+        if (step < 0) throw bad(k, "step", "must be >= 0", step);
+        token(k, "end", end, V);
+        f32(k, "logits", logits, (long) n * V);
+        i32(k, "tok", tok, n);
+        f32(k, "score", score, n);
+        f32(k, "cand", cand, (long) n * V);
+        be.launch(k, new long[] {n}, n, K, V, step, end, logits, tok, score, cand);
+    }
+
+    /**
+     * {@code beam_update}: from {@link #topkRows}' {@code vals}, {@code idx [B, K]} over the candidates, the rows'
+     * {@code parents}, next tokens and scores ({@code [B*K]}) and the histories' row {@code step} of
+     * {@code histTok}, {@code histPar [steps, B*K]} (I32).
+     */
+    public static void beamUpdate(DeviceBackend be, int B, int K, int V, int step, int end, DeviceBuffer vals,
+                                  DeviceBuffer idx, DeviceBuffer parents, DeviceBuffer tok, DeviceBuffer score,
+                                  DeviceBuffer histTok, DeviceBuffer histPar) {
+        String k = BEAM_UPDATE;
+        int n = beamRows(k, B, K, V);
+        if (step < 0) throw bad(k, "step", "must be >= 0", step);
+        token(k, "end", end, V);
+        f32(k, "vals", vals, n);
+        i32(k, "idx", idx, n);
+        i32(k, "parents", parents, n);
+        i32(k, "tok", tok, n);
+        f32(k, "score", score, n);
+        i32(k, "histTok", histTok, (long) (step + 1) * n);
+        i32(k, "histPar", histPar, (long) (step + 1) * n);
+        be.launch(k, new long[] {n}, n, K, V, step, end, vals, idx, parents, tok, score, histTok, histPar);
+    }
+
+    /**
+     * {@code beam_backtrace}: after {@code S} steps, each item's answer (finished before open, then the higher
+     * {@code score / length^alpha}) walked back through the histories: {@code out [B, S]} its tokens (the end token
+     * and after it, end tokens), {@code at [B, S]} the flat {@code [S*B*K]} index of the row each came from (to gather
+     * per-step rows such as attention), {@code scores [B, 2]} its log-probability and normalised score.
+     */
+    public static void beamBacktrace(DeviceBackend be, int B, int K, int S, int end, float alpha, DeviceBuffer score,
+                                     DeviceBuffer histTok, DeviceBuffer histPar, DeviceBuffer out, DeviceBuffer at,
+                                     DeviceBuffer scores) {
+        String k = BEAM_BACKTRACE;
+        positive(k, "B", B);
+        positive(k, "K", K);
+        positive(k, "S", S);
+        if (end < 0) throw bad(k, "end", "must be >= 0", end);
+        nonNegative(k, "alpha", alpha);
+        int n = B * K;
+        f32(k, "score", score, n);
+        i32(k, "histTok", histTok, (long) S * n);
+        i32(k, "histPar", histPar, (long) S * n);
+        i32(k, "out", out, (long) B * S);
+        i32(k, "at", at, (long) B * S);
+        f32(k, "scores", scores, 2L * B);
+        be.launch(k, new long[] {B}, B, K, S, end, alpha, score, histTok, histPar, out, at, scores);
+    }
+
+    /** {@code repeat_rows_i32}: {@code dst [M*R, C]} = each row of {@code src [M, C]} (I32) {@code R} times in a row. */
+    public static void repeatRowsI32(DeviceBackend be, int M, int C, int R, DeviceBuffer src, DeviceBuffer dst) {
+        String k = REPEAT_ROWS_I32;
+        positive(k, "M", M);
+        positive(k, "C", C);
+        positive(k, "R", R);
+        i32(k, "src", src, (long) M * C);
+        i32(k, "dst", dst, (long) M * R * C);
+        if (src == dst) throw bad(k, "dst", "must not be src", "the same buffer");
+        be.launch(k, new long[] {C, (long) M * R}, M, C, R, src, dst);
+    }
+
+    /** B*K, after checking B, K and V and that B*K*V fits the kernels' int indexes. */
+    private static int beamRows(String k, int B, int K, int V) {
+        positive(k, "B", B);
+        positive(k, "K", K);
+        positive(k, "V", V);
+        if ((long) B * K * V > Integer.MAX_VALUE) throw bad(k, "B*K*V", "must fit an int", (long) B * K * V);
+        return B * K;
+    }
+
+    private static void token(String k, String arg, int t, int V) {
+        if (t < 0 || t >= V) throw bad(k, arg, "must be in [0, V=" + V + ")", t);
     }
 
     // ---------------------------------------------------------------------------------------------------------

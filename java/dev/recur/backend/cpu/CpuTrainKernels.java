@@ -11,7 +11,7 @@ import java.nio.ByteOrder;
 /**
  * The kernels of {@link TrainKernels} as Java code for the {@code cpu} backend, with the argument lists of the
  * catalogue and the semantics of their {@code kernels/common} bodies ({@code optim.h}, {@code xent.h},
- * {@code embedding.h}, {@code decode.h}, {@code pointwise.h}; the equations are there). Every sum is taken in the
+ * {@code embedding.h}, {@code decode.h}, {@code pointwise.h}, {@code beam.h}; the equations are there). Every sum is taken in the
  * device kernel's order (so {@code grad_norm_partial}'s strided partial sums are the same numbers), and large
  * launches are split over the pool by rows or element chunks, never inside a sum.
  */
@@ -52,6 +52,13 @@ final class CpuTrainKernels {
                 CpuTrainKernels::sampleRows);
         sink.spec(TrainKernels.COPY_STRIDED, "rows:i cols:i src:F soff:i sld:i dst:F doff:i dld:i",
                 CpuTrainKernels::copyStrided);
+        sink.spec(TrainKernels.BEAM_CANDIDATES, "N:i K:i V:i step:i end:i logits:F tok:I score:F cand:F",
+                CpuTrainKernels::beamCandidates);
+        sink.spec(TrainKernels.BEAM_UPDATE, "N:i K:i V:i step:i end:i vals:F idx:I parents:I tok:I score:F histTok:I "
+                + "histPar:I", CpuTrainKernels::beamUpdate);
+        sink.spec(TrainKernels.BEAM_BACKTRACE, "B:i K:i S:i end:i alpha:f score:F histTok:I histPar:I out:I at:I scores:F",
+                CpuTrainKernels::beamBacktrace);
+        sink.spec(TrainKernels.REPEAT_ROWS_I32, "M:i C:i R:i src:I dst:I", CpuTrainKernels::repeatRowsI32);
     }
 
     @FunctionalInterface
@@ -462,5 +469,108 @@ final class CpuTrainKernels {
         int nc = a.ext(0, cols);
         k.rows(a.ext(1, rows), nc, (r, th) -> MemorySegment.copy(src, ((long) soff + (long) r * sld) * Float.BYTES, dst,
                 ((long) doff + (long) r * dld) * Float.BYTES, (long) nc * Float.BYTES));
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // beam.h
+
+    private static void beamCandidates(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), K = a.i(1), V = a.i(2), step = a.i(3), end = a.i(4);
+        MemorySegment logits = a.m(5), tok = a.m(6), score = a.m(7), cand = a.m(8);
+        k.rows(a.ext(0, N), V, (r, th) -> {
+            long x = (long) r * V;
+            float s = step == 0 ? (r % K == 0 ? 0f : Float.NEGATIVE_INFINITY) : ld(score, r);
+            if (step > 0 && ldi(tok, r) == end) {
+                for (int t = 0; t < V; t++) st(cand, x + t, t == end ? s : Float.NEGATIVE_INFINITY);
+                return;
+            }
+            // Vectors across the row as in softmax_xent_fwd_bwd: the sum's order is fixed by the lane count, so runs
+            // repeat bit for bit (the device sums in index order; both are within float32 rounding of the reference).
+            int vv = V - V % L;
+            float mx = ld(logits, x);
+            for (int t = 1; t < V; t++) mx = Math.max(mx, ld(logits, x + t));
+            FloatVector acc = FloatVector.zero(S);
+            for (int t = 0; t < vv; t += L) acc = acc.add(CpuMath.exp(vld(logits, x + t).sub(mx)));
+            float sum = CpuMath.sumLanes(acc);
+            for (int t = vv; t < V; t++) sum += CpuMath.exp(ld(logits, x + t) - mx);
+            float lse = mx + (float) Math.log(sum), off = s - lse;
+            for (int t = 0; t < vv; t += L) vld(logits, x + t).add(off).intoMemorySegment(cand, (x + t) * Float.BYTES, NATIVE);
+            for (int t = vv; t < V; t++) st(cand, x + t, ld(logits, x + t) + off);
+        });
+    }
+
+    private static void beamUpdate(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), K = a.i(1), V = a.i(2), step = a.i(3), end = a.i(4);
+        MemorySegment vals = a.m(5), idx = a.m(6), parents = a.m(7), tok = a.m(8), score = a.m(9), histTok = a.m(10),
+                histPar = a.m(11);
+        int n = a.ext(0, N);
+        for (int r = 0; r < n; r++) {
+            int base = (r / K) * K, i = ldi(idx, r), p, t;
+            float v = ld(vals, r);
+            if (i >= 0 && v > Float.NEGATIVE_INFINITY) {
+                p = base + i / V;
+                t = i % V;
+            } else {
+                p = base;
+                t = end;
+                v = Float.NEGATIVE_INFINITY;
+            }
+            parents.setAtIndex(I, r, p);
+            tok.setAtIndex(I, r, t);
+            st(score, r, v);
+            histTok.setAtIndex(I, (long) step * N + r, t);
+            histPar.setAtIndex(I, (long) step * N + r, p);
+        }
+    }
+
+    private static void beamBacktrace(CpuKernels k, CpuKernels.Args a) {
+        int B = a.i(0), K = a.i(1), S = a.i(2), end = a.i(3);
+        float alpha = a.f(4);
+        MemorySegment score = a.m(5), histTok = a.m(6), histPar = a.m(7), out = a.m(8), at = a.m(9), scores = a.m(10);
+        int N = B * K;
+        k.rows(a.ext(0, B), (long) K * S, (b, th) -> {
+            int pick = -1;
+            boolean pickFin = false;
+            float pickNorm = 0f;
+            for (int j = 0; j < K; j++) {
+                int r = b * K + j;
+                float lp = ld(score, r);
+                if (!(lp > Float.NEGATIVE_INFINITY)) continue;
+                int len = S, row = r;
+                for (int s = S - 1; s >= 0; s--) {
+                    if (ldi(histTok, (long) s * N + row) == end) len = s + 1;
+                    row = ldi(histPar, (long) s * N + row);
+                }
+                boolean fin = ldi(histTok, (long) (S - 1) * N + r) == end;
+                float d = Math.max(1, len);
+                float norm = alpha == 0f ? lp : lp / (float) Math.exp(alpha * (float) Math.log(d));
+                if (pick < 0 || (fin && !pickFin) || (fin == pickFin && norm > pickNorm)) {
+                    pick = r;
+                    pickFin = fin;
+                    pickNorm = norm;
+                }
+            }
+            if (pick < 0) {
+                pick = b * K;
+                pickNorm = ld(score, pick);
+            }
+            int row = pick;
+            for (int s = S - 1; s >= 0; s--) {
+                int p = ldi(histPar, (long) s * N + row);
+                out.setAtIndex(I, (long) b * S + s, ldi(histTok, (long) s * N + row));
+                at.setAtIndex(I, (long) b * S + s, s * N + p);
+                row = p;
+            }
+            st(scores, 2L * b, ld(score, pick));
+            st(scores, 2L * b + 1, pickNorm);
+        });
+    }
+
+    private static void repeatRowsI32(CpuKernels k, CpuKernels.Args a) {
+        int M = a.i(0), C = a.i(1), R = a.i(2);
+        MemorySegment src = a.m(3), dst = a.m(4);
+        int nc = a.ext(0, C);
+        k.rows(a.ext(1, (long) M * R), nc, (q, th) -> MemorySegment.copy(src, (long) (q / R) * C * Integer.BYTES, dst,
+                (long) q * C * Integer.BYTES, (long) nc * Integer.BYTES));
     }
 }

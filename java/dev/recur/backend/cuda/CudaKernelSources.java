@@ -28,7 +28,7 @@ import java.util.stream.Stream;
 
 /**
  * The CUDA kernel sources as NVRTC sees them: each {@code kernels/cuda/*.cu} entry point with every header
- * it includes (from {@code kernels/cuda} and {@code kernels/common}), read from the class path so that a
+ * it includes (from {@code kernels/cuda}, {@code kernels/entry} and {@code kernels/common}), read from the class path so that a
  * packaged jar carries its kernels. Pure Java: nothing here needs CUDA, so it is tested on any machine.
  */
 final class CudaKernelSources {
@@ -104,7 +104,10 @@ final class CudaKernelSources {
             String source = read(loader, CUDA_DIR + file);
             Map<String, String> headers = new TreeMap<>();
             resolveIncludes(loader, CUDA_DIR, file, source, headers);
-            units.put(file, new Unit(file, source, Collections.unmodifiableMap(headers), entryPoints(source)));
+            // The entry points are in the .cu itself or, written once for OpenCL and CUDA, in kernels/entry/*.h.
+            List<String> kernels = new ArrayList<>(entryPoints(source));
+            for (String h : headers.values()) kernels.addAll(entryPoints(h));
+            units.put(file, new Unit(file, source, Collections.unmodifiableMap(headers), List.copyOf(kernels)));
         }
         if (units.isEmpty()) throw new IllegalStateException("no CUDA kernels found on the class path under " + CUDA_DIR);
         return Collections.unmodifiableMap(units);

@@ -249,4 +249,98 @@ public final class ReferenceTrainKernels {
             for (int c = 0; c < cols; c++) dst[doff + r * dld + c] = src[soff + r * sld + c];
         }
     }
+
+    /**
+     * {@code beam_candidates}: {@code cand [N, V]} for rows {@code N = B*K}: {@code s + log_softmax(logits[r])[t]} with
+     * {@code s = score[r]} ({@code step} 0: 0 for the first row of each item, -inf for the others, none finished); a
+     * finished row ({@code step > 0}, {@code tok[r] == end}) offers only {@code t = end} at {@code s}.
+     */
+    public static double[] beamCandidates(int N, int K, int V, int step, int end, double[] logits, int[] tok, double[] score) {
+        double[] cand = new double[N * V];
+        for (int r = 0; r < N; r++) {
+            double s = step == 0 ? (r % K == 0 ? 0 : Double.NEGATIVE_INFINITY) : score[r];
+            boolean finished = step > 0 && tok[r] == end;
+            double mx = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int t = 0; t < V; t++) mx = Math.max(mx, logits[r * V + t]);
+            for (int t = 0; t < V; t++) sum += Math.exp(logits[r * V + t] - mx);
+            double lse = mx + Math.log(sum);
+            for (int t = 0; t < V; t++) {
+                cand[r * V + t] = finished ? (t == end ? s : Double.NEGATIVE_INFINITY) : s + (logits[r * V + t] - lse);
+            }
+        }
+        return cand;
+    }
+
+    /**
+     * {@code beam_update}: from {@code topk_rows}' {@code vals}, {@code idx [B, K]} over {@code [B, K*V]} candidates,
+     * each slot's parent row, token and score (a slot without a live candidate: the item's first row, {@code end},
+     * -inf), also written to row {@code step} of the histories {@code [steps, N]}. Arrays are updated in place.
+     */
+    public static void beamUpdate(int N, int K, int V, int step, int end, double[] vals, int[] idx, int[] parents,
+                                  int[] tok, double[] score, int[] histTok, int[] histPar) {
+        for (int r = 0; r < N; r++) {
+            int base = r / K * K, i = idx[r];
+            boolean alive = i >= 0 && vals[r] > Double.NEGATIVE_INFINITY;
+            parents[r] = alive ? base + i / V : base;
+            tok[r] = alive ? i % V : end;
+            score[r] = alive ? vals[r] : Double.NEGATIVE_INFINITY;
+            histTok[step * N + r] = tok[r];
+            histPar[step * N + r] = parents[r];
+        }
+    }
+
+    /**
+     * {@code beam_backtrace}: after {@code S} steps, per item the row with a score above -inf that is finished (its
+     * last token is {@code end}) before open ones, then of the highest {@code score / max(1, length)^alpha} ({@code length}
+     * up to and including the first end token, else S), the lower row on ties (the item's first row if none is
+     * alive); its tokens walked back through the histories into {@code out [B, S]}, the flat index
+     * {@code s*N + parent} of each step's source row into {@code at [B, S]}, {@code (score, normalised)} into
+     * {@code scores [B, 2]}.
+     */
+    public static void beamBacktrace(int B, int K, int S, int end, double alpha, double[] score, int[] histTok,
+                                     int[] histPar, int[] out, int[] at, double[] scores) {
+        int N = B * K;
+        for (int b = 0; b < B; b++) {
+            int pick = -1;
+            boolean pickFin = false;
+            double pickNorm = 0;
+            for (int j = 0; j < K; j++) {
+                int r = b * K + j;
+                if (!(score[r] > Double.NEGATIVE_INFINITY)) continue;
+                int[] walk = new int[S];
+                for (int s = S - 1, row = r; s >= 0; s--) {
+                    walk[s] = histTok[s * N + row];
+                    row = histPar[s * N + row];
+                }
+                int len = S;
+                for (int s = S - 1; s >= 0; s--) if (walk[s] == end) len = s + 1;
+                boolean fin = walk[S - 1] == end;
+                double norm = alpha == 0 ? score[r] : score[r] / Math.pow(Math.max(1, len), alpha);
+                if (pick < 0 || (fin && !pickFin) || (fin == pickFin && norm > pickNorm)) {
+                    pick = r;
+                    pickFin = fin;
+                    pickNorm = norm;
+                }
+            }
+            if (pick < 0) {
+                pick = b * K;
+                pickNorm = score[pick];
+            }
+            for (int s = S - 1, row = pick; s >= 0; s--) {
+                int p = histPar[s * N + row];
+                out[b * S + s] = histTok[s * N + row];
+                at[b * S + s] = s * N + p;
+                row = p;
+            }
+            scores[2 * b] = score[pick];
+            scores[2 * b + 1] = pickNorm;
+        }
+    }
+
+    /** {@code repeat_rows_i32}: {@code [M*R, C]} with row q = row {@code q / R} of {@code src [M, C]}. */
+    public static int[] repeatRowsI32(int M, int C, int R, int[] src) {
+        int[] dst = new int[M * R * C];
+        for (int q = 0; q < M * R; q++) System.arraycopy(src, q / R * C, dst, q * C, C);
+        return dst;
+    }
 }

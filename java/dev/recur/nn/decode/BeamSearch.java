@@ -39,6 +39,16 @@ public final class BeamSearch {
         return width;
     }
 
+    /** The length penalty's exponent {@code alpha} of {@link #normalised}. */
+    public double lengthPenaltyAlpha() {
+        return alpha;
+    }
+
+    /** The most tokens a hypothesis generates, its end token included. */
+    public int maxLength() {
+        return maxLength;
+    }
+
     /** The length-normalised score of a hypothesis. */
     public double normalised(double logProb, int length) {
         return alpha == 0 ? logProb : logProb / Math.pow(Math.max(1, length), alpha);

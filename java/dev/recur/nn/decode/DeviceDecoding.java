@@ -137,6 +137,129 @@ public final class DeviceDecoding {
     }
 
     /**
+     * Batched beam search ({@link BeamSearch}'s semantics: ranking by cumulative log-probability, finished hypotheses
+     * kept and competing by the same score, the answer by {@code logProb / length^alpha} with finished ones preferred,
+     * ties to the lower (row, token), so width 1 is {@link #greedy}) of every item of {@code model} from
+     * {@code startTokens[b]}, all on the device: per step the model's step, {@code beam_candidates} (log-softmax plus
+     * the rows' scores), {@code topk_rows} over each item's {@code K·V} candidates, {@code beam_update} (parents,
+     * tokens, scores, the step's row of the token and parent histories) and the model's {@link DeviceStepModel#select};
+     * after {@code search.maxLength()} steps {@code beam_backtrace} walks each item's answer back. The host downloads
+     * the answers' tokens once ({@code 4·B·maxLength} bytes, the end token marking each length), and with
+     * {@code details} their log-probability and score ({@code 8·B} bytes) and attention ({@code 4·B·maxLength·T}
+     * bytes, gathered on the device from a per-step copy of the model's attention): one to three blocking waits.
+     *
+     * <p>Scores are float32 on the device (float64 on the host), so a near tie between two hypotheses (closer than
+     * float32 rounding of a sum of log-probabilities) may break the other way than {@link BeamSearch} breaks it.
+     *
+     * @param details also return each answer's log-probability, score and attention weights (null for a model without
+     *                attention); without it the result's {@code logProb}, {@code score} and {@code attention} are null
+     */
+    public static Decoded beamSearch(DeviceStepModel model, int[] startTokens, int endToken, BeamSearch search, boolean details) {
+        if (model == null) throw new IllegalArgumentException("model: must not be null");
+        if (search == null) throw new IllegalArgumentException("search: must not be null");
+        int b = model.batchSize(), v = model.vocabSize(), k = search.width(), len = search.maxLength(), n = b * k;
+        checkStarts(startTokens, b, v);
+        if (endToken < 0 || endToken >= v) throw new IllegalArgumentException("endToken: expected in [0, " + v + "), got " + endToken);
+        if ((long) n * v > Integer.MAX_VALUE || (long) len * n > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("search: width " + k + " over " + b + " items, vocabulary " + v
+                    + " and " + len + " steps exceeds the kernels' int indexes");
+        }
+        DeviceBackend be = model.backend();
+        List<AutoCloseable> scratch = new ArrayList<>();
+        try {
+            model.start(k);
+            DeviceBuffer tok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, n));
+            boolean same = Arrays.stream(startTokens).allMatch(x -> x == startTokens[0]);
+            if (same) {
+                be.fill(tok, 0, n, startTokens[0]);
+            } else {
+                int[] rows = new int[n];
+                for (int r = 0; r < n; r++) rows[r] = startTokens[r / k];
+                be.upload(rows, 0, tok, 0, n);
+            }
+            DeviceBuffer score = keep(scratch, be.allocate(DeviceBuffer.Type.F32, n));
+            DeviceBuffer cand = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) n * v));
+            DeviceBuffer vals = keep(scratch, be.allocate(DeviceBuffer.Type.F32, n));
+            DeviceBuffer idx = keep(scratch, be.allocate(DeviceBuffer.Type.I32, n));
+            DeviceBuffer parents = keep(scratch, be.allocate(DeviceBuffer.Type.I32, n));
+            DeviceBuffer histTok = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) len * n));
+            DeviceBuffer histPar = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) len * n));
+            DeviceBuffer allAtt = null;
+            int t = -1;
+            for (int step = 0; step < len; step++) {
+                DeviceTensor logits = model.step(tok);
+                TrainKernels.beamCandidates(be, b, k, v, step, endToken, logits.buffer(), tok, score, cand);
+                TrainKernels.topkRows(be, b, k * v, k, cand, vals, idx);
+                TrainKernels.beamUpdate(be, b, k, v, step, endToken, vals, idx, parents, tok, score, histTok, histPar);
+                if (details) {
+                    // The step's attention by the rows before the reordering: beam_backtrace's `at` indexes these.
+                    DeviceTensor att = model.attention();
+                    if (att != null) {
+                        if (allAtt == null) {
+                            t = att.dim(1);
+                            allAtt = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) len * n * t));
+                        }
+                        be.copy(att.buffer(), att.offset(), allAtt, (long) step * n * t, (long) n * t);
+                    }
+                }
+                if (step + 1 < len) model.select(parents);
+            }
+            DeviceBuffer out = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) b * len));
+            DeviceBuffer at = keep(scratch, be.allocate(DeviceBuffer.Type.I32, (long) b * len));
+            DeviceBuffer scores = keep(scratch, be.allocate(DeviceBuffer.Type.F32, 2L * b));
+            TrainKernels.beamBacktrace(be, b, k, len, endToken, (float) search.lengthPenaltyAlpha(), score, histTok,
+                    histPar, out, at, scores);
+            int[] toks = new int[b * len];
+            be.download(out, 0, toks, 0, toks.length);
+            float[] sc = null, atts = null;
+            if (details) {
+                sc = new float[2 * b];
+                be.download(scores, 0, sc, 0, sc.length);
+                if (allAtt != null) {
+                    DeviceBuffer picked = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * len * t));
+                    TrainKernels.embeddingFwd(be, b * len, t, len * n, at, allAtt, picked);
+                    atts = new float[b * len * t];
+                    be.download(picked, 0, atts, 0, atts.length);
+                }
+            }
+            return answers(toks, sc, atts, b, t, endToken, len);
+        } finally {
+            Resources.closeAll(scratch);
+        }
+    }
+
+    /**
+     * The host's share of {@link #beamSearch}: from the item-major downloads {@code toks [B, maxLength]} (each answer's
+     * tokens, end tokens from its end on), {@code sc [B, 2]} (log-probability, score; or null) and
+     * {@code atts [B, maxLength, T]} (or null), each answer's tokens before its end token and the attention rows of the
+     * steps up to and including it.
+     */
+    static Decoded answers(int[] toks, float[] sc, float[] atts, int b, int t, int endToken, int maxLength) {
+        List<int[]> seqs = new ArrayList<>();
+        List<double[][]> attention = atts != null ? new ArrayList<>() : null;
+        boolean[] finished = new boolean[b];
+        double[] logProb = sc != null ? new double[b] : null, score = sc != null ? new double[b] : null;
+        for (int i = 0; i < b; i++) {
+            int e = 0;
+            while (e < maxLength && toks[i * maxLength + e] != endToken) e++;
+            finished[i] = e < maxLength;
+            seqs.add(Arrays.copyOfRange(toks, i * maxLength, i * maxLength + e));
+            if (sc != null) {
+                logProb[i] = sc[2 * i];
+                score[i] = sc[2 * i + 1];
+            }
+            if (atts != null) {
+                double[][] rows = new double[finished[i] ? e + 1 : maxLength][t];
+                for (int s = 0; s < rows.length; s++) {
+                    for (int j = 0; j < t; j++) rows[s][j] = atts[(i * maxLength + s) * t + j];
+                }
+                attention.add(rows);
+            }
+        }
+        return new Decoded(seqs, finished, logProb, score, attention);
+    }
+
+    /**
      * The host's share: each row's tokens up to its end token, its summed log-probability and attention rows, from
      * the step-major downloads {@code toks [maxLength, B]}, {@code nlls} (the chosen tokens' {@code -log p}, or null)
      * and {@code atts [maxLength, B, T]} (or null).

@@ -13,19 +13,23 @@ import dev.recur.engine.GradMode;
 import dev.recur.engine.WeightSpace;
 import dev.recur.nn.layers.Parameters;
 import dev.recur.nn.train.Adam;
+import dev.recur.nn.train.DeviceOptimizer;
 import dev.recur.nn.train.GradientClipping;
+import dev.recur.nn.train.Optimizer;
+import dev.recur.nn.train.OptimizerConfig;
 
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Trains a {@link LanguageModel} with Adam(W) and global-norm clipping, one {@link #step} per batch. Made by
- * {@link LanguageModel#trainer}.
+ * Trains a {@link LanguageModel} with the {@link Config}'s optimizer (SGD, Adam or AdamW, global-norm clipping,
+ * parameter groups), one {@link #step} per batch. Made by {@link LanguageModel#trainer}.
  *
  * <p>On a device backend the whole step runs on the device: embedding ({@code embedding_fwd}/{@code _bwd}), the
  * recurrent network on device tensors, the output projection as a GEMM plus {@code bias_act_fwd}, the fused
  * {@code softmax_xent_fwd_bwd} and its mean, the gradients in device buffers ({@code col_sum} and GEMMs for the output
- * layer), {@code gradNorm} clipping over every gradient and one {@code adam_step} per parameter buffer. The host
+ * layer), then a {@link DeviceOptimizer} step (clipping over every non-frozen gradient, one update launch per buffer
+ * and group). The host
  * uploads the token ids and targets ({@code 8·T·B} bytes) and downloads the 4-byte mean loss: one blocking wait.
  * The parameters live on the device while the trainer is open; {@link LanguageModel#parameters()} (and everything of
  * the model that reads them on the host: save, loss, sampling) downloads them into the host mirror first when a step
@@ -33,9 +37,10 @@ import java.util.List;
  * next step; nothing else is ever uploaded again.
  *
  * <p>On the float64 reference backend a step is the host path: {@link LanguageModel#forwardBackward},
- * {@link GradientClipping#clipByGlobalNorm}, {@link Adam#step}. It is the oracle the device path is tested against;
- * the two differ only by float32 arithmetic and by the clipping coefficient, which the device computes as PyTorch's
- * {@code clip_grad_norm_} does ({@code maxNorm/(norm+1e-6)}, a relative 1e-6/norm from the host's {@code maxNorm/norm}).
+ * {@link GradientClipping#clip(Parameters, OptimizerConfig)}, the configuration's host optimizer ({@link Adam} or
+ * {@link dev.recur.nn.train.Sgd}). It is the oracle the device path is tested against; the two differ only by float32
+ * arithmetic (both clip with PyTorch's coefficient {@code min(1, maxNorm/(norm+1e-6))} over the non-frozen
+ * gradients).
  *
  * <p>Not thread-safe; one trainer per model at a time. {@link #close()} downloads the parameters (if a step changed
  * them) and frees every device buffer.
@@ -43,32 +48,63 @@ import java.util.List;
 public final class LanguageModelTrainer implements AutoCloseable {
 
     /**
-     * Adam(W) hyperparameters (as {@link Adam}) and the global gradient norm to clip to.
-     *
-     * @param clipNorm the largest global gradient norm, or {@link Double#POSITIVE_INFINITY} for no clipping
+     * The optimizer of the training: its kind (SGD, Adam, AdamW) and hyperparameters, clipping and parameter groups,
+     * named as {@link LanguageModel#parameters()} names them ({@code embedding.weight}, {@code rnn.weight_ih_l0}, ...,
+     * {@code output.weight}, {@code output.bias}).
      */
-    public record Config(double lr, double beta1, double beta2, double eps, double weightDecay, double clipNorm) {
+    public record Config(OptimizerConfig optimizer) {
         public Config {
-            if (!(lr > 0) || !Double.isFinite(lr)) throw new IllegalArgumentException("lr: expected a finite value > 0, got " + lr);
-            if (!(beta1 >= 0 && beta1 < 1)) throw new IllegalArgumentException("beta1: expected in [0, 1), got " + beta1);
-            if (!(beta2 >= 0 && beta2 < 1)) throw new IllegalArgumentException("beta2: expected in [0, 1), got " + beta2);
-            if (!(eps > 0) || !Double.isFinite(eps)) throw new IllegalArgumentException("eps: expected a finite value > 0, got " + eps);
-            if (!(weightDecay >= 0) || !Double.isFinite(weightDecay)) {
-                throw new IllegalArgumentException("weightDecay: expected a finite value >= 0, got " + weightDecay);
-            }
-            if (!(clipNorm > 0)) throw new IllegalArgumentException("clipNorm: expected > 0 (infinity: no clipping), got " + clipNorm);
+            if (optimizer == null) throw new IllegalArgumentException("optimizer: must not be null");
+        }
+
+        /**
+         * AdamW (as {@link Adam}) over every parameter, clipped to {@code clipNorm}
+         * ({@link Double#POSITIVE_INFINITY}: no clipping).
+         */
+        public Config(double lr, double beta1, double beta2, double eps, double weightDecay, double clipNorm) {
+            this(OptimizerConfig.builder(OptimizerConfig.Kind.ADAMW, lr).betas(beta1, beta2).eps(eps).weightDecay(weightDecay)
+                    .clipNorm(clipNorm).build());
         }
 
         /** Adam with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8, no weight decay), clipped to {@code clipNorm}. */
         public static Config adam(double lr, double clipNorm) {
             return new Config(lr, 0.9, 0.999, 1e-8, 0, clipNorm);
         }
+
+        public static Config of(OptimizerConfig optimizer) {
+            return new Config(optimizer);
+        }
+
+        public double lr() {
+            return optimizer.lr();
+        }
+
+        public double beta1() {
+            return optimizer.beta1();
+        }
+
+        public double beta2() {
+            return optimizer.beta2();
+        }
+
+        public double eps() {
+            return optimizer.eps();
+        }
+
+        public double weightDecay() {
+            return optimizer.weightDecay();
+        }
+
+        /** The largest global gradient norm, or {@link Double#POSITIVE_INFINITY} for no clipping. */
+        public double clipNorm() {
+            return optimizer.clipNorm();
+        }
     }
 
     private final LanguageModel lm;
     private final Config config;
     private final Device device;   // null on a host backend
-    private final Adam hostAdam;   // null on a device backend
+    private final Optimizer hostOptimizer;   // null on a device backend
     private long steps;
 
     LanguageModelTrainer(LanguageModel lm, Config config) {
@@ -77,10 +113,10 @@ public final class LanguageModelTrainer implements AutoCloseable {
         this.config = config;
         if (lm.rnnLayer().rnn().backend() instanceof DeviceBackend be) {
             this.device = new Device(be);
-            this.hostAdam = null;
+            this.hostOptimizer = null;
         } else {
             this.device = null;
-            this.hostAdam = new Adam(config.lr(), config.beta1(), config.beta2(), config.eps(), config.weightDecay());
+            this.hostOptimizer = config.optimizer().newHostOptimizer();
         }
     }
 
@@ -117,8 +153,8 @@ public final class LanguageModelTrainer implements AutoCloseable {
             Parameters p = lm.parameters();
             p.zeroGrad();
             loss = lm.forwardBackward(inputs, targets, steps, batch, null, null, seed).loss();
-            if (Double.isFinite(config.clipNorm())) GradientClipping.clipByGlobalNorm(p, config.clipNorm());
-            hostAdam.step(p);
+            GradientClipping.clip(p, config.optimizer());
+            hostOptimizer.step(p);
         } else {
             loss = device.step(inputs, targets, steps, batch, seed, this.steps + 1);
         }
@@ -171,17 +207,18 @@ public final class LanguageModelTrainer implements AutoCloseable {
         }
     }
 
-    /** The device state: parameters, gradients and Adam moments in three buffers each, plus per-batch scratch. */
+    /** The device state: parameters and gradients in three buffers each, the optimizer, plus per-batch scratch. */
     private final class Device implements AutoCloseable {
         private final DeviceBackend be;
         private final int vocab, emb, hid, pad;
         private final List<AutoCloseable> owned = new ArrayList<>();
-        // Three parameter buffers, each updated by one adam_step launch: the embedding [V,E]; the output layer as
-        // [bias (V) | weight (V,H)] (bias first: col_sum and bias_act take no offset); the RNN's own weight space.
-        private final DeviceBuffer embP, embG, embM, embV, outP, outG, outM, outV, rnnM, rnnV;
+        // Three parameter buffers: the embedding [V,E]; the output layer as [bias (V) | weight (V,H)] (bias first:
+        // col_sum and bias_act take no offset); the RNN's own weight space. With one group throughout, the optimizer
+        // updates each with one launch.
+        private final DeviceBuffer embP, embG, outP, outG;
         private final WeightSpace rnnP, rnnG;
-        private final DeviceBuffer mean, parts, norm, scale;
-        private final int rnnN;
+        private final DeviceBuffer mean;
+        private final DeviceOptimizer optimizer;
         private Batch batch;
         private long hostVersion;   // the Parameters version the device holds
         private boolean dirty;      // a step changed the device parameters since the last pull
@@ -196,28 +233,19 @@ public final class LanguageModelTrainer implements AutoCloseable {
                 int ne = vocab * emb, no = vocab + vocab * hid;
                 embP = f32(ne);
                 embG = f32(ne);
-                embM = zeros(ne);
-                embV = zeros(ne);
                 outP = f32(no);
                 outG = f32(no);
-                outM = zeros(no);
-                outV = zeros(no);
                 rnnP = lm.rnnLayer().rnn().weightSpace();
                 rnnG = lm.rnnLayer().rnn().newGradientSpace(be);
                 owned.add(rnnG);
-                rnnN = (int) rnnP.flat().size();
-                // adam_step takes one offset for p, g, m and v: the spaces must start their buffers (allocate's do).
-                if (rnnP.flat().offset() != 0 || rnnG.flat().offset() != 0) {
-                    throw new IllegalStateException("trainer: expected the RNN weight and gradient spaces at offset 0 of "
-                            + "their buffers, got " + rnnP.flat().offset() + " and " + rnnG.flat().offset());
-                }
-                rnnM = zeros(rnnN);
-                rnnV = zeros(rnnN);
                 mean = f32(1);
-                norm = f32(1);
-                scale = f32(1);
-                parts = f32(TrainKernels.normParts(ne) + TrainKernels.normParts(no) + TrainKernels.normParts(rnnN));
-                be.fill(scale, 0, 1, 1.0);   // stays 1 without clipping
+                optimizer = new DeviceOptimizer(be, config.optimizer());
+                owned.add(optimizer);
+                optimizer.add(lm.embeddingLayer().weightName(), new int[] {vocab, emb}, embP, embG, 0, ne)
+                        .add(lm.outputLayer().biasName(), new int[] {vocab}, outP, outG, 0, vocab)
+                        .add(lm.outputLayer().weightName(), new int[] {vocab, hid}, outP, outG, vocab, (long) vocab * hid)
+                        .addSpace(lm.rnnLayer().prefix(), rnnP, rnnG)
+                        .prepare();
                 upload();
             } catch (RuntimeException | Error e) {
                 close();
@@ -228,12 +256,6 @@ public final class LanguageModelTrainer implements AutoCloseable {
         private DeviceBuffer f32(long n) {
             DeviceBuffer b = be.allocate(DeviceBuffer.Type.F32, n);
             owned.add(b);
-            return b;
-        }
-
-        private DeviceBuffer zeros(long n) {
-            DeviceBuffer b = f32(n);
-            be.fill(b, 0, n, 0.0);
             return b;
         }
 
@@ -294,27 +316,14 @@ public final class LanguageModelTrainer implements AutoCloseable {
                     TrainKernels.embeddingBwd(be, n, emb, vocab, pad, s.ids, s.dx.buffer(), s.start, s.order, embG, 0f);
                 }
             }
-            // Clipping: one norm over the three gradient buffers; the scale stays on the device for Adam.
-            if (Double.isFinite(config.clipNorm())) {
-                int q = TrainKernels.gradNormPartial(be, embG, 0, vocab * emb, parts, 0);
-                q += TrainKernels.gradNormPartial(be, outG, 0, vocab + vocab * hid, parts, q);
-                q += TrainKernels.gradNormPartial(be, rnnG.flat().buffer(), (int) rnnG.flat().offset(), rnnN, parts, q);
-                TrainKernels.gradClipScale(be, parts, q, (float) config.clipNorm(), norm, scale);
-            }
-            if (step > Integer.MAX_VALUE) throw new IllegalStateException("trainer: more than " + Integer.MAX_VALUE + " steps");
-            adam(embP, embG, embM, embV, vocab * emb, (int) step);
-            adam(outP, outG, outM, outV, vocab + vocab * hid, (int) step);
-            adam(rnnP.flat().buffer(), rnnG.flat().buffer(), rnnM, rnnV, rnnN, (int) step);
+            // Clipping and the update, on the device (the clipping scale never leaves it).
+            optimizer.setSteps(step - 1);
+            optimizer.step();
             lm.rnnLayer().rnn().weightsUpdated();
             dirty = true;
             float[] got = new float[1];
             be.download(mean, 0, got, 0, 1);
             return got[0];
-        }
-
-        private void adam(DeviceBuffer p, DeviceBuffer g, DeviceBuffer m, DeviceBuffer v, int n, int step) {
-            TrainKernels.adamStep(be, p, g, m, v, scale, 0, n, step, (float) config.lr(), (float) config.beta1(),
-                    (float) config.beta2(), (float) config.eps(), (float) config.weightDecay(), true);
         }
 
         /** Scratch of one batch shape, reused while the shape stays. */

@@ -652,9 +652,39 @@ public final class Seq2Seq implements AutoCloseable {
         return deviceStep() != null;
     }
 
-    /** Beam search decoding of each source. */
+    /**
+     * Beam search decoding of each source, with each answer's log-probability, score and attention weights. For a
+     * model that runs on the device ({@link #runsOnDevice()}) the whole search runs there
+     * ({@link DeviceDecoding#beamSearch}): the host sends the source ids and reads back the answers' tokens, scores and
+     * attention once; otherwise {@link BeamSearch#decode} on the host.
+     */
     public Decoded beamSearch(List<int[]> sources, BeamSearch search) {
-        return search.decode(stepModel(sources), config.bosId(), config.eosId());
+        return beamSearch(sources, search, true);
+    }
+
+    /**
+     * Beam search decoding of each source that returns the tokens and finished flags only ({@code logProb},
+     * {@code score} and {@code attention} null): on the device only the answers' ids come back.
+     */
+    public Decoded beamSearchTokens(List<int[]> sources, BeamSearch search) {
+        return beamSearch(sources, search, false);
+    }
+
+    private Decoded beamSearch(List<int[]> sources, BeamSearch search, boolean details) {
+        if (sources == null) throw new IllegalArgumentException("sources: must not be null");
+        if (search == null) throw new IllegalArgumentException("search: must not be null");
+        Seq2SeqDeviceStep device = deviceStep();
+        if (device != null) {
+            Seq2SeqBatch batch = Seq2SeqBatch.of(sources, sources.stream().map(s -> new int[0]).toList(), config.padId(), config.eosId());
+            checkIds("sources", batch.source(), config.sourceVocab());
+            try (Seq2SeqDeviceStep.Decoder decoder = device.decoder(batch)) {
+                int[] starts = new int[batch.batch()];
+                java.util.Arrays.fill(starts, config.bosId());
+                return DeviceDecoding.beamSearch(decoder, starts, config.eosId(), search, details);
+            }
+        }
+        Decoded d = search.decode(stepModel(sources), config.bosId(), config.eosId());
+        return details ? d : new Decoded(d.tokens(), d.finished(), null, null, null);
     }
 
     private record State(Tensor h, Tensor c) implements DecoderState {

@@ -19,6 +19,8 @@ import dev.recur.nn.decode.DeviceDecoding;
 import dev.recur.nn.decode.DeviceStepModel;
 import dev.recur.nn.layers.Parameters;
 import dev.recur.nn.layers.RecurrentLayer;
+import dev.recur.nn.train.DeviceOptimizer;
+import dev.recur.nn.train.OptimizerConfig;
 import dev.recur.tensor.Tensor;
 
 import java.util.ArrayList;
@@ -33,7 +35,7 @@ import java.util.Map;
  * ({@code embedding_fwd}/{@code _bwd}), the encoder and decoder on device tensors, the bridge, combine and output
  * layers as GEMMs plus {@code bias_act} (the combine layer's [y; context] input never concatenated: two GEMMs over
  * the two column blocks of its weight), {@code softmax_xent_fwd_bwd}, gradients by {@code col_sum} and GEMMs, then
- * {@code gradNorm} clipping and one {@code adam_step} per parameter buffer. The host uploads source and target ids
+ * a {@link DeviceOptimizer} step (clipping, one update launch per parameter buffer and group). The host uploads source and target ids
  * ({@code source_mask} makes the source lengths and attention mask from the ids; they are uploaded only for a batch
  * whose lengths the padded ids cannot tell) and downloads the 4-byte mean loss.
  *
@@ -45,13 +47,15 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
     private final DeviceBackend be;
     private final Seq2SeqConfig cfg;
     private final List<AutoCloseable> owned = new ArrayList<>();
-    /** Host parameter name → device value, gradient and Adam moments (each its own buffer, element 0 = the tensor's). */
+    /** Host parameter name → device value and gradient (each its own buffer, element 0 = the tensor's). */
     private final Map<String, DeviceBuffer[]> tensors = new LinkedHashMap<>();
     private final WeightSpace encP, decP;
-    // What training adds to the values (gradients, moments, the clipping scalars): allocated by the first step, so
-    // that a model that only decodes on the device holds its parameters once, not four times.
+    // What training adds to the values (gradients, the optimizer's state): allocated by the first step, so that a
+    // model that only decodes on the device holds its parameters once, not four times.
     private WeightSpace encG, decG;
-    private DeviceBuffer encM, encV, decM, decV, mean, parts, norm, scale;
+    private DeviceBuffer mean;
+    // Its configuration's; replaced (moments and all) when a step brings another configuration.
+    private DeviceOptimizer optimizer;
     private long hostVersion;
     private boolean dirty;
 
@@ -71,7 +75,7 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         this.cfg = model.config();
         this.be = (DeviceBackend) model.encoderLayer().rnn().backend();
         try {
-            for (String n : hostTensorNames()) tensors.put(n, new DeviceBuffer[] {f32(model.hostParameters().value(n).size()), null, null, null});
+            for (String n : hostTensorNames()) tensors.put(n, new DeviceBuffer[] {f32(model.hostParameters().value(n).size()), null});
             encP = model.encoderLayer().rnn().weightSpace();
             decP = model.decoderLayer().rnn().weightSpace();
             for (WeightSpace w : new WeightSpace[] {encP, decP}) {
@@ -84,31 +88,33 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         }
     }
 
-    /** The training state, on the first step (freed with the rest by {@link #close()}). */
-    private void ensureTraining() {
-        if (mean != null) return;
-        for (DeviceBuffer[] b : tensors.values()) {
-            long size = b[0].size();
-            b[1] = f32(size);
-            b[2] = zeros(size);
-            b[3] = zeros(size);
+    /**
+     * The training state, on the first step (freed with the rest by {@link #close()}), and an optimizer of
+     * {@code config} (the one of the earlier steps while the configuration stays equal).
+     */
+    private void ensureTraining(OptimizerConfig config) {
+        if (mean == null) {
+            for (DeviceBuffer[] b : tensors.values()) b[1] = f32(b[0].size());
+            encG = own(model.encoderLayer().rnn().newGradientSpace(be));
+            decG = own(model.decoderLayer().rnn().newGradientSpace(be));
+            mean = f32(1);   // last: its presence marks the state complete
         }
-        encG = own(model.encoderLayer().rnn().newGradientSpace(be));
-        decG = own(model.decoderLayer().rnn().newGradientSpace(be));
-        for (WeightSpace w : new WeightSpace[] {encG, decG}) {
-            if (w.flat().offset() != 0) throw new IllegalStateException("seq2seq device step: a gradient space at offset " + w.flat().offset());
+        if (optimizer != null && optimizer.config().equals(config)) return;
+        DeviceOptimizer old = optimizer;
+        optimizer = null;
+        if (old != null) old.close();
+        DeviceOptimizer o = new DeviceOptimizer(be, config);
+        try {
+            for (Map.Entry<String, DeviceBuffer[]> e : tensors.entrySet()) {
+                DeviceBuffer[] b = e.getValue();
+                o.add(e.getKey(), model.hostParameters().value(e.getKey()).shape(), b[0], b[1], 0, b[0].size());
+            }
+            o.addSpace(model.encoderLayer().prefix(), encP, encG).addSpace(model.decoderLayer().prefix(), decP, decG).prepare();
+        } catch (RuntimeException | Error e) {
+            o.close();
+            throw e;
         }
-        encM = zeros(encP.flat().size());
-        encV = zeros(encP.flat().size());
-        decM = zeros(decP.flat().size());
-        decV = zeros(decP.flat().size());
-        norm = f32(1);
-        scale = f32(1);
-        int np = TrainKernels.normParts(encP.flat().size()) + TrainKernels.normParts(decP.flat().size());
-        for (DeviceBuffer[] b : tensors.values()) np += TrainKernels.normParts(b[0].size());
-        parts = f32(np);
-        be.fill(scale, 0, 1, 1.0);
-        mean = f32(1);   // last: its presence marks the state complete
+        optimizer = o;
     }
 
     /** The parameters outside the two recurrent networks (the dot attention has none). */
@@ -178,12 +184,13 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
     /**
      * One step: returns the mean loss (downloaded, the step's one wait).
      *
-     * @param step 1-based Adam step
+     * @param optimizer   the optimizer's configuration, clipping included
+     * @param stepsBefore steps the trainer's optimizer has taken (Adam's bias corrections are of step {@code stepsBefore + 1})
+     * @param lr          the base learning rate of this step (the host optimizer's, which a schedule may have set)
      */
-    double step(Seq2SeqBatch batch, long seed, int step, double lr, double beta1, double beta2, double eps, double wd,
-                double clipNorm) {
+    double step(Seq2SeqBatch batch, long seed, OptimizerConfig optimizer, long stepsBefore, double lr) {
         if (model.hostParameters().version() != hostVersion) upload();
-        ensureTraining();
+        ensureTraining(optimizer);
         int t = batch.sourceSteps(), b = batch.batch(), u = batch.targetSteps();
         int e = cfg.embeddingSize(), vs = cfg.sourceVocab(), vt = cfg.targetVocab(), pad = cfg.padId();
         int he = cfg.encoder().outputWidth(), w = cfg.encoder().outSize(), de = cfg.encoder().directions();
@@ -292,17 +299,10 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             DeviceBuffer orderS = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
             TrainKernels.embeddingBwd(be, ns, e, vs, pad, src, dxs.buffer(), startS, orderS, g("source_embedding.weight"), 0f);
 
-            // Clip over every gradient, then Adam per buffer.
-            if (clipNorm > 0) {
-                int q = 0;
-                for (DeviceBuffer[] tb : tensors.values()) q += TrainKernels.gradNormPartial(be, tb[1], 0, (int) tb[1].size(), parts, q);
-                q += TrainKernels.gradNormPartial(be, encG.flat().buffer(), 0, (int) encG.flat().size(), parts, q);
-                q += TrainKernels.gradNormPartial(be, decG.flat().buffer(), 0, (int) decG.flat().size(), parts, q);
-                TrainKernels.gradClipScale(be, parts, q, (float) clipNorm, norm, scale);
-            }
-            for (DeviceBuffer[] tb : tensors.values()) adam(tb[0], tb[1], tb[2], tb[3], (int) tb[0].size(), step, lr, beta1, beta2, eps, wd);
-            adam(encP.flat().buffer(), encG.flat().buffer(), encM, encV, (int) encP.flat().size(), step, lr, beta1, beta2, eps, wd);
-            adam(decP.flat().buffer(), decG.flat().buffer(), decM, decV, (int) decP.flat().size(), step, lr, beta1, beta2, eps, wd);
+            // Clipping over the non-frozen gradients and the update, on the device (the scale never leaves it).
+            this.optimizer.setLearningRate(lr);
+            this.optimizer.setSteps(stepsBefore);
+            this.optimizer.step();
             model.encoderLayer().rnn().weightsUpdated();
             model.decoderLayer().rnn().weightsUpdated();
             dirty = true;
@@ -427,16 +427,15 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
                 h.copyFrom(h0);
             } else {
                 // Row b·k + j is a copy of item b: one strided copy per j for the [T·B, He] encoder rows and the
-                // [B, hd] state; the I32 mask is copied row by row (a float copy kernel must not carry int bits).
+                // [B, hd] state; the I32 mask in one repeat_rows_i32 (a float copy kernel must not carry int bits).
                 tiledEnc = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, rows, he));
                 tiledMask = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.I32, rows, t));
                 for (int j = 0; j < k; j++) {
                     TrainKernels.copyStrided(be, t * b, he, encY.buffer(), (int) encY.offset(), he, tiledEnc.buffer(), j * he, k * he);
                     TrainKernels.copyStrided(be, b, hd, h0.buffer(), (int) h0.offset(), hd, h.buffer(), j * hd, k * hd);
                 }
-                for (int i = 0; i < b; i++) {
-                    for (int j = 0; j < k; j++) be.copy(mask.buffer(), mask.offset() + (long) i * t, tiledMask.buffer(), (long) (i * k + j) * t, t);
-                }
+                if (mask.offset() != 0) throw new IllegalStateException("decoder: a source mask at offset " + mask.offset());
+                TrainKernels.repeatRowsI32(be, b, t, k, mask.buffer(), tiledMask.buffer());
             }
             xt = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, rows, e));
             comb = keep(rowsScratch, be.allocate(DeviceBuffer.Type.F32, (long) rows * cfg.combineSize()));
@@ -498,12 +497,6 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         }
     }
 
-    private void adam(DeviceBuffer p, DeviceBuffer g, DeviceBuffer m, DeviceBuffer v, int n, int step, double lr,
-                      double beta1, double beta2, double eps, double wd) {
-        TrainKernels.adamStep(be, p, g, m, v, scale, 0, n, step, (float) lr, (float) beta1, (float) beta2, (float) eps,
-                (float) wd, true);
-    }
-
     private static <T extends AutoCloseable> T keep(List<AutoCloseable> list, T c) {
         list.add(c);
         return c;
@@ -511,6 +504,11 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
 
     @Override
     public void close() {
-        Resources.closeAll(owned);
+        try {
+            if (optimizer != null) optimizer.close();
+        } finally {
+            optimizer = null;
+            Resources.closeAll(owned);
+        }
     }
 }

@@ -5,7 +5,9 @@ import dev.recur.nn.layers.Parameters;
 import dev.recur.nn.train.Adam;
 import dev.recur.nn.train.GradientClipping;
 import dev.recur.nn.train.Optimizer;
+import dev.recur.nn.train.OptimizerConfig;
 import dev.recur.nn.train.SamplingSchedule;
+import dev.recur.nn.train.Sgd;
 
 import java.util.Arrays;
 import java.util.List;
@@ -20,17 +22,35 @@ import java.util.List;
  * for (int i = 0; i < 2000; i++) trainer.step(nextBatch());
  * double acc = Seq2SeqTrainer.exactMatch(model, heldOutSources, heldOutTargets, 20, 64);
  * }</pre>
+ *
+ * <p>Or from an {@link OptimizerConfig} (SGD with momentum or Nesterov, Adam, AdamW; clipping; frozen parameters and
+ * weight-decay groups by {@link Seq2Seq#parameters()} name):
+ * <pre>{@code
+ * OptimizerConfig opt = OptimizerConfig.builder(OptimizerConfig.Kind.ADAMW, 3e-3).weightDecay(0.01)
+ *         .noDecay(ParamRule.torchNoDecay()).clipNorm(5.0).build();
+ * Seq2SeqTrainer trainer = new Seq2SeqTrainer(model, opt, SamplingSchedule.constant(1), 42);
+ * }</pre>
+ *
+ * <p>Clipping on the host path: with an optimizer that carries a configuration (every {@link Adam}, an {@link Sgd}
+ * made from one) it is {@link GradientClipping#clip(Parameters, OptimizerConfig)}, PyTorch's coefficient over the
+ * non-frozen gradients, as on the device; with a plain {@link Sgd}, {@link GradientClipping#clipByGlobalNorm}.
  */
 public final class Seq2SeqTrainer {
     private final Seq2Seq model;
     private final Optimizer optimizer;
     private final SamplingSchedule schedule;
     private final double clipNorm;
+    // The optimizer's configuration with this trainer's clipping, or null for a plain Sgd (host only).
+    private final OptimizerConfig config;
     private final long seed;
     private long steps;
     private double lastGradNorm = Double.NaN;
 
-    /** @param clipNorm maximum global gradient L2 norm, or 0 for no clipping */
+    /**
+     * @param optimizer an {@link Adam} or {@link Sgd} (one made from an {@link OptimizerConfig} brings its groups; its
+     *                  configuration's clipping gives way to {@code clipNorm}), or any other {@link Optimizer} (host only)
+     * @param clipNorm  maximum global gradient L2 norm, or 0 for no clipping
+     */
     public Seq2SeqTrainer(Seq2Seq model, Optimizer optimizer, SamplingSchedule schedule, double clipNorm, long seed) {
         if (model == null) throw new IllegalArgumentException("model: must not be null");
         if (optimizer == null) throw new IllegalArgumentException("optimizer: must not be null");
@@ -41,15 +61,36 @@ public final class Seq2SeqTrainer {
         this.schedule = schedule;
         this.clipNorm = clipNorm;
         this.seed = seed;
+        OptimizerConfig c = optimizer instanceof Adam a ? a.config() : optimizer instanceof Sgd s ? s.config() : null;
+        this.config = c == null ? null : c.withClipNorm(clipNorm > 0 ? clipNorm : Double.POSITIVE_INFINITY);
+    }
+
+    /**
+     * A trainer with {@code optimizer}'s host optimizer ({@link OptimizerConfig#newHostOptimizer()}), clipping and groups
+     * on the host and on the device alike.
+     */
+    public Seq2SeqTrainer(Seq2Seq model, OptimizerConfig optimizer, SamplingSchedule schedule, long seed) {
+        this(model, hostOptimizer(optimizer), schedule, optimizer.clips() ? optimizer.clipNorm() : 0, seed);
+    }
+
+    private static Optimizer hostOptimizer(OptimizerConfig optimizer) {
+        if (optimizer == null) throw new IllegalArgumentException("optimizer: must not be null");
+        return optimizer.newHostOptimizer();
+    }
+
+    /** The optimizer configuration this trainer steps with (clipping included), or null for a host-only optimizer. */
+    public OptimizerConfig optimizerConfig() {
+        return config;
     }
 
     /**
      * One optimisation step on {@code batch}; returns its loss (before the update).
      *
-     * <p>With {@link Adam}, teacher forcing at this step and a model whose parts all have device kernels (one-layer
+     * <p>With an optimizer that has a configuration ({@link #optimizerConfig()}: Adam, AdamW, SGD), teacher forcing at
+     * this step and a model whose parts all have device kernels (one-layer
      * encoder, one-layer GRU decoder, Luong dot attention, linear-tanh or zero bridge) on a device backend, the step
      * runs on the device: the host uploads the batch's ids, lengths and attention mask and downloads the 4-byte loss;
-     * parameters, gradients and Adam's moments stay on the device ({@link Seq2Seq#parameters()} downloads them when
+     * parameters, gradients and the optimizer's state stay on the device ({@link Seq2Seq#parameters()} downloads them when
      * read). The loss then counts the tokens but not the correct ones unless {@link #countCorrect(boolean)} asked for
      * them (a host forward of the batch: the parameters come back, and go up again at the next step), and
      * {@link #lastGradNorm()} is NaN (the norm stays on the device). Otherwise the step runs on the host as always.
@@ -57,16 +98,16 @@ public final class Seq2SeqTrainer {
     public Seq2Seq.Loss step(Seq2SeqBatch batch) {
         if (batch == null) throw new IllegalArgumentException("batch: must not be null");
         double tf = schedule.teacherForcing(steps);
-        if (tf >= 1 && optimizer instanceof Adam adam) {
+        if (tf >= 1 && config != null) {
             Seq2SeqDeviceStep device = model.deviceStep();
             if (device != null) {
                 checkIds("batch.source", batch.source(), model.config().sourceVocab());
                 checkIds("batch.target", batch.target(), model.config().targetVocab());
                 int correct = -1;
                 if (countCorrect) correct = model.loss(batch, 1, seed + steps).correct();
-                double loss = device.step(batch, seed + steps, Math.toIntExact(adam.steps() + 1), adam.learningRate(), adam.beta1(),
-                        adam.beta2(), adam.eps(), adam.weightDecay(), clipNorm);
-                adam.countStep();
+                double loss = device.step(batch, seed + steps, config, optimizer.steps(), optimizer.learningRate());
+                if (optimizer instanceof Adam adam) adam.countStep();
+                else ((Sgd) optimizer).countStep();
                 lastGradNorm = Double.NaN;
                 steps++;
                 int tokens = 0;
@@ -77,7 +118,8 @@ public final class Seq2SeqTrainer {
         Parameters p = model.parameters();
         p.zeroGrad();
         Seq2Seq.Loss loss = model.forwardBackward(batch, tf, seed + steps);
-        lastGradNorm = clipNorm > 0 ? GradientClipping.clipByGlobalNorm(p, clipNorm) : GradientClipping.globalNorm(p);
+        if (config != null) lastGradNorm = GradientClipping.clip(p, config);
+        else lastGradNorm = clipNorm > 0 ? GradientClipping.clipByGlobalNorm(p, clipNorm) : GradientClipping.globalNorm(p);
         optimizer.step(p);
         steps++;
         return loss;

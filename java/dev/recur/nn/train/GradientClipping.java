@@ -35,6 +35,31 @@ public final class GradientClipping {
     }
 
     /**
+     * Clipping as {@code config} says, as PyTorch's {@code clip_grad_norm_} over the optimizer's parameters: the norm
+     * of the gradients of every parameter {@code config} does not freeze (in {@code params}' order), and when
+     * {@code config} clips, those gradients scaled by {@code min(1, clipNorm / (norm + 1e-6))}. The device
+     * ({@link DeviceOptimizer}) computes the same coefficient; frozen gradients are left as they are.
+     *
+     * @return the norm before clipping
+     */
+    public static double clip(Parameters params, OptimizerConfig config) {
+        if (params == null) throw new IllegalArgumentException("params: must not be null");
+        if (config == null) throw new IllegalArgumentException("config: must not be null");
+        java.util.List<double[]> counted = new java.util.ArrayList<>();
+        for (String name : params.names()) {
+            if (!config.group(name, params.value(name).shape()).frozen()) counted.add(params.grad(name).data());
+        }
+        double s = 0;
+        for (double[] g : counted) for (double v : g) s += v * v;
+        double norm = Math.sqrt(s);
+        if (config.clips()) {
+            double f = Math.min(1.0, config.clipNorm() / (norm + 1e-6));
+            if (f < 1) for (double[] g : counted) for (int i = 0; i < g.length; i++) g[i] *= f;
+        }
+        return norm;
+    }
+
+    /**
      * Clamps every gradient element into {@code [-limit, limit]}.
      *
      * @return the number of elements changed

@@ -1,10 +1,14 @@
 package dev.recur.parity;
 
+import dev.recur.backend.Backend;
 import dev.recur.config.CellType;
 import dev.recur.config.RnnConfig;
+import dev.recur.engine.RnnGradients;
+import dev.recur.engine.RnnOutput;
 import dev.recur.engine.RnnWeights;
 import dev.recur.io.DType;
 import dev.recur.io.SafeTensors;
+import dev.recur.nn.Rnn;
 import dev.recur.nn.RnnInput;
 import dev.recur.tensor.Tensor;
 
@@ -17,6 +21,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -85,6 +90,39 @@ public record ParityCase(String name, Path dir, RnnConfig config, RnnWeights wei
 
     public RnnInput rnnInput() {
         return new RnnInput(input("x"), input("h0"), input("c0"), lengths());
+    }
+
+    /**
+     * Runs this case on {@code backend} as PyTorch ran it (training forward, backward with the fixture's output
+     * gradients, every weight gradient, and an inference forward) and returns every result that is off by more
+     * than {@code tol}, or whose name the fixture does not hold (empty: a match). What {@code PyTorchParityTest}
+     * and the GPU run ({@code bench/gpu}) both check.
+     */
+    public List<String> check(Backend backend, double tol) {
+        Map<String, Tensor> got = new LinkedHashMap<>();
+        Tensor inferenceY;
+        try (Rnn rnn = Rnn.create(config, backend, weights)) {
+            try (RnnOutput inference = rnn.forward(rnnInput())) {
+                inferenceY = inference.y();
+            }
+            try (RnnOutput out = rnn.forwardTraining(rnnInput(), 0L)) {
+                got.put("y", out.y());
+                got.put("h_n", out.hN());
+                if (config.cell() == CellType.LSTM) got.put("c_n", out.cN());
+                RnnGradients g = rnn.backward(out, input("dy"), input("dhn"), input("dcn"));
+                got.put("dx", g.dx());
+                got.put("dh0", g.dh0());
+                if (config.cell() == CellType.LSTM) got.put("dc0", g.dc0());
+                g.weights().forEach((k, v) -> got.put("d" + k, v));
+            }
+        }
+        List<String> failures = new ArrayList<>(mismatches(got, tol));
+        String inf = compare("y (inference mode)", expected().tensor("y"), inferenceY, tol);
+        if (inf != null) failures.add(inf);
+        if (!expected().tensors().keySet().equals(got.keySet())) {
+            failures.add("result names: expected " + expected().tensors().keySet() + ", got " + got.keySet());
+        }
+        return failures;
     }
 
     /**

@@ -90,31 +90,7 @@ public final class GpuParity {
     /** What PyTorchParityTest compares: training forward, backward, every gradient, and the inference y. */
     static List<String> rnnCase(Backend be, String name, double tol) {
         try {
-            ParityCase pc = ParityCase.load(name);
-            Map<String, Tensor> got = new LinkedHashMap<>();
-            Tensor inferenceY;
-            try (Rnn rnn = Rnn.create(pc.config(), be, pc.weights())) {
-                try (RnnOutput inference = rnn.forward(pc.rnnInput())) {
-                    inferenceY = inference.y();
-                }
-                try (RnnOutput out = rnn.forwardTraining(pc.rnnInput(), 0L)) {
-                    got.put("y", out.y());
-                    got.put("h_n", out.hN());
-                    if (pc.config().cell() == CellType.LSTM) got.put("c_n", out.cN());
-                    RnnGradients g = rnn.backward(out, pc.input("dy"), pc.input("dhn"), pc.input("dcn"));
-                    got.put("dx", g.dx());
-                    got.put("dh0", g.dh0());
-                    if (pc.config().cell() == CellType.LSTM) got.put("dc0", g.dc0());
-                    g.weights().forEach((k, v) -> got.put("d" + k, v));
-                }
-            }
-            List<String> failures = new ArrayList<>(pc.mismatches(got, tol));
-            String inf = ParityCase.compare("y (inference mode)", pc.expected().tensor("y"), inferenceY, tol);
-            if (inf != null) failures.add(inf);
-            if (!pc.expected().tensors().keySet().equals(got.keySet())) {
-                failures.add("result names: expected " + pc.expected().tensors().keySet() + ", got " + got.keySet());
-            }
-            return failures;
+            return ParityCase.load(name).check(be, tol);
         } catch (Exception | LinkageError e) {
             return List.of("threw " + e);
         }

@@ -86,7 +86,7 @@ class CudaKernelBuildTest {
                 for (Path p : files.filter(p -> p.toString().endsWith(".ptx")).sorted().toList()) {
                     String unit = p.getFileName().toString().replace(".ptx", ".cu");
                     Map<String, List<PtxEntries.Kind>> entries = PtxEntries.parse(Files.readString(p));
-                    String source = Files.readString(ROOT.resolve("kernels/cuda").resolve(unit));
+                    String source = KernelSignatures.withEntries(ROOT.resolve("kernels/cuda").resolve(unit));
                     assertEquals(new TreeSet<>(entries.keySet()), new TreeSet<>(CudaKernelSources.entryPoints(source)),
                             arch + " " + unit + ": PTX entries vs the entry points CudaKernelSources finds "
                                     + "(write each KERNEL explicitly, not through a macro)");

@@ -295,7 +295,10 @@ final class EmulatedCuda implements CudaApi {
     @Override
     public NvrtcOutput nvrtcCompile(String name, String source, Map<String, String> headers, List<String> options, boolean cubin) {
         StringBuilder ptx = new StringBuilder(".version 9.0\n.target sm_90\n");
-        for (Map.Entry<String, List<PtxEntries.Kind>> e : KernelSignatures.of(source, name).entrySet()) {
+        // A family's entry points are written once in kernels/entry/<family>.h, which the unit includes.
+        StringBuilder text = new StringBuilder(source);
+        for (Map.Entry<String, String> h : headers.entrySet()) if (h.getKey().startsWith("entry/")) text.append('\n').append(h.getValue());
+        for (Map.Entry<String, List<PtxEntries.Kind>> e : KernelSignatures.of(text.toString(), name).entrySet()) {
             ptx.append(".visible .entry ").append(e.getKey()).append("(");
             List<PtxEntries.Kind> kinds = e.getValue();
             for (int i = 0; i < kinds.size(); i++) {

@@ -26,6 +26,22 @@ final class KernelSignatures {
     private KernelSignatures() {}
 
     /** Kernel name to parameter kinds, over every file with the suffix in {@code dir}; a name defined twice fails. */
+    private static final Pattern ENTRY_INCLUDE = Pattern.compile("^\\s*#\\s*include\\s*\"(entry/[^\"]+)\"\\s*$", Pattern.MULTILINE);
+
+    /**
+     * The text of a {@code .cl} or {@code .cu} file with its {@code #include "entry/..."} lines replaced by the entry
+     * file (in {@code kernels/entry}, next to the file's folder): the entry points each family writes once.
+     */
+    static String withEntries(Path file) throws IOException {
+        String text = Files.readString(file);
+        Path kernels = file.toAbsolutePath().getParent().getParent();
+        java.util.regex.Matcher m = ENTRY_INCLUDE.matcher(text);
+        StringBuilder out = new StringBuilder();
+        while (m.find()) m.appendReplacement(out, java.util.regex.Matcher.quoteReplacement(Files.readString(kernels.resolve(m.group(1)))));
+        m.appendTail(out);
+        return out.toString();
+    }
+
     static Map<String, List<PtxEntries.Kind>> ofFolder(Path dir, String suffix) throws IOException {
         Map<String, List<PtxEntries.Kind>> all = new TreeMap<>();
         Map<String, String> where = new TreeMap<>();
@@ -34,7 +50,7 @@ final class KernelSignatures {
             files = s.filter(p -> p.getFileName().toString().endsWith(suffix)).sorted().toList();
         }
         for (Path f : files) {
-            for (Map.Entry<String, List<PtxEntries.Kind>> e : of(Files.readString(f), f.getFileName().toString()).entrySet()) {
+            for (Map.Entry<String, List<PtxEntries.Kind>> e : of(withEntries(f), f.getFileName().toString()).entrySet()) {
                 String prev = where.put(e.getKey(), f.getFileName().toString());
                 if (prev != null) throw new AssertionError("kernel " + e.getKey() + " is defined in both " + prev + " and " + f.getFileName());
                 all.put(e.getKey(), e.getValue());
@@ -65,7 +81,7 @@ final class KernelSignatures {
         Map<String, String> all = new TreeMap<>();
         try (Stream<Path> s = Files.list(dir)) {
             for (Path f : s.filter(p -> p.getFileName().toString().endsWith(suffix)).sorted().toList()) {
-                all.putAll(definitions(Files.readString(f)));
+                all.putAll(definitions(withEntries(f)));
             }
         }
         return all;
