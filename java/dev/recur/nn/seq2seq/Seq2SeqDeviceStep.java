@@ -6,7 +6,6 @@ import dev.recur.backend.DeviceBuffer;
 import dev.recur.backend.DeviceTensor;
 import dev.recur.backend.Kernels;
 import dev.recur.backend.TrainKernels;
-import dev.recur.config.AttentionScore;
 import dev.recur.config.CellType;
 import dev.recur.engine.DeviceAttentionGradients;
 import dev.recur.engine.DeviceAttentionOutput;
@@ -28,14 +27,16 @@ import java.util.Map;
 
 /**
  * A {@link Seq2SeqTrainer} step with teacher forcing on the device, for the models whose every part has a device
- * kernel here ({@link #supports}): one-layer encoder (either direction count) and one-layer GRU decoder, Luong
- * attention with the dot score (no attention weights), the linear-tanh or zero bridge. Embeddings
- * ({@code embedding_fwd}/{@code _bwd}), the encoder and decoder on device tensors, the bridge, combine and output
- * layers as GEMMs plus {@code bias_act} (the combine layer's [y; context] input never concatenated: two GEMMs over
- * the two column blocks of its weight), {@code softmax_xent_fwd_bwd}, gradients by {@code col_sum} and GEMMs, then
- * {@code gradNorm} clipping and one {@code adam_step} per parameter buffer. The host uploads source and target ids
- * ({@code source_mask} makes the source lengths and attention mask from the ids; they are uploaded only for a batch
- * whose lengths the padded ids cannot tell) and downloads the 4-byte mean loss.
+ * kernel here ({@link #supports}): any encoder and decoder network the device {@code Rnn} runs (the decoder's LSTM
+ * cell state included), the linear-tanh, sum or zero bridge per decoder layer (with the cell-state bridge between two
+ * LSTMs), no attention or Luong attention with any score. Embeddings ({@code embedding_fwd}/{@code _bwd}), the
+ * encoder and decoder on device tensors, the bridge, combine and output layers as GEMMs plus {@code bias_act} (the
+ * combine layer's [y; context] input never concatenated: two GEMMs over the two column blocks of its weight),
+ * {@code softmax_xent_fwd_bwd}, gradients by {@code col_sum} and GEMMs, then {@code gradNorm} clipping and one
+ * {@code adam_step} per parameter buffer; the general and additive attention parameters are the attention's own
+ * device buffers ({@link dev.recur.nn.attention.Attention#deviceWeights()}), stepped in place. The host uploads
+ * source and target ids ({@code source_mask} makes the source lengths and attention mask from the ids; they are
+ * uploaded only for a batch whose lengths the padded ids cannot tell) and downloads the 4-byte mean loss.
  *
  * <p>Parameters live on the device while this is open; {@link Seq2Seq#parameters()} and the model's host paths pull
  * them back when a step changed them, and host writes the caller declares are uploaded before the next step.
