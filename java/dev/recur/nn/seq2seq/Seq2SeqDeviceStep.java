@@ -29,7 +29,8 @@ import java.util.Map;
  * A {@link Seq2SeqTrainer} step with teacher forcing on the device, for the models whose every part has a device
  * kernel here ({@link #supports}): any encoder and decoder network the device {@code Rnn} runs (the decoder's LSTM
  * cell state included), the linear-tanh, sum or zero bridge per decoder layer (with the cell-state bridge between two
- * LSTMs), no attention or Luong attention with any score. Embeddings ({@code embedding_fwd}/{@code _bwd}), the
+ * LSTMs), no attention, Luong attention, or Bahdanau attention (a loop of attention and one decoder call per target
+ * step, each call's trace kept for the backward through time), with any score. Embeddings ({@code embedding_fwd}/{@code _bwd}), the
  * encoder and decoder on device tensors, the bridge, combine and output layers as GEMMs plus {@code bias_act} (the
  * combine layer's [y; context] input never concatenated: two GEMMs over the two column blocks of its weight),
  * {@code softmax_xent_fwd_bwd}, gradients by {@code col_sum} and GEMMs, then {@code gradNorm} clipping and one
@@ -61,13 +62,11 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
 
     /**
      * Whether {@code model} on its backend can train here; otherwise the trainer steps on the host. Every encoder and
-     * decoder network the device {@code Rnn} runs (any cell, layers, directions, projection), each bridge, attention
-     * style none or Luong with any score; Bahdanau's per-step input feeding stays on the host.
+     * decoder network the device {@code Rnn} runs (any cell, layers, directions, projection), each bridge, each
+     * attention style and score: every configuration, on a device backend.
      */
     static boolean supports(Seq2Seq model) {
-        Seq2SeqConfig c = model.config();
-        return model.encoderLayer().rnn().backend() instanceof DeviceBackend
-                && (c.style() == AttentionStyle.NONE || c.style() == AttentionStyle.LUONG);
+        return model.encoderLayer().rnn().backend() instanceof DeviceBackend;
     }
 
     Seq2SeqDeviceStep(Seq2Seq model) {
@@ -202,7 +201,7 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         ensureTraining();
         int t = batch.sourceSteps(), b = batch.batch(), u = batch.targetSteps();
         int e = cfg.embeddingSize(), vs = cfg.sourceVocab(), vt = cfg.targetVocab(), pad = cfg.padId();
-        boolean attn = cfg.style() != AttentionStyle.NONE;
+        boolean attn = cfg.style() != AttentionStyle.NONE, bahdanau = cfg.style() == AttentionStyle.BAHDANAU;
         int he = attn ? cfg.encoder().outputWidth() : 0, hd = cfg.decoder().hiddenSize(), cs = cfg.combineSize(), ci = hd + he;
         int ld = cfg.decoder().numLayers(), ns = t * b, nt = u * b;
         List<AutoCloseable> scratch = new ArrayList<>();
@@ -228,13 +227,23 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             // Bridge: the decoder's initial states [Ld, B, hd] (and the LSTM cell state), see bridgeForward.
             BridgeOut br = bridgeForward(enc, b, scratch);
 
-            // Decoder over all target steps, then attention, combine and output.
+            // Decoder over all target steps, then attention (Bahdanau: a loop of attention and one decoder step),
+            // combine and output.
             DeviceTensor xt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, e));
             TrainKernels.embeddingFwd(be, nt, e, vt, decIn, p("target_embedding.weight"), xt.buffer());
-            DeviceRnnOutput dec = keep(scratch, model.decoderLayer().forwardTraining(new DeviceRnnInput(xt, br.h0(), br.c0(), null), seed + 1));
-            DeviceTensor y = dec.y();
-            DeviceAttentionOutput att = attn ? keep(scratch, model.attentionModule().forward(y, encY, mask)) : null;
-            DeviceTensor ctx = att == null ? null : att.context();
+            DeviceRnnOutput dec = null;
+            BahdanauOut bd = null;
+            DeviceTensor y, ctx;
+            if (bahdanau) {
+                bd = bahdanauForward(xt, br, encY, mask, u, b, seed + 1, scratch);
+                y = bd.y();
+                ctx = bd.ctx();
+            } else {
+                dec = keep(scratch, model.decoderLayer().forwardTraining(new DeviceRnnInput(xt, br.h0(), br.c0(), null), seed + 1));
+                y = dec.y();
+                DeviceAttentionOutput att = attn ? keep(scratch, model.attentionModule().forward(y, encY, mask)) : null;
+                ctx = att == null ? null : att.context();
+            }
             DeviceBuffer comb = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) nt * cs));
             DeviceBuffer wc = p("combine.weight");
             be.gemm(false, true, nt, cs, hd, 1f, y.buffer(), y.offset(), hd, wc, 0, ci, 0f, comb, 0, cs);
@@ -260,10 +269,12 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
 
             // Attention backward (its parameters' gradients into attGrads); the decoder's output gradient is its
             // ddec plus the combine layer's part.
-            DeviceTensor dy, dEncY = null;
+            DeviceTensor dy, dEncY = null, dctx = null;
             if (attn) {
-                DeviceTensor dctx = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, he));
+                dctx = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, he));
                 be.gemm(false, false, nt, he, cs, 1f, dpre, 0, cs, wc, hd, ci, 0f, dctx.buffer(), 0, he);
+            }
+            if (attn && !bahdanau) {
                 DeviceAttentionGradients ag = keep(scratch, model.attentionModule().backward(y, encY, mask, dctx,
                         attGrads.isEmpty() ? null : attGrads, GradMode.SET));
                 dy = ag.ddec();
@@ -276,8 +287,12 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             DeviceTensor dxt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, e));
             DeviceTensor dh0 = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, ld, b, hd));
             DeviceTensor dc0 = br.c0() == null ? null : keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, ld, b, hd));
-            keep(scratch, model.decoderLayer().rnn().backward(dec, dy, null, null, decG, GradMode.SET,
-                    DeviceRnnGradients.into(dxt, dh0, dc0)));
+            if (bahdanau) {
+                dEncY = bahdanauBackward(bd, dy, dctx, encY, mask, dxt, dh0, dc0, t, u, b, scratch);
+            } else {
+                keep(scratch, model.decoderLayer().rnn().backward(dec, dy, null, null, decG, GradMode.SET,
+                        DeviceRnnGradients.into(dxt, dh0, dc0)));
+            }
             DeviceBuffer startT = keep(scratch, be.allocate(DeviceBuffer.Type.I32, vt + 1));
             DeviceBuffer orderT = keep(scratch, be.allocate(DeviceBuffer.Type.I32, nt));
             TrainKernels.embeddingBwd(be, nt, e, vt, pad, decIn, dxt.buffer(), startT, orderT, g("target_embedding.weight"), 0f);
@@ -312,6 +327,78 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         } finally {
             Resources.closeAll(scratch);
         }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Bahdanau (as Seq2Seq's per-step segments): c_s = attend(top layer of h_{s-1}), h_s = RNN(h_{s-1}, [x_s; c_s]);
+    // one decoder call per step, each kept with its trace for the backward through time.
+
+    /** The per-step decoder calls and queries, and the outputs and contexts of all steps {@code [U, B, hd|He]}. */
+    private record BahdanauOut(DeviceTensor y, DeviceTensor ctx, DeviceRnnOutput[] outs, DeviceTensor[] queries) {}
+
+    private BahdanauOut bahdanauForward(DeviceTensor xt, BridgeOut br, DeviceTensor encY, DeviceTensor mask, int u, int b,
+                                        long seed, List<AutoCloseable> scratch) {
+        int e = cfg.embeddingSize(), he = cfg.encoder().outputWidth(), hd = cfg.decoder().hiddenSize(), ld = cfg.decoder().numLayers();
+        DeviceTensor y = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, hd));
+        DeviceTensor ctx = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, he));
+        DeviceRnnOutput[] outs = new DeviceRnnOutput[u];
+        DeviceTensor[] queries = new DeviceTensor[u];
+        DeviceTensor h = br.h0(), c = br.c0();
+        for (int s = 0; s < u; s++) {
+            queries[s] = h.view((long) (ld - 1) * b * hd, 1, b, hd);
+            DeviceAttentionOutput att = keep(scratch, model.attentionModule().forward(queries[s], encY, mask));
+            DeviceTensor x = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, e + he));
+            inputWithContext(xt.buffer(), (long) s * b * e, att.context(), x, b);
+            // Every step's call uses the same seed, as on the host: one variational dropout mask per sequence.
+            outs[s] = keep(scratch, model.decoderLayer().forwardTraining(new DeviceRnnInput(x, h, c, null), seed));
+            be.copy(outs[s].y().buffer(), outs[s].y().offset(), y.buffer(), (long) s * b * hd, (long) b * hd);
+            be.copy(att.context().buffer(), att.context().offset(), ctx.buffer(), (long) s * b * he, (long) b * he);
+            h = outs[s].hN();
+            c = outs[s].cN();
+        }
+        return new BahdanauOut(y, ctx, outs, queries);
+    }
+
+    /** {@code x [1, B, E + He]} = each row's embedding (from {@code emb[embOff..]}, {@code [B, E]}) then its context. */
+    private void inputWithContext(DeviceBuffer emb, long embOff, DeviceTensor context, DeviceTensor x, int b) {
+        int e = cfg.embeddingSize(), he = cfg.encoder().outputWidth();
+        TrainKernels.copyStrided(be, b, e, emb, (int) embOff, e, x.buffer(), (int) x.offset(), e + he);
+        TrainKernels.copyStrided(be, b, he, context.buffer(), (int) context.offset(), he, x.buffer(), (int) x.offset() + e, e + he);
+    }
+
+    /**
+     * The backward through time of {@link #bahdanauForward} for the gradients {@code dy}, {@code dctx} {@code [U, B,
+     * hd|He]} of the combine layer's inputs: sets the decoder's and attention's parameter gradients (the last step
+     * SET, the others ADD), the decoder input embeddings' gradient into {@code dxt}, the initial states' into
+     * {@code dh0}/{@code dc0}; returns the gradient of the encoder outputs.
+     */
+    private DeviceTensor bahdanauBackward(BahdanauOut bd, DeviceTensor dy, DeviceTensor dctx, DeviceTensor encY, DeviceTensor mask,
+                                         DeviceTensor dxt, DeviceTensor dh0, DeviceTensor dc0, int t, int u, int b,
+                                         List<AutoCloseable> scratch) {
+        int e = cfg.embeddingSize(), he = cfg.encoder().outputWidth(), hd = cfg.decoder().hiddenSize(), ld = cfg.decoder().numLayers();
+        DeviceTensor dEnc = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, he));
+        DeviceTensor dh = null, dc = null;
+        for (int s = u - 1; s >= 0; s--) {
+            GradMode mode = s == u - 1 ? GradMode.SET : GradMode.ADD;
+            DeviceTensor dx = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, e + he));
+            DeviceTensor dhs = s == 0 ? dh0 : keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, ld, b, hd));
+            DeviceTensor dcs = dc0 == null ? null : s == 0 ? dc0 : keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, ld, b, hd));
+            keep(scratch, model.decoderLayer().rnn().backward(bd.outs()[s], dy.view((long) s * b * hd, 1, b, hd), dh, dc, decG, mode,
+                    DeviceRnnGradients.into(dx, dhs, dcs)));
+            // dx = [d embedding; d context]: the first part is step s of dxt, the second adds to the combine layer's.
+            TrainKernels.copyStrided(be, b, e, dx.buffer(), (int) dx.offset(), e + he, dxt.buffer(), (int) dxt.offset() + s * b * e, e);
+            DeviceTensor dcs2 = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, he));
+            TrainKernels.copyStrided(be, b, he, dx.buffer(), (int) dx.offset() + e, e + he, dcs2.buffer(), 0, he);
+            add(dctx.buffer(), dctx.offset() + (long) s * b * he, dcs2.buffer(), 0, b * he, true);
+            DeviceAttentionGradients ag = keep(scratch, model.attentionModule().backward(bd.queries()[s], encY, mask, dcs2,
+                    attGrads.isEmpty() ? null : attGrads, mode));
+            add(ag.denc().buffer(), ag.denc().offset(), dEnc.buffer(), dEnc.offset(), t * b * he, s < u - 1);
+            // The query was the top layer of the state the step started from.
+            add(ag.ddec().buffer(), ag.ddec().offset(), dhs.buffer(), dhs.offset() + (long) (ld - 1) * b * hd, b * hd, true);
+            dh = dhs;
+            dc = dcs;
+        }
+        return dEnc;
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -481,13 +568,14 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         private final List<AutoCloseable> inputs = new ArrayList<>();
         private final List<AutoCloseable> rowsScratch = new ArrayList<>();
         private final int b, t;
-        private final boolean attn = cfg.style() != AttentionStyle.NONE;
+        private final boolean attn = cfg.style() != AttentionStyle.NONE, bahdanau = cfg.style() == AttentionStyle.BAHDANAU;
         /** The encoder outputs and mask (null without attention) and the bridge's states {@code [Ld, B, hd]} (c0: LSTM). */
         private final DeviceTensor encY, mask, h0, c0;
         private DeviceTensor tiledEnc, tiledMask, h, c, attention;
         /** The last step's attention output, which {@link #attention} views; freed by the next step. */
         private DeviceAttentionOutput lastAtt;
-        private DeviceTensor xt, logits;
+        /** The embedded tokens {@code [1, rows, E]}; Bahdanau: with each row's context, {@code [1, rows, E + He]}. */
+        private DeviceTensor xt, xc, logits;
         private DeviceBuffer comb;
         private int rows;
 
@@ -567,6 +655,7 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
                 }
             }
             xt = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, rows, e));
+            xc = bahdanau ? keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, rows, e + he)) : null;
             comb = keep(rowsScratch, be.allocate(DeviceBuffer.Type.F32, (long) rows * cfg.combineSize()));
             logits = keep(rowsScratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, rows, cfg.targetVocab()));
         }
@@ -578,8 +667,16 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             int he = attn ? cfg.encoder().outputWidth() : 0, cs = cfg.combineSize(), ci = hd + he;
             DeviceBuffer wc = p("combine.weight"), wo = p("output.weight");
             TrainKernels.embeddingFwd(be, n, e, vt, tok, p("target_embedding.weight"), xt.buffer());
-            try (DeviceRnnOutput out = model.decoderLayer().forward(new DeviceRnnInput(xt, h, c, null))) {
-                DeviceAttentionOutput att = attn ? model.attentionModule().forward(out.y(), tiledEnc, tiledMask) : null;
+            DeviceAttentionOutput before = null;
+            if (bahdanau) {
+                // The context of the previous state's top layer enters the decoder input.
+                int ld = cfg.decoder().numLayers();
+                before = model.attentionModule().forward(h.view((long) (ld - 1) * n * hd, 1, n, hd), tiledEnc, tiledMask);
+                inputWithContext(xt.buffer(), 0, before.context(), xc, n);
+            }
+            try (DeviceRnnOutput out = model.decoderLayer().forward(new DeviceRnnInput(bahdanau ? xc : xt, h, c, null))) {
+                DeviceAttentionOutput att = bahdanau ? before : attn ? model.attentionModule().forward(out.y(), tiledEnc, tiledMask) : null;
+                before = att;
                 DeviceTensor y = out.y();
                 be.gemm(false, true, n, cs, hd, 1f, y.buffer(), y.offset(), hd, wc, 0, ci, 0f, comb, 0, cs);
                 if (att != null) {
@@ -596,6 +693,9 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
                     lastAtt = att;
                     attention = att.weights().reshape(n, t);
                 }
+                before = null;
+            } finally {
+                if (before != null) before.close();
             }
             return logits;
         }

@@ -47,9 +47,9 @@ public final class Seq2SeqTrainer {
      * One optimisation step on {@code batch}; returns its loss (before the update).
      *
      * <p>With {@link Adam}, teacher forcing at this step and a model that {@link Seq2Seq#runsOnDevice() runs on the
-     * device} (a device backend; attention style none or Luong with any score: dot, scaled, general or additive; any
-     * bridge; any encoder and decoder network: GRU, LSTM or plain RNN cells, several layers, a bidirectional or
-     * projected encoder; not Bahdanau), the step runs on the device: the host uploads the batch's ids (and the lengths
+     * device} (any configuration on a device backend: attention none, Luong or Bahdanau with a dot, scaled, general or
+     * additive score; any bridge; any encoder and decoder network: GRU, LSTM or plain RNN cells, several layers, a
+     * bidirectional or projected encoder), the step runs on the device: the host uploads the batch's ids (and the lengths
      * and mask only for a source whose padded ids cannot tell its length) and downloads the 4-byte loss;
      * parameters, gradients and Adam's moments stay on the device ({@link Seq2Seq#parameters()} downloads them when
      * read). The loss then counts the tokens but not the correct ones unless {@link #countCorrect(boolean)} asked for

@@ -45,8 +45,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The model shapes beyond the demo's that {@link Seq2SeqTrainer} and the device decoder run on the device: LSTM
  * encoders and decoders (the decoder's cell state; the cell-state bridge between two LSTMs), several layers on either
  * side (a deeper decoder shares the encoder's first layer; a shallower one takes the top layers), the sum and zero
- * bridges, no attention, and the scaled, general and additive scores (the last two training their parameters on the
- * device). For each: the loss curve follows the float64 reference's, runs are bit-identical, a step moves the ids in
+ * bridges, no attention, Luong and Bahdanau attention (the per-step loop and its backward through time), and the
+ * scaled, general and additive scores (the last two training their parameters on the device). For each: the loss curve follows the float64 reference's, runs are bit-identical, a step moves the ids in
  * and the loss out, every parameter comes back to the host, and greedy and k-rows-with-select decoding follow the
  * host decoder; nothing leaks.
  */
@@ -85,7 +85,16 @@ class Seq2SeqDeviceShapesTest {
                 new Shape("projected lstm 5/p4 bi -> lstm 2x12, linear-tanh (c width 5), luong general",
                         base().encoder(RnnConfig.builder(CellType.LSTM, 8, 5).projSize(4).bidirectional(true).build())
                                 .decoder(CellType.LSTM, 12, 2).attention(AttentionStyle.LUONG, AttentionScore.GENERAL)
-                                .bridge(Bridge.LINEAR_TANH).build()));
+                                .bridge(Bridge.LINEAR_TANH).build()),
+                new Shape("gru 1x8 bi -> gru 2x16, linear-tanh, bahdanau additive",
+                        base().encoder(CellType.GRU, 8, 1, true).decoder(CellType.GRU, 16, 2)
+                                .attention(AttentionStyle.BAHDANAU, AttentionScore.ADDITIVE).attentionSize(10).bridge(Bridge.LINEAR_TANH).build()),
+                new Shape("lstm 2x8 bi -> lstm 2x16, linear-tanh (h and c), bahdanau general",
+                        base().encoder(CellType.LSTM, 8, 2, true).decoder(CellType.LSTM, 16, 2)
+                                .attention(AttentionStyle.BAHDANAU, AttentionScore.GENERAL).bridge(Bridge.LINEAR_TANH).build()),
+                new Shape("lstm 1x16 -> gru 1x16, sum, bahdanau dot",
+                        base().encoder(CellType.LSTM, 16, 1, false).decoder(CellType.GRU, 16, 1)
+                                .attention(AttentionStyle.BAHDANAU, AttentionScore.DOT).bridge(Bridge.SUM).build()));
     }
 
     static Stream<Arguments> cases() {
@@ -95,16 +104,13 @@ class Seq2SeqDeviceShapesTest {
     }
 
     @Test
-    void bahdanauStaysOnTheHost() {
-        Seq2SeqConfig cfg = base().encoder(CellType.GRU, 8, 1, true).decoder(CellType.GRU, 16, 1)
-                .attention(AttentionStyle.BAHDANAU, AttentionScore.ADDITIVE).build();
-        DeviceBackend be = DeviceRows.backend("cpu");
-        try (Seq2Seq m = Seq2Seq.create(cfg, be, 5)) {
-            assertFalse(m.runsOnDevice(), "a Bahdanau model runs on the host");
-        }
+    void everyShapeRunsOnADeviceBackendAndNoneOnTheReference() {
         for (Shape s : shapes()) {
-            try (Seq2Seq m = Seq2Seq.create(s.config(), be, 5)) {
+            try (Seq2Seq m = Seq2Seq.create(s.config(), DeviceRows.backend("cpu"), 5)) {
                 assertTrue(m.runsOnDevice(), s + " runs on the device");
+            }
+            try (Backend rb = new ReferenceBackend(); Seq2Seq m = Seq2Seq.create(s.config(), rb, 5)) {
+                assertFalse(m.runsOnDevice(), s + " on the reference backend runs on the host");
             }
         }
     }
