@@ -667,35 +667,37 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             int he = attn ? cfg.encoder().outputWidth() : 0, cs = cfg.combineSize(), ci = hd + he;
             DeviceBuffer wc = p("combine.weight"), wo = p("output.weight");
             TrainKernels.embeddingFwd(be, n, e, vt, tok, p("target_embedding.weight"), xt.buffer());
-            DeviceAttentionOutput before = null;
-            if (bahdanau) {
-                // The context of the previous state's top layer enters the decoder input.
-                int ld = cfg.decoder().numLayers();
-                before = model.attentionModule().forward(h.view((long) (ld - 1) * n * hd, 1, n, hd), tiledEnc, tiledMask);
-                inputWithContext(xt.buffer(), 0, before.context(), xc, n);
-            }
-            try (DeviceRnnOutput out = model.decoderLayer().forward(new DeviceRnnInput(bahdanau ? xc : xt, h, c, null))) {
-                DeviceAttentionOutput att = bahdanau ? before : attn ? model.attentionModule().forward(out.y(), tiledEnc, tiledMask) : null;
-                before = att;
-                DeviceTensor y = out.y();
-                be.gemm(false, true, n, cs, hd, 1f, y.buffer(), y.offset(), hd, wc, 0, ci, 0f, comb, 0, cs);
-                if (att != null) {
-                    DeviceTensor ctx = att.context();
-                    be.gemm(false, true, n, cs, he, 1f, ctx.buffer(), ctx.offset(), he, wc, hd, ci, 1f, comb, 0, cs);
+            // The step's attention output: owned here until lastAtt takes it (closed if anything throws before).
+            DeviceAttentionOutput att = null;
+            try {
+                if (bahdanau) {
+                    // The context of the previous state's top layer enters the decoder input.
+                    int ld = cfg.decoder().numLayers();
+                    att = model.attentionModule().forward(h.view((long) (ld - 1) * n * hd, 1, n, hd), tiledEnc, tiledMask);
+                    inputWithContext(xt.buffer(), 0, att.context(), xc, n);
                 }
-                TrainKernels.biasActFwd(be, n, cs, TrainKernels.Act.TANH, comb, p("combine.bias"), comb);
-                be.gemm(false, true, n, vt, cs, 1f, comb, 0, cs, wo, 0, cs, 0f, logits.buffer(), 0, vt);
-                TrainKernels.biasActFwd(be, n, vt, TrainKernels.Act.IDENTITY, logits.buffer(), p("output.bias"), logits.buffer());
-                h.copyFrom(out.hN());
-                if (c != null) c.copyFrom(out.cN());
-                closeAttention();
-                if (att != null) {
-                    lastAtt = att;
-                    attention = att.weights().reshape(n, t);
+                try (DeviceRnnOutput out = model.decoderLayer().forward(new DeviceRnnInput(bahdanau ? xc : xt, h, c, null))) {
+                    if (attn && !bahdanau) att = model.attentionModule().forward(out.y(), tiledEnc, tiledMask);
+                    DeviceTensor y = out.y();
+                    be.gemm(false, true, n, cs, hd, 1f, y.buffer(), y.offset(), hd, wc, 0, ci, 0f, comb, 0, cs);
+                    if (att != null) {
+                        DeviceTensor ctx = att.context();
+                        be.gemm(false, true, n, cs, he, 1f, ctx.buffer(), ctx.offset(), he, wc, hd, ci, 1f, comb, 0, cs);
+                    }
+                    TrainKernels.biasActFwd(be, n, cs, TrainKernels.Act.TANH, comb, p("combine.bias"), comb);
+                    be.gemm(false, true, n, vt, cs, 1f, comb, 0, cs, wo, 0, cs, 0f, logits.buffer(), 0, vt);
+                    TrainKernels.biasActFwd(be, n, vt, TrainKernels.Act.IDENTITY, logits.buffer(), p("output.bias"), logits.buffer());
+                    h.copyFrom(out.hN());
+                    if (c != null) c.copyFrom(out.cN());
+                    closeAttention();
+                    if (att != null) {
+                        lastAtt = att;
+                        attention = att.weights().reshape(n, t);
+                        att = null;
+                    }
                 }
-                before = null;
             } finally {
-                if (before != null) before.close();
+                if (att != null) att.close();
             }
             return logits;
         }
