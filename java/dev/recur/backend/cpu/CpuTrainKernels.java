@@ -49,6 +49,11 @@ final class CpuTrainKernels {
         sink.spec(TrainKernels.BIAS_ACT_BWD, "N:i F:i act:i y:F dy:F dx:F", CpuTrainKernels::biasActBwd);
         sink.spec(TrainKernels.COPY_STRIDED, "rows:i cols:i src:F soff:i sld:i dst:F doff:i dld:i",
                 CpuTrainKernels::copyStrided);
+        sink.spec(TrainKernels.MSE_FWD_BWD, "N:i pred:F target:F dpred:F out:F", CpuTrainKernels::mseFwdBwd);
+        sink.spec(TrainKernels.POOL_MEAN_FWD, "T:i B:i W:i y:F yoff:i lengths:I out:F", CpuTrainKernels::poolMeanFwd);
+        sink.spec(TrainKernels.POOL_MEAN_BWD, "T:i B:i W:i lengths:I dout:F dy:F dyoff:i", CpuTrainKernels::poolMeanBwd);
+        sink.spec(TrainKernels.POOL_MAX_FWD, "T:i B:i W:i y:F yoff:i lengths:I out:F idx:I", CpuTrainKernels::poolMaxFwd);
+        sink.spec(TrainKernels.POOL_MAX_BWD, "T:i B:i W:i idx:I dout:F dy:F dyoff:i", CpuTrainKernels::poolMaxBwd);
     }
 
     @FunctionalInterface
@@ -413,5 +418,102 @@ final class CpuTrainKernels {
         int nc = a.ext(0, cols);
         k.rows(a.ext(1, rows), nc, (r, th) -> MemorySegment.copy(src, ((long) soff + (long) r * sld) * Float.BYTES, dst,
                 ((long) doff + (long) r * dld) * Float.BYTES, (long) nc * Float.BYTES));
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // loss.h
+
+    private static void mseFwdBwd(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), n = a.ext(0, N);
+        MemorySegment pred = a.m(1), target = a.m(2), dpred = a.m(3), out = a.m(4);
+        // Work item 0's sum first: it reads every prediction before any gradient is written (they are distinct buffers).
+        if (n > 0) {
+            float s = 0f;
+            for (int q = 0; q < N; q++) {
+                float e = ld(pred, q) - ld(target, q);
+                s += e * e;
+            }
+            st(out, 0, s / (float) N);
+        }
+        chunks(k, n, (lo, hi) -> {
+            for (int i = lo; i < hi; i++) st(dpred, i, 2f * (ld(pred, i) - ld(target, i)) / (float) N);
+        });
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // pool.h: rows are sequences b, each looping over its W columns and its steps in the device kernel's order.
+
+    private static int poolLen(MemorySegment lengths, int b, int T) {
+        int len = ldi(lengths, b);
+        return len < 0 ? 0 : Math.min(len, T);
+    }
+
+    private static void poolMeanFwd(CpuKernels k, CpuKernels.Args a) {
+        int T = a.i(0), B = a.i(1), W = a.i(2), yoff = a.i(4);
+        MemorySegment y = a.m(3), lengths = a.m(5), out = a.m(6);
+        int nw = a.ext(0, W);
+        k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
+            int len = poolLen(lengths, b, T);
+            for (int j = 0; j < nw; j++) {
+                float s = 0f;
+                for (int t = 0; t < len; t++) s += ld(y, yoff + ((long) t * B + b) * W + j);
+                st(out, (long) b * W + j, len > 0 ? s / (float) len : 0f);
+            }
+        });
+    }
+
+    private static void poolMeanBwd(CpuKernels k, CpuKernels.Args a) {
+        int T = a.i(0), B = a.i(1), W = a.i(2), dyoff = a.i(6);
+        MemorySegment lengths = a.m(3), dout = a.m(4), dy = a.m(5);
+        int nw = a.ext(0, W);
+        k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
+            int len = poolLen(lengths, b, T);
+            for (int j = 0; j < nw; j++) {
+                float g = len > 0 ? ld(dout, (long) b * W + j) / (float) len : 0f;
+                for (int t = 0; t < T; t++) st(dy, dyoff + ((long) t * B + b) * W + j, t < len ? g : 0f);
+            }
+        });
+    }
+
+    private static void poolMaxFwd(CpuKernels k, CpuKernels.Args a) {
+        int T = a.i(0), B = a.i(1), W = a.i(2), yoff = a.i(4);
+        MemorySegment y = a.m(3), lengths = a.m(5), out = a.m(6), idx = a.m(7);
+        int nw = a.ext(0, W);
+        k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
+            int len = poolLen(lengths, b, T);
+            for (int j = 0; j < nw; j++) {
+                long o = (long) b * W + j;
+                if (len == 0) {
+                    st(out, o, 0f);
+                    idx.setAtIndex(I, o, -1);
+                    continue;
+                }
+                int best = 0;
+                float bv = ld(y, yoff + (long) b * W + j);
+                for (int t = 1; t < len; t++) {
+                    float v = ld(y, yoff + ((long) t * B + b) * W + j);
+                    if (v > bv) {
+                        bv = v;
+                        best = t;
+                    }
+                }
+                st(out, o, bv);
+                idx.setAtIndex(I, o, best);
+            }
+        });
+    }
+
+    private static void poolMaxBwd(CpuKernels k, CpuKernels.Args a) {
+        int T = a.i(0), B = a.i(1), W = a.i(2), dyoff = a.i(6);
+        MemorySegment idx = a.m(3), dout = a.m(4), dy = a.m(5);
+        int nw = a.ext(0, W);
+        k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
+            for (int j = 0; j < nw; j++) {
+                long o = (long) b * W + j;
+                int s = ldi(idx, o);
+                float g = ld(dout, o);
+                for (int t = 0; t < T; t++) st(dy, dyoff + ((long) t * B + b) * W + j, t == s ? g : 0f);
+            }
+        });
     }
 }
