@@ -441,7 +441,9 @@ final class CpuTrainKernels {
     }
 
     // ---------------------------------------------------------------------------------------------------------
-    // pool.h: rows are sequences b, each looping over its W columns and its steps in the device kernel's order.
+    // pool.h: rows are sequences b. Each walks its steps t in order and, within a step, its W contiguous columns
+    // (the device kernel's per-column loop over t, interchanged so that memory is read front to back); every column's
+    // sum or max still runs over t ascending, so the results are the device kernel's.
 
     private static int poolLen(MemorySegment lengths, int b, int T) {
         int len = ldi(lengths, b);
@@ -454,11 +456,13 @@ final class CpuTrainKernels {
         int nw = a.ext(0, W);
         k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
             int len = poolLen(lengths, b, T);
-            for (int j = 0; j < nw; j++) {
-                float s = 0f;
-                for (int t = 0; t < len; t++) s += ld(y, yoff + ((long) t * B + b) * W + j);
-                st(out, (long) b * W + j, len > 0 ? s / (float) len : 0f);
+            float[] acc = k.buf(th, 0, nw);
+            java.util.Arrays.fill(acc, 0, nw, 0f);
+            for (int t = 0; t < len; t++) {
+                long row = yoff + ((long) t * B + b) * W;
+                for (int j = 0; j < nw; j++) acc[j] += ld(y, row + j);
             }
+            for (int j = 0; j < nw; j++) st(out, (long) b * W + j, len > 0 ? acc[j] / (float) len : 0f);
         });
     }
 
@@ -468,9 +472,11 @@ final class CpuTrainKernels {
         int nw = a.ext(0, W);
         k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
             int len = poolLen(lengths, b, T);
-            for (int j = 0; j < nw; j++) {
-                float g = len > 0 ? ld(dout, (long) b * W + j) / (float) len : 0f;
-                for (int t = 0; t < T; t++) st(dy, dyoff + ((long) t * B + b) * W + j, t < len ? g : 0f);
+            float[] g = k.buf(th, 0, nw);
+            for (int j = 0; j < nw; j++) g[j] = len > 0 ? ld(dout, (long) b * W + j) / (float) len : 0f;
+            for (int t = 0; t < T; t++) {
+                long row = dyoff + ((long) t * B + b) * W;
+                for (int j = 0; j < nw; j++) st(dy, row + j, t < len ? g[j] : 0f);
             }
         });
     }
@@ -481,24 +487,34 @@ final class CpuTrainKernels {
         int nw = a.ext(0, W);
         k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
             int len = poolLen(lengths, b, T);
-            for (int j = 0; j < nw; j++) {
-                long o = (long) b * W + j;
-                if (len == 0) {
-                    st(out, o, 0f);
-                    idx.setAtIndex(I, o, -1);
-                    continue;
+            long o = (long) b * W;
+            if (len == 0) {
+                for (int j = 0; j < nw; j++) {
+                    st(out, o + j, 0f);
+                    idx.setAtIndex(I, o + j, -1);
                 }
-                int best = 0;
-                float bv = ld(y, yoff + (long) b * W + j);
-                for (int t = 1; t < len; t++) {
-                    float v = ld(y, yoff + ((long) t * B + b) * W + j);
-                    if (v > bv) {
-                        bv = v;
-                        best = t;
+                return;
+            }
+            // The running max per column, and its step (a float: steps are far below 2^24).
+            float[] bv = k.buf(th, 0, nw), best = k.buf(th, 1, nw);
+            long row0 = yoff + (long) b * W;
+            for (int j = 0; j < nw; j++) {
+                bv[j] = ld(y, row0 + j);
+                best[j] = 0f;
+            }
+            for (int t = 1; t < len; t++) {
+                long row = yoff + ((long) t * B + b) * W;
+                for (int j = 0; j < nw; j++) {
+                    float v = ld(y, row + j);
+                    if (v > bv[j]) {
+                        bv[j] = v;
+                        best[j] = t;
                     }
                 }
-                st(out, o, bv);
-                idx.setAtIndex(I, o, best);
+            }
+            for (int j = 0; j < nw; j++) {
+                st(out, o + j, bv[j]);
+                idx.setAtIndex(I, o + j, (int) best[j]);
             }
         });
     }
@@ -508,11 +524,10 @@ final class CpuTrainKernels {
         MemorySegment idx = a.m(3), dout = a.m(4), dy = a.m(5);
         int nw = a.ext(0, W);
         k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
-            for (int j = 0; j < nw; j++) {
-                long o = (long) b * W + j;
-                int s = ldi(idx, o);
-                float g = ld(dout, o);
-                for (int t = 0; t < T; t++) st(dy, dyoff + ((long) t * B + b) * W + j, t == s ? g : 0f);
+            long o = (long) b * W;
+            for (int t = 0; t < T; t++) {
+                long row = dyoff + ((long) t * B + b) * W;
+                for (int j = 0; j < nw; j++) st(dy, row + j, ldi(idx, o + j) == t ? ld(dout, o + j) : 0f);
             }
         });
     }
