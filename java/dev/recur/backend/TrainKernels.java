@@ -5,8 +5,8 @@ import java.util.List;
 /**
  * The catalogue of the training and decoding kernels (issue 15: a training step moves only the batch in and the
  * loss out), the counterpart of {@link Kernels} for everything around the networks: optimizers over a flat
- * parameter buffer, global-norm clipping, the fused softmax cross-entropy, embeddings, argmax / top-k, bias plus
- * activation and a strided copy. Each is written once in {@code kernels/common/<family>.h} (the equations open
+ * parameter buffer, global-norm clipping, the fused softmax cross-entropy and mean squared error, embeddings, argmax /
+ * top-k, bias plus activation, a strided copy, and the masked mean / max pooling of many-to-one heads. Each is written once in {@code kernels/common/<family>.h} (the equations open
  * the file), wrapped under the same name in {@code kernels/opencl/<family>.cl} and {@code kernels/cuda/<family>.cu},
  * implemented in Java for the {@code cpu} backend in {@code CpuTrainKernels}, stated in float64 in
  * {@link dev.recur.backend.reference.ReferenceTrainKernels} (the oracle the tests hold every backend to, itself
@@ -35,7 +35,9 @@ import java.util.List;
  * {@code argmax_rows}, {@code topk_rows}) run one work item per row, looping over V: N = 2048 rows is 2048 threads on a
  * GPU, and neighbouring threads read addresses V apart. {@code softmax_xent_fwd_bwd} also counts the non-padded
  * targets in every work item (O(N) per row, cached reads). {@code embedding_bwd_index}, {@code grad_clip_scale} and
- * {@code softmax_xent_mean} are single work items (O(N + V), O(P) and O(N) serial steps). A work-group-per-row
+ * {@code softmax_xent_mean} are single work items (O(N + V), O(P) and O(N) serial steps), and {@code mse_fwd_bwd}'s
+ * work item 0 sums all N squares. The pooling kernels run one work item per (column, sequence), looping over the steps:
+ * neighbouring items read neighbouring columns. A work-group-per-row
  * variant with a fixed-order tree reduction would be the optional-kernel route ({@link Kernels#OPTIONAL}) once a GPU
  * can measure it.
  *

@@ -11,9 +11,9 @@ import java.nio.ByteOrder;
 /**
  * The kernels of {@link TrainKernels} as Java code for the {@code cpu} backend, with the argument lists of the
  * catalogue and the semantics of their {@code kernels/common} bodies ({@code optim.h}, {@code xent.h},
- * {@code embedding.h}, {@code decode.h}, {@code pointwise.h}; the equations are there). Every sum is taken in the
- * device kernel's order (so {@code grad_norm_partial}'s strided partial sums are the same numbers), and large
- * launches are split over the pool by rows or element chunks, never inside a sum.
+ * {@code embedding.h}, {@code decode.h}, {@code pointwise.h}, {@code loss.h}, {@code pool.h}; the equations are
+ * there). Every sum is taken in the device kernel's order (so {@code grad_norm_partial}'s strided partial sums are the
+ * same numbers), and large launches are split over the pool by rows or element chunks, never inside a sum.
  */
 final class CpuTrainKernels {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
