@@ -30,7 +30,9 @@ import dev.recur.tensor.Tensor;
  * classifier's own host calls ({@link SequenceClassifier#predict}, {@link SequenceClassifier#forward}) download
  * them into the host mirror first when a step changed them. Reading the {@link Parameters} object directly does not:
  * it is current after those calls and after {@link #close()}. Host writes the caller declares
- * ({@link Parameters#markChanged}, {@code load}) are uploaded before the next step.
+ * ({@link Parameters#markChanged}, {@code load}) are uploaded before the next step. The check is the version of the
+ * whole {@link Parameters}: a host optimizer stepping another module registered there also re-uploads this head
+ * (correct, but {@code 4·P} bytes per step); give such a module its own {@link Parameters}.
  *
  * <p>On the float64 reference backend a step is the host path: {@link SequenceClassifier#forward} and
  * {@link SequenceClassifier#backward}, {@link GradientClipping#clipByGlobalNorm} and host Adam over the classifier's
