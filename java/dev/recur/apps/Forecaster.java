@@ -1,21 +1,24 @@
 package dev.recur.apps;
 
 import dev.recur.backend.Backend;
+import dev.recur.backend.DeviceBackend;
+import dev.recur.backend.DeviceTensor;
 import dev.recur.config.CellType;
 import dev.recur.config.RnnConfig;
 import dev.recur.nn.layers.MeanSquaredError;
 import dev.recur.nn.layers.Parameters;
 import dev.recur.nn.layers.Pooling;
 import dev.recur.nn.layers.SequenceClassifier;
-import dev.recur.nn.train.Adam;
-import dev.recur.nn.train.GradientClipping;
+import dev.recur.nn.layers.SequenceClassifierTrainer;
+import dev.recur.nn.train.OptimizerConfig;
 import dev.recur.tensor.Tensor;
 
 import java.util.Arrays;
 
 /**
  * One-step-ahead forecasting of a univariate series with an LSTM ({@link SequenceClassifier} with one output,
- * {@link Pooling#LAST}, trained with {@link MeanSquaredError}): the input is the last {@code lookback} values,
+ * {@link Pooling#LAST}, trained with {@link MeanSquaredError} by its {@link SequenceClassifierTrainer}: Adam, clipped
+ * to a global norm of 1, on a device backend a step entirely on the device): the input is the last {@code lookback} values,
  * standardised with the mean and standard deviation of the training period only; the network's last state
  * goes through a linear layer that predicts the <em>change</em> from the last input value (so an
  * untrained model is the naive last-value forecast and training learns the pattern on top of it). The split
@@ -105,22 +108,20 @@ public final class Forecaster {
         RnnConfig cfg = RnnConfig.builder(CellType.LSTM, 1, s.hidden()).layers(s.layers()).build();
         // Many-to-one: the top layer's last state through a linear layer to one number, the change from the last value.
         try (SequenceClassifier net = new SequenceClassifier(params, "forecaster", cfg, 1, Pooling.LAST, backend, s.seed())) {
-            Adam adam = new Adam(s.lr());
             Tensor x = windows(z, trainTargets, lb);
-            Tensor target = Tensor.zeros(bt, 1);
-            for (int b = 0; b < bt; b++) target.data()[b] = z[trainTargets[b]];
+            // prediction = last value + output, so the MSE of the prediction against the target is the MSE of the output
+            // against the change, with the same gradient: the trainer regresses the output on the changes.
+            double[] change = new double[bt];
+            for (int b = 0; b < bt; b++) change[b] = z[trainTargets[b]] - z[trainTargets[b] - 1];
             double loss = Double.NaN;
-            for (int e = 0; e < s.epochs(); e++) {
-                params.zeroGrad();
-                try (SequenceClassifier.Pass pass = net.forward(x, null, s.seed() + e)) {
-                    MeanSquaredError.Result mse = MeanSquaredError.compute(fromLast(z, trainTargets, pass.logits()), target);
-                    loss = mse.loss();
-                    // prediction = last value + output, so the output's gradient is the prediction's.
-                    net.backward(pass, mse.dprediction());
+            try (SequenceClassifierTrainer trainer = net.trainer(OptimizerConfig.adam(s.lr()).withClipNorm(1.0));
+                 DeviceTensor onDevice = trainer.onDevice() ? DeviceTensor.of((DeviceBackend) backend, x) : null) {
+                // Full-batch: the same windows every epoch, so on a device they go up once and a step sends the changes.
+                for (int e = 0; e < s.epochs(); e++) {
+                    loss = onDevice != null ? trainer.stepRegression(onDevice, null, change, s.seed() + e)
+                            : trainer.stepRegression(x, null, change, s.seed() + e);
+                    if (progress != null) progress.epoch(e, loss);
                 }
-                GradientClipping.clipByGlobalNorm(params, 1.0);
-                adam.step(params);
-                if (progress != null) progress.epoch(e, loss);
             }
             double[] fitted = predict(net, z, trainTargets, lb, n, mean, sd);
             double[] predicted = predict(net, z, testTargets, lb, n, mean, sd);

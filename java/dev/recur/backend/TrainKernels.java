@@ -5,8 +5,9 @@ import java.util.List;
 /**
  * The catalogue of the training and decoding kernels (issue 15: a training step moves only the batch in and the
  * loss out), the counterpart of {@link Kernels} for everything around the networks: optimizers over a flat
- * parameter buffer, global-norm clipping, the fused softmax cross-entropy, embeddings, argmax / top-k, bias plus
- * activation and a strided copy. Each is written once in {@code kernels/common/<family>.h} (the equations open
+ * parameter buffer, global-norm clipping, the fused softmax cross-entropy and mean squared error, embeddings, argmax /
+ * top-k, beam search, bias plus activation, a strided copy, and the masked mean / max pooling of many-to-one heads.
+ * Each is written once in {@code kernels/common/<family>.h} (the equations open
  * the file), its entry point in {@code kernels/entry/<family>.h} (included by {@code kernels/opencl/<family>.cl} and {@code kernels/cuda/<family>.cu}),
  * implemented in Java for the {@code cpu} backend in {@code CpuTrainKernels}, stated in float64 in
  * {@link dev.recur.backend.reference.ReferenceTrainKernels} (the oracle the tests hold every backend to, itself
@@ -35,7 +36,9 @@ import java.util.List;
  * {@code argmax_rows}, {@code topk_rows}) run one work item per row, looping over V: N = 2048 rows is 2048 threads on a
  * GPU, and neighbouring threads read addresses V apart. {@code softmax_xent_fwd_bwd} also counts the non-padded
  * targets in every work item (O(N) per row, cached reads). {@code embedding_bwd_index}, {@code grad_clip_scale} and
- * {@code softmax_xent_mean} are single work items (O(N + V), O(P) and O(N) serial steps). A work-group-per-row
+ * {@code softmax_xent_mean} are single work items (O(N + V), O(P) and O(N) serial steps), and {@code mse_fwd_bwd}'s
+ * work item 0 sums all N squares. The pooling kernels run one work item per (column, sequence), looping over the steps:
+ * neighbouring items read neighbouring columns. A work-group-per-row
  * variant with a fixed-order tree reduction would be the optional-kernel route ({@link Kernels#OPTIONAL}) once a GPU
  * can measure it.
  *
@@ -58,6 +61,8 @@ import java.util.List;
  *                   per row with t = targets[r] != pad: loss = logsumexp - x_t, dlogits = (softmax - onehot)/count,
  *                   count = non-padded rows; padded rows 0; a target outside [0,V) gives NaN
  * softmax_xent_mean grid {1}: N,pad, targets, loss, out   out[0] = mean loss over the non-padded rows (0 if none)
+ * mse_fwd_bwd       grid {N}: N, pred, target, dpred, out  dpred = 2 (pred - target)/N; item 0: out[0] = sum of
+ *                   (pred - target)^2 in index order / N   (MeanSquaredError; dpred must not be pred)
  * embedding_fwd     grid {E,N}: N,E,V, ids, weight, out     out[n,:] = weight[ids[n],:] (0 for an id outside [0,V))
  * embedding_bwd_index grid {1}: N,V,pad, ids, start, order  stable counting sort: positions of id v (not pad) are
  *                   order[start[v]..start[v+1]) in increasing n; start [V+1], order [N] (I32)
@@ -85,6 +90,12 @@ import java.util.List;
  *                   (finished first, then score/length^alpha, ties to the lower row), walked back over S steps:
  *                   out[b,s] = its tokens, at[b,s] = s*N + the step-s row that gave them, scores[b] = (lp, norm)
  * repeat_rows_i32   grid {C, M*R}: M,C,R, src, dst         dst[q,c] = src[q/R, c] (I32)
+ * pool_mean_fwd     grid {W,B}: T,B,W, y,yoff, lengths, out           over time-major y [T,B,W] and lengths [B]
+ *                   (clipped to [0,T]): out[b,j] = sum_{t<len} y[t,b,j] (t ascending) / len (0 if len = 0)
+ * pool_mean_bwd     grid {W,B}: T,B,W, lengths, dout, dy,dyoff        dy[t,b,j] = t < len ? dout[b,j]/len : 0
+ * pool_max_fwd      grid {W,B}: T,B,W, y,yoff, lengths, out, idx      out[b,j] = max_{t<len} y[t,b,j], idx[b,j] =
+ *                   the first t holding it (moves only on a strictly greater value); len = 0: 0 and -1
+ * pool_max_bwd      grid {W,B}: T,B,W, idx, dout, dy,dyoff            dy[t,b,j] = t == idx[b,j] ? dout[b,j] : 0
  * </pre>
  */
 public final class TrainKernels {
@@ -110,12 +121,18 @@ public final class TrainKernels {
     public static final String BEAM_UPDATE = "beam_update";
     public static final String BEAM_BACKTRACE = "beam_backtrace";
     public static final String REPEAT_ROWS_I32 = "repeat_rows_i32";
+    public static final String MSE_FWD_BWD = "mse_fwd_bwd";
+    public static final String POOL_MEAN_FWD = "pool_mean_fwd";
+    public static final String POOL_MEAN_BWD = "pool_mean_bwd";
+    public static final String POOL_MAX_FWD = "pool_max_fwd";
+    public static final String POOL_MAX_BWD = "pool_max_bwd";
 
     /** Every kernel of this catalogue; every device backend runs all of them. */
     public static final List<String> ALL = List.of(ADAM_STEP, SGD_STEP, GRAD_NORM_PARTIAL, GRAD_CLIP_SCALE,
             SOFTMAX_XENT_FWD_BWD, SOFTMAX_XENT_MEAN, EMBEDDING_FWD, EMBEDDING_BWD_INDEX, EMBEDDING_BWD, ARGMAX_ROWS,
             TOPK_ROWS, SOURCE_MASK, BIAS_ACT_FWD, BIAS_ACT_BWD, COPY_STRIDED, BEAM_CANDIDATES, BEAM_UPDATE,
-            BEAM_BACKTRACE, REPEAT_ROWS_I32, SAMPLE_ROWS);
+            BEAM_BACKTRACE, REPEAT_ROWS_I32, MSE_FWD_BWD, POOL_MEAN_FWD, POOL_MEAN_BWD, POOL_MAX_FWD, POOL_MAX_BWD,
+            SAMPLE_ROWS);
 
     /**
      * The number of partial sums {@link #gradNorm} uses for {@code n} elements: one per 4096 elements, at least 1,
@@ -262,6 +279,87 @@ public final class TrainKernels {
         f32(k, "loss", loss, N);
         f32(k, "out", out, 1);
         be.launch(k, new long[] {1}, N, pad, targets, loss, out);
+    }
+
+    /**
+     * {@code mse_fwd_bwd} over {@code pred [N]} and {@code target [N]}: {@code dpred [N] = 2 (pred - target) / N} and
+     * {@code out[0]} = their mean squared error, as {@code MeanSquaredError} defines it, left on the device.
+     * {@code dpred} must be another buffer than {@code pred}.
+     */
+    public static void mseFwdBwd(DeviceBackend be, int N, DeviceBuffer pred, DeviceBuffer target, DeviceBuffer dpred,
+                                 DeviceBuffer out) {
+        String k = MSE_FWD_BWD;
+        positive(k, "N", N);
+        f32(k, "pred", pred, N);
+        f32(k, "target", target, N);
+        f32(k, "dpred", dpred, N);
+        f32(k, "out", out, 1);
+        if (dpred == pred) throw bad(k, "dpred", "must be another buffer than pred (work item 0 reads every prediction)", "pred");
+        be.launch(k, new long[] {N}, N, pred, target, dpred, out);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Pooling (many-to-one heads)
+
+    /** The kinds of {@link #poolFwd} and {@link #poolBwd}. */
+    public enum Pool {
+        /** The mean over each sequence's own steps. */
+        MEAN,
+        /** The elementwise max over each sequence's own steps; the gradient goes to the first step holding it. */
+        MAX
+    }
+
+    /**
+     * {@code pool_mean_fwd} or {@code pool_max_fwd}: {@code out [B,W]} from time-major {@code y [T,B,W]} starting at
+     * element {@code yoff} of its buffer, over each sequence's first {@code lengths[b]} steps ({@code lengths [B]},
+     * I32, clipped to [0, T] on the device). MAX also writes the step of each maximum into {@code idx [B,W]} (I32),
+     * what {@link #poolBwd} reads; MEAN takes no {@code idx} (null).
+     */
+    public static void poolFwd(DeviceBackend be, Pool kind, int T, int B, int W, DeviceBuffer y, int yoff,
+                               DeviceBuffer lengths, DeviceBuffer out, DeviceBuffer idx) {
+        if (kind == null) throw bad("pool_*_fwd", "kind", "must be MEAN or MAX", null);
+        String k = kind == Pool.MAX ? POOL_MAX_FWD : POOL_MEAN_FWD;
+        positive(k, "T", T);
+        positive(k, "B", B);
+        positive(k, "W", W);
+        if (yoff < 0) throw bad(k, "yoff", "must be >= 0", yoff);
+        f32(k, "y", y, (long) yoff + (long) T * B * W);
+        i32(k, "lengths", lengths, B);
+        f32(k, "out", out, (long) B * W);
+        if (kind == Pool.MAX) {
+            i32(k, "idx", idx, (long) B * W);
+            be.launch(k, new long[] {W, B}, T, B, W, y, yoff, lengths, out, idx);
+        } else {
+            if (idx != null) throw bad(k, "idx", "must be null (MEAN keeps no indexes)", idx);
+            be.launch(k, new long[] {W, B}, T, B, W, y, yoff, lengths, out);
+        }
+    }
+
+    /**
+     * {@code pool_mean_bwd} (from {@code lengths [B]}) or {@code pool_max_bwd} (from the forward's {@code idx [B,W]}):
+     * overwrites all of {@code dy [T,B,W]} from element {@code dyoff} with the gradient of the pooling given
+     * {@code dout [B,W]} (0 at the steps that were not pooled). Pass the one of {@code lengths} / {@code idx} the kind
+     * reads and null for the other.
+     */
+    public static void poolBwd(DeviceBackend be, Pool kind, int T, int B, int W, DeviceBuffer lengths, DeviceBuffer idx,
+                               DeviceBuffer dout, DeviceBuffer dy, int dyoff) {
+        if (kind == null) throw bad("pool_*_bwd", "kind", "must be MEAN or MAX", null);
+        String k = kind == Pool.MAX ? POOL_MAX_BWD : POOL_MEAN_BWD;
+        positive(k, "T", T);
+        positive(k, "B", B);
+        positive(k, "W", W);
+        if (dyoff < 0) throw bad(k, "dyoff", "must be >= 0", dyoff);
+        f32(k, "dout", dout, (long) B * W);
+        f32(k, "dy", dy, (long) dyoff + (long) T * B * W);
+        if (kind == Pool.MAX) {
+            if (lengths != null) throw bad(k, "lengths", "must be null (MAX reads the forward's idx)", lengths);
+            i32(k, "idx", idx, (long) B * W);
+            be.launch(k, new long[] {W, B}, T, B, W, idx, dout, dy, dyoff);
+        } else {
+            if (idx != null) throw bad(k, "idx", "must be null (MEAN reads the lengths)", idx);
+            i32(k, "lengths", lengths, B);
+            be.launch(k, new long[] {W, B}, T, B, W, lengths, dout, dy, dyoff);
+        }
     }
 
     // ---------------------------------------------------------------------------------------------------------

@@ -47,6 +47,15 @@ public interface AttentionEngine extends AutoCloseable {
         throw new UnsupportedOperationException(getClass().getSimpleName() + ": does not run on device tensors");
     }
 
+    /**
+     * The parameters the device-tensor calls read, one device buffer per name of the configuration's weight shapes
+     * (empty for dot and scaled), owned by this engine: written in place they take effect at the next call, with
+     * nothing uploaded. Only for an engine that {@link #runsOnDevice()}.
+     */
+    default java.util.Map<String, dev.recur.backend.DeviceBuffer> deviceWeights() {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + ": keeps no parameters on the device");
+    }
+
     @Override
     void close();
 }

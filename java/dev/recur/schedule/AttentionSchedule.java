@@ -101,6 +101,13 @@ public final class AttentionSchedule implements AttentionEngine {
         }
     }
 
+    /** Its parameter buffers, read in place by every call (see {@link AttentionEngine#deviceWeights()}). */
+    @Override
+    public Map<String, DeviceBuffer> deviceWeights() {
+        ensureOpen();
+        return java.util.Collections.unmodifiableMap(params);
+    }
+
     /** The device buffer of a parameter's gradient, written by the last {@link #backward} call. */
     public DeviceBuffer gradient(String name) {
         ensureOpen();

@@ -11,9 +11,10 @@ import java.nio.ByteOrder;
 /**
  * The kernels of {@link TrainKernels} as Java code for the {@code cpu} backend, with the argument lists of the
  * catalogue and the semantics of their {@code kernels/common} bodies ({@code optim.h}, {@code xent.h},
- * {@code embedding.h}, {@code decode.h}, {@code pointwise.h}, {@code beam.h}; the equations are there). Every sum is taken in the
- * device kernel's order (so {@code grad_norm_partial}'s strided partial sums are the same numbers), and large
- * launches are split over the pool by rows or element chunks, never inside a sum.
+ * {@code embedding.h}, {@code decode.h}, {@code pointwise.h}, {@code beam.h}, {@code loss.h}, {@code pool.h}; the
+ * equations are there). Every sum is taken in the device kernel's order (so {@code grad_norm_partial}'s strided
+ * partial sums are the same numbers), and large launches are split over the pool by rows or element chunks, never
+ * inside a sum.
  */
 final class CpuTrainKernels {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -59,6 +60,11 @@ final class CpuTrainKernels {
         sink.spec(TrainKernels.BEAM_BACKTRACE, "B:i K:i S:i end:i alpha:f score:F histTok:I histPar:I out:I at:I scores:F",
                 CpuTrainKernels::beamBacktrace);
         sink.spec(TrainKernels.REPEAT_ROWS_I32, "M:i C:i R:i src:I dst:I", CpuTrainKernels::repeatRowsI32);
+        sink.spec(TrainKernels.MSE_FWD_BWD, "N:i pred:F target:F dpred:F out:F", CpuTrainKernels::mseFwdBwd);
+        sink.spec(TrainKernels.POOL_MEAN_FWD, "T:i B:i W:i y:F yoff:i lengths:I out:F", CpuTrainKernels::poolMeanFwd);
+        sink.spec(TrainKernels.POOL_MEAN_BWD, "T:i B:i W:i lengths:I dout:F dy:F dyoff:i", CpuTrainKernels::poolMeanBwd);
+        sink.spec(TrainKernels.POOL_MAX_FWD, "T:i B:i W:i y:F yoff:i lengths:I out:F idx:I", CpuTrainKernels::poolMaxFwd);
+        sink.spec(TrainKernels.POOL_MAX_BWD, "T:i B:i W:i idx:I dout:F dy:F dyoff:i", CpuTrainKernels::poolMaxBwd);
     }
 
     @FunctionalInterface
@@ -572,5 +578,116 @@ final class CpuTrainKernels {
         int nc = a.ext(0, C);
         k.rows(a.ext(1, (long) M * R), nc, (q, th) -> MemorySegment.copy(src, (long) (q / R) * C * Integer.BYTES, dst,
                 (long) q * C * Integer.BYTES, (long) nc * Integer.BYTES));
+    }
+
+    // loss.h
+
+    private static void mseFwdBwd(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), n = a.ext(0, N);
+        MemorySegment pred = a.m(1), target = a.m(2), dpred = a.m(3), out = a.m(4);
+        // Work item 0's sum first: it reads every prediction before any gradient is written (they are distinct buffers).
+        if (n > 0) {
+            float s = 0f;
+            for (int q = 0; q < N; q++) {
+                float e = ld(pred, q) - ld(target, q);
+                s += e * e;
+            }
+            st(out, 0, s / (float) N);
+        }
+        chunks(k, n, (lo, hi) -> {
+            for (int i = lo; i < hi; i++) st(dpred, i, 2f * (ld(pred, i) - ld(target, i)) / (float) N);
+        });
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // pool.h: rows are sequences b. Each walks its steps t in order and, within a step, its W contiguous columns
+    // (the device kernel's per-column loop over t, interchanged so that memory is read front to back); every column's
+    // sum or max still runs over t ascending, so the results are the device kernel's.
+
+    private static int poolLen(MemorySegment lengths, int b, int T) {
+        int len = ldi(lengths, b);
+        return len < 0 ? 0 : Math.min(len, T);
+    }
+
+    private static void poolMeanFwd(CpuKernels k, CpuKernels.Args a) {
+        int T = a.i(0), B = a.i(1), W = a.i(2), yoff = a.i(4);
+        MemorySegment y = a.m(3), lengths = a.m(5), out = a.m(6);
+        int nw = a.ext(0, W);
+        k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
+            int len = poolLen(lengths, b, T);
+            float[] acc = k.buf(th, 0, nw);
+            java.util.Arrays.fill(acc, 0, nw, 0f);
+            for (int t = 0; t < len; t++) {
+                long row = yoff + ((long) t * B + b) * W;
+                for (int j = 0; j < nw; j++) acc[j] += ld(y, row + j);
+            }
+            for (int j = 0; j < nw; j++) st(out, (long) b * W + j, len > 0 ? acc[j] / (float) len : 0f);
+        });
+    }
+
+    private static void poolMeanBwd(CpuKernels k, CpuKernels.Args a) {
+        int T = a.i(0), B = a.i(1), W = a.i(2), dyoff = a.i(6);
+        MemorySegment lengths = a.m(3), dout = a.m(4), dy = a.m(5);
+        int nw = a.ext(0, W);
+        k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
+            int len = poolLen(lengths, b, T);
+            float[] g = k.buf(th, 0, nw);
+            for (int j = 0; j < nw; j++) g[j] = len > 0 ? ld(dout, (long) b * W + j) / (float) len : 0f;
+            for (int t = 0; t < T; t++) {
+                long row = dyoff + ((long) t * B + b) * W;
+                for (int j = 0; j < nw; j++) st(dy, row + j, t < len ? g[j] : 0f);
+            }
+        });
+    }
+
+    private static void poolMaxFwd(CpuKernels k, CpuKernels.Args a) {
+        int T = a.i(0), B = a.i(1), W = a.i(2), yoff = a.i(4);
+        MemorySegment y = a.m(3), lengths = a.m(5), out = a.m(6), idx = a.m(7);
+        int nw = a.ext(0, W);
+        k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
+            int len = poolLen(lengths, b, T);
+            long o = (long) b * W;
+            if (len == 0) {
+                for (int j = 0; j < nw; j++) {
+                    st(out, o + j, 0f);
+                    idx.setAtIndex(I, o + j, -1);
+                }
+                return;
+            }
+            // The running max per column, and its step (a float: steps are far below 2^24).
+            float[] bv = k.buf(th, 0, nw), best = k.buf(th, 1, nw);
+            long row0 = yoff + (long) b * W;
+            for (int j = 0; j < nw; j++) {
+                bv[j] = ld(y, row0 + j);
+                best[j] = 0f;
+            }
+            for (int t = 1; t < len; t++) {
+                long row = yoff + ((long) t * B + b) * W;
+                for (int j = 0; j < nw; j++) {
+                    float v = ld(y, row + j);
+                    if (v > bv[j]) {
+                        bv[j] = v;
+                        best[j] = t;
+                    }
+                }
+            }
+            for (int j = 0; j < nw; j++) {
+                st(out, o + j, bv[j]);
+                idx.setAtIndex(I, o + j, (int) best[j]);
+            }
+        });
+    }
+
+    private static void poolMaxBwd(CpuKernels k, CpuKernels.Args a) {
+        int T = a.i(0), B = a.i(1), W = a.i(2), dyoff = a.i(6);
+        MemorySegment idx = a.m(3), dout = a.m(4), dy = a.m(5);
+        int nw = a.ext(0, W);
+        k.rows(a.ext(1, B), (long) nw * T, (b, th) -> {
+            long o = (long) b * W;
+            for (int t = 0; t < T; t++) {
+                long row = dyoff + ((long) t * B + b) * W;
+                for (int j = 0; j < nw; j++) st(dy, row + j, ldi(idx, o + j) == t ? ld(dout, o + j) : 0f);
+            }
+        });
     }
 }

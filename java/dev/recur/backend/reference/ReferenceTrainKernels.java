@@ -343,4 +343,81 @@ public final class ReferenceTrainKernels {
         for (int q = 0; q < M * R; q++) System.arraycopy(src, q / R * C, dst, q * C, C);
         return dst;
     }
+
+    /**
+     * {@code mse_fwd_bwd}: {@code dpred = 2 (pred - target) / N} into {@code dpred}; returns the mean of
+     * {@code (pred - target)^2} ({@code MeanSquaredError}'s definition).
+     */
+    public static double mseFwdBwd(int N, double[] pred, double[] target, double[] dpred) {
+        double s = 0;
+        for (int i = 0; i < N; i++) {
+            double e = pred[i] - target[i];
+            s += e * e;
+            dpred[i] = 2 * e / N;
+        }
+        return s / N;
+    }
+
+    private static int poolLen(int[] lengths, int b, int T) {
+        return Math.max(0, Math.min(lengths[b], T));
+    }
+
+    /** {@code pool_mean_fwd}: {@code out [B,W]}, the mean of time-major {@code y [T,B,W]} over each sequence's steps. */
+    public static double[] poolMeanFwd(int T, int B, int W, double[] y, int[] lengths) {
+        double[] out = new double[B * W];
+        for (int b = 0; b < B; b++) {
+            int len = poolLen(lengths, b, T);
+            for (int j = 0; j < W; j++) {
+                double s = 0;
+                for (int t = 0; t < len; t++) s += y[(t * B + b) * W + j];
+                out[b * W + j] = len > 0 ? s / len : 0;
+            }
+        }
+        return out;
+    }
+
+    /** {@code pool_mean_bwd}: {@code dy [T,B,W]}, {@code dout[b,j] / len} at the pooled steps, 0 elsewhere. */
+    public static double[] poolMeanBwd(int T, int B, int W, int[] lengths, double[] dout) {
+        double[] dy = new double[T * B * W];
+        for (int b = 0; b < B; b++) {
+            int len = poolLen(lengths, b, T);
+            for (int j = 0; j < W; j++) for (int t = 0; t < len; t++) dy[(t * B + b) * W + j] = dout[b * W + j] / len;
+        }
+        return dy;
+    }
+
+    /**
+     * {@code pool_max_fwd}: {@code out [B,W]} (returned) and {@code idx [B,W]} (written): the max of each column over
+     * the sequence's steps and the first step holding it ({@code Pooling.MAX}: moves only on a greater value);
+     * an empty sequence gives 0 and -1.
+     */
+    public static double[] poolMaxFwd(int T, int B, int W, double[] y, int[] lengths, int[] idx) {
+        double[] out = new double[B * W];
+        for (int b = 0; b < B; b++) {
+            int len = poolLen(lengths, b, T);
+            for (int j = 0; j < W; j++) {
+                if (len == 0) {
+                    idx[b * W + j] = -1;
+                    continue;
+                }
+                int best = 0;
+                for (int t = 1; t < len; t++) if (y[(t * B + b) * W + j] > y[(best * B + b) * W + j]) best = t;
+                idx[b * W + j] = best;
+                out[b * W + j] = y[(best * B + b) * W + j];
+            }
+        }
+        return out;
+    }
+
+    /** {@code pool_max_bwd}: {@code dy [T,B,W]}, {@code dout[b,j]} at step {@code idx[b,j]}, 0 elsewhere. */
+    public static double[] poolMaxBwd(int T, int B, int W, int[] idx, double[] dout) {
+        double[] dy = new double[T * B * W];
+        for (int b = 0; b < B; b++) {
+            for (int j = 0; j < W; j++) {
+                int s = idx[b * W + j];
+                if (s >= 0 && s < T) dy[(s * B + b) * W + j] = dout[b * W + j];
+            }
+        }
+        return dy;
+    }
 }

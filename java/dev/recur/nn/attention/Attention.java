@@ -62,6 +62,8 @@ public final class Attention implements AutoCloseable {
     private final Backend backend;
     private final AttentionEngine engine;
     private volatile AttentionWeights weights;
+    /** Set by {@link #weightsUpdated()}: a host engine apart from the device one (cpu) must reload from the device. */
+    private volatile boolean hostEngineStale;
     private final ReentrantLock lock;
     private final Leaks.Handle handle;
 
@@ -165,8 +167,62 @@ public final class Attention implements AutoCloseable {
             engine.setWeights(checked);
             if (deviceEngine[0] != null) deviceEngine[0].setWeights(checked);
             this.weights = checked;
+            hostEngineStale = false;
             return null;
         });
+    }
+
+    /**
+     * The parameters the device-tensor calls ({@link #forward(DeviceTensor, DeviceTensor, DeviceTensor)},
+     * {@link #backward(DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor, Map, GradMode)}) read, as device
+     * tensors of {@code config().weightShapes()} (empty for dot and scaled), owned by this attention (do not close the
+     * buffers). Write them on the device (an optimizer step), then call {@link #weightsUpdated()}: nothing is
+     * uploaded. {@link #setWeights} overwrites them. Device backends only: the reference keeps float64 host weights.
+     */
+    public Map<String, DeviceTensor> deviceWeights() {
+        ensureOpen();
+        if (!(backend instanceof DeviceBackend db)) {
+            throw new UnsupportedOperationException(backend.name() + ": this backend keeps its attention weights as float64 "
+                    + "host tensors; use weights() and setWeights()");
+        }
+        return locked(() -> {
+            Map<String, DeviceBuffer> bufs = deviceEngine().deviceWeights();
+            Map<String, DeviceTensor> out = new java.util.LinkedHashMap<>();
+            for (Map.Entry<String, int[]> e : config.weightShapes().entrySet()) {
+                out.put(e.getKey(), DeviceTensor.over(db, bufs.get(e.getKey()), e.getValue()));
+            }
+            return java.util.Collections.unmodifiableMap(out);
+        });
+    }
+
+    /**
+     * After writing {@link #deviceWeights()} on the device: the device-tensor calls already read the new values; where
+     * the host-tensor calls run on a separate engine with its own copy (the {@code cpu} backend's fused one), that copy
+     * is reloaded from the device before its next call (a download then, none now). {@link #weights()} keeps the host
+     * weights last set, as {@code Rnn.weightsUpdated} does.
+     */
+    public void weightsUpdated() {
+        ensureOpen();
+        if (!(backend instanceof DeviceBackend)) {
+            throw new UnsupportedOperationException(backend.name() + ": this backend keeps its attention weights as float64 "
+                    + "host tensors; use setWeights()");
+        }
+        if (!engine.runsOnDevice() && !config.weightShapes().isEmpty()) hostEngineStale = true;
+    }
+
+    /** Under the lock: reloads a separate host engine from the device parameters after {@link #weightsUpdated()}. */
+    private void refreshHostEngine() {
+        if (!hostEngineStale) return;
+        DeviceBackend db = (DeviceBackend) backend;
+        Map<String, DeviceBuffer> bufs = deviceEngine().deviceWeights();
+        Map<String, Tensor> host = new java.util.LinkedHashMap<>();
+        for (Map.Entry<String, int[]> e : config.weightShapes().entrySet()) {
+            Tensor t = Tensor.zeros(e.getValue());
+            db.downloadDoubles(bufs.get(e.getKey()), 0, t.data(), 0, t.data().length);
+            host.put(e.getKey(), t);
+        }
+        engine.setWeights(AttentionWeights.of(config, host));
+        hostEngineStale = false;
     }
 
     /**
@@ -190,7 +246,10 @@ public final class Attention implements AutoCloseable {
     public AttentionOutput forward(Tensor dec, Tensor enc, Tensor mask) {
         ensureOpen();
         int[] m = checkInputs(dec, enc, mask);
-        return locked(() -> engine.forward(dec, enc, m));
+        return locked(() -> {
+            refreshHostEngine();
+            return engine.forward(dec, enc, m);
+        });
     }
 
     /**
@@ -203,7 +262,10 @@ public final class Attention implements AutoCloseable {
         ensureOpen();
         int[] m = checkInputs(dec, enc, mask);
         Shapes.require("dcontext", dcontext, dec.dim(0), dec.dim(1), config.encoderSize());
-        return locked(() -> engine.backward(dec, enc, m, dcontext));
+        return locked(() -> {
+            refreshHostEngine();
+            return engine.backward(dec, enc, m, dcontext);
+        });
     }
 
     // ------------------------------------------------------------------------------------------------------

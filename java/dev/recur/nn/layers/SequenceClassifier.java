@@ -5,6 +5,7 @@ import dev.recur.config.RnnConfig;
 import dev.recur.engine.RnnGradients;
 import dev.recur.engine.RnnOutput;
 import dev.recur.nn.RnnInput;
+import dev.recur.nn.train.OptimizerConfig;
 import dev.recur.tensor.Tensor;
 
 import java.util.Arrays;
@@ -14,16 +15,20 @@ import java.util.Arrays;
  * vector per sequence, and a {@link Linear} to {@code classes} logits {@code [B, C]}. Parameters:
  * {@code <prefix>.rnn.*} and {@code <prefix>.out.*}. With {@link SoftmaxCrossEntropy} it classifies; with one
  * output and {@link MeanSquaredError} it regresses (e.g. forecasting the next value of a series).
+ * {@link #trainer} trains it with Adam(W) and clipping, on a device backend entirely on the device.
  */
 public final class SequenceClassifier implements AutoCloseable {
+    private final Parameters params;
     private final RecurrentLayer rnn;
     private final Linear out;
     private final Pooling pooling;
     private final int width;
+    private SequenceClassifierTrainer trainer;
 
     public SequenceClassifier(Parameters params, String prefix, RnnConfig config, int classes, Pooling pooling,
                               Backend backend, long seed) {
         if (pooling == null) throw new IllegalArgumentException("pooling: must not be null");
+        this.params = params;
         this.pooling = pooling;
         this.rnn = new RecurrentLayer(params, prefix + ".rnn", config, backend, seed);
         this.width = pooling == Pooling.LAST ? config.directions() * config.outSize() : config.outputWidth();
@@ -67,8 +72,51 @@ public final class SequenceClassifier implements AutoCloseable {
         }
     }
 
+    /**
+     * A trainer for this classifier (Adam(W) with global-norm clipping): on a device backend every step runs on the
+     * device and moves only the batch in and the loss out ({@link SequenceClassifierTrainer}); on the reference backend
+     * it steps on the host. One at a time: close it before asking for another.
+     */
+    public SequenceClassifierTrainer trainer(OptimizerConfig config) {
+        if (trainer != null) throw new IllegalStateException("trainer: this classifier already has an open trainer; close it first");
+        SequenceClassifierTrainer t = new SequenceClassifierTrainer(this, config);
+        trainer = t;
+        return t;
+    }
+
+    void trainerClosed(SequenceClassifierTrainer t) {
+        if (trainer == t) trainer = null;
+    }
+
+    /** A device trainer's parameters into the host mirror before a host computation reads them. */
+    private void pullFromTrainer() {
+        if (trainer != null) trainer.pullIfChanged();
+    }
+
+    Parameters params() {
+        return params;
+    }
+
+    RecurrentLayer rnnLayer() {
+        return rnn;
+    }
+
+    Linear outputLayer() {
+        return out;
+    }
+
+    public Pooling pooling() {
+        return pooling;
+    }
+
+    /** Outputs per sequence (classes, or regression outputs). */
+    public int classes() {
+        return out.outFeatures();
+    }
+
     /** Inference: logits {@code [B, C]}. */
     public Tensor predict(Tensor x, int[] lengths) {
+        pullFromTrainer();
         try (RnnOutput o = rnn.forward(new RnnInput(x, null, null, lengths))) {
             int[] len = lengthsOr(lengths, x);
             return out.forward(pool(o, len, new int[o.y().dim(1) * o.y().dim(2)]));
@@ -77,6 +125,7 @@ public final class SequenceClassifier implements AutoCloseable {
 
     /** Training forward (dropout from {@code seed}). */
     public Pass forward(Tensor x, int[] lengths, long seed) {
+        pullFromTrainer();
         RnnOutput o = rnn.forwardTraining(new RnnInput(x, null, null, lengths), seed);
         try {
             int[] len = lengthsOr(lengths, x);
@@ -166,8 +215,13 @@ public final class SequenceClassifier implements AutoCloseable {
         return p;
     }
 
+    /** Closes an open trainer (its parameters come back to the host mirror), then frees the network. */
     @Override
     public void close() {
-        rnn.close();
+        try {
+            if (trainer != null) trainer.close();
+        } finally {
+            rnn.close();
+        }
     }
 }

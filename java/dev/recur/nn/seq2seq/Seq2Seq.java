@@ -43,7 +43,17 @@ import java.util.SplittableRandom;
  * An encoder-decoder network with attention (see {@link Seq2SeqConfig}, {@link AttentionStyle}, {@link Bridge}):
  * source embedding → encoder {@code Rnn} → bridge → decoder {@code Rnn} (+ attention over the encoder outputs)
  * → {@code tanh(W_c [h; c])} → output logits. The recurrent parts and attention run on the backend given at
- * creation; embeddings, the bridge and the output layers run on the host in float64.
+ * creation; on this class's host paths ({@link #forwardBackward}, {@link #stepModel}, {@link #beamSearch}) embeddings,
+ * the bridge and the output layers run on the host in float64.
+ *
+ * <p>Which shapes run wholly on the device ({@link #runsOnDevice()}): on a device backend, every configuration: any
+ * attention style (none; Luong; Bahdanau, as a per-step loop with its backward through time on the device) with any
+ * score (dot, scaled, general, additive: the general and additive parameters train on the device too), any
+ * {@link Bridge} (per decoder layer, with the LSTM cell-state bridge when both networks are LSTMs), and any encoder and
+ * decoder network (cell, layers, directions, encoder projection). For those, {@link Seq2SeqTrainer} steps with Adam and
+ * teacher forcing 1 on the device, and {@link #greedy}, {@link #greedyTokens} and {@link #deviceStepModel} decode
+ * there. Scheduled sampling (teacher forcing below 1), other optimizers, and every model on the reference backend use
+ * the host paths.
  *
  * <p>Training ({@link #forwardBackward}): cross-entropy of the next target token, averaged over the
  * non-padded target positions, and the gradient of every parameter accumulated into {@link #parameters()}.
@@ -645,8 +655,9 @@ public final class Seq2Seq implements AutoCloseable {
     }
 
     /**
-     * Whether this model's training steps and decoding run on its backend's device (a device backend, and a shape
-     * every part of which has device kernels); otherwise they run on the host.
+     * Whether this model's training steps (Adam, teacher forcing 1) and decoding run on its backend's device: true on
+     * every device backend, for every configuration (see the class comment); false on the reference backend, where
+     * they run on the host.
      */
     public boolean runsOnDevice() {
         return deviceStep() != null;

@@ -86,10 +86,11 @@ public final class Seq2SeqTrainer {
     /**
      * One optimisation step on {@code batch}; returns its loss (before the update).
      *
-     * <p>With an optimizer that has a configuration ({@link #optimizerConfig()}: Adam, AdamW, SGD), teacher forcing at
-     * this step and a model whose parts all have device kernels (one-layer
-     * encoder, one-layer GRU decoder, Luong dot attention, linear-tanh or zero bridge) on a device backend, the step
-     * runs on the device: the host uploads the batch's ids, lengths and attention mask and downloads the 4-byte loss;
+     * <p>With an optimizer that has a configuration ({@link #optimizerConfig()}: Adam, AdamW, SGD), teacher forcing at this step and a model that {@link Seq2Seq#runsOnDevice() runs on the
+     * device} (any configuration on a device backend: attention none, Luong or Bahdanau with a dot, scaled, general or
+     * additive score; any bridge; any encoder and decoder network: GRU, LSTM or plain RNN cells, several layers, a
+     * bidirectional or projected encoder), the step runs on the device: the host uploads the batch's ids (and the lengths
+     * and mask only for a source whose padded ids cannot tell its length) and downloads the 4-byte loss;
      * parameters, gradients and the optimizer's state stay on the device ({@link Seq2Seq#parameters()} downloads them when
      * read). The loss then counts the tokens but not the correct ones unless {@link #countCorrect(boolean)} asked for
      * them (a host forward of the batch: the parameters come back, and go up again at the next step), and

@@ -76,6 +76,35 @@ class TrainKernelsArgumentsTest {
                     () -> TrainKernels.copyStrided(be, 2, 3, p, 0, 3, p, 2, 3));
             refused("copy_strided: dst needs 11 elements, got a buffer of 10",
                     () -> TrainKernels.copyStrided(be, 2, 3, p, 0, 3, g, 5, 3));
+            refused("mse_fwd_bwd: dpred must be another buffer than pred",
+                    () -> TrainKernels.mseFwdBwd(be, 10, p, g, p, s));
+            refused("mse_fwd_bwd: target needs 10 elements, got a buffer of 4",
+                    () -> TrainKernels.mseFwdBwd(be, 10, p, small, g, s));
+            refused("mse_fwd_bwd: N must be >= 1, got 0",
+                    () -> TrainKernels.mseFwdBwd(be, 0, p, g, m, s));
+            // y [T=2, B=2, W=3] is 12 elements: a buffer of 10 from offset 0 is short, as is 12 from offset 1.
+            refused("pool_mean_fwd: y needs 12 elements, got a buffer of 10",
+                    () -> TrainKernels.poolFwd(be, TrainKernels.Pool.MEAN, 2, 2, 3, p, 0, ints, g, null));
+            refused("pool_max_fwd: y needs 13 elements, got a buffer of 12",
+                    () -> TrainKernels.poolFwd(be, TrainKernels.Pool.MAX, 2, 2, 3, big, 1, ints, g, ints));
+            refused("pool_max_fwd: idx must be an I32 buffer, got F32 buffer",
+                    () -> TrainKernels.poolFwd(be, TrainKernels.Pool.MAX, 2, 2, 2, p, 0, ints, g, m));
+            refused("pool_mean_fwd: lengths must be an I32 buffer, got F32 buffer",
+                    () -> TrainKernels.poolFwd(be, TrainKernels.Pool.MEAN, 2, 2, 2, p, 0, g, g, null));
+            refused("pool_mean_fwd: idx must be null",
+                    () -> TrainKernels.poolFwd(be, TrainKernels.Pool.MEAN, 2, 2, 2, p, 0, ints, g, ints));
+            refused("pool_*_fwd: kind must be MEAN or MAX, got null",
+                    () -> TrainKernels.poolFwd(be, null, 2, 2, 2, p, 0, ints, g, ints));
+            refused("pool_max_fwd: W must be >= 1, got 0",
+                    () -> TrainKernels.poolFwd(be, TrainKernels.Pool.MAX, 2, 2, 0, g, 0, ints, g, ints));
+            refused("pool_mean_bwd: dy needs 12 elements, got a buffer of 10",
+                    () -> TrainKernels.poolBwd(be, TrainKernels.Pool.MEAN, 2, 2, 3, ints, null, g, p, 0));
+            refused("pool_max_bwd: lengths must be null",
+                    () -> TrainKernels.poolBwd(be, TrainKernels.Pool.MAX, 2, 2, 2, ints, ints, g, p, 0));
+            refused("pool_max_bwd: dyoff must be >= 0, got -1",
+                    () -> TrainKernels.poolBwd(be, TrainKernels.Pool.MAX, 1, 2, 2, null, ints, g, p, -1));
+            refused("pool_mean_bwd: lengths needs 5 elements, got a buffer of 4",
+                    () -> TrainKernels.poolBwd(be, TrainKernels.Pool.MEAN, 1, 5, 1, b.i32(4, 1), null, g, p, 0));
             double[] after = b.get(p, 10);
             for (double x : after) if (x != 1) throw new AssertionError(backend + ": a refused launch wrote p: " + x);
         }
