@@ -38,12 +38,21 @@ import java.util.SplittableRandom;
  *   <li>the reference is equivariant under a permutation of the batch (every sequence is computed on its own,
  *       lengths included): outputs and input gradients permute, weight gradients stay; this runs everywhere;</li>
  *   <li>every available device backend agrees with the reference, forward (inference and training) and
- *       backward, per tensor within {@code 1e-4 * max(1, max|ref|)}; a configuration a backend refuses with
+ *       backward, per tensor within {@code 1e-4 * max(1, max|ref|)} ({@code 1e-3} with layer norm, see
+ *       {@link #LAYER_NORM_TOL}); a configuration a backend refuses with
  *       {@link UnsupportedOperationException} is counted in the statistics, not failed.</li>
  * </ul>
  */
 class BackendPropertyTest {
     static final double DEVICE_TOL = 1e-4;
+    /**
+     * With layer norm: its backward divides by each gate block's standard deviation, which for a block of 4 to ~10
+     * units of nearly equal values amplifies float32 rounding well past {@link #DEVICE_TOL} (jqwik seed
+     * 722717920473608677: LSTM 3 layers, hidden 9, projection 5, bidirectional, dropout: dx 2.9e-4 on cpu, 1.4e-4 on
+     * opencl). A wrong kernel is off by O(1), so 1e-3 still catches it; the float64 gradient checks hold layer norm
+     * exactly.
+     */
+    static final double LAYER_NORM_TOL = 1e-3;
     /** The reference in float64 only reorders sums under a batch permutation. */
     static final double PERMUTATION_TOL = 1e-12;
 
@@ -200,8 +209,9 @@ class BackendPropertyTest {
                 continue;
             }
             Statistics.label("device").collect(device.name() + " compared");
+            double tol = s.config().layerNorm() ? LAYER_NORM_TOL : DEVICE_TOL;
             for (Map.Entry<String, Tensor> e : expected.entrySet()) {
-                assertClose(device.name() + " vs reference, " + s, e.getKey(), e.getValue(), got.get(e.getKey()), DEVICE_TOL);
+                assertClose(device.name() + " vs reference, " + s, e.getKey(), e.getValue(), got.get(e.getKey()), tol);
             }
         }
     }
