@@ -28,6 +28,8 @@ import dev.recur.nn.seq2seq.Seq2SeqBatch;
 import dev.recur.nn.seq2seq.Seq2SeqConfig;
 import dev.recur.nn.seq2seq.Seq2SeqTrainer;
 import dev.recur.nn.train.Adam;
+import dev.recur.nn.train.OptimizerConfig;
+import dev.recur.nn.train.ParamRule;
 import dev.recur.nn.train.SamplingSchedule;
 import dev.recur.tensor.Tensor;
 import org.junit.jupiter.api.Test;
@@ -122,23 +124,50 @@ class ReadmeExampleTest {
             tgt.add(r);
         }
         double first = Double.NaN, last = Double.NaN;
-        Decoded out;
+        Decoded out, sampled;
         // README-EXAMPLE-2-BEGIN
         Seq2SeqConfig cfg = Seq2SeqConfig.builder(13, 13).embedding(16)
                 .encoder(CellType.GRU, 32, 1, true).decoder(CellType.GRU, 64, 1)
                 .attention(AttentionStyle.LUONG, AttentionScore.DOT).tokens(PAD, BOS, EOS).build();
+        OptimizerConfig adamW = OptimizerConfig.builder(OptimizerConfig.Kind.ADAMW, 0.01).weightDecay(1e-4)
+                .noDecay(ParamRule.torchNoDecay())          // PyTorch's grouping: no decay for biases, norms, embeddings
+                .clipNorm(5.0).build();
         try (Backend backend = Backends.openBest(); Seq2Seq model = Seq2Seq.create(cfg, backend, 42)) {
-            Seq2SeqTrainer trainer = new Seq2SeqTrainer(model, new Adam(0.01),
-                    SamplingSchedule.constant(1.0), 5.0, 42);      // teacher forcing, clip at norm 5
-            for (int step = 0; step < 40; step++) {
+            Seq2SeqTrainer trainer = new Seq2SeqTrainer(model, adamW, SamplingSchedule.constant(1.0), 42);
+            for (int step = 0; step < 40; step++) {        // on a device: the ids go up, the loss comes down
                 double loss = trainer.step(Seq2SeqBatch.of(src, tgt, PAD, EOS)).loss();
                 if (step == 0) first = loss;
                 last = loss;
             }
-            out = model.beamSearch(src.subList(0, 4), new BeamSearch(4, 0.6, 10));
+            out = model.beamSearch(src.subList(0, 4), new BeamSearch(4, 0.6, 10)); // decoded on the device too
+            sampled = model.sample(src.subList(0, 4), 0.8, 7, 10);                  // temperature 0.8, seed 7
         }
         // README-EXAMPLE-2-END
         assertTrue(last < 0.8 * first, "loss falls: " + first + " -> " + last);
         assertEquals(4, out.tokens().size());
+        assertEquals(4, sampled.tokens().size());
+    }
+
+    /** Each example above stands in README.md as written here (indentation aside), so the README cannot drift. */
+    @Test
+    void theReadmeHoldsEachExampleVerbatim() throws java.io.IOException {
+        String readme = java.nio.file.Files.readString(java.nio.file.Path.of("README.md"));
+        String test = java.nio.file.Files.readString(java.nio.file.Path.of("tests/java/dev/recur/ReadmeExampleTest.java"));
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile(
+                "// README-EXAMPLE-(\\d)-BEGIN\n(.*?)\n\\s*// README-EXAMPLE-\\1-END", java.util.regex.Pattern.DOTALL).matcher(test);
+        int found = 0;
+        String flatReadme = flat(readme);
+        while (m.find()) {
+            found++;
+            assertTrue(flatReadme.contains(flat(m.group(2))), "README.md lacks example " + m.group(1) + " as written in this test");
+        }
+        assertEquals(3, found, "examples between markers in this test");
+    }
+
+    /** Lines stripped of their indentation and trailing blanks. */
+    private static String flat(String text) {
+        StringBuilder sb = new StringBuilder();
+        for (String line : text.split("\n")) sb.append(line.strip()).append('\n');
+        return sb.toString();
     }
 }
