@@ -36,36 +36,15 @@ import dev.recur.tensor.Tensor;
  * <p>Not thread-safe; one trainer per tagger at a time. {@link #close()} downloads the parameters (if a step changed
  * them) and frees every device buffer; closing the tagger closes its open trainer.
  */
-public final class SequenceTaggerTrainer implements AutoCloseable {
+public final class SequenceTaggerTrainer extends HeadTrainer {
     /** A tag that is not counted (as every step past a sequence's length is not). */
     public static final int IGNORE = -1;
 
     private final SequenceTagger head;
-    private final HeadTraining core;
 
     SequenceTaggerTrainer(SequenceTagger head, OptimizerConfig config) {
+        super(new HeadTraining(head.params(), head.rnnLayer(), head.outputLayer(), config));
         this.head = head;
-        this.core = new HeadTraining(head.params(), head.rnnLayer(), head.outputLayer(), config);
-    }
-
-    public OptimizerConfig config() {
-        return core.config;
-    }
-
-    /** Whether steps run on a device (false on the float64 reference, which steps on the host). */
-    public boolean onDevice() {
-        return core.device != null;
-    }
-
-    /** Steps taken. */
-    public long steps() {
-        return core.steps();
-    }
-
-    /** The parameters the tagger was made with, their head's values current (downloaded first if a step changed them). */
-    public Parameters parameters() {
-        core.pullIfChanged();
-        return core.params;
     }
 
     /**
@@ -159,17 +138,8 @@ public final class SequenceTaggerTrainer implements AutoCloseable {
         return d.readLoss();
     }
 
-    /** Downloads the parameters into the host mirror (if a step changed them) and frees the device buffers. */
     @Override
-    public void close() {
-        try {
-            core.close();
-        } finally {
-            head.trainerClosed(this);
-        }
-    }
-
-    void pullIfChanged() {
-        core.pullIfChanged();
+    void closed() {
+        head.trainerClosed(this);
     }
 }
