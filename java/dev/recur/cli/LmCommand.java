@@ -31,8 +31,8 @@ import java.util.concurrent.Callable;
         description = {
                 "A character- or word-level language model on a text: training, samples, perplexity, checkpoints.",
                 "",
-                "Train a language model (embedding, stacked LSTM or GRU, softmax over the vocabulary) on a text: the first 90%"
-                        + " for training, the last 10% held out. Prints samples at several temperatures and the held-out"
+                "Train a language model (embedding, stacked LSTM or GRU, softmax over the vocabulary) on a text: the first 90%%"
+                        + " for training, the last 10%% held out. Prints samples at several temperatures and the held-out"
                         + " perplexity per token; --save writes a safetensors checkpoint (parameters + vocabulary), --load"
                         + " reads one (and trains further unless --sample).",
                 "Default text: 24 of Shakespeare's sonnets (data/sonnets.txt, public domain).",
