@@ -28,11 +28,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A {@link Seq2SeqTrainer} step with teacher forcing on the device, for the models whose every part has a device
+ * A {@link Seq2SeqTrainer} step with teacher forcing or scheduled sampling on the device, for the models whose every part has a device
  * kernel here ({@link #supports}): any encoder and decoder network the device {@code Rnn} runs (the decoder's LSTM
  * cell state included), the linear-tanh, sum or zero bridge per decoder layer (with the cell-state bridge between two
  * LSTMs), no attention, Luong attention, or Bahdanau attention (a loop of attention and one decoder call per target
- * step, each call's trace kept for the backward through time), with any score. Embeddings ({@code embedding_fwd}/{@code _bwd}), the
+ * step, each call's trace kept for the backward through time), with any score. Scheduled sampling (teacher forcing
+ * below 1) runs every style through that per-step loop, the combine and output layers inside it: each step's input is
+ * chosen from the previous step's logits by {@code argmax_rows} and {@code scheduled_feed} (the host path's coins, see
+ * {@link Seq2Seq}), and the chosen ids are what {@code embedding_bwd} scatters the input gradients by. Embeddings ({@code embedding_fwd}/{@code _bwd}), the
  * encoder and decoder on device tensors, the bridge, combine and output layers as GEMMs plus {@code bias_act} (the
  * combine layer's [y; context] input never concatenated: two GEMMs over the two column blocks of its weight),
  * {@code softmax_xent_fwd_bwd}, gradients by {@code col_sum} and GEMMs, then a {@link DeviceOptimizer} step (clipping,
@@ -386,37 +389,40 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         DeviceTensor ctx = attn ? keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, he)) : null;
         DeviceRnnOutput[] outs = new DeviceRnnOutput[u];
         DeviceTensor[] queries = new DeviceTensor[u];
-        DeviceBuffer ids = null, pred = null, combS = null, logitsS = null;
+        DeviceBuffer ids = null, pred = null, combS = null, logitsS = null, fed = null;
         if (feed != null) {
             ids = keep(scratch, be.allocate(DeviceBuffer.Type.I32, b));
+            fed = bahdanau ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * e)) : null;
             pred = keep(scratch, be.allocate(DeviceBuffer.Type.I32, b));
             combS = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * cs));
             logitsS = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt));
         }
         DeviceTensor h = br.h0(), c = br.c0();
         for (int s = 0; s < u; s++) {
+            // Each step's input is its own tensor: the call's trace may keep it for the backward.
+            DeviceTensor x = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, bahdanau ? e + he : e));
             DeviceBuffer emb = xt == null ? null : xt.buffer();
             long embOff = (long) s * b * e;
             if (feed != null) {
                 if (s > 0) {
                     // logitsS still holds step s-1's.
                     TrainKernels.argmaxRows(be, b, vt, logitsS, pred);
-                    TrainKernels.scheduledFeed(be, b, feed.teacherForcing(), feed.coinSeed(), s, feed.tgt(), (s - 1) * b, pred, feed.decIn(), s * b);
+                    TrainKernels.scheduledFeed(be, b, feed.teacherForcing(), feed.coinSeed(), s, feed.tgt(), (s - 1) * b, pred, ids, 0);
+                    be.copy(ids, 0, feed.decIn(), (long) s * b, b);
+                } else {
+                    be.copy(feed.decIn(), 0, ids, 0, b);
                 }
-                be.copy(feed.decIn(), (long) s * b, ids, 0, b);
-                emb = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * e));
+                // Without Bahdanau's context the embedding is the whole input: embedded in place.
+                emb = bahdanau ? fed : x.buffer();
                 embOff = 0;
                 TrainKernels.embeddingFwd(be, b, e, vt, ids, p("target_embedding.weight"), emb);
             }
-            DeviceTensor x;
             DeviceAttentionOutput att = null;
             if (bahdanau) {
                 queries[s] = h.view((long) (ld - 1) * b * hd, 1, b, hd);
                 att = keep(scratch, model.attentionModule().forward(queries[s], encY, mask));
-                x = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, e + he));
                 inputWithContext(emb, embOff, att.context(), x, b);
-            } else {
-                x = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, e));
+            } else if (feed == null) {
                 be.copy(emb, embOff, x.buffer(), x.offset(), (long) b * e);
             }
             // Every step's call uses the same seed, as on the host: one variational dropout mask per sequence.
