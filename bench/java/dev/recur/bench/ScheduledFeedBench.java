@@ -42,9 +42,9 @@ public class ScheduledFeedBench {
     @Setup(Level.Trial)
     public void setup() {
         s = new TrainBenchSupport(backend);
-        target = s.i32(rows, 3);
-        pred = s.i32(rows, 5);
-        next = s.i32(rows, 0);
+        target = s.i32(rows, 1000);
+        pred = s.i32(rows, 1000);
+        next = s.i32(rows, 1);
         s.be.finish();
     }
 
