@@ -75,6 +75,9 @@ import java.util.List;
  *                   idx[r] = the inverse-CDF draw from softmax(x[r,:]/T) at u = {@link #sampleUniform}(seed, step, r)
  *                   (counter-based: no state, any launch shape), over the tokens with x >= cut[cutOff + r cutStride]
  *                   when cutStride > 0 (top-k); wantLogp: logp[r] = log softmax(x[r,:])[idx[r]]
+ * scheduled_feed    grid {N}: N,threshold,seedLo,seedHi,step, target,tgtOff, pred, next,outOff   scheduled sampling:
+ *                   next[outOff+r] = u < tf ? target[tgtOff+r] : pred[r], u = {@link #sampleUniform}(seed, step, r),
+ *                   compared as its 24 bits against threshold = ceil(tf 2^24) (exact; all I32)
  * source_mask       grid {B}: T,B,pad, ids, lengths, mask  from time-major ids [T,B]: lengths[b] = 1 + the last t
  *                   with ids[t*B+b] != pad (0 if none), mask[b*T+t] = t < lengths[b] ? 1 : 0 (all I32)
  * bias_act_fwd      grid {F,N}: N,F,act, x, bias, y        y = act(x + bias[f]); act 0 identity 1 tanh 2 relu 3 sigmoid
@@ -114,6 +117,7 @@ public final class TrainKernels {
     public static final String TOPK_ROWS = "topk_rows";
     public static final String SOURCE_MASK = "source_mask";
     public static final String SAMPLE_ROWS = "sample_rows";
+    public static final String SCHEDULED_FEED = "scheduled_feed";
     public static final String BIAS_ACT_FWD = "bias_act_fwd";
     public static final String BIAS_ACT_BWD = "bias_act_bwd";
     public static final String COPY_STRIDED = "copy_strided";
@@ -132,7 +136,7 @@ public final class TrainKernels {
             SOFTMAX_XENT_FWD_BWD, SOFTMAX_XENT_MEAN, EMBEDDING_FWD, EMBEDDING_BWD_INDEX, EMBEDDING_BWD, ARGMAX_ROWS,
             TOPK_ROWS, SOURCE_MASK, BIAS_ACT_FWD, BIAS_ACT_BWD, COPY_STRIDED, BEAM_CANDIDATES, BEAM_UPDATE,
             BEAM_BACKTRACE, REPEAT_ROWS_I32, MSE_FWD_BWD, POOL_MEAN_FWD, POOL_MEAN_BWD, POOL_MAX_FWD, POOL_MAX_BWD,
-            SAMPLE_ROWS);
+            SAMPLE_ROWS, SCHEDULED_FEED);
 
     /**
      * The number of partial sums {@link #gradNorm} uses for {@code n} elements: one per 4096 elements, at least 1,
@@ -479,6 +483,32 @@ public final class TrainKernels {
         // Buffers the kernel does not read or write (no cut, no logp) are stood in for by x.
         be.launch(k, new long[] {N}, N, V, temperature, (int) seed, (int) (seed >>> 32), step, logp != null ? 1 : 0,
                 cut != null ? cutOff : 0, cut != null ? cutStride : 0, x, cut != null ? cut : x, idx, logp != null ? logp : x);
+    }
+
+    /**
+     * {@code scheduled_feed}: the decoder input of step {@code step} under scheduled sampling, {@code next[nextOff + r]}
+     * = {@code target[targetOff + r]} (the true previous token) when {@link #sampleUniform}{@code (seed, step, r) <
+     * teacherForcing}, else {@code pred[r]} (the model's own prediction of the previous step, e.g. {@link #argmaxRows});
+     * all I32. The comparison is exact (the uniform's 24 bits against {@code ceil(teacherForcing·2^24)}), so a host
+     * that compares the same uniform with {@code teacherForcing} in float64 flips the same coins.
+     *
+     * @param teacherForcing the probability in [0, 1] of feeding the true token
+     * @param step           the decoder step (>= 0): with the row, the generator's counter
+     */
+    public static void scheduledFeed(DeviceBackend be, int N, double teacherForcing, long seed, int step, DeviceBuffer target,
+                                     int targetOff, DeviceBuffer pred, DeviceBuffer next, int nextOff) {
+        String k = SCHEDULED_FEED;
+        positive(k, "N", N);
+        if (!(teacherForcing >= 0 && teacherForcing <= 1)) throw bad(k, "teacherForcing", "must be a probability in [0, 1]", teacherForcing);
+        if (step < 0) throw bad(k, "step", "must be >= 0", step);
+        if (targetOff < 0) throw bad(k, "targetOff", "must be >= 0", targetOff);
+        if (nextOff < 0) throw bad(k, "nextOff", "must be >= 0", nextOff);
+        i32(k, "target", target, (long) targetOff + N);
+        i32(k, "pred", pred, N);
+        i32(k, "next", next, (long) nextOff + N);
+        // tf * 2^24 is exact in float64; bits < ceil(tf 2^24) <=> bits * 2^-24 < tf for the integer bits.
+        int threshold = (int) Math.ceil(teacherForcing * 0x1.0p24);
+        be.launch(k, new long[] {N}, N, threshold, (int) seed, (int) (seed >>> 32), step, target, targetOff, pred, next, nextOff);
     }
 
     /**

@@ -51,6 +51,8 @@ final class CpuTrainKernels {
         sink.spec(TrainKernels.SAMPLE_ROWS, "N:i V:i T:f seedLo:i seedHi:i step:i wantLogp:i cutOff:i "
                 + "cutStride:i x:F cut:F idx:I logp:F",
                 CpuTrainKernels::sampleRows);
+        sink.spec(TrainKernels.SCHEDULED_FEED, "N:i threshold:i seedLo:i seedHi:i step:i target:I tgtOff:i pred:I next:I "
+                + "outOff:i", CpuTrainKernels::scheduledFeed);
         sink.spec(TrainKernels.COPY_STRIDED, "rows:i cols:i src:F soff:i sld:i dst:F doff:i dld:i",
                 CpuTrainKernels::copyStrided);
         sink.spec(TrainKernels.BEAM_CANDIDATES, "N:i K:i V:i step:i end:i logits:F tok:I score:F cand:F",
@@ -333,6 +335,19 @@ final class CpuTrainKernels {
                 }
             }
             idx.setAtIndex(I, r, best);
+        });
+    }
+
+    /** feed.h: the uniform's 24 bits against the threshold, as unsigned integers. */
+    private static void scheduledFeed(CpuKernels k, CpuKernels.Args a) {
+        int N = a.i(0), threshold = a.i(1);
+        long seed = (a.i(2) & 0xFFFFFFFFL) | ((long) a.i(3) << 32);
+        int step = a.i(4), tgtOff = a.i(6), outOff = a.i(9);
+        MemorySegment target = a.m(5), pred = a.m(7), next = a.m(8);
+        k.rows(a.ext(0, N), 1, (r, th) -> {
+            long bits = (long) (TrainKernels.sampleUniform(seed, step, r) * 0x1.0p24);
+            next.setAtIndex(I, outOff + (long) r, bits < (threshold & 0xFFFFFFFFL)
+                    ? target.getAtIndex(I, tgtOff + (long) r) : pred.getAtIndex(I, r));
         });
     }
 

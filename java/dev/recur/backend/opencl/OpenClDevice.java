@@ -28,7 +28,7 @@ final class OpenClDevice {
     static final List<String> SOURCES = List.of("opencl/rnn_step.cl", "opencl/lstm_step.cl", "opencl/gru_step.cl",
             "opencl/layer.cl", "opencl/layer_norm.cl", "opencl/gemm.cl", "opencl/attention.cl", "opencl/persist.cl", "opencl/step8.cl",
             "opencl/transpose.cl", "opencl/optim.cl", "opencl/xent.cl", "opencl/embedding.cl", "opencl/decode.cl", "opencl/beam.cl",
-            "opencl/pointwise.cl", "opencl/pool.cl", "opencl/loss.cl", "opencl/sample.cl");
+            "opencl/pointwise.cl", "opencl/pool.cl", "opencl/loss.cl", "opencl/sample.cl", "opencl/feed.cl");
     static final String BUILD_OPTIONS = "-cl-kernel-arg-info";
 
     private static OpenClDevice shared;

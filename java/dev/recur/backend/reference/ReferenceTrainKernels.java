@@ -161,6 +161,18 @@ public final class ReferenceTrainKernels {
         return idx;
     }
 
+    /**
+     * {@code scheduled_feed}: row {@code r} takes {@code target[r]} when {@code TrainKernels.sampleUniform(seed, step, r)
+     * < teacherForcing} (compared in float64), else {@code pred[r]}.
+     */
+    public static int[] scheduledFeed(int N, double teacherForcing, long seed, int step, int[] target, int[] pred) {
+        int[] next = new int[N];
+        for (int r = 0; r < N; r++) {
+            next[r] = dev.recur.backend.TrainKernels.sampleUniform(seed, step, r) < teacherForcing ? target[r] : pred[r];
+        }
+        return next;
+    }
+
     /** What {@link #sampleRows} returns: the drawn tokens and their untempered log-probabilities. */
     public record Samples(int[] idx, double[] logp) {}
 

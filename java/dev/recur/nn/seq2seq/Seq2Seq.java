@@ -1,6 +1,7 @@
 package dev.recur.nn.seq2seq;
 
 import dev.recur.backend.Backend;
+import dev.recur.backend.TrainKernels;
 import dev.recur.config.AttentionConfig;
 import dev.recur.config.AttentionScore;
 import dev.recur.config.CellType;
@@ -50,17 +51,21 @@ import java.util.SplittableRandom;
  * attention style (none; Luong; Bahdanau, as a per-step loop with its backward through time on the device) with any
  * score (dot, scaled, general, additive: the general and additive parameters train on the device too), any
  * {@link Bridge} (per decoder layer, with the LSTM cell-state bridge when both networks are LSTMs), and any encoder and
- * decoder network (cell, layers, directions, encoder projection). For those, {@link Seq2SeqTrainer} steps with Adam and
- * teacher forcing 1 on the device, and {@link #greedy}, {@link #greedyTokens} and {@link #deviceStepModel} decode
- * there. Scheduled sampling (teacher forcing below 1), other optimizers, and every model on the reference backend use
- * the host paths.
+ * decoder network (cell, layers, directions, encoder projection). For those, {@link Seq2SeqTrainer} steps with Adam,
+ * AdamW or SGD on the device, with teacher forcing or scheduled sampling (teacher forcing below 1: the decoder runs
+ * step by step there and {@code scheduled_feed} chooses each input), and {@link #greedy}, {@link #greedyTokens} and
+ * {@link #deviceStepModel} decode there. Optimizers without a configuration, and every model on the reference backend,
+ * use the host paths.
  *
  * <p>Training ({@link #forwardBackward}): cross-entropy of the next target token, averaged over the
  * non-padded target positions, and the gradient of every parameter accumulated into {@link #parameters()}.
  * With teacher-forcing probability 1 and Luong (or no) attention the decoder runs all target steps in one
  * call; otherwise (Bahdanau, or scheduled sampling where each item's input at step {@code u} is the true
  * previous token with that probability and else the model's own argmax prediction) it runs one step per call,
- * chaining the states forward and their gradients backward. Sampled tokens are treated as constants.
+ * chaining the states forward and their gradients backward. Sampled tokens are treated as constants. The coin of
+ * item {@code i} at decoder step {@code u >= 1} is {@code TrainKernels.sampleUniform(seed ^ 0x5DEECE66DL, u, i) <
+ * teacherForcing} ({@link #samplingSeed}): counter-based, so the device's {@code scheduled_feed} flips the same coins
+ * for the same seed and the host and device steps feed the same tokens wherever their argmax agrees.
  * Dropout: the encoder uses {@code seed}, every decoder call {@code seed + 1} (so a per-step decoder keeps
  * one variational mask per sequence).
  *
@@ -504,14 +509,14 @@ public final class Seq2Seq implements AutoCloseable {
                     segments.add(s);
                     System.arraycopy(s.logits.data(), 0, logits.data(), 0, u * b * v);
                 } else {
-                    SplittableRandom coin = new SplittableRandom(seed ^ 0x5DEECE66DL);
+                    long coin = samplingSeed(seed);
                     Tensor h = br.h0, c = br.c0;
                     int[] prev = null;
                     for (int step = 0; step < u; step++) {
                         int[] in = new int[b];
                         for (int i = 0; i < b; i++) {
                             if (step == 0) in[i] = config.bosId();
-                            else in[i] = teacherForcing >= 1 || coin.nextDouble() < teacherForcing ? batch.target(step - 1, i) : prev[i];
+                            else in[i] = teacherForcing >= 1 || TrainKernels.sampleUniform(coin, step, i) < teacherForcing ? batch.target(step - 1, i) : prev[i];
                         }
                         Segment s = segmentForward(in, 1, b, h, c, encY, mask, seed + 1, true);
                         segments.add(s);
@@ -547,6 +552,14 @@ public final class Seq2Seq implements AutoCloseable {
                 for (Segment s : segments) s.out.close();
             }
         }
+    }
+
+    /**
+     * The seed of scheduled sampling's coins for a step of dropout seed {@code seed}: set apart from the dropout seeds
+     * ({@code seed}, {@code seed + 1}) by a constant, the host and the device alike.
+     */
+    static long samplingSeed(long seed) {
+        return seed ^ 0x5DEECE66DL;
     }
 
     private static void checkIds(String name, int[] ids, int vocab) {
@@ -655,7 +668,7 @@ public final class Seq2Seq implements AutoCloseable {
     }
 
     /**
-     * Whether this model's training steps (Adam, teacher forcing 1) and decoding run on its backend's device: true on
+     * Whether this model's training steps (an optimizer with a configuration, any teacher forcing) and decoding run on its backend's device: true on
      * every device backend, for every configuration (see the class comment); false on the reference backend, where
      * they run on the host.
      */

@@ -28,11 +28,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A {@link Seq2SeqTrainer} step with teacher forcing on the device, for the models whose every part has a device
+ * A {@link Seq2SeqTrainer} step with teacher forcing or scheduled sampling on the device, for the models whose every part has a device
  * kernel here ({@link #supports}): any encoder and decoder network the device {@code Rnn} runs (the decoder's LSTM
  * cell state included), the linear-tanh, sum or zero bridge per decoder layer (with the cell-state bridge between two
  * LSTMs), no attention, Luong attention, or Bahdanau attention (a loop of attention and one decoder call per target
- * step, each call's trace kept for the backward through time), with any score. Embeddings ({@code embedding_fwd}/{@code _bwd}), the
+ * step, each call's trace kept for the backward through time), with any score. Scheduled sampling (teacher forcing
+ * below 1) runs every style through that per-step loop, the combine and output layers inside it: each step's input is
+ * chosen from the previous step's logits by {@code argmax_rows} and {@code scheduled_feed} (the host path's coins, see
+ * {@link Seq2Seq}), and the chosen ids are what {@code embedding_bwd} scatters the input gradients by. Embeddings ({@code embedding_fwd}/{@code _bwd}), the
  * encoder and decoder on device tensors, the bridge, combine and output layers as GEMMs plus {@code bias_act} (the
  * combine layer's [y; context] input never concatenated: two GEMMs over the two column blocks of its weight),
  * {@code softmax_xent_fwd_bwd}, gradients by {@code col_sum} and GEMMs, then a {@link DeviceOptimizer} step (clipping,
@@ -199,11 +202,19 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
     /**
      * One step: returns the mean loss (downloaded, the step's one wait).
      *
+     * @param seed           the step's dropout seed (the decoder's is {@code seed + 1}) and, through
+     *                       {@link Seq2Seq#samplingSeed}, its scheduled-sampling coins'
+     * @param teacherForcing the probability in [0, 1] of feeding the true previous token; below 1 the decoder runs
+     *                       step by step and {@code scheduled_feed} chooses each input between the true token and the
+     *                       previous step's argmax ({@code argmax_rows}), as the host path does
      * @param optimizer   the optimizer's configuration, clipping included
      * @param stepsBefore steps the trainer's optimizer has taken (Adam's bias corrections are of step {@code stepsBefore + 1})
      * @param lr          the base learning rate of this step (the host optimizer's, which a schedule may have set)
      */
-    double step(Seq2SeqBatch batch, long seed, OptimizerConfig optimizer, long stepsBefore, double lr) {
+    double step(Seq2SeqBatch batch, long seed, double teacherForcing, OptimizerConfig optimizer, long stepsBefore, double lr) {
+        if (!(teacherForcing >= 0 && teacherForcing <= 1)) {
+            throw new IllegalArgumentException("teacherForcing: expected a probability in [0, 1], got " + teacherForcing);
+        }
         if (model.hostParameters().version() != hostVersion) upload();
         ensureTraining(optimizer);
         int t = batch.sourceSteps(), b = batch.batch(), u = batch.targetSteps();
@@ -211,10 +222,13 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         boolean attn = cfg.style() != AttentionStyle.NONE, bahdanau = cfg.style() == AttentionStyle.BAHDANAU;
         int he = attn ? cfg.encoder().outputWidth() : 0, hd = cfg.decoder().hiddenSize(), cs = cfg.combineSize(), ci = hd + he;
         int ld = cfg.decoder().numLayers(), ns = t * b, nt = u * b;
+        // Scheduled sampling: each step's input depends on the previous step's logits, so the decoder, attention and
+        // output layers run step by step (the Bahdanau loop), and decIn is filled as the loop chooses.
+        boolean sampled = teacherForcing < 1, stepwise = bahdanau || sampled;
         List<AutoCloseable> scratch = new ArrayList<>();
         try {
             // Up: the ids (the lengths and mask are made from them, see sourceLengthsAndMask); the decoder input
-            // (BOS, then the targets shifted) is made here.
+            // (BOS, then the targets shifted, or under scheduled sampling the tokens the loop chooses) is made here.
             DeviceBuffer src = keep(scratch, be.allocate(DeviceBuffer.Type.I32, ns));
             DeviceBuffer tgt = keep(scratch, be.allocate(DeviceBuffer.Type.I32, nt));
             DeviceBuffer decIn = keep(scratch, be.allocate(DeviceBuffer.Type.I32, nt));
@@ -223,7 +237,7 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             DeviceTensor[] lm = sourceLengthsAndMask(batch, src, scratch);
             DeviceTensor lengths = lm[0], mask = lm[1];
             be.fill(decIn, 0, b, cfg.bosId());
-            if (u > 1) be.copy(tgt, 0, decIn, b, (long) (u - 1) * b);
+            if (u > 1 && !sampled) be.copy(tgt, 0, decIn, b, (long) (u - 1) * b);
 
             // Encoder.
             DeviceTensor xs = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, e));
@@ -236,13 +250,19 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
 
             // Decoder over all target steps, then attention (Bahdanau: a loop of attention and one decoder step),
             // combine and output.
-            DeviceTensor xt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, e));
-            TrainKernels.embeddingFwd(be, nt, e, vt, decIn, p("target_embedding.weight"), xt.buffer());
+            DeviceTensor xt = null;
+            if (!sampled) {
+                xt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, e));
+                TrainKernels.embeddingFwd(be, nt, e, vt, decIn, p("target_embedding.weight"), xt.buffer());
+            }
+            DeviceBuffer comb = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) nt * cs));
+            DeviceBuffer logits = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) nt * vt));
             DeviceRnnOutput dec = null;
-            BahdanauOut bd = null;
+            StepwiseOut bd = null;
             DeviceTensor y, ctx;
-            if (bahdanau) {
-                bd = bahdanauForward(xt, br, encY, mask, u, b, seed + 1, scratch);
+            if (stepwise) {
+                Feed feed = sampled ? new Feed(teacherForcing, Seq2Seq.samplingSeed(seed), tgt, decIn, comb, logits) : null;
+                bd = stepwiseForward(xt, br, encY, mask, u, b, seed + 1, feed, scratch);
                 y = bd.y();
                 ctx = bd.ctx();
             } else {
@@ -251,15 +271,9 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
                 DeviceAttentionOutput att = attn ? keep(scratch, model.attentionModule().forward(y, encY, mask)) : null;
                 ctx = att == null ? null : att.context();
             }
-            DeviceBuffer comb = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) nt * cs));
-            DeviceBuffer wc = p("combine.weight");
-            be.gemm(false, true, nt, cs, hd, 1f, y.buffer(), y.offset(), hd, wc, 0, ci, 0f, comb, 0, cs);
-            if (attn) be.gemm(false, true, nt, cs, he, 1f, ctx.buffer(), ctx.offset(), he, wc, hd, ci, 1f, comb, 0, cs);
-            TrainKernels.biasActFwd(be, nt, cs, TrainKernels.Act.TANH, comb, p("combine.bias"), comb);
-            DeviceBuffer logits = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) nt * vt));
-            DeviceBuffer wo = p("output.weight");
-            be.gemm(false, true, nt, vt, cs, 1f, comb, 0, cs, wo, 0, cs, 0f, logits, 0, vt);
-            TrainKernels.biasActFwd(be, nt, vt, TrainKernels.Act.IDENTITY, logits, p("output.bias"), logits);
+            // Under scheduled sampling the loop already ran the combine and output layers, step by step.
+            DeviceBuffer wc = p("combine.weight"), wo = p("output.weight");
+            if (!sampled) head(y.buffer(), y.offset(), ctx, nt, comb, logits);
             DeviceBuffer loss = keep(scratch, be.allocate(DeviceBuffer.Type.F32, nt));
             TrainKernels.softmaxXentFwdBwd(be, nt, vt, pad, logits, tgt, loss, logits);
             TrainKernels.softmaxXentMean(be, nt, pad, tgt, loss, mean);
@@ -294,8 +308,9 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             DeviceTensor dxt = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, e));
             DeviceTensor dh0 = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, ld, b, hd));
             DeviceTensor dc0 = br.c0() == null ? null : keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, ld, b, hd));
-            if (bahdanau) {
-                dEncY = bahdanauBackward(bd, dy, dctx, encY, mask, dxt, dh0, dc0, t, u, b, scratch);
+            if (stepwise) {
+                DeviceTensor dEncB = stepwiseBackward(bd, dy, dctx, encY, mask, dxt, dh0, dc0, t, u, b, scratch);
+                if (bahdanau) dEncY = dEncB;
             } else {
                 keep(scratch, model.decoderLayer().rnn().backward(dec, dy, null, null, decG, GradMode.SET,
                         DeviceRnnGradients.into(dxt, dh0, dc0)));
@@ -329,34 +344,101 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         }
     }
 
+    /**
+     * The combine and output layers over {@code n} rows: {@code comb = tanh(W_c [y; ctx] + b_c)} (the concatenation
+     * never made: two GEMMs over the two column blocks of W_c; no ctx without attention), {@code logits = W_o comb + b_o}.
+     */
+    private void head(DeviceBuffer y, long yOff, DeviceTensor ctx, int n, DeviceBuffer comb, DeviceBuffer logits) {
+        int hd = cfg.decoder().hiddenSize(), he = ctx == null ? 0 : cfg.encoder().outputWidth(), cs = cfg.combineSize();
+        int ci = hd + (cfg.style() != AttentionStyle.NONE ? cfg.encoder().outputWidth() : 0), vt = cfg.targetVocab();
+        DeviceBuffer wc = p("combine.weight");
+        be.gemm(false, true, n, cs, hd, 1f, y, yOff, hd, wc, 0, ci, 0f, comb, 0, cs);
+        if (ctx != null) be.gemm(false, true, n, cs, he, 1f, ctx.buffer(), ctx.offset(), he, wc, hd, ci, 1f, comb, 0, cs);
+        TrainKernels.biasActFwd(be, n, cs, TrainKernels.Act.TANH, comb, p("combine.bias"), comb);
+        be.gemm(false, true, n, vt, cs, 1f, comb, 0, cs, p("output.weight"), 0, cs, 0f, logits, 0, vt);
+        TrainKernels.biasActFwd(be, n, vt, TrainKernels.Act.IDENTITY, logits, p("output.bias"), logits);
+    }
+
     // ---------------------------------------------------------------------------------------------
-    // Bahdanau (as Seq2Seq's per-step segments): c_s = attend(top layer of h_{s-1}), h_s = RNN(h_{s-1}, [x_s; c_s]);
-    // one decoder call per step, each kept with its trace for the backward through time.
+    // The per-step decoder (as Seq2Seq's per-step segments), for Bahdanau attention and for scheduled sampling: one
+    // decoder call per step, each kept with its trace for the backward through time. Bahdanau: c_s = attend(top layer
+    // of h_{s-1}), h_s = RNN(h_{s-1}, [x_s; c_s]); Luong: c_s = attend(h_s) after the call.
 
-    /** The per-step decoder calls and queries, and the outputs and contexts of all steps {@code [U, B, hd|He]}. */
-    private record BahdanauOut(DeviceTensor y, DeviceTensor ctx, DeviceRnnOutput[] outs, DeviceTensor[] queries) {}
+    /**
+     * Scheduled sampling's inputs: the probability and coin seed, the targets {@code [U, B]}, the decoder input ids
+     * {@code [U, B]} the loop fills (step 0 already BOS), and the combine outputs and logits {@code [U, B, cs|V]} the
+     * loop computes step by step (the next input needs the step's argmax).
+     */
+    private record Feed(double teacherForcing, long coinSeed, DeviceBuffer tgt, DeviceBuffer decIn, DeviceBuffer comb,
+                        DeviceBuffer logits) {}
 
-    private BahdanauOut bahdanauForward(DeviceTensor xt, BridgeOut br, DeviceTensor encY, DeviceTensor mask, int u, int b,
-                                        long seed, List<AutoCloseable> scratch) {
-        int e = cfg.embeddingSize(), he = cfg.encoder().outputWidth(), hd = cfg.decoder().hiddenSize(), ld = cfg.decoder().numLayers();
+    /** The per-step decoder calls and (Bahdanau) queries, and the outputs and contexts of all steps {@code [U, B, hd|He]}. */
+    private record StepwiseOut(DeviceTensor y, DeviceTensor ctx, DeviceRnnOutput[] outs, DeviceTensor[] queries) {}
+
+    /**
+     * The decoder step by step over {@code xt} {@code [U, B, E]} (the embedded inputs), or with {@code feed}, over the
+     * inputs it chooses: step s > 0 takes, per row, the true token of step s-1 or the argmax of step s-1's logits by
+     * {@code scheduled_feed}'s coin (Seq2Seq.run's rule), embedded here; every launch stays on the device.
+     */
+    private StepwiseOut stepwiseForward(DeviceTensor xt, BridgeOut br, DeviceTensor encY, DeviceTensor mask, int u, int b,
+                                        long seed, Feed feed, List<AutoCloseable> scratch) {
+        boolean bahdanau = cfg.style() == AttentionStyle.BAHDANAU, attn = cfg.style() != AttentionStyle.NONE;
+        int e = cfg.embeddingSize(), he = attn ? cfg.encoder().outputWidth() : 0, hd = cfg.decoder().hiddenSize();
+        int ld = cfg.decoder().numLayers(), cs = cfg.combineSize(), vt = cfg.targetVocab();
         DeviceTensor y = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, hd));
-        DeviceTensor ctx = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, he));
+        DeviceTensor ctx = attn ? keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, u, b, he)) : null;
         DeviceRnnOutput[] outs = new DeviceRnnOutput[u];
         DeviceTensor[] queries = new DeviceTensor[u];
+        DeviceBuffer ids = null, pred = null, combS = null, logitsS = null, fed = null;
+        if (feed != null) {
+            ids = keep(scratch, be.allocate(DeviceBuffer.Type.I32, b));
+            fed = bahdanau ? keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * e)) : null;
+            pred = keep(scratch, be.allocate(DeviceBuffer.Type.I32, b));
+            combS = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * cs));
+            logitsS = keep(scratch, be.allocate(DeviceBuffer.Type.F32, (long) b * vt));
+        }
         DeviceTensor h = br.h0(), c = br.c0();
         for (int s = 0; s < u; s++) {
-            queries[s] = h.view((long) (ld - 1) * b * hd, 1, b, hd);
-            DeviceAttentionOutput att = keep(scratch, model.attentionModule().forward(queries[s], encY, mask));
-            DeviceTensor x = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, e + he));
-            inputWithContext(xt.buffer(), (long) s * b * e, att.context(), x, b);
+            // Each step's input is its own tensor: the call's trace may keep it for the backward.
+            DeviceTensor x = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, bahdanau ? e + he : e));
+            DeviceBuffer emb = xt == null ? null : xt.buffer();
+            long embOff = (long) s * b * e;
+            if (feed != null) {
+                if (s > 0) {
+                    // logitsS still holds step s-1's.
+                    TrainKernels.argmaxRows(be, b, vt, logitsS, pred);
+                    TrainKernels.scheduledFeed(be, b, feed.teacherForcing(), feed.coinSeed(), s, feed.tgt(), (s - 1) * b, pred, ids, 0);
+                    be.copy(ids, 0, feed.decIn(), (long) s * b, b);
+                } else {
+                    be.copy(feed.decIn(), 0, ids, 0, b);
+                }
+                // Without Bahdanau's context the embedding is the whole input: embedded in place.
+                emb = bahdanau ? fed : x.buffer();
+                embOff = 0;
+                TrainKernels.embeddingFwd(be, b, e, vt, ids, p("target_embedding.weight"), emb);
+            }
+            DeviceAttentionOutput att = null;
+            if (bahdanau) {
+                queries[s] = h.view((long) (ld - 1) * b * hd, 1, b, hd);
+                att = keep(scratch, model.attentionModule().forward(queries[s], encY, mask));
+                inputWithContext(emb, embOff, att.context(), x, b);
+            } else if (feed == null) {
+                be.copy(emb, embOff, x.buffer(), x.offset(), (long) b * e);
+            }
             // Every step's call uses the same seed, as on the host: one variational dropout mask per sequence.
             outs[s] = keep(scratch, model.decoderLayer().forwardTraining(new DeviceRnnInput(x, h, c, null), seed));
+            if (attn && !bahdanau) att = keep(scratch, model.attentionModule().forward(outs[s].y(), encY, mask));
             be.copy(outs[s].y().buffer(), outs[s].y().offset(), y.buffer(), (long) s * b * hd, (long) b * hd);
-            be.copy(att.context().buffer(), att.context().offset(), ctx.buffer(), (long) s * b * he, (long) b * he);
+            if (attn) be.copy(att.context().buffer(), att.context().offset(), ctx.buffer(), (long) s * b * he, (long) b * he);
+            if (feed != null) {
+                head(outs[s].y().buffer(), outs[s].y().offset(), att == null ? null : att.context(), b, combS, logitsS);
+                be.copy(combS, 0, feed.comb(), (long) s * b * cs, (long) b * cs);
+                be.copy(logitsS, 0, feed.logits(), (long) s * b * vt, (long) b * vt);
+            }
             h = outs[s].hN();
             c = outs[s].cN();
         }
-        return new BahdanauOut(y, ctx, outs, queries);
+        return new StepwiseOut(y, ctx, outs, queries);
     }
 
     /** {@code x [1, B, E + He]} = each row's embedding (from {@code emb[embOff..]}, {@code [B, E]}) then its context. */
@@ -367,16 +449,18 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
     }
 
     /**
-     * The backward through time of {@link #bahdanauForward} for the gradients {@code dy}, {@code dctx} {@code [U, B,
-     * hd|He]} of the combine layer's inputs: sets the decoder's and attention's parameter gradients (the last step
-     * SET, the others ADD), the decoder input embeddings' gradient into {@code dxt}, the initial states' into
-     * {@code dh0}/{@code dc0}; returns the gradient of the encoder outputs.
+     * The backward through time of {@link #stepwiseForward} for the gradients {@code dy}, {@code dctx} {@code [U, B,
+     * hd|He]} of the combine layer's inputs (with Luong attention, dy already holds the attention's part): sets the
+     * decoder's (and Bahdanau's attention's) parameter gradients (the last step SET, the others ADD), the decoder
+     * input embeddings' gradient into {@code dxt}, the initial states' into {@code dh0}/{@code dc0}; returns the
+     * gradient of the encoder outputs for Bahdanau attention, else null (Luong's came from its attention backward).
      */
-    private DeviceTensor bahdanauBackward(BahdanauOut bd, DeviceTensor dy, DeviceTensor dctx, DeviceTensor encY, DeviceTensor mask,
-                                         DeviceTensor dxt, DeviceTensor dh0, DeviceTensor dc0, int t, int u, int b,
-                                         List<AutoCloseable> scratch) {
-        int e = cfg.embeddingSize(), he = cfg.encoder().outputWidth(), hd = cfg.decoder().hiddenSize(), ld = cfg.decoder().numLayers();
-        DeviceTensor dEnc = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, he));
+    private DeviceTensor stepwiseBackward(StepwiseOut bd, DeviceTensor dy, DeviceTensor dctx, DeviceTensor encY, DeviceTensor mask,
+                                          DeviceTensor dxt, DeviceTensor dh0, DeviceTensor dc0, int t, int u, int b,
+                                          List<AutoCloseable> scratch) {
+        boolean bahdanau = cfg.style() == AttentionStyle.BAHDANAU;
+        int e = cfg.embeddingSize(), he = bahdanau ? cfg.encoder().outputWidth() : 0, hd = cfg.decoder().hiddenSize(), ld = cfg.decoder().numLayers();
+        DeviceTensor dEnc = bahdanau ? keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, t, b, he)) : null;
         DeviceTensor dh = null, dc = null;
         for (int s = u - 1; s >= 0; s--) {
             GradMode mode = s == u - 1 ? GradMode.SET : GradMode.ADD;
@@ -385,6 +469,12 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
             DeviceTensor dcs = dc0 == null ? null : s == 0 ? dc0 : keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, ld, b, hd));
             keep(scratch, model.decoderLayer().rnn().backward(bd.outs()[s], dy.view((long) s * b * hd, 1, b, hd), dh, dc, decG, mode,
                     DeviceRnnGradients.into(dx, dhs, dcs)));
+            if (!bahdanau) {
+                be.copy(dx.buffer(), dx.offset(), dxt.buffer(), dxt.offset() + (long) s * b * e, (long) b * e);
+                dh = dhs;
+                dc = dcs;
+                continue;
+            }
             // dx = [d embedding; d context]: the first part is step s of dxt, the second adds to the combine layer's.
             TrainKernels.copyStrided(be, b, e, dx.buffer(), (int) dx.offset(), e + he, dxt.buffer(), (int) dxt.offset() + s * b * e, e);
             DeviceTensor dcs2 = keep(scratch, DeviceTensor.allocate(be, DeviceBuffer.Type.F32, 1, b, he));

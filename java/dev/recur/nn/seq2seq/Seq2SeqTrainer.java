@@ -86,10 +86,12 @@ public final class Seq2SeqTrainer {
     /**
      * One optimisation step on {@code batch}; returns its loss (before the update).
      *
-     * <p>With an optimizer that has a configuration ({@link #optimizerConfig()}: Adam, AdamW, SGD), teacher forcing at this step and a model that {@link Seq2Seq#runsOnDevice() runs on the
+     * <p>With an optimizer that has a configuration ({@link #optimizerConfig()}: Adam, AdamW, SGD) and a model that {@link Seq2Seq#runsOnDevice() runs on the
      * device} (any configuration on a device backend: attention none, Luong or Bahdanau with a dot, scaled, general or
      * additive score; any bridge; any encoder and decoder network: GRU, LSTM or plain RNN cells, several layers, a
-     * bidirectional or projected encoder), the step runs on the device: the host uploads the batch's ids (and the lengths
+     * bidirectional or projected encoder), the step runs on the device, with teacher forcing or scheduled sampling (a
+     * probability below 1: the decoder runs step by step there and {@code scheduled_feed} flips each item's coin, the
+     * same coins as the host path's for the step's seed; see {@link Seq2Seq}): the host uploads the batch's ids (and the lengths
      * and mask only for a source whose padded ids cannot tell its length) and downloads the 4-byte loss;
      * parameters, gradients and the optimizer's state stay on the device ({@link Seq2Seq#parameters()} downloads them when
      * read). The loss then counts the tokens but not the correct ones unless {@link #countCorrect(boolean)} asked for
@@ -99,14 +101,14 @@ public final class Seq2SeqTrainer {
     public Seq2Seq.Loss step(Seq2SeqBatch batch) {
         if (batch == null) throw new IllegalArgumentException("batch: must not be null");
         double tf = schedule.teacherForcing(steps);
-        if (tf >= 1 && config != null) {
+        if (config != null) {
             Seq2SeqDeviceStep device = model.deviceStep();
             if (device != null) {
                 checkIds("batch.source", batch.source(), model.config().sourceVocab());
                 checkIds("batch.target", batch.target(), model.config().targetVocab());
                 int correct = -1;
-                if (countCorrect) correct = model.loss(batch, 1, seed + steps).correct();
-                double loss = device.step(batch, seed + steps, config, optimizer.steps(), optimizer.learningRate());
+                if (countCorrect) correct = model.loss(batch, tf, seed + steps).correct();
+                double loss = device.step(batch, seed + steps, tf, config, optimizer.steps(), optimizer.learningRate());
                 if (optimizer instanceof Adam adam) adam.countStep();
                 else ((Sgd) optimizer).countStep();
                 lastGradNorm = Double.NaN;

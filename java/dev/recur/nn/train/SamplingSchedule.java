@@ -3,7 +3,11 @@ package dev.recur.nn.train;
 /**
  * The probability of feeding the ground-truth token (teacher forcing) at training step {@code i}, for
  * scheduled sampling (Bengio et al. 2015); with the complementary probability the decoder is fed its own
- * previous prediction. 1 everywhere is pure teacher forcing.
+ * previous prediction (its argmax). 1 everywhere is pure teacher forcing.
+ *
+ * <p>Each item's coin at each decoder step is a counter-based uniform ({@code TrainKernels.sampleUniform} of the
+ * step's sampling seed, the decoder step and the item) compared with the probability: no generator state, so the
+ * {@code Seq2Seq} host path and the device step ({@code scheduled_feed}) draw the same coins for one seed.
  */
 @FunctionalInterface
 public interface SamplingSchedule {

@@ -64,6 +64,16 @@ class TrainKernelsArgumentsTest {
                     () -> TrainKernels.topkRows(be, 2, 5, 6, p, g, ints));
             refused("argmax_rows: idx must be an I32 buffer",
                     () -> TrainKernels.argmaxRows(be, 2, 5, p, g));
+            refused("scheduled_feed: teacherForcing must be a probability in [0, 1], got 1.5",
+                    () -> TrainKernels.scheduledFeed(be, 2, 1.5, 7, 1, ints, 0, ints, ints, 0));
+            refused("scheduled_feed: pred must be an I32 buffer, got F32 buffer",
+                    () -> TrainKernels.scheduledFeed(be, 2, 0.5, 7, 1, ints, 0, p, ints, 0));
+            refused("scheduled_feed: target needs 11 elements, got a buffer of 10",
+                    () -> TrainKernels.scheduledFeed(be, 2, 0.5, 7, 1, ints, 9, ints, ints, 0));
+            refused("scheduled_feed: next needs 12 elements, got a buffer of 10",
+                    () -> TrainKernels.scheduledFeed(be, 2, 0.5, 7, 1, ints, 0, ints, ints, 10));
+            refused("scheduled_feed: step must be >= 0, got -1",
+                    () -> TrainKernels.scheduledFeed(be, 2, 0.5, 7, -1, ints, 0, ints, ints, 0));
             refused("source_mask: mask must be an I32 buffer, got F32 buffer",
                     () -> TrainKernels.sourceMask(be, 2, 3, 0, ints, ints, p));
             refused("source_mask: T must be >= 1, got 0",
