@@ -753,8 +753,6 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         public DeviceTensor step(DeviceBuffer tok) {
             if (h == null) throw new IllegalStateException("decoder: start(rowsPerItem) before step");
             int n = rows, e = cfg.embeddingSize(), vt = cfg.targetVocab(), hd = cfg.decoder().hiddenSize();
-            int he = attn ? cfg.encoder().outputWidth() : 0, cs = cfg.combineSize(), ci = hd + he;
-            DeviceBuffer wc = p("combine.weight"), wo = p("output.weight");
             TrainKernels.embeddingFwd(be, n, e, vt, tok, p("target_embedding.weight"), xt.buffer());
             // The step's attention output: owned here until lastAtt takes it (closed if anything throws before).
             DeviceAttentionOutput att = null;
@@ -767,15 +765,7 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
                 }
                 try (DeviceRnnOutput out = model.decoderLayer().forward(new DeviceRnnInput(bahdanau ? xc : xt, h, c, null))) {
                     if (attn && !bahdanau) att = model.attentionModule().forward(out.y(), tiledEnc, tiledMask);
-                    DeviceTensor y = out.y();
-                    be.gemm(false, true, n, cs, hd, 1f, y.buffer(), y.offset(), hd, wc, 0, ci, 0f, comb, 0, cs);
-                    if (att != null) {
-                        DeviceTensor ctx = att.context();
-                        be.gemm(false, true, n, cs, he, 1f, ctx.buffer(), ctx.offset(), he, wc, hd, ci, 1f, comb, 0, cs);
-                    }
-                    TrainKernels.biasActFwd(be, n, cs, TrainKernels.Act.TANH, comb, p("combine.bias"), comb);
-                    be.gemm(false, true, n, vt, cs, 1f, comb, 0, cs, wo, 0, cs, 0f, logits.buffer(), 0, vt);
-                    TrainKernels.biasActFwd(be, n, vt, TrainKernels.Act.IDENTITY, logits.buffer(), p("output.bias"), logits.buffer());
+                    head(out.y().buffer(), out.y().offset(), att == null ? null : att.context(), n, comb, logits.buffer());
                     h.copyFrom(out.hN());
                     if (c != null) c.copyFrom(out.cN());
                     closeAttention();
