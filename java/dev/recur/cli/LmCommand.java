@@ -5,6 +5,8 @@ import dev.recur.apps.TokenVocab;
 import dev.recur.backend.Backend;
 import dev.recur.config.CellType;
 import dev.recur.nn.lm.LanguageModelTrainer;
+import dev.recur.nn.train.OptimizerConfig;
+import dev.recur.nn.train.ParamRule;
 import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -78,8 +80,25 @@ final class LmCommand implements Callable<Integer> {
     @Option(names = "--seq-len", paramLabel = "T", description = "Tokens per training window (default: 48 characters, 24 words).")
     Integer seqLen;
 
-    @Option(names = "--lr", defaultValue = "0.01", description = "Adam learning rate (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--lr", defaultValue = "0.01", description = "Learning rate (default: ${DEFAULT-VALUE}).")
     double lr;
+
+    @Option(names = "--optimizer", defaultValue = "adam", paramLabel = "adam|adamw|sgd",
+            description = "Optimizer, as PyTorch's (default: ${DEFAULT-VALUE}); with --weight-decay, biases, layer-norm"
+                    + " parameters and embeddings are left out of the decay (PyTorch's usual grouping).")
+    String optimizer;
+
+    @Option(names = "--weight-decay", defaultValue = "0", description = "Weight decay: decoupled for adamw, L2 in the"
+            + " gradient for adam and sgd (default: ${DEFAULT-VALUE}).")
+    double weightDecay;
+
+    @Option(names = "--momentum", defaultValue = "0.9", description = "SGD momentum, Nesterov's (default: ${DEFAULT-VALUE};"
+            + " 0: plain SGD).")
+    double momentum;
+
+    @Option(names = "--clip", defaultValue = "5", description = "Largest global gradient norm, or Infinity for none"
+            + " (default: ${DEFAULT-VALUE}).")
+    double clip;
 
     @Option(names = "--seed", defaultValue = "1", description = "Seeds the weights, the windows and the samples (default: ${DEFAULT-VALUE}).")
     long seed;
@@ -161,6 +180,20 @@ final class LmCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** A number as written, without an exponent or trailing zeros (1e-4 as 0.0001, 5.0 as 5). */
+    private static String plain(double x) {
+        return java.math.BigDecimal.valueOf(x).stripTrailingZeros().toPlainString();
+    }
+
+    /** The optimizer the options ask for (checked by {@link #validate}). */
+    private OptimizerConfig optimizerConfig() {
+        OptimizerConfig.Kind kind = OptimizerConfig.Kind.valueOf(optimizer.strip().toUpperCase(Locale.ROOT));
+        OptimizerConfig.Builder b = OptimizerConfig.builder(kind, lr).clipNorm(clip);
+        if (weightDecay > 0) b.weightDecay(weightDecay).noDecay(ParamRule.torchNoDecay());
+        if (kind == OptimizerConfig.Kind.SGD && momentum > 0) b.momentum(momentum).nesterov(true);
+        return b.build();
+    }
+
     /** Time since {@code t0} (nanoTime): milliseconds below a second, where evaluation and generation usually are. */
     private static String elapsed(long t0) {
         double s = (System.nanoTime() - t0) / 1e9;
@@ -168,7 +201,10 @@ final class LmCommand implements Callable<Integer> {
     }
 
     private void train(CommandLine cl, PrintWriter w, TextModel lm, int[] train, int t, int steps) {
-        w.printf("training  %d steps x %d windows of %d tokens, Adam %s, seed %d%n", steps, batch, t, trim(lr), seed);
+        OptimizerConfig opt = optimizerConfig();
+        w.printf("training  %d steps x %d windows of %d tokens, %s lr %s%s, clip %s, seed %d%n", steps, batch, t,
+                opt.kind().name().equals("ADAMW") ? "AdamW" : opt.kind().name().equals("ADAM") ? "Adam" : "SGD", plain(lr),
+                weightDecay > 0 ? " weight decay " + plain(weightDecay) : "", Double.isFinite(clip) ? plain(clip) : "none", seed);
         w.flush();
         SplittableRandom rnd = new SplittableRandom(seed ^ 0x9E3779B97F4A7C15L);
         double avg = 0;
@@ -176,7 +212,7 @@ final class LmCommand implements Callable<Integer> {
         // On a device backend the trainer keeps the parameters, gradients and Adam's moments on the device: a step
         // moves the ids in and the loss out. Closing it brings the parameters back for the samples and perplexity.
         try (ProgressBar pb = AppSupport.progress(cl, "train", steps);
-             LanguageModelTrainer trainer = lm.trainer(LanguageModelTrainer.Config.adam(lr, 5.0))) {
+             LanguageModelTrainer trainer = lm.trainer(LanguageModelTrainer.Config.of(opt))) {
             for (int step = 0; step < steps; step++) {
                 int[] in = new int[t * batch], tg = new int[t * batch];
                 for (int b = 0; b < batch; b++) {
@@ -226,7 +262,8 @@ final class LmCommand implements Callable<Integer> {
             }
         }
         if (sampleOnly) {
-            for (String o : List.of("--text", "--steps", "--batch", "--seq-len", "--lr")) {
+            for (String o : List.of("--text", "--steps", "--batch", "--seq-len", "--lr", "--optimizer", "--weight-decay",
+                    "--momentum", "--clip")) {
                 if (pr.hasMatchedOption(o)) throw new CommandLine.ParameterException(cl, o + ": --sample does not train; drop " + o);
             }
         }
@@ -242,6 +279,17 @@ final class LmCommand implements Callable<Integer> {
         if (seqLen != null) AppSupport.positive(cl, "--seq-len", seqLen);
         if (length != null) AppSupport.positive(cl, "--length", length);
         if (!(lr > 0) || !Double.isFinite(lr)) throw new CommandLine.ParameterException(cl, "--lr: expected a finite value > 0, got " + lr);
+        if (!List.of("adam", "adamw", "sgd").contains(optimizer.strip().toLowerCase(Locale.ROOT))) {
+            throw new CommandLine.ParameterException(cl, "--optimizer: expected adam, adamw or sgd, got '" + optimizer + "'");
+        }
+        if (!(weightDecay >= 0) || !Double.isFinite(weightDecay)) {
+            throw new CommandLine.ParameterException(cl, "--weight-decay: expected a finite value >= 0, got " + weightDecay);
+        }
+        if (!(momentum >= 0 && momentum < 1)) throw new CommandLine.ParameterException(cl, "--momentum: expected in [0, 1), got " + momentum);
+        if (pr.hasMatchedOption("--momentum") && !optimizer.strip().equalsIgnoreCase("sgd")) {
+            throw new CommandLine.ParameterException(cl, "--momentum: only for --optimizer sgd, got --optimizer " + optimizer);
+        }
+        if (!(clip > 0)) throw new CommandLine.ParameterException(cl, "--clip: expected > 0 (Infinity: no clipping), got " + clip);
         for (double t : temperatures) {
             if (!(t > 0) || !Double.isFinite(t)) throw new CommandLine.ParameterException(cl, "--temperatures: expected finite values > 0, got " + t);
         }

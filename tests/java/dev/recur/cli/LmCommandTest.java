@@ -162,4 +162,25 @@ class LmCommandTest {
             assertTrue(r.err().contains(named[i]), "expected " + named[i] + " in: " + r.err());
         }
     }
+    /** The optimizer options reach the trainer (the summary names it) and bad values are refused naming the option. */
+    @Test
+    void optimizerOptionsTrainAndBadOnesAreRefused() {
+        CliRun sgd = CliRun.of(args(SMALL, "--steps", "3", "--optimizer", "sgd", "--momentum", "0.8", "--lr", "0.1",
+                "--weight-decay", "1e-4", "--clip", "1", "--length", "5", "--temperatures", "1"));
+        assertEquals(0, sgd.code(), sgd.toString());
+        assertTrue(sgd.out().contains("SGD lr 0.1 weight decay 0.0001, clip 1"), sgd.out());
+        CliRun adamw = CliRun.of(args(SMALL, "--steps", "3", "--optimizer", "adamw", "--weight-decay", "0.01",
+                "--clip", "Infinity", "--length", "5", "--temperatures", "1"));
+        assertEquals(0, adamw.code(), adamw.toString());
+        assertTrue(adamw.out().contains("AdamW lr 0.01 weight decay 0.01, clip none"), adamw.out());
+        String[][] bad = {
+                {"--optimizer", "rmsprop"}, {"--weight-decay", "-1"}, {"--clip", "0"}, {"--momentum", "0.5"},
+                {"--optimizer", "sgd", "--momentum", "1"}};
+        String[] named = {"--optimizer", "--weight-decay", "--clip", "--momentum", "--momentum"};
+        for (int i = 0; i < bad.length; i++) {
+            CliRun r = CliRun.of(args(SMALL, bad[i]));
+            assertEquals(2, r.code(), String.join(" ", bad[i]) + ": " + r);
+            assertTrue(r.err().contains(named[i]), String.join(" ", bad[i]) + " should name " + named[i] + ": " + r.err());
+        }
+    }
 }
