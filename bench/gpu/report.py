@@ -69,6 +69,11 @@ def main(argv):
     parity = {"cases": [r for r in parity_rows if not r.get("summary")],
               "summary": next((r for r in parity_rows if r.get("summary")), None)}
 
+    tests_text = read(work, "device-tests.txt")
+    counts = {k.replace(" ", "_"): int(n) for n, k in re.findall(r"\[\s*(\d+) (tests (?:found|successful|failed|aborted|skipped))\s*\]", tests_text)}
+    device_tests = {"counts": counts,
+                    "failures": [l.strip() for l in tests_text.splitlines() if "\u2718" in l][:50]}
+
     recur = [r for r in jsonl(read(work, "bench-recur.jsonl")) if "ms_median" in r]
     torch_rows = jsonl(read(work, "bench-pytorch.jsonl"))
     torch_status = next((r for r in torch_rows if r.get("available") is False), None)
@@ -76,6 +81,7 @@ def main(argv):
 
     report = {"cuda": {"status": cuda_status, "reason": cuda_reason}, "environment": env, "total_seconds": total,
               "steps": steps, "devices": read(work, "devices.txt").splitlines(), "verify": verify, "parity": parity,
+              "device_tests": device_tests,
               "bench": {"recur_cuda": recur, "pytorch_cudnn": torch,
                         "pytorch_status": torch_status}}
     with open(os.path.join(out, "report.json"), "w", encoding="utf-8") as f:
@@ -86,7 +92,7 @@ def main(argv):
     md.append(f"- GPU (nvidia-smi): {env.get('nvidia-smi', '?')}")
     md.append(f"- dist: {env.get('built', '?')}; {env.get('jdk', '?')}")
     md.append(f"- **cuda: {cuda_status}**: {cuda_reason}")
-    md.append(f"- wall time: {total} s (budget 300 s)")
+    md.append(f"- wall time: {total} s (budget 450 s)")
     md += ["", "## Steps", "", "| step | result | seconds | budget |", "|---|---|---|---|"]
     for s in steps:
         md.append(f"| {s['step']} | {s['status']} | {s['seconds']:.1f} | {s['budget_seconds']} |")
@@ -109,6 +115,16 @@ def main(argv):
     bad = [c for c in parity["cases"] if not c.get("ok")]
     for c in bad:
         md.append(f"- {c['suite']} {c['case']}: " + "; ".join(c["failures"][:3]))
+    md += ["", "## Device test suites, cuda rows (JUnit: kernels, trainers, decoders, the cuda backend)", ""]
+    if counts:
+        md.append(f"{counts.get('tests_successful', 0)} passed, {counts.get('tests_failed', 0)} failed, "
+                  f"{counts.get('tests_aborted', 0)} skipped (other backends' rows, or cuda unavailable) of "
+                  f"{counts.get('tests_found', 0)} found")
+    else:
+        said = [l for l in read(work, "device-tests.stderr").splitlines() if l.strip() and "incubator" not in l]
+        md.append("no summary; it said: " + (said[-1] if said else "nothing"))
+    if device_tests["failures"]:
+        md += ["", "Failing tests (first 50):", "", "```"] + device_tests["failures"] + ["```"]
     md += ["", "## Timings (median ms; host = until results are back on the host, events = CUDA events)", "",
            "Both sides copy the inputs up and the results back inside every run. PyTorch / recur > 1: recur is faster.", ""]
     if torch_status:

@@ -14,7 +14,8 @@ import java.util.Map;
 /**
  * The device backends the parametrized suites run over, one row each. A row whose backend is not
  * available here is skipped with the reason — except that with {@code -Drecur.ci=true} a missing OpenCL
- * (which CI installs as PoCL) fails the test instead. Backends are opened once per JVM and shared.
+ * (which CI installs as PoCL) fails the test instead; {@code -Drecur.test.backends=cuda} (a comma list) runs only
+ * the rows named. Backends are opened once per JVM and shared.
  */
 public final class DeviceRows {
     /** Backend names, in the order the rows appear. */
@@ -33,10 +34,23 @@ public final class DeviceRows {
         return ci() && name.equals("opencl");
     }
 
+    /**
+     * The rows {@code -Drecur.test.backends} (a comma list) selects, or null for all: the GPU check
+     * ({@code bench/gpu/run}) runs the device suites with {@code cuda} alone.
+     */
+    static List<String> selected() {
+        String v = System.getProperty("recur.test.backends", "").trim();
+        return v.isEmpty() ? null : List.of(v.split("\\s*,\\s*"));
+    }
+
     /** The opened backend for a row, or a skip (a failure when required) naming why it is unavailable. */
     public static synchronized DeviceBackend backend(String name) {
         DeviceBackend open = OPEN.get(name);
         if (open != null) return open;
+        List<String> only = selected();
+        if (only != null && !only.contains(name)) {
+            Assumptions.abort("skipped: row " + name + " not selected (-Drecur.test.backends=" + String.join(",", only) + ")");
+        }
         BackendProvider provider = null;
         for (BackendProvider p : Backends.providers()) if (p.name().equals(name)) provider = p;
         String reason;
