@@ -70,7 +70,7 @@ public final class DeviceDecoding {
                                double temperature, int topK, long seed) {
         if (model == null) throw new IllegalArgumentException("model: must not be null");
         int b = model.batchSize(), v = model.vocabSize();
-        checkStarts(startTokens, b, v);
+        Sampler.checkStarts(startTokens, b, v);
         if (endToken < -1 || endToken >= v) throw new IllegalArgumentException("endToken: expected -1 (none) or in [0, " + v + "), got " + endToken);
         if (maxLength <= 0) throw new IllegalArgumentException("maxLength: expected > 0, got " + maxLength);
         boolean sampling = temperature > 0;
@@ -158,8 +158,8 @@ public final class DeviceDecoding {
         if (model == null) throw new IllegalArgumentException("model: must not be null");
         if (search == null) throw new IllegalArgumentException("search: must not be null");
         int b = model.batchSize(), v = model.vocabSize(), k = search.width(), len = search.maxLength(), n = b * k;
-        checkStarts(startTokens, b, v);
-        if (endToken < 0 || endToken >= v) throw new IllegalArgumentException("endToken: expected in [0, " + v + "), got " + endToken);
+        Sampler.checkStarts(startTokens, b, v);
+        Sampler.checkToken("endToken", endToken, v);
         if ((long) n * v > Integer.MAX_VALUE || (long) len * n > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("search: width " + k + " over " + b + " items, vocabulary " + v
                     + " and " + len + " steps exceeds the kernels' int indexes");
@@ -289,14 +289,28 @@ public final class DeviceDecoding {
         return new Decoded(seqs, finished, logProb, logProb == null ? null : logProb.clone(), attention);
     }
 
-    static void checkStarts(int[] startTokens, int b, int v) {
-        if (startTokens == null || startTokens.length != b) {
-            throw new IllegalArgumentException("startTokens: expected " + b + " entries (one per batch item), got "
-                    + (startTokens == null ? "null" : startTokens.length));
-        }
-        for (int i = 0; i < b; i++) {
-            if (startTokens[i] < 0 || startTokens[i] >= v) {
-                throw new IllegalArgumentException("startTokens: entry " + i + " must be in [0, " + v + "), got " + startTokens[i]);
+    /**
+     * Reorders a decoder state {@code [L, rows, W]} on the device: row {@code r} of every layer takes the values of
+     * row {@code parents[r]} (I32 {@code [rows]}), what {@link DeviceStepModel#select} does. {@code embedding_fwd} is
+     * the row gather ({@code out[r,:] = table[parents[r],:]}); it reads its table from element 0, so a layer anywhere
+     * else is read through a copy.
+     */
+    public static void gatherRows(DeviceTensor state, DeviceBuffer parents) {
+        DeviceBackend be = state.backend();
+        int layers = state.dim(0), rows = state.dim(1), w = state.dim(2);
+        long per = (long) rows * w;
+        boolean copies = layers > 1 || state.offset() != 0;
+        try (DeviceTensor out = DeviceTensor.allocate(be, DeviceBuffer.Type.F32, rows, w);
+             DeviceTensor table = copies ? DeviceTensor.allocate(be, DeviceBuffer.Type.F32, rows, w) : null) {
+            for (int l = 0; l < layers; l++) {
+                long at = state.offset() + l * per;
+                DeviceBuffer from = state.buffer();
+                if (at != 0) {
+                    be.copy(state.buffer(), at, table.buffer(), 0, per);
+                    from = table.buffer();
+                }
+                TrainKernels.embeddingFwd(be, rows, w, rows, parents, from, out.buffer());
+                be.copy(out.buffer(), 0, state.buffer(), at, per);
             }
         }
     }

@@ -120,12 +120,12 @@ public final class Sampler {
 
     static void checkStarts(int[] startTokens, int b, int v) {
         if (startTokens == null || startTokens.length != b) {
-            throw new IllegalArgumentException("startTokens: expected " + b + " entries (batch size), got "
+            throw new IllegalArgumentException("startTokens: expected " + b + " entries (one per batch item), got "
                     + (startTokens == null ? "null" : startTokens.length));
         }
         for (int i = 0; i < b; i++) {
             if (startTokens[i] < 0 || startTokens[i] >= v) {
-                throw new IllegalArgumentException("startToken: entry " + i + " expected in [0, " + v + "), got " + startTokens[i]);
+                throw new IllegalArgumentException("startTokens: entry " + i + " must be in [0, " + v + "), got " + startTokens[i]);
             }
         }
     }

@@ -15,7 +15,8 @@ import java.util.Arrays;
  * vector per sequence, and a {@link Linear} to {@code classes} logits {@code [B, C]}. Parameters:
  * {@code <prefix>.rnn.*} and {@code <prefix>.out.*}. With {@link SoftmaxCrossEntropy} it classifies; with one
  * output and {@link MeanSquaredError} it regresses (e.g. forecasting the next value of a series).
- * {@link #trainer} trains it with Adam(W) and clipping, on a device backend entirely on the device.
+ * {@link #trainer} trains it with an {@link OptimizerConfig} (SGD, Adam or AdamW, clipping, parameter groups), on a
+ * device backend entirely on the device.
  */
 public final class SequenceClassifier implements AutoCloseable {
     private final Parameters params;
@@ -73,9 +74,10 @@ public final class SequenceClassifier implements AutoCloseable {
     }
 
     /**
-     * A trainer for this classifier (Adam(W) with global-norm clipping): on a device backend every step runs on the
-     * device and moves only the batch in and the loss out ({@link SequenceClassifierTrainer}); on the reference backend
-     * it steps on the host. One at a time: close it before asking for another.
+     * A trainer for this classifier (the optimizer, clipping and parameter groups of {@code config}): on a device
+     * backend every step runs on the device and moves only the batch in and the loss out ({@link
+     * SequenceClassifierTrainer}); on the reference backend it steps on the host. One at a time: close it before
+     * asking for another.
      */
     public SequenceClassifierTrainer trainer(OptimizerConfig config) {
         if (trainer != null) throw new IllegalStateException("trainer: this classifier already has an open trainer; close it first");

@@ -11,7 +11,8 @@ import dev.recur.tensor.Tensor;
  * Many-to-many aligned head (tagging): a recurrent network over {@code x [T, B, I]} and a {@link Linear} on
  * every step's output, giving logits {@code [T, B, C]}. Padded steps get the output layer's bias only; mask
  * them in the loss with a padding target. Parameters: {@code <prefix>.rnn.*} and {@code <prefix>.out.*}.
- * {@link #trainer} trains it with Adam(W) and clipping, on a device backend entirely on the device.
+ * {@link #trainer} trains it with an {@link OptimizerConfig} (SGD, Adam or AdamW, clipping, parameter groups), on a
+ * device backend entirely on the device.
  */
 public final class SequenceTagger implements AutoCloseable {
     private final Parameters params;
@@ -52,9 +53,9 @@ public final class SequenceTagger implements AutoCloseable {
     }
 
     /**
-     * A trainer for this tagger (Adam(W) with global-norm clipping): on a device backend every step runs on the device
-     * and moves only the batch in and the loss out ({@link SequenceTaggerTrainer}); on the reference backend it steps
-     * on the host. One at a time: close it before asking for another.
+     * A trainer for this tagger (the optimizer, clipping and parameter groups of {@code config}): on a device backend
+     * every step runs on the device and moves only the batch in and the loss out ({@link SequenceTaggerTrainer}); on
+     * the reference backend it steps on the host. One at a time: close it before asking for another.
      */
     public SequenceTaggerTrainer trainer(OptimizerConfig config) {
         if (trainer != null) throw new IllegalStateException("trainer: this tagger already has an open trainer; close it first");

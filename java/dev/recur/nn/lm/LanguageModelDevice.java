@@ -8,6 +8,7 @@ import dev.recur.config.CellType;
 import dev.recur.engine.DeviceRnnInput;
 import dev.recur.engine.DeviceRnnOutput;
 import dev.recur.nn.Resources;
+import dev.recur.nn.decode.DeviceDecoding;
 import dev.recur.nn.decode.DeviceStepModel;
 import dev.recur.nn.layers.Parameters;
 
@@ -280,21 +281,8 @@ final class LanguageModelDevice {
         @Override
         public void select(DeviceBuffer parents) {
             if (h == null) throw new IllegalStateException("decoder: start(rowsPerItem) before select");
-            gather(h, hout, parents);
-            if (lstm) gather(c, hc, parents);
-        }
-
-        /** Every layer's rows of {@code s [L, rows, w]} reordered by {@code parents}: embedding_fwd is a row gather. */
-        private void gather(DeviceTensor s, int w, DeviceBuffer parents) {
-            long per = (long) rows * w;
-            try (DeviceTensor layer = DeviceTensor.allocate(be, DeviceBuffer.Type.F32, rows, w);
-                 DeviceTensor next = DeviceTensor.allocate(be, DeviceBuffer.Type.F32, rows, w)) {
-                for (int l = 0; l < layers; l++) {
-                    be.copy(s.buffer(), s.offset() + l * per, layer.buffer(), 0, per);
-                    TrainKernels.embeddingFwd(be, rows, w, rows, parents, layer.buffer(), next.buffer());
-                    be.copy(next.buffer(), 0, s.buffer(), s.offset() + l * per, per);
-                }
-            }
+            DeviceDecoding.gatherRows(h, parents);
+            if (lstm) DeviceDecoding.gatherRows(c, parents);
         }
 
         @Override

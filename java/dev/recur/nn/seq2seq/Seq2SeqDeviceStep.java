@@ -17,10 +17,8 @@ import dev.recur.engine.WeightSpace;
 import dev.recur.nn.decode.DeviceDecoding;
 import dev.recur.nn.decode.DeviceStepModel;
 import dev.recur.nn.layers.Parameters;
-import dev.recur.nn.layers.RecurrentLayer;
 import dev.recur.nn.train.DeviceOptimizer;
 import dev.recur.nn.train.OptimizerConfig;
-import dev.recur.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -151,16 +149,6 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
 
     private DeviceBuffer f32(long n) {
         return own(be.allocate(DeviceBuffer.Type.F32, n));
-    }
-
-    private DeviceBuffer zeros(long n) {
-        DeviceBuffer b = f32(n);
-        be.fill(b, 0, n, 0.0);
-        return b;
-    }
-
-    private DeviceBuffer i32(long n) {
-        return own(be.allocate(DeviceBuffer.Type.I32, n));
     }
 
     private void upload() {
@@ -789,28 +777,8 @@ final class Seq2SeqDeviceStep implements AutoCloseable {
         @Override
         public void select(DeviceBuffer parents) {
             if (h == null) throw new IllegalStateException("decoder: start(rowsPerItem) before select");
-            gatherRows(h, parents);
-            if (c != null) gatherRows(c, parents);
-        }
-
-        /** Each layer's rows of {@code state [Ld, rows, hd]} (allocated by start, at offset 0) reordered: row r takes row {@code parents[r]}. */
-        private void gatherRows(DeviceTensor state, DeviceBuffer parents) {
-            int ld = state.dim(0), hd = state.dim(2);
-            long layer = (long) rows * hd;
-            // embedding_fwd is a row gather, out[r,:] = table[parents[r],:], with a layer of the state as the table: it
-            // reads its table from element 0, so layer 0 is read in place and the others through a copy.
-            try (DeviceTensor out = DeviceTensor.allocate(be, DeviceBuffer.Type.F32, rows, hd);
-                 DeviceTensor table = ld > 1 ? DeviceTensor.allocate(be, DeviceBuffer.Type.F32, rows, hd) : null) {
-                for (int l = 0; l < ld; l++) {
-                    DeviceBuffer from = state.buffer();
-                    if (l > 0) {
-                        be.copy(state.buffer(), l * layer, table.buffer(), 0, layer);
-                        from = table.buffer();
-                    }
-                    TrainKernels.embeddingFwd(be, rows, hd, rows, parents, from, out.buffer());
-                    be.copy(out.buffer(), 0, state.buffer(), l * layer, layer);
-                }
-            }
+            DeviceDecoding.gatherRows(h, parents);
+            if (c != null) DeviceDecoding.gatherRows(c, parents);
         }
 
         private void closeAttention() {
