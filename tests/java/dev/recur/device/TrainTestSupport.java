@@ -125,4 +125,19 @@ public final class TrainTestSupport {
             for (DeviceBuffer b : owned) b.close();
         }
     }
+    /**
+     * A device loss curve against the float64 reference's: each step within {@code tol * max(1, |ref|)}, failing with
+     * {@code what}, the step and both values. Returns the largest relative difference, which the trainer tests print.
+     */
+    public static double assertLossCurveFollows(String what, double[] ref, double[] dev, double tol) {
+        org.junit.jupiter.api.Assertions.assertEquals(ref.length, dev.length, what + ": steps");
+        double worst = 0;
+        for (int s = 0; s < ref.length; s++) {
+            double diff = Math.abs(ref[s] - dev[s]), bound = tol * Math.max(1, Math.abs(ref[s]));
+            worst = Math.max(worst, diff / Math.max(1, Math.abs(ref[s])));
+            org.junit.jupiter.api.Assertions.assertTrue(diff <= bound, what + ": loss at step " + s + ": expected (reference) "
+                    + ref[s] + ", got " + dev[s] + " (|diff| " + diff + " > " + bound + ")");
+        }
+        return worst;
+    }
 }

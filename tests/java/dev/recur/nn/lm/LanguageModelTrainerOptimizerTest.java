@@ -6,6 +6,7 @@ import dev.recur.backend.Traffic;
 import dev.recur.backend.reference.ReferenceBackend;
 import dev.recur.config.CellType;
 import dev.recur.device.DeviceRows;
+import dev.recur.device.TrainTestSupport;
 import dev.recur.nn.train.OptimizerConfig;
 import dev.recur.nn.train.ParamRule;
 import dev.recur.tensor.Tensor;
@@ -82,13 +83,7 @@ class LanguageModelTrainerOptimizerTest {
                 ref = train(rb, c);
             }
             Run dev = train(be, c);
-            double worst = 0;
-            for (int s = 0; s < STEPS; s++) {
-                double tol = 1e-5 * Math.max(1, Math.abs(ref.loss[s]));
-                worst = Math.max(worst, Math.abs(ref.loss[s] - dev.loss[s]) / Math.max(1, Math.abs(ref.loss[s])));
-                assertTrue(Math.abs(ref.loss[s] - dev.loss[s]) <= tol, backend + " " + c.kind() + ": loss at step " + s
-                        + ": expected (reference) " + ref.loss[s] + ", got " + dev.loss[s]);
-            }
+            double worst = TrainTestSupport.assertLossCurveFollows(backend + " " + c.kind(), ref.loss, dev.loss, 1e-5);
             assertTrue(dev.loss[STEPS - 1] < dev.loss[0], backend + " " + c.kind() + ": the loss did not fall");
             System.out.printf("%s LM %s max rel loss diff over %d steps %.3g%n", backend, c.kind(), STEPS, worst);
             if (c == FROZEN) {

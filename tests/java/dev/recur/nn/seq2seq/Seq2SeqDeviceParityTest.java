@@ -6,6 +6,7 @@ import dev.recur.backend.Backends;
 import dev.recur.backend.reference.ReferenceBackend;
 import dev.recur.config.AttentionScore;
 import dev.recur.config.CellType;
+import dev.recur.device.TrainTestSupport;
 import dev.recur.nn.train.Adam;
 import dev.recur.nn.train.GradientClipping;
 import org.junit.jupiter.api.Assumptions;
@@ -84,12 +85,6 @@ class Seq2SeqDeviceParityTest {
         try (Backend be = open(backend)) {
             dev = train(be, style);
         }
-        for (int i = 0; i < STEPS; i++) {
-            double tol = 1e-5 * Math.max(1, Math.abs(ref[i]));
-            if (!(Math.abs(ref[i] - dev[i]) <= tol)) {
-                throw new AssertionError(backend + " " + style + ": loss at step " + i + ": expected (reference) " + ref[i] + ", got "
-                        + dev[i] + " (|diff| " + Math.abs(ref[i] - dev[i]) + " > " + tol + ")");
-            }
-        }
+        TrainTestSupport.assertLossCurveFollows(backend + " " + style, ref, dev, 1e-5);
     }
 }

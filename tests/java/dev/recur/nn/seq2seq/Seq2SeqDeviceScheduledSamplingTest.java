@@ -8,6 +8,8 @@ import dev.recur.config.AttentionScore;
 import dev.recur.config.CellType;
 import dev.recur.config.RnnConfig;
 import dev.recur.device.DeviceRows;
+import dev.recur.device.TrainTestSupport;
+import dev.recur.nn.seq2seq.Seq2SeqDeviceShapesTest.Shape;
 import dev.recur.nn.train.Adam;
 import dev.recur.nn.train.SamplingSchedule;
 import dev.recur.tensor.Tensor;
@@ -16,17 +18,13 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 
-import static dev.recur.nn.seq2seq.Seq2SeqDeviceTrainingTest.BOS;
-import static dev.recur.nn.seq2seq.Seq2SeqDeviceTrainingTest.EOS;
-import static dev.recur.nn.seq2seq.Seq2SeqDeviceTrainingTest.PAD;
+import static dev.recur.nn.seq2seq.Seq2SeqDeviceShapesTest.base;
 import static dev.recur.nn.seq2seq.Seq2SeqDeviceTrainingTest.TOL;
-import static dev.recur.nn.seq2seq.Seq2SeqDeviceTrainingTest.V;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -42,17 +40,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class Seq2SeqDeviceScheduledSamplingTest {
     static final int STEPS = 30;
-
-    record Shape(String name, Seq2SeqConfig config) {
-        @Override
-        public String toString() {
-            return name;
-        }
-    }
-
-    static Seq2SeqConfig.Builder base() {
-        return Seq2SeqConfig.builder(V, V).embedding(8).tokens(PAD, BOS, EOS);
-    }
 
     static List<Shape> shapes() {
         return List.of(
@@ -120,15 +107,9 @@ class Seq2SeqDeviceScheduledSamplingTest {
         double apart = 0;
         for (int s = 0; s < STEPS; s++) apart = Math.max(apart, Math.abs(forced[s] - dev[s]));
         assertTrue(apart > 1e-3, backend + " " + shape + " " + schedule + ": the curve equals teacher forcing's (max diff " + apart + ")");
-        double worst = 0;
-        for (int s = 0; s < STEPS; s++) worst = Math.max(worst, Math.abs(ref[s] - dev[s]) / Math.max(1, Math.abs(ref[s])));
+        double worst = TrainTestSupport.assertLossCurveFollows(backend + " " + shape + " " + schedule, ref, dev, TOL);
         System.out.printf("%s %s, %s: max rel loss diff over %d steps %.3g (first %.4f last %.4f; teacher forcing apart by %.3g)%n",
                 backend, shape, schedule, STEPS, worst, ref[0], ref[STEPS - 1], apart);
-        for (int s = 0; s < STEPS; s++) {
-            double tol = TOL * Math.max(1, Math.abs(ref[s]));
-            assertTrue(Math.abs(ref[s] - dev[s]) <= tol, backend + " " + shape + " " + schedule + ": loss at step " + s
-                    + ": expected (reference) " + ref[s] + ", got " + dev[s] + " (|diff| " + Math.abs(ref[s] - dev[s]) + " > " + tol + ")");
-        }
     }
 
     @ParameterizedTest(name = "{0} {1} {2}")

@@ -5,6 +5,7 @@ import dev.recur.backend.DeviceBackend;
 import dev.recur.backend.Traffic;
 import dev.recur.backend.reference.ReferenceBackend;
 import dev.recur.device.DeviceRows;
+import dev.recur.device.TrainTestSupport;
 import dev.recur.nn.train.Adam;
 import dev.recur.nn.train.OptimizerConfig;
 import dev.recur.nn.train.ParamRule;
@@ -83,13 +84,7 @@ class Seq2SeqTrainerOptimizerTest {
                 ref = train(rb, c);
             }
             Run dev = train(be, c);
-            double worst = 0;
-            for (int s = 0; s < STEPS; s++) {
-                double tol = Seq2SeqDeviceTrainingTest.TOL * Math.max(1, Math.abs(ref.loss[s]));
-                worst = Math.max(worst, Math.abs(ref.loss[s] - dev.loss[s]) / Math.max(1, Math.abs(ref.loss[s])));
-                assertTrue(Math.abs(ref.loss[s] - dev.loss[s]) <= tol, backend + " " + c.kind() + ": loss at step " + s
-                        + ": expected (reference) " + ref.loss[s] + ", got " + dev.loss[s]);
-            }
+            double worst = TrainTestSupport.assertLossCurveFollows(backend + " " + c.kind(), ref.loss, dev.loss, Seq2SeqDeviceTrainingTest.TOL);
             assertTrue(ref.loss[STEPS - 1] < ref.loss[0], c.kind() + ": the reference's loss did not fall " + Arrays.toString(ref.loss));
             System.out.printf("%s seq2seq %s max rel loss diff over %d steps %.3g%n", backend, c.kind(), STEPS, worst);
             if (c == FROZEN) {
