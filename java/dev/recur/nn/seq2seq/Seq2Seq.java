@@ -673,7 +673,8 @@ public final class Seq2Seq implements AutoCloseable {
      * they run on the host.
      */
     public boolean runsOnDevice() {
-        return deviceStep() != null;
+        // Asked without making the device step: that would upload every parameter just to answer.
+        return deviceStep != null || Seq2SeqDeviceStep.supports(this);
     }
 
     /**
